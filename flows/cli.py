@@ -1,0 +1,215 @@
+"""``transferflow`` command line: ad-hoc runs of the flows.
+
+Every flag maps onto one field of :class:`transferflow.config.RunConfig`; ``--config FILE.yaml``
+gives any of them in a file, ``--set section.field=value`` reaches the rest. Flags beat the file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from transferflow.errors import ConfigError, TransferflowError
+
+app = typer.Typer(
+    name="transferflow",
+    help="Transfer learning for text classification, orchestrated by Prefect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+@app.callback()
+def _root() -> None:
+    """Transfer learning for text classification, orchestrated by Prefect."""
+
+
+def _fail(exc: TransferflowError) -> typer.Exit:
+    typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(exc.exit_code)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level.")
+    return raw
+
+
+def _parse_set(items: list[str]) -> list[tuple[str, Any]]:
+    import yaml
+
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set '{item}': expected section.field=value.")
+        out.append((key.strip(), yaml.safe_load(value)))
+    return out
+
+
+def assemble_config(config_file: Path | None, flags: dict[str, Any], sets: list[str]):
+    """Build the RunConfig from (in rising priority) the demo or a file, flags, and ``--set``.
+
+    Args:
+        config_file: optional YAML file.
+        flags: dotted setting path -> value, for flags the user gave (None = not given).
+        sets: ``section.field=value`` strings.
+
+    Returns:
+        The validated RunConfig.
+    """
+    from transferflow.config import build_config, demo_settings, set_dotted
+
+    given = {k: v for k, v in flags.items() if v is not None and v != []}
+    if config_file is not None:
+        raw = _read_yaml(config_file)
+    elif "data.source.paths" in given or "data.target.paths" in given:
+        raw = {}
+    else:  # no data given: the built-in demo
+        raw = demo_settings()
+    for key in ("data.source.paths", "data.target.paths"):
+        domain = key.split(".")[1]
+        if key in given and not raw.get("data", {}).get(domain, {}).get("name"):
+            set_dotted(raw, f"data.{domain}.name", _default_name(given[key][0]))
+    if "data.source.paths" in given and "data.target.paths" not in given and config_file is None:
+        raise ConfigError("--source was given without --target: both domains are needed.")
+    for key, value in given.items():
+        if key == "text_columns":
+            for domain in ("source", "target"):
+                set_dotted(raw, f"data.{domain}.text_columns", value)
+        elif key == "label_column":
+            for domain in ("source", "target"):
+                set_dotted(raw, f"data.{domain}.label_column", value)
+        else:
+            set_dotted(raw, key, [str(v) for v in value] if isinstance(value, list) else
+                       (str(value) if isinstance(value, Path) else value))
+    for key, value in _parse_set(sets):
+        set_dotted(raw, key, value)
+    return build_config(raw)
+
+
+def _default_name(path: Path) -> str:
+    # 'mdsd/books/train.csv' -> 'books': the file stem unless it is a generic split name.
+    stem = path.name.split(".")[0]
+    return path.parent.name if stem.lower() in {"train", "test", "data", "dev"} else stem
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    source: Annotated[
+        list[Path] | None, typer.Option("--source", help="Source training file (repeatable).", show_default=False)
+    ] = None,
+    source_test: Annotated[
+        list[Path] | None, typer.Option("--source-test", help="Source test file.", show_default=False)
+    ] = None,
+    source_name: Annotated[str | None, typer.Option(help="Source domain name.")] = None,
+    target: Annotated[
+        list[Path] | None, typer.Option("--target", help="Target training file (repeatable).", show_default=False)
+    ] = None,
+    target_test: Annotated[
+        list[Path] | None, typer.Option("--target-test", help="Target test file.", show_default=False)
+    ] = None,
+    target_name: Annotated[str | None, typer.Option(help="Target domain name.")] = None,
+    text_column: Annotated[
+        list[str] | None,
+        typer.Option("--text-column", help="Text column, both domains (repeat to join several)."),
+    ] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column, both domains.")] = None,
+    target_train_size: Annotated[
+        int | None, typer.Option(help="Cap on target training labels, balanced by class.")
+    ] = None,
+    test_size: Annotated[float | None, typer.Option(help="Test share without test file.")] = None,
+    vectors: Annotated[Path | None, typer.Option(help="Pretrained vectors file.")] = None,
+    vectors_format: Annotated[
+        str | None, typer.Option(help="auto|word2vec|word2vec-binary|glove|fasttext")
+    ] = None,
+    vector_size: Annotated[int | None, typer.Option(help="Vector dimension.")] = None,
+    architecture: Annotated[str | None, typer.Option(help="mean-mlp | cnn")] = None,
+    strategy: Annotated[str | None, typer.Option(help="finetune | feature-extract | joint")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Max epochs of each training.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    max_len: Annotated[int | None, typer.Option(help="Tokens kept per text.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="'joint': source loss weight.")] = None,
+    beta: Annotated[float | None, typer.Option(help="'joint': target loss weight.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Parent of run folders.")] = None,
+    run_name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any setting: section.field=value (YAML value). Repeatable."),
+    ] = None,
+) -> None:
+    """Run the transfer-learning flow. Without data flags: the built-in demo."""
+    flags = {
+        "data.source.paths": source,
+        "data.source.test_paths": source_test,
+        "data.source.name": source_name,
+        "data.target.paths": target,
+        "data.target.test_paths": target_test,
+        "data.target.name": target_name,
+        "text_columns": text_column,
+        "label_column": label_column,
+        "data.target_train_size": target_train_size,
+        "data.test_size": test_size,
+        "embeddings.pretrained_path": vectors,
+        "embeddings.pretrained_format": vectors_format,
+        "embeddings.vector_size": vector_size,
+        "model.architecture": architecture,
+        "transfer.strategy": strategy,
+        "model.epochs": epochs,
+        "model.batch_size": batch_size,
+        "model.learning_rate": learning_rate,
+        "model.max_len": max_len,
+        "transfer.alpha": alpha,
+        "transfer.beta": beta,
+        "seed": seed,
+        "output_dir": output_dir,
+        "run_name": run_name,
+    }
+    try:
+        cfg = assemble_config(config, flags, set_ or [])
+        from flows.transfer import transfer_learning
+
+        result = transfer_learning(cfg)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    _print_summary(result)
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    metrics = result["metrics"]
+    typer.echo("")
+    typer.secho(f"Results: {result['run_dir']}", bold=True)
+    typer.echo(f"  {'candidate':<12} {'accuracy':>9} {'macro-F1':>9}")
+    for name, m in metrics["candidates"].items():
+        typer.echo(f"  {name:<12} {m['accuracy']:>9.4f} {m['macro_f1']:>9.4f}")
+    gain = metrics.get("transfer_gain", {}).get("accuracy_vs_target_only")
+    if gain is not None:
+        typer.echo(f"  transfer vs target-only: {gain:+.4f} accuracy")
+    typer.echo(f"  report: {Path(result['run_dir']) / 'report.md'}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

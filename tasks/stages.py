@@ -1,0 +1,136 @@
+"""One Prefect task per pipeline stage. Each calls a domain function and returns a small reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from transferflow import pipeline
+from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.config import (
+    DatasetConfig,
+    EmbeddingConfig,
+    ModelConfig,
+    TransferConfig,
+)
+
+
+def _epoch_logger():
+    """Progress callback: one log line per epoch in the task run's log."""
+    logger = get_run_logger()
+
+    def report(phase: str, epoch: int, logs: dict[str, float]) -> None:
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items()))
+        logger.info("%s epoch %d: %s", phase, epoch, shown)
+
+    return report
+
+
+@task(name="load_dataset", cache_policy=NO_CACHE, task_run_name="load_dataset[{role}]")
+def load_dataset(
+    cfg: DatasetConfig,
+    role: str,
+    test_size: float,
+    seed: int,
+    train_size: int | None,
+    out_dir: Path,
+) -> DatasetRef:
+    """Read, split and store one domain's data."""
+    ref = pipeline.prepare_dataset(
+        cfg, role=role, test_size=test_size, seed=seed, train_size=train_size, out_dir=out_dir
+    )
+    get_run_logger().info(
+        "%s '%s': %d train / %d test rows, labels %s",
+        role, ref.name, ref.n_train, ref.n_test, ref.train_label_counts,
+    )
+    return ref
+
+
+@task(name="build_embeddings", cache_policy=NO_CACHE)
+def build_embeddings(
+    source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, seed: int, out_dir: Path
+) -> EmbeddingsRef:
+    """Load or train word vectors on the training texts."""
+    ref = pipeline.make_embeddings(source, target, cfg, seed=seed, out_dir=out_dir)
+    get_run_logger().info(
+        "vectors: %s, %d tokens x %d dims, %.1f%% of training tokens covered",
+        ref.origin, ref.vocab_size, ref.vector_size, 100 * ref.token_coverage,
+    )
+    return ref
+
+
+@task(name="train_source_model", cache_policy=NO_CACHE)
+def train_source_model(
+    source: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, out_dir: Path
+) -> ModelRef:
+    """Train the classifier on the source domain."""
+    return pipeline.train_source(
+        source, emb, cfg, seed=seed, out_dir=out_dir, on_epoch=_epoch_logger()
+    )
+
+
+@task(name="fine_tune_target_model", cache_policy=NO_CACHE)
+def fine_tune_target_model(
+    source_model: ModelRef,
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    model_cfg: ModelConfig,
+    cfg: TransferConfig,
+    seed: int,
+    out_dir: Path,
+) -> ModelRef:
+    """Adapt the source model to the target domain."""
+    return pipeline.fine_tune(
+        source_model, source, target, emb, model_cfg, cfg,
+        seed=seed, out_dir=out_dir, on_epoch=_epoch_logger(),
+    )
+
+
+@task(name="train_target_only_model", cache_policy=NO_CACHE)
+def train_target_only_model(
+    target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, out_dir: Path
+) -> ModelRef:
+    """Baseline: same architecture trained on the target data only."""
+    return pipeline.train_target_only(
+        target, emb, cfg, seed=seed, out_dir=out_dir, on_epoch=_epoch_logger()
+    )
+
+
+@task(name="train_tfidf_baseline", cache_policy=NO_CACHE)
+def train_tfidf_baseline(target: DatasetRef, seed: int, out_dir: Path) -> ModelRef:
+    """Baseline: TF-IDF + logistic regression on the target data only."""
+    return pipeline.train_tfidf(target, seed=seed, out_dir=out_dir)
+
+
+@task(name="evaluate_models", cache_policy=NO_CACHE)
+def evaluate_models(
+    target: DatasetRef,
+    candidates: dict[str, ModelRef],
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    out_dir: Path,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """Score every candidate on the target test set and write metrics.json."""
+    metrics = pipeline.evaluate(target, candidates, emb, cfg, out_dir=out_dir, extra=extra)
+    logger = get_run_logger()
+    for name, m in metrics["candidates"].items():
+        logger.info("%-12s accuracy=%.4f macro_f1=%.4f", name, m["accuracy"], m["macro_f1"])
+    return metrics
+
+
+@task(name="publish_report", cache_policy=NO_CACHE)
+def publish_report(metrics: dict[str, Any], title: str, out_dir: Path) -> str:
+    """Write report.md and publish it as a Prefect markdown artifact."""
+    from prefect.artifacts import create_markdown_artifact
+
+    markdown = pipeline.render_report(metrics, title)
+    path = pipeline.write_report(markdown, out_dir)
+    create_markdown_artifact(
+        markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
+    )
+    return str(path)

@@ -1,0 +1,54 @@
+"""Shared fixtures: small real data, tiny settings, and where the MDSD benchmark data lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from transferflow.config import DEMO_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+MDSD = Path(os.environ.get("TRANSFERFLOW_MDSD", REPO.parent / "shared" / "data" / "mdsd"))
+
+
+@pytest.fixture
+def mdsd() -> Path:
+    """Path of the Multi-Domain Sentiment Dataset; skips the test when it is not there."""
+    if not (MDSD / "books" / "train.csv").is_file():
+        pytest.skip(f"MDSD data not found at {MDSD} (set TRANSFERFLOW_MDSD)")
+    return MDSD
+
+
+@pytest.fixture
+def small_domains(tmp_path: Path) -> dict[str, Path]:
+    """Small real source/target CSVs cut from the demo data (yelp -> amazon)."""
+    yelp = pd.read_csv(DEMO_DIR / "yelp.csv")
+    amazon = pd.read_csv(DEMO_DIR / "amazon.csv")
+    src = yelp
+    tgt = amazon.groupby("label").head(100)
+    paths = {"source": tmp_path / "yelp_small.csv", "target": tmp_path / "amazon_small.csv"}
+    src.to_csv(paths["source"], index=False)
+    tgt.to_csv(paths["target"], index=False)
+    return paths
+
+
+def tiny_settings(source: Path, target: Path, out: Path, **extra) -> dict:
+    """Settings that train in seconds: small vectors, few epochs, short texts."""
+    raw = {
+        "data": {
+            "source": {"name": "yelp", "paths": [str(source)]},
+            "target": {"name": "amazon", "paths": [str(target)]},
+            "test_size": 0.3,
+            "target_train_size": 60,
+        },
+        "embeddings": {"vector_size": 32, "min_count": 1},
+        "model": {"epochs": 15, "max_len": 24, "hidden_units": [32, 16], "patience": 3},
+        "transfer": {"head_epochs": 5, "finetune_epochs": 5},
+        "output_dir": str(out),
+    }
+    for key, value in extra.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return raw

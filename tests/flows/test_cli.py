@@ -1,0 +1,106 @@
+"""The CLI: flags map onto the config, user mistakes end with one clear paragraph and exit != 0."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app, assemble_config
+
+runner = CliRunner()
+
+TINY = [
+    "--set", "embeddings.vector_size=16", "--set", "embeddings.epochs=3",
+    "--set", "model.hidden_units=[8]", "--epochs", "2", "--max-len", "16",
+    "--set", "transfer.head_epochs=2", "--set", "transfer.finetune_epochs=1",
+]
+
+
+def test_flags_map_onto_config(tmp_path):
+    cfg = assemble_config(
+        None,
+        {"data.source.paths": [tmp_path / "books" / "train.csv"], "data.target.paths": [tmp_path / "k.csv"],
+         "text_columns": ["title", "text"], "label_column": "y", "data.target_train_size": 50},
+        ["model.architecture=cnn", "transfer.alpha=0.5"],
+    )
+    assert cfg.data.source.name == "books" and cfg.data.target.name == "k"
+    assert cfg.data.target.text_columns == ["title", "text"] and cfg.data.source.label_column == "y"
+    assert cfg.model.architecture == "cnn" and cfg.transfer.alpha == 0.5
+    assert cfg.data.target_train_size == 50
+
+
+def test_config_file_and_flag_override(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "data:\n  source: {name: s, paths: [a.csv]}\n  target: {name: t, paths: [b.csv]}\n"
+        "model: {epochs: 7}\nseed: 3\n"
+    )
+    cfg = assemble_config(path, {"seed": 9}, [])
+    assert cfg.model.epochs == 7 and cfg.seed == 9
+
+
+def test_no_data_flags_means_demo():
+    cfg = assemble_config(None, {}, [])
+    assert cfg.data.target.name == "amazon"
+
+
+def test_run_on_files(small_domains, tmp_path):
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
+                                 str(small_domains["target"]), "--target-train-size", "40",
+                                 "--output-dir", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert "Results:" in result.output and "tfidf_lr" in result.output
+    assert len(list(out.iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [("missing_column", "missing column(s) 'text'"), ("empty", "the file is empty"),
+     ("extension", "cannot read files with extension '.xlsx'"), ("no_file", "file not found")],
+)
+def test_user_mistakes_get_one_paragraph_and_exit_code(small_domains, tmp_path, case, message):
+    bad = tmp_path / "bad.csv"
+    if case == "missing_column":
+        pd.read_csv(small_domains["target"]).rename(columns={"text": "review"}).to_csv(bad, index=False)
+    elif case == "empty":
+        bad.write_bytes(b"")
+    elif case == "extension":
+        bad = tmp_path / "bad.xlsx"
+        bad.write_bytes(b"PK")
+    else:
+        bad = tmp_path / "absent.csv"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target", str(bad),
+                                 "--output-dir", str(tmp_path / "runs"), *TINY])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no run folder, inputs untouched
+
+
+def test_invalid_setting_is_named(small_domains):
+    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
+                                 str(small_domains["target"]), "--strategy", "magic"])
+    assert result.exit_code == 2
+    assert "transfer.strategy" in result.output and "'magic'" in result.output
+
+
+def test_real_process_prints_no_traceback(small_domains, tmp_path):
+    """The installed console script, in its own process with its own Prefect server."""
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(small_domains["target"]).rename(columns={"label": "stars"}).to_csv(bad, index=False)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--source", str(small_domains["source"]),
+         "--target", str(bad), "--output-dir", str(tmp_path / "runs"), *TINY],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "missing column(s) 'label'" in proc.stderr
+    assert "Columns present: 'text', 'stars'" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -1,0 +1,44 @@
+import pytest
+
+from transferflow.config import build_config, demo_config, demo_settings, set_dotted
+from transferflow.errors import ConfigError
+
+
+def test_demo_config_points_at_shipped_files():
+    cfg = demo_config()
+    assert cfg.data.target.name == "amazon"
+    assert all(p.is_file() for p in [*cfg.data.source.paths, *cfg.data.target.paths])
+    assert cfg.data.target_train_size == 100
+
+
+def test_single_path_is_accepted_as_list():
+    raw = demo_settings()
+    raw["data"]["target"]["paths"] = "x.csv"
+    assert [str(p) for p in build_config(raw).data.target.paths] == ["x.csv"]
+
+
+def test_bad_settings_are_all_named_with_their_path():
+    raw = demo_settings()
+    raw["model"] = {"architecture": "lstm", "epochs": 0}
+    raw["transfer"] = {"strategy": "joint", "alpha": 0, "beta": 0}
+    with pytest.raises(ConfigError) as info:
+        build_config(raw)
+    message = str(info.value)
+    assert "model.architecture" in message and "'lstm'" in message
+    assert "model.epochs" in message
+    assert "alpha or beta" in message
+
+
+def test_unknown_key_is_rejected():
+    raw = demo_settings()
+    raw["modle"] = {"epochs": 3}
+    with pytest.raises(ConfigError, match="modle"):
+        build_config(raw)
+
+
+def test_set_dotted_creates_sections_and_refuses_to_descend_into_values():
+    raw: dict = {"seed": 1}
+    set_dotted(raw, "model.epochs", 3)
+    assert raw == {"seed": 1, "model": {"epochs": 3}}
+    with pytest.raises(ConfigError, match="not a section"):
+        set_dotted(raw, "seed.value", 2)

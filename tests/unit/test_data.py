@@ -1,0 +1,120 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from transferflow.config import DatasetConfig
+from transferflow.data import (
+    balanced_sample,
+    label_kind,
+    load_domain,
+    read_table,
+    stratified_split,
+    table_format,
+    to_text_label,
+)
+from transferflow.errors import DataError
+
+
+def _cfg(path: Path, **kw) -> DatasetConfig:
+    return DatasetConfig(name="d", paths=[path], **kw)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("a.csv", "csv"), ("a.TSV", "tsv"), ("a.parquet", "parquet"), ("a.jsonl", "jsonl"),
+     ("a.csv.gz", "csv")],
+)
+def test_table_format_from_extension(name, kind):
+    assert table_format(Path(name)) == kind
+
+
+def test_unknown_extension_lists_supported_ones():
+    with pytest.raises(DataError, match=r"extension '\.xlsx'.*\.csv"):
+        table_format(Path("reviews.xlsx"))
+
+
+def test_read_all_formats_gives_same_rows(tmp_path):
+    frame = pd.DataFrame({"text": ["good", "bad"], "label": [1, 0]})
+    frame.to_csv(tmp_path / "a.csv", index=False)
+    frame.to_csv(tmp_path / "a.tsv", sep="\t", index=False)
+    frame.to_parquet(tmp_path / "a.parquet")
+    frame.to_json(tmp_path / "a.jsonl", orient="records", lines=True)
+    for name in ("a.csv", "a.tsv", "a.parquet", "a.jsonl"):
+        out = to_text_label(read_table(tmp_path / name), _cfg(tmp_path / name), tmp_path / name)
+        assert out["text"].tolist() == ["good", "bad"], name
+        assert out["label"].tolist() == ["1", "0"], name  # labels are strings everywhere
+
+
+def test_csv_with_embedded_newlines_and_quotes_is_parsed(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('text,label\n"line one\nline two, with ""quotes""",pos\nplain,neg\n')
+    out = to_text_label(read_table(path), _cfg(path), path)
+    assert out["text"][0] == 'line one\nline two, with "quotes"'
+    assert out["label"].tolist() == ["pos", "neg"]
+    assert out["row"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"text,label\n", "no data rows"), (b"text,label\nok,1\n\xff\xfebad,0\n", "UTF-8 at byte offset 16 \\(line 3\\)")],
+)
+def test_unreadable_files_get_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_table(path)
+
+
+def test_missing_file():
+    with pytest.raises(DataError, match="file not found"):
+        read_table(Path("/nonexistent/x.csv"))
+
+
+def test_missing_columns_lists_present_ones(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("review,stars\nnice,5\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) 'text', 'label'.*'review', 'stars'"):
+        to_text_label(read_table(path), _cfg(path), path)
+
+
+def test_text_columns_are_joined_and_blank_rows_become_missing(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("title,body,label\nGreat,works well,1\n,,0\nOnly title,,1\n")
+    out = to_text_label(read_table(path), _cfg(path, text_columns=["title", "body"]), path)
+    assert out["text"].tolist() == ["Great works well", None, "Only title"]
+
+
+def test_stratified_split_keeps_class_shares_and_is_seeded():
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(100)], "label": ["a"] * 80 + ["b"] * 20})
+    train, test = stratified_split(frame, 0.25, seed=1)
+    assert len(test) == 25 and test["label"].value_counts().to_dict() == {"a": 20, "b": 5}
+    assert set(train["text"]).isdisjoint(test["text"])
+    again, _ = stratified_split(frame, 0.25, seed=1)
+    assert again.equals(train)
+
+
+def test_split_of_too_little_data_fails():
+    with pytest.raises(DataError, match="too few"):
+        stratified_split(pd.DataFrame({"text": ["x"], "label": ["a"]}), 0.2, seed=0)
+
+
+def test_balanced_sample_spreads_over_classes_and_fills_shortfall():
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "label": ["a"] * 50 + ["b"] * 5 + ["c"] * 5})
+    out = balanced_sample(frame, 30, seed=0)
+    assert len(out) == 30
+    assert out["label"].value_counts().to_dict() == {"a": 20, "b": 5, "c": 5}
+    assert len(balanced_sample(frame, 1000, seed=0)) == 60  # never more than there is
+
+
+def test_load_domain_caps_train_but_not_test(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"text": [f"text {i}" for i in range(200)], "label": [i % 2 for i in range(200)]}).to_csv(path, index=False)
+    data = load_domain(_cfg(path), test_size=0.2, seed=3, train_size=20)
+    assert len(data.train) == 20 and data.train["label"].value_counts().to_dict() == {"0": 10, "1": 10}
+    assert len(data.test) == 40 and data.test_from_split
+
+
+def test_label_kind():
+    assert label_kind(pd.Series(["1", "0"])) == "numeric"
+    assert label_kind(pd.Series(["positive", "0"])) == "text"

@@ -1,0 +1,36 @@
+"""Keras, always on the JAX backend, imported only when a stage needs it (start-up stays fast)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from types import ModuleType
+
+BACKEND = "jax"
+
+
+def keras() -> ModuleType:
+    """Import Keras on the JAX backend.
+
+    The backend is chosen here, in code, so users need not export ``KERAS_BACKEND``; it must happen
+    before the first ``import keras`` anywhere in the process.
+
+    Returns:
+        The ``keras`` module.
+
+    Raises:
+        RuntimeError: when Keras was already imported with another backend.
+    """
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = BACKEND
+        # XLA prints a line per compile at INFO on some platforms; keep logs readable.
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
+    import keras as _keras
+
+    if _keras.backend.backend() != BACKEND:
+        raise RuntimeError(
+            f"Keras was imported with the '{_keras.backend.backend()}' backend before transferflow "
+            f"could select '{BACKEND}'. Import transferflow before keras, or set KERAS_BACKEND=jax."
+        )
+    return _keras

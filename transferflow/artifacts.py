@@ -1,0 +1,111 @@
+"""Small, serialisable references to artefacts on disk, verified by content hash.
+
+Stages hand each other these references (a path and a SHA-256), never pickled models or frames, so
+Prefect results stay small and a stale or damaged file is caught before it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from transferflow.errors import TransferflowError
+from transferflow.files import atomic_path, sha256_file
+
+
+class ArtifactError(TransferflowError):
+    """An artefact is missing or its content does not match its recorded hash."""
+
+
+class ArtifactRef(BaseModel):
+    """A file and the SHA-256 of its content."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str | Path) -> ArtifactRef:
+        """Reference an existing file, hashing its content now."""
+        return cls(path=str(path), sha256=sha256_file(path))
+
+    def verified_path(self) -> Path:
+        """The file's path after checking it exists and still has the recorded content.
+
+        Raises:
+            ArtifactError: the file is missing or was changed since it was written.
+        """
+        path = Path(self.path)
+        if not path.is_file():
+            raise ArtifactError(f"Artefact {path} is missing.")
+        actual = sha256_file(path)
+        if actual != self.sha256:
+            raise ArtifactError(
+                f"Artefact {path} is corrupt or was modified: sha256 {actual[:12]}…, "
+                f"expected {self.sha256[:12]}…."
+            )
+        return path
+
+
+def write_artifact(path: str | Path, writer: Callable[[Path], Any]) -> ArtifactRef:
+    """Write a file atomically with ``writer(tmp_path)`` and return its reference.
+
+    Args:
+        path: final location.
+        writer: function that writes the complete file at the path it is given.
+
+    Returns:
+        The reference to the final file.
+    """
+    with atomic_path(path) as tmp:
+        writer(tmp)
+        digest = sha256_file(tmp)
+    return ArtifactRef(path=str(path), sha256=digest)
+
+
+class DatasetRef(BaseModel):
+    """One domain's prepared train and test data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    train: ArtifactRef
+    test: ArtifactRef
+    labels: list[str]  # sorted training labels: the class order of every model of this domain
+    train_label_counts: dict[str, int]
+    test_label_counts: dict[str, int]
+    n_train: int
+    n_test: int
+    test_from_split: bool
+    label_kind: str
+    input_sha256: dict[str, str]  # every input file -> its content hash
+
+
+class EmbeddingsRef(BaseModel):
+    """Word vectors restricted to the training vocabulary (their order is the vocabulary)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vectors: ArtifactRef
+    vector_size: int
+    vocab_size: int
+    token_coverage: float
+    origin: str
+
+
+class ModelRef(BaseModel):
+    """A trained candidate model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str  # source | transfer | target_only | tfidf_lr
+    kind: str  # keras | sklearn
+    model: ArtifactRef
+    labels: list[str]
+    architecture: str
+    history: dict[str, list[dict[str, float]]] = {}
+    summary: dict[str, Any] = {}

@@ -1,0 +1,262 @@
+"""The one typed configuration of a transferflow run.
+
+Every way of running transferflow (the CLI, a YAML config file, ``prefect.yaml`` deployment
+parameters, a direct Python call) builds a :class:`RunConfig`. Each pipeline stage receives only its
+own section of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from transferflow.errors import ConfigError
+
+DEMO_DIR = Path(__file__).parent / "demo_data"
+
+
+class _Section(BaseModel):
+    # Unknown keys are almost always typos in a config file: reject them instead of ignoring them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Section):
+    """Where one domain's labelled data comes from and how to read it."""
+
+    name: str = Field(description="Short name of the domain, used in reports (e.g. 'books').")
+    paths: list[Path] = Field(
+        min_length=1,
+        description="Training data files (CSV, TSV, Parquet or JSONL); several are concatenated.",
+    )
+    test_paths: list[Path] = Field(
+        default_factory=list,
+        description="Optional test data files; when empty a seeded stratified split is made.",
+    )
+    text_columns: list[str] = Field(
+        default=["text"],
+        min_length=1,
+        description="Column(s) holding the text; several are joined with a space (e.g. title, text).",
+    )
+    label_column: str = Field(default="label", description="Column holding the class label.")
+
+    @field_validator("paths", "test_paths", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value: Any) -> Any:
+        if isinstance(value, (str, Path)):
+            return [value]
+        return value
+
+
+class DataConfig(_Section):
+    """Source and target data sets and how they are split."""
+
+    source: DatasetConfig
+    target: DatasetConfig
+    test_size: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Test share when a domain has no test file."
+    )
+    target_train_size: int | None = Field(
+        default=None,
+        ge=2,
+        description="Cap on target training labels (balanced by class) to study few-label regimes.",
+    )
+
+
+class EmbeddingConfig(_Section):
+    """Word vectors: pretrained (loaded with gensim) or Word2Vec trained on the training texts."""
+
+    pretrained_path: Path | None = Field(
+        default=None, description="Pretrained vectors file; when unset Word2Vec is trained."
+    )
+    pretrained_format: Literal["auto", "word2vec", "word2vec-binary", "glove", "fasttext"] = Field(
+        default="auto",
+        description="Format of the vectors file; 'auto' decides from the extension and header.",
+    )
+    vector_size: int | None = Field(
+        default=None,
+        ge=2,
+        le=1000,
+        description="Vector dimension. Word2Vec: default 100. Pretrained: must match the file "
+        "when set (unset = take the file's).",
+    )
+    window: int = Field(default=5, ge=1, description="Word2Vec context window.")
+    min_count: int = Field(default=2, ge=1, description="Word2Vec minimum token frequency.")
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Word2Vec epochs; unset = enough passes for ~5M token updates (5 to 50), "
+        "because small corpora need many epochs to give useful vectors.",
+    )
+    sg: bool = Field(
+        default=True, description="Skip-gram (better on small corpora) instead of CBOW."
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Word2Vec threads. 1 makes training bit-for-bit reproducible; more is faster.",
+    )
+
+
+class ModelConfig(_Section):
+    """The Keras text classifier trained on the source and adapted to the target."""
+
+    architecture: Literal["mean-mlp", "cnn"] = Field(
+        default="mean-mlp",
+        description="'mean-mlp': averaged word vectors -> Dense 128 -> Dense 64; "
+        "'cnn': Embedding -> Conv1D -> global max pooling -> Dense.",
+    )
+    max_len: int = Field(default=256, ge=4, description="Tokens kept per text (longer are cut).")
+    hidden_units: list[int] = Field(default=[128, 64], min_length=1, description="Dense layers.")
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0, description="Dropout before the head.")
+    cnn_filters: int = Field(default=128, ge=1, description="Conv1D filters ('cnn').")
+    cnn_kernel_size: int = Field(default=5, ge=1, description="Conv1D kernel width ('cnn').")
+    train_embeddings: bool = Field(
+        default=False,
+        description="Update the word vectors during training (always frozen for 'mean-mlp').",
+    )
+    epochs: int = Field(default=30, ge=1, description="Maximum epochs; early stopping ends sooner.")
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0.0)
+    patience: int = Field(default=3, ge=1, description="Early-stopping patience in epochs.")
+    validation_split: float = Field(
+        default=0.1, gt=0.0, lt=0.5, description="Share of training data held out for early stopping."
+    )
+
+
+class TransferConfig(_Section):
+    """How the source model is adapted to the target."""
+
+    strategy: Literal["finetune", "feature-extract", "joint"] = Field(
+        default="finetune",
+        description="'finetune': train the head with the body frozen, then everything at a lower "
+        "learning rate; 'feature-extract': body stays frozen; 'joint': train on both domains with "
+        "loss weights alpha (source) and beta (target).",
+    )
+    head_epochs: int = Field(default=20, ge=1, description="Epochs for the head-only phase.")
+    finetune_epochs: int = Field(default=20, ge=0, description="Epochs for the full phase.")
+    finetune_learning_rate: float = Field(
+        default=1e-4, gt=0.0, description="Learning rate once the body is unfrozen."
+    )
+    alpha: float = Field(default=1.0, ge=0.0, description="'joint': weight of the source loss.")
+    beta: float = Field(default=1.0, ge=0.0, description="'joint': weight of the target loss.")
+
+    @model_validator(mode="after")
+    def _joint_needs_a_weight(self) -> TransferConfig:
+        if self.strategy == "joint" and self.alpha == 0 and self.beta == 0:
+            raise ValueError("strategy 'joint' needs alpha or beta above 0")
+        return self
+
+
+class BaselineConfig(_Section):
+    """Reference candidates trained in the same run so each report shows what transfer earned."""
+
+    target_only: bool = Field(default=True, description="Same architecture, target data only.")
+    source_only: bool = Field(default=True, description="Source model as is (same labels only).")
+    tfidf_lr: bool = Field(
+        default=True, description="TF-IDF (1-2-grams) + logistic regression on the target only."
+    )
+
+
+class ChecksConfig(_Section):
+    """Thresholds of the data-quality gates."""
+
+    min_class_count: int = Field(
+        default=5, ge=1, description="Fewest training rows any class may have."
+    )
+
+
+class RunConfig(_Section):
+    """Everything a transferflow run needs, nested per stage."""
+
+    data: DataConfig
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    model: ModelConfig = ModelConfig()
+    transfer: TransferConfig = TransferConfig()
+    baselines: BaselineConfig = BaselineConfig()
+    checks: ChecksConfig = ChecksConfig()
+    seed: int = Field(default=42, description="Seed for splits, vectors and weights.")
+    output_dir: Path = Field(default=Path("runs"), description="Parent folder of run folders.")
+    run_name: str | None = Field(
+        default=None, description="Run folder name; default '<source>-to-<target>-<time>'."
+    )
+
+
+def demo_settings() -> dict[str, Any]:
+    """Settings of the built-in demo: yelp + imdb reviews as source, 100 amazon phone reviews as
+    target training labels (the rest of amazon split 70/30 for the test set).
+
+    Returns:
+        A nested dict for :func:`build_config` (a fresh copy each call).
+    """
+    return {
+        "data": {
+            "source": {
+                "name": "yelp+imdb",
+                "paths": [str(DEMO_DIR / "yelp.csv"), str(DEMO_DIR / "imdb.csv")],
+            },
+            "target": {"name": "amazon", "paths": [str(DEMO_DIR / "amazon.csv")]},
+            "test_size": 0.3,
+            "target_train_size": 100,
+        },
+    }
+
+
+def demo_config(**overrides: Any) -> RunConfig:
+    """The built-in demo as a validated RunConfig.
+
+    Args:
+        overrides: top-level RunConfig fields to replace (e.g. ``output_dir``).
+
+    Returns:
+        A RunConfig that reads the demo data shipped inside the package.
+    """
+    return build_config({**demo_settings(), **overrides})
+
+
+def build_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a nested dict into a RunConfig, turning pydantic's errors into one readable error.
+
+    Args:
+        raw: nested settings, as read from YAML or assembled from CLI flags.
+
+    Returns:
+        The validated RunConfig.
+
+    Raises:
+        ConfigError: naming each wrong setting (dotted path), what was given and what was expected.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            given = err.get("input")
+            shown = "" if isinstance(given, dict) else f" (given: {given!r})"
+            lines.append(f"  - {where}: {err['msg']}{shown}")
+        raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``raw['a']['b']['c'] = value`` for ``dotted='a.b.c'``, creating sections as needed.
+
+    Args:
+        raw: nested settings dict, modified in place.
+        dotted: the setting's path, e.g. ``model.epochs``.
+        value: the value to set.
+
+    Raises:
+        ConfigError: when a path segment names a value that is not a section.
+    """
+    parts = dotted.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"Setting '{dotted}': '{'.'.join(parts[: i + 1])}' is not a section.")
+        node = child
+    node[parts[-1]] = value

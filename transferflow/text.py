@@ -1,0 +1,80 @@
+"""The one tokeniser and vocabulary every stage shares (embeddings, models, baselines, scoring)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+
+# Words (letters/digits, with an inner apostrophe as in "don't") and the two punctuation marks that
+# carry sentiment. Underscores are not word characters here.
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[!?]")
+# A text longer than this is cut before tokenising, so one huge line cannot blow up memory; no
+# model looks at more than a few hundred tokens anyway.
+MAX_CHARS = 20_000
+
+PAD_ID = 0
+OOV_ID = 1
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens of a text.
+
+    Args:
+        text: any string (non-strings give no tokens).
+
+    Returns:
+        The tokens, in order.
+    """
+    if not isinstance(text, str):
+        return []
+    return _TOKEN.findall(text[:MAX_CHARS].lower())
+
+
+def count_tokens(texts: Iterable[str]) -> Counter[str]:
+    """Token frequencies over many texts."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(tokenize(text))
+    return counts
+
+
+class Vocabulary:
+    """Maps tokens to integer ids: 0 is padding, 1 is out-of-vocabulary, known tokens from 2."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("vocabulary tokens must be unique")
+        self.tokens = list(tokens)
+        self._ids = {tok: i + 2 for i, tok in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        """Number of ids, padding and out-of-vocabulary included."""
+        return len(self.tokens) + 2
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._ids
+
+    def ids(self, text: str) -> list[int]:
+        """Token ids of one text; a text without tokens maps to ``[OOV_ID]`` (never empty)."""
+        out = [self._ids.get(tok, OOV_ID) for tok in tokenize(text)]
+        return out or [OOV_ID]
+
+    def encode(self, texts: Iterable[str], max_len: int) -> np.ndarray:
+        """Padded id matrix of shape (n_texts, max_len), cut and padded at the end.
+
+        Args:
+            texts: the texts.
+            max_len: tokens kept per text.
+
+        Returns:
+            An int32 array.
+        """
+        from transferflow._keras import keras
+
+        seqs = [self.ids(t)[:max_len] for t in texts]
+        return keras().utils.pad_sequences(
+            seqs, maxlen=max_len, dtype="int32", padding="post", truncating="post", value=PAD_ID
+        )
