@@ -11,10 +11,11 @@ from transferflow.data import LABEL, TEXT
 GATE = "raw_input"
 
 
-def table_expectations(min_rows: int = 1) -> list:
+def table_expectations(cfg: ChecksConfig, min_rows: int = 1) -> list:
     """Expectations every train or test frame must meet.
 
     Args:
+        cfg: thresholds (``max_blank_text_share`` becomes GX's ``mostly`` on the text checks).
         min_rows: fewest rows allowed.
 
     Returns:
@@ -23,12 +24,13 @@ def table_expectations(min_rows: int = 1) -> list:
     import great_expectations as gx
 
     ex = gx.expectations
+    mostly = 1.0 - cfg.max_blank_text_share
     return [
         ex.ExpectColumnToExist(column=TEXT),
         ex.ExpectColumnToExist(column=LABEL),
         ex.ExpectTableRowCountToBeBetween(min_value=min_rows),
-        ex.ExpectColumnValuesToNotBeNull(column=TEXT),
-        ex.ExpectColumnValuesToNotMatchRegex(column=TEXT, regex=r"^\s*$"),
+        ex.ExpectColumnValuesToNotBeNull(column=TEXT, mostly=mostly),
+        ex.ExpectColumnValuesToNotMatchRegex(column=TEXT, regex=r"^\s*$", mostly=mostly),
         ex.ExpectColumnValuesToNotBeNull(column=LABEL),
     ]
 
@@ -68,7 +70,7 @@ def validate_domain(
     ex = gx.expectations
     train_labels = sorted(str(v) for v in train[LABEL].dropna().unique())
     results = [
-        run_suite(GATE, f"{name} train", train, table_expectations() + train_expectations(cfg)),
+        run_suite(GATE, f"{name} train", train, table_expectations(cfg) + train_expectations(cfg)),
         run_suite(
             GATE,
             f"{name} classes",
@@ -80,7 +82,7 @@ def validate_domain(
             GATE,
             f"{name} test",
             test,
-            table_expectations()
+            table_expectations(cfg)
             + [ex.ExpectColumnValuesToBeInSet(column=LABEL, value_set=train_labels)],
         ),
     ]

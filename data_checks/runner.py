@@ -32,7 +32,9 @@ def _context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GX announces its temporary docs folder at INFO from a logger that sets its own level.
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     # GX draws a "Calculating Metrics" progress bar per validation; in pipeline logs that is spam.
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)

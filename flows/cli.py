@@ -6,6 +6,7 @@ gives any of them in a file, ``--set section.field=value`` reaches the rest. Fla
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -204,6 +205,9 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # An offline machine logs a telemetry error at every temporary-server start; opt out unless the
+    # user decided otherwise.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         app()
     except KeyboardInterrupt:

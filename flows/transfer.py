@@ -91,8 +91,8 @@ def _pipeline(config: RunConfig, work: Path, title: str) -> dict[str, Any]:
     art = work / "artifacts"
     source = load_dataset(d.source, "source", d.test_size, seed, None, art)
     target = load_dataset(d.target, "target", d.test_size, seed, d.target_train_size, art)
-    validate_dataset(source, "source", config.checks)
-    validate_dataset(target, "target", config.checks)
+    source = validate_dataset(source, "source", config.checks, art)
+    target = validate_dataset(target, "target", config.checks, art)
     emb = build_embeddings(source, target, config.embeddings, seed, art)
     source_model = train_source_model(source, emb, config.model, seed, art)
     candidates = {
@@ -112,7 +112,8 @@ def _pipeline(config: RunConfig, work: Path, title: str) -> dict[str, Any]:
                 "architecture": config.model.architecture},
         "data": {
             role: {"name": ref.name, "n_train": ref.n_train, "n_test": ref.n_test,
-                   "labels": ref.labels, "train_label_counts": ref.train_label_counts}
+                   "labels": ref.labels, "train_label_counts": ref.train_label_counts,
+                   "dropped_blank_text": ref.dropped_blank_text}
             for role, ref in (("source", source), ("target", target))
         },
         "embeddings": {"origin": emb.origin, "vocab_size": emb.vocab_size,

@@ -83,6 +83,7 @@ class DatasetRef(BaseModel):
     test_from_split: bool
     label_kind: str
     input_sha256: dict[str, str]  # every input file -> its content hash
+    dropped_blank_text: dict[str, int] = {}  # part (train/test) -> rows dropped after the gate
 
 
 class EmbeddingsRef(BaseModel):

@@ -117,8 +117,8 @@ class ModelConfig(_Section):
         description="Update the word vectors during training (always frozen for 'mean-mlp').",
     )
     epochs: int = Field(default=30, ge=1, description="Maximum epochs; early stopping ends sooner.")
-    batch_size: int = Field(default=32, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0.0)
+    batch_size: int = Field(default=32, ge=1, description="Examples per gradient step.")
+    learning_rate: float = Field(default=1e-3, gt=0.0, description="Adam learning rate.")
     patience: int = Field(default=3, ge=1, description="Early-stopping patience in epochs.")
     validation_split: float = Field(
         default=0.1, gt=0.0, lt=0.5, description="Share of training data held out for early stopping."
@@ -164,6 +164,13 @@ class ChecksConfig(_Section):
 
     min_class_count: int = Field(
         default=5, ge=1, description="Fewest training rows any class may have."
+    )
+    max_blank_text_share: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Share of rows with a missing or blank text that is tolerated; such rows are "
+        "dropped after the gate and counted in the report (real review data has a few).",
     )
 
 
@@ -260,3 +267,35 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"Setting '{dotted}': '{'.'.join(parts[: i + 1])}' is not a section.")
         node = child
     node[parts[-1]] = value
+
+
+def reference_markdown() -> str:
+    """Markdown table of every setting (dotted name, type, default, meaning) for the README.
+
+    Returns:
+        The table; ``tests/unit/test_docs.py`` checks the README holds exactly this text.
+    """
+    import json
+
+    rows = ["| setting | type | default | meaning |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.")
+                continue
+            if field.is_required():
+                default = "required"
+            else:
+                value = field.get_default(call_default_factory=True)
+                default = json.dumps(value, default=str)
+            kind = str(ann).replace("typing.", "").replace("pathlib.", "")
+            kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
+            if kind.startswith("Literal["):
+                kind = "one of " + kind[len("Literal[") : -1].replace("'", "`")
+            desc = (field.description or "").replace("|", "or")
+            rows.append(f"| `{prefix}{name}` | {kind} | `{default}` | {desc} |")
+
+    walk(RunConfig, "")
+    return "\n".join(rows)

@@ -78,6 +78,44 @@ def prepare_dataset(
     )
 
 
+def drop_blank_texts(data: DatasetRef, *, role: str, out_dir: Path) -> DatasetRef:
+    """Remove rows whose text is missing or blank (after the gate has checked their share).
+
+    Args:
+        data: validated domain data.
+        role: ``source`` or ``target`` (names the files).
+        out_dir: folder for the cleaned artefacts.
+
+    Returns:
+        ``data`` itself when nothing is dropped, else a reference to cleaned copies with updated
+        counts and ``dropped_blank_text`` set.
+    """
+    frames = {"train": read_frame(data.train), "test": read_frame(data.test)}
+    dropped, refs = {}, {}
+    for part, frame in frames.items():
+        keep = frame[TEXT].notna() & frame[TEXT].astype(str).str.strip().ne("")
+        dropped[part] = int((~keep).sum())
+        frames[part] = frame[keep].reset_index(drop=True)
+    if not any(dropped.values()):
+        return data
+    for part, frame in frames.items():
+        refs[part] = _write_frame(frame, out_dir / f"{role}_{part}_valid.parquet")
+    counts = frames["train"][LABEL].value_counts()
+    return data.model_copy(
+        update={
+            "train": refs["train"],
+            "test": refs["test"],
+            "n_train": len(frames["train"]),
+            "n_test": len(frames["test"]),
+            "train_label_counts": {str(k): int(v) for k, v in sorted(counts.items())},
+            "test_label_counts": {
+                str(k): int(v) for k, v in sorted(frames["test"][LABEL].value_counts().items())
+            },
+            "dropped_blank_text": dropped,
+        }
+    )
+
+
 def make_embeddings(
     source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, *, seed: int, out_dir: Path
 ) -> EmbeddingsRef:

@@ -31,11 +31,21 @@ def test_null_and_blank_texts_are_located_by_file_and_row():
     bad = _frame()
     bad.loc[3, "text"] = None
     bad.loc[7, "text"] = "   "
-    failures = _failures(bad, _frame(6))
+    failures = _failures(bad, _frame(6), max_blank_text_share=0.0)
     by_type = {f.expectation: f for f in failures}
     assert "f.csv row 4" in by_type["expect_column_values_to_not_be_null"].observed
     assert "f.csv row 8" in by_type["expect_column_values_to_not_match_regex"].observed
     assert all(f.column == "text" for f in failures)
+
+
+def test_a_small_share_of_blank_texts_is_tolerated_but_not_more():
+    some = _frame(100)
+    some.loc[[1, 2], "text"] = None
+    assert _failures(some, _frame(6), max_blank_text_share=0.05) == []
+    some.loc[range(10, 20), "text"] = ""
+    (failure,) = _failures(some, _frame(6), max_blank_text_share=0.05)
+    assert failure.expectation == "expect_column_values_to_not_match_regex"
+    assert "mostly=0.95" in failure.expected
 
 
 def test_missing_label():

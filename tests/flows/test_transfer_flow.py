@@ -82,8 +82,22 @@ def test_gate_failure_stops_the_flow_and_leaves_no_run_folder(small_domains, tmp
     raw = tiny_settings(small_domains["source"], target, tmp_path / "runs")
     raw["data"]["target"]["test_paths"] = [str(small_domains["target"])]
     raw["data"]["target_train_size"] = None
+    raw["checks"] = {"max_blank_text_share": 0.0}
     with pytest.raises(GateFailedError) as info:
         transfer_learning(build_config(raw))
     assert info.value.gate == "raw_input"
     assert "bad.csv row 6" in str(info.value)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp_path):
+    data = pd.read_csv(small_domains["target"])
+    data.loc[[3, 40], "text"] = None  # 1 % of the rows
+    target = tmp_path / "gaps.csv"
+    data.to_csv(target, index=False)
+    raw = tiny_settings(small_domains["source"], target, tmp_path / "runs")
+    raw["data"]["target_train_size"] = None
+    metrics = transfer_learning(build_config(raw))["metrics"]
+    dropped = metrics["data"]["target"]["dropped_blank_text"]
+    assert sum(dropped.values()) == 2
+    assert metrics["data"]["target"]["n_train"] + metrics["data"]["target"]["n_test"] == 198
