@@ -1,21 +1,24 @@
-"""Raw-input suite: is one domain's train/test data usable at all?"""
+"""Raw-input gate: is each domain's data usable at all?"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from data_checks.runner import SuiteResult, run_suite
-from transferflow.config import ChecksConfig
+from data_checks.runner import GateReport, SuiteResult, run_suite
+from transferflow.config import RawInputGate
 from transferflow.data import LABEL, TEXT
 
 GATE = "raw_input"
 
 
-def table_expectations(cfg: ChecksConfig, min_rows: int = 1) -> list:
-    """Expectations every train or test frame must meet.
+def frame_expectations(cfg: RawInputGate, min_rows: int) -> list:
+    """Expectations every frame of a domain (training pool, test) must meet.
 
     Args:
-        cfg: thresholds (``max_blank_text_share`` becomes GX's ``mostly`` on the text checks).
+        cfg: thresholds; ``max_blank_text_share`` and ``max_duplicate_share`` become GX's
+            ``mostly`` on their checks.
         min_rows: fewest rows allowed.
 
     Returns:
@@ -32,58 +35,125 @@ def table_expectations(cfg: ChecksConfig, min_rows: int = 1) -> list:
         ex.ExpectColumnValuesToNotBeNull(column=TEXT, mostly=mostly),
         ex.ExpectColumnValuesToNotMatchRegex(column=TEXT, regex=r"^\s*$", mostly=mostly),
         ex.ExpectColumnValuesToNotBeNull(column=LABEL),
+        ex.ExpectColumnValueLengthsToBeBetween(
+            column=TEXT, min_value=cfg.min_text_chars, max_value=cfg.max_text_chars
+        ),
+        # Rows without text are the blank-text checks' business, not duplicates.
+        ex.ExpectCompoundColumnsToBeUnique(
+            column_list=[TEXT, LABEL],
+            mostly=1.0 - cfg.max_duplicate_share,
+            ignore_row_if="any_value_is_missing",
+        ),
     ]
 
 
-def train_expectations(cfg: ChecksConfig) -> list:
-    """Train-only expectations: at least two classes."""
-    import great_expectations as gx
-
-    return [gx.expectations.ExpectColumnUniqueValueCountToBeBetween(column=LABEL, min_value=2)]
-
-
-def class_count_frame(train: pd.DataFrame) -> pd.DataFrame:
-    """One row per class with its training count (GX checks the minimum on this frame)."""
-    counts = train[LABEL].dropna().value_counts()
-    return pd.DataFrame({"class": counts.index.astype(str), "count": counts.to_numpy()})
+def class_frame(labelled: pd.DataFrame) -> pd.DataFrame:
+    """One row per class with its count and share of the labelled training rows."""
+    counts = labelled[LABEL].dropna().value_counts()
+    total = max(int(counts.sum()), 1)
+    return pd.DataFrame(
+        {"class": counts.index.astype(str), "count": counts.to_numpy(), "share": counts.to_numpy() / total}
+    )
 
 
 def validate_domain(
-    name: str, train: pd.DataFrame, test: pd.DataFrame, cfg: ChecksConfig
+    name: str,
+    pool: pd.DataFrame,
+    labelled: pd.DataFrame,
+    test: pd.DataFrame,
+    cfg: RawInputGate,
+    docs_dir: Path | None = None,
 ) -> list[SuiteResult]:
     """Run the raw-input suites on one domain.
 
-    Checks: required columns, non-null and non-blank texts, non-null labels, at least 2 classes
-    with ``cfg.min_class_count`` rows each, and test labels within the training labels.
-
     Args:
-        name: the domain's name (``source``/``target`` role and data set name).
-        train: training frame (``text``, ``label``, ``file``, ``row``).
-        test: test frame.
+        name: the domain (e.g. ``target 'kitchen'``).
+        pool: every training row read from the files.
+        labelled: the labelled rows the models will learn from (train + validation, after any
+            cap): class counts and balance are checked on these.
+        test: test rows.
         cfg: thresholds.
+        docs_dir: optional Data Docs folder.
 
     Returns:
-        One result per suite (train, class counts, test).
+        One result per suite (training pool, classes, test).
     """
     import great_expectations as gx
 
     ex = gx.expectations
-    train_labels = sorted(str(v) for v in train[LABEL].dropna().unique())
-    results = [
-        run_suite(GATE, f"{name} train", train, table_expectations(cfg) + train_expectations(cfg)),
+    train_labels = sorted(str(v) for v in labelled[LABEL].dropna().unique())
+    return [
+        run_suite(
+            GATE,
+            f"{name} train",
+            pool,
+            frame_expectations(cfg, cfg.min_rows)
+            + [ex.ExpectColumnUniqueValueCountToBeBetween(column=LABEL, min_value=2)],
+            docs_dir=docs_dir,
+        ),
         run_suite(
             GATE,
             f"{name} classes",
-            class_count_frame(train),
-            [ex.ExpectColumnValuesToBeBetween(column="count", min_value=cfg.min_class_count)],
+            class_frame(labelled),
+            [
+                ex.ExpectColumnValuesToBeBetween(column="count", min_value=cfg.min_class_count),
+                ex.ExpectColumnValuesToBeBetween(column="share", min_value=cfg.min_minority_share),
+            ],
             index_columns=["class"],
+            docs_dir=docs_dir,
         ),
         run_suite(
             GATE,
             f"{name} test",
             test,
-            table_expectations(cfg)
-            + [ex.ExpectColumnValuesToBeInSet(column=LABEL, value_set=train_labels)],
+            frame_expectations(cfg, 1)
+            + [
+                ex.ExpectColumnValuesToBeInSet(column=LABEL, value_set=train_labels),
+                ex.ExpectColumnDistinctValuesToEqualSet(column=LABEL, value_set=train_labels),
+            ],
+            docs_dir=docs_dir,
         ),
     ]
-    return results
+
+
+def validate_label_kinds(
+    kinds: dict[str, str], examples: dict[str, list[str]], cfg: RawInputGate,
+    docs_dir: Path | None = None,
+) -> SuiteResult:
+    """Source and target labels must be of one kind (both numeric or both named).
+
+    ``1`` in one file and ``positive`` in the other usually means the same classes spelled two
+    ways; transfer would then treat them as unrelated.
+
+    Args:
+        kinds: domain -> ``numeric`` or ``text``.
+        examples: domain -> a few of its labels, for the message.
+        cfg: ``allow_label_type_mismatch`` skips the check.
+        docs_dir: optional Data Docs folder.
+
+    Returns:
+        The suite's result.
+    """
+    import great_expectations as gx
+
+    frame = pd.DataFrame(
+        {
+            "domain": list(kinds),
+            "labels": [", ".join(examples[d][:4]) for d in kinds],
+            "label_kind": list(kinds.values()),
+        }
+    )
+    allowed = sorted(set(kinds.values())) if cfg.allow_label_type_mismatch else [kinds["source"]]
+    return run_suite(
+        GATE,
+        "label kinds",
+        frame,
+        [gx.expectations.ExpectColumnValuesToBeInSet(column="label_kind", value_set=allowed)],
+        index_columns=["domain", "labels"],
+        docs_dir=docs_dir,
+    )
+
+
+def report(suites: list[SuiteResult], cfg: RawInputGate, figures: dict) -> GateReport:
+    """Wrap suite results as this gate's report."""
+    return GateReport(GATE, cfg.mode, suites, figures)

@@ -1,11 +1,17 @@
-"""Run a list of GX expectations on a pandas frame and turn failures into readable checks."""
+"""Run GX 1.x expectations on pandas frames and turn the outcome into readable checks.
+
+Each gate is a list of suites; each suite is a list of expectations run on one frame. Results can
+also be rendered as GX Data Docs (HTML) into a folder of the run.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,6 +20,8 @@ from transferflow.errors import FailedCheck
 
 # GX sends usage statistics unless told not to; this machine and many users' are offline anyway.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+_LOCK = threading.Lock()  # one GX context per process; its stores are not thread-safe
 
 
 @dataclass
@@ -24,7 +32,43 @@ class SuiteResult:
     success: bool
     failures: list[FailedCheck] = field(default_factory=list)
     evaluated: int = 0
-    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GateReport:
+    """Outcome of one gate: its suites, the figures it measured, and what it means for the run."""
+
+    gate: str
+    mode: str  # fail | warn
+    suites: list[SuiteResult]
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[FailedCheck]:
+        """Every failed check of every suite."""
+        return [f for s in self.suites for f in s.failures]
+
+    @property
+    def evaluated(self) -> int:
+        """Number of expectations evaluated."""
+        return sum(s.evaluated for s in self.suites)
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``warned`` (failed in warn mode) or ``failed``."""
+        if not self.failures:
+            return "passed"
+        return "warned" if self.mode == "warn" else "failed"
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready summary for metrics.json and reports."""
+        return {
+            "status": self.status,
+            "mode": self.mode,
+            "checks": self.evaluated,
+            "failed": [f.describe() for f in self.failures],
+            "figures": self.figures,
+        }
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,12 +85,36 @@ def _context():
     return ctx
 
 
+def _docs_site(ctx, docs_dir: Path) -> str:
+    name = "site_" + str(abs(hash(str(docs_dir.resolve()))))
+    if name not in (ctx.get_site_names() or []):
+        ctx.add_data_docs_site(
+            site_name=name,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir.resolve()),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return name
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and callable(value.item) else value
+
+
 def _describe_observed(result: dict[str, Any], index_cols: list[str]) -> str:
     if "observed_value" in result:
-        return repr(result["observed_value"])
+        return repr(_plain(result["observed_value"]))
     count = result.get("unexpected_count")
     if count is None:
         return "(no value)"
+    if result.get("element_count") == 1 and result.get("partial_unexpected_list"):
+        # A one-row frame of measured figures: the figure itself is the observation.
+        return repr(_plain(result["partial_unexpected_list"][0]))
     pct = result.get("unexpected_percent")
     text = f"{count} bad row(s)" + (f" ({pct:.1f}%)" if pct is not None else "")
     where = result.get("partial_unexpected_index_list") or []
@@ -73,8 +141,20 @@ def _describe_expected(kwargs: dict[str, Any]) -> str:
     }
     if not shown:
         return "every row to pass"
-    return ", ".join(f"{k}={v!r}" if not isinstance(v, list) or len(v) < 8 else f"{k}=[{len(v)} values]"
-                     for k, v in shown.items())
+    parts = []
+    for k, v in shown.items():
+        if isinstance(v, (list, set, tuple)) and len(v) >= 8:
+            parts.append(f"{k}=[{len(v)} values]")
+        else:
+            parts.append(f"{k}={v!r}")
+    return ", ".join(parts)
+
+
+def _delete_if_present(collection, name: str) -> None:
+    try:
+        collection.delete(name)
+    except Exception:  # noqa: BLE001 - absent is fine; GX raises several types for that
+        pass
 
 
 def run_suite(
@@ -83,6 +163,7 @@ def run_suite(
     frame: pd.DataFrame,
     expectations: list[Any],
     index_columns: list[str] | None = None,
+    docs_dir: Path | None = None,
 ) -> SuiteResult:
     """Validate ``frame`` against ``expectations`` with an ephemeral GX context.
 
@@ -93,40 +174,50 @@ def run_suite(
         expectations: GX 1.x expectation objects.
         index_columns: columns that locate a bad row in reports (default: ``file`` and ``row``
             when the frame has them).
+        docs_dir: when given, the result is also rendered as GX Data Docs into this folder.
 
     Returns:
         The result, with one :class:`FailedCheck` per failed expectation.
     """
     import great_expectations as gx
 
-    ctx = _context()
-    name = f"{gate}:{subject}"
-    for existing in (ctx.validation_definitions, ctx.suites):
-        try:
-            existing.delete(name)
-        except Exception:  # noqa: BLE001 - absent is fine; GX raises several types for that
-            pass
-    try:
-        source = ctx.data_sources.get("transferflow")
-    except (KeyError, ValueError):
-        source = ctx.data_sources.add_pandas("transferflow")
-    try:
-        asset = source.get_asset(name)
-    except (LookupError, ValueError):
-        asset = source.add_dataframe_asset(name)
-    try:
-        batch_def = asset.get_batch_definition("whole")
-    except (KeyError, ValueError):
-        batch_def = asset.add_batch_definition_whole_dataframe("whole")
-    suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=list(expectations)))
-    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
     if index_columns is None:
         index_columns = [c for c in ("file", "row") if c in frame.columns]
-    index_cols = index_columns
     result_format: dict[str, Any] = {"result_format": "SUMMARY"}
-    if index_cols:
-        result_format["unexpected_index_column_names"] = index_cols
-    outcome = vd.run(batch_parameters={"dataframe": frame}, result_format=result_format)
+    if index_columns:
+        result_format["unexpected_index_column_names"] = index_columns
+    name = f"{gate} - {subject}"
+    with _LOCK:
+        ctx = _context()
+        for collection in (ctx.checkpoints, ctx.validation_definitions, ctx.suites):
+            _delete_if_present(collection, name)
+        try:
+            source = ctx.data_sources.get("transferflow")
+        except (KeyError, ValueError):
+            source = ctx.data_sources.add_pandas("transferflow")
+        try:
+            asset = source.get_asset(name)
+        except (LookupError, ValueError):
+            asset = source.add_dataframe_asset(name)
+        try:
+            batch_def = asset.get_batch_definition("whole")
+        except (KeyError, ValueError):
+            batch_def = asset.add_batch_definition_whole_dataframe("whole")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=list(expectations)))
+        vd = ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
+        )
+        actions = []
+        if docs_dir is not None:
+            site = _docs_site(ctx, Path(docs_dir))
+            actions.append(gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=[site]))
+        checkpoint = ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=name, validation_definitions=[vd], actions=actions, result_format=result_format
+            )
+        )
+        run = checkpoint.run(batch_parameters={"dataframe": frame})
+        outcome = next(iter(run.run_results.values()))
     failures = []
     for res in outcome.results:
         if res.success:
@@ -136,7 +227,7 @@ def run_suite(
         if res.exception_info and res.exception_info.get("raised_exception"):
             observed = "error: " + str(res.exception_info.get("exception_message"))[:200]
         else:
-            observed = _describe_observed(res.result, index_cols)
+            observed = _describe_observed(res.result, index_columns)
         failures.append(
             FailedCheck(
                 gate=gate,
@@ -147,9 +238,10 @@ def run_suite(
             )
         )
     return SuiteResult(
-        suite=name,
-        success=bool(outcome.success),
-        failures=failures,
-        evaluated=len(outcome.results),
-        raw=outcome.to_json_dict(),
+        suite=name, success=bool(outcome.success), failures=failures, evaluated=len(outcome.results)
     )
+
+
+def one_row(**figures: Any) -> pd.DataFrame:
+    """A one-row frame of measured figures, for expectations on scalar metrics."""
+    return pd.DataFrame([figures])

@@ -106,66 +106,84 @@ def _default_name(path: Path) -> str:
     return path.parent.name if stem.lower() in {"train", "test", "data", "dev"} else stem
 
 
+def _opt(kind, *names: str, help: str):  # noqa: A002 - mirrors typer's parameter name
+    return Annotated[kind, typer.Option(*names, help=help, show_default=False)]
+
+
+ConfigOpt = _opt(Path | None, "--config", "-c", help="YAML config file (see README).")
+SourceOpt = _opt(list[Path] | None, "--source", help="Source training file (repeatable).")
+SourceTestOpt = _opt(list[Path] | None, "--source-test", help="Source test file (repeatable).")
+SourceNameOpt = _opt(str | None, "--source-name", help="Source domain name.")
+TargetOpt = _opt(list[Path] | None, "--target", help="Target training file (repeatable).")
+TargetTestOpt = _opt(list[Path] | None, "--target-test", help="Target test file (repeatable).")
+TargetNameOpt = _opt(str | None, "--target-name", help="Target domain name.")
+TextColumnOpt = _opt(
+    list[str] | None, "--text-column", help="Text column, both domains (repeat to join several)."
+)
+LabelColumnOpt = _opt(str | None, "--label-column", help="Label column, both domains.")
+TrainSizeOpt = _opt(
+    int | None, "--target-train-size", help="Cap on target training labels, balanced by class."
+)
+TestSizeOpt = _opt(float | None, "--test-size", help="Test share when there is no test file.")
+VectorsOpt = _opt(Path | None, "--vectors", help="Pretrained vectors file.")
+SeedOpt = _opt(int | None, "--seed", help="Random seed.")
+SetOpt = _opt(
+    list[str] | None, "--set", help="Any setting: section.field=value (YAML value). Repeatable."
+)
+
+
+def _data_flags(**given: Any) -> dict[str, Any]:
+    """Map the data flags shared by ``run`` and ``validate`` onto setting paths."""
+    names = {
+        "source": "data.source.paths", "source_test": "data.source.test_paths",
+        "source_name": "data.source.name", "target": "data.target.paths",
+        "target_test": "data.target.test_paths", "target_name": "data.target.name",
+        "text_column": "text_columns", "label_column": "label_column",
+        "target_train_size": "data.target_train_size", "test_size": "data.test_size",
+        "vectors": "embeddings.pretrained_path", "seed": "seed",
+    }
+    return {names[k]: v for k, v in given.items()}
+
+
 @app.command()
 def run(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
-    source: Annotated[
-        list[Path] | None, typer.Option("--source", help="Source training file (repeatable).", show_default=False)
-    ] = None,
-    source_test: Annotated[
-        list[Path] | None, typer.Option("--source-test", help="Source test file.", show_default=False)
-    ] = None,
-    source_name: Annotated[str | None, typer.Option(help="Source domain name.")] = None,
-    target: Annotated[
-        list[Path] | None, typer.Option("--target", help="Target training file (repeatable).", show_default=False)
-    ] = None,
-    target_test: Annotated[
-        list[Path] | None, typer.Option("--target-test", help="Target test file.", show_default=False)
-    ] = None,
-    target_name: Annotated[str | None, typer.Option(help="Target domain name.")] = None,
-    text_column: Annotated[
-        list[str] | None,
-        typer.Option("--text-column", help="Text column, both domains (repeat to join several)."),
-    ] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column, both domains.")] = None,
-    target_train_size: Annotated[
-        int | None, typer.Option(help="Cap on target training labels, balanced by class.")
-    ] = None,
-    test_size: Annotated[float | None, typer.Option(help="Test share without test file.")] = None,
-    vectors: Annotated[Path | None, typer.Option(help="Pretrained vectors file.")] = None,
-    vectors_format: Annotated[
-        str | None, typer.Option(help="auto|word2vec|word2vec-binary|glove|fasttext")
-    ] = None,
-    vector_size: Annotated[int | None, typer.Option(help="Vector dimension.")] = None,
-    architecture: Annotated[str | None, typer.Option(help="mean-mlp | cnn")] = None,
-    strategy: Annotated[str | None, typer.Option(help="finetune | feature-extract | joint")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Max epochs of each training.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    max_len: Annotated[int | None, typer.Option(help="Tokens kept per text.")] = None,
-    alpha: Annotated[float | None, typer.Option(help="'joint': source loss weight.")] = None,
-    beta: Annotated[float | None, typer.Option(help="'joint': target loss weight.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    output_dir: Annotated[Path | None, typer.Option(help="Parent of run folders.")] = None,
-    run_name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Any setting: section.field=value (YAML value). Repeatable."),
-    ] = None,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    source_test: SourceTestOpt = None,
+    source_name: SourceNameOpt = None,
+    target: TargetOpt = None,
+    target_test: TargetTestOpt = None,
+    target_name: TargetNameOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    target_train_size: TrainSizeOpt = None,
+    test_size: TestSizeOpt = None,
+    vectors: VectorsOpt = None,
+    vectors_format: _opt(
+        str | None, "--vectors-format", help="auto | word2vec | word2vec-binary | glove | fasttext"
+    ) = None,
+    vector_size: _opt(int | None, "--vector-size", help="Vector dimension.") = None,
+    architecture: _opt(str | None, "--architecture", help="mean-mlp | cnn") = None,
+    strategy: _opt(str | None, "--strategy", help="finetune | feature-extract | joint") = None,
+    epochs: _opt(int | None, "--epochs", help="Max epochs of each training.") = None,
+    batch_size: _opt(int | None, "--batch-size", help="Batch size.") = None,
+    learning_rate: _opt(float | None, "--learning-rate", help="Learning rate.") = None,
+    max_len: _opt(int | None, "--max-len", help="Tokens kept per text.") = None,
+    alpha: _opt(float | None, "--alpha", help="'joint': source loss weight.") = None,
+    beta: _opt(float | None, "--beta", help="'joint': target loss weight.") = None,
+    seed: SeedOpt = None,
+    output_dir: _opt(Path | None, "--output-dir", help="Parent of run folders.") = None,
+    run_name: _opt(str | None, "--run-name", help="Run folder name.") = None,
+    set_: SetOpt = None,
 ) -> None:
     """Run the transfer-learning flow. Without data flags: the built-in demo."""
-    flags = {
-        "data.source.paths": source,
-        "data.source.test_paths": source_test,
-        "data.source.name": source_name,
-        "data.target.paths": target,
-        "data.target.test_paths": target_test,
-        "data.target.name": target_name,
-        "text_columns": text_column,
-        "label_column": label_column,
-        "data.target_train_size": target_train_size,
-        "data.test_size": test_size,
-        "embeddings.pretrained_path": vectors,
+    flags = _data_flags(
+        source=source, source_test=source_test, source_name=source_name, target=target,
+        target_test=target_test, target_name=target_name, text_column=text_column,
+        label_column=label_column, target_train_size=target_train_size, test_size=test_size,
+        vectors=vectors, seed=seed,
+    )
+    flags.update({
         "embeddings.pretrained_format": vectors_format,
         "embeddings.vector_size": vector_size,
         "model.architecture": architecture,
@@ -176,10 +194,9 @@ def run(
         "model.max_len": max_len,
         "transfer.alpha": alpha,
         "transfer.beta": beta,
-        "seed": seed,
         "output_dir": output_dir,
         "run_name": run_name,
-    }
+    })
     try:
         cfg = assemble_config(config, flags, set_ or [])
         from flows.transfer import transfer_learning
@@ -188,6 +205,50 @@ def run(
     except TransferflowError as exc:
         raise _fail(exc) from None
     _print_summary(result)
+
+
+@app.command()
+def validate(
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    source_test: SourceTestOpt = None,
+    source_name: SourceNameOpt = None,
+    target: TargetOpt = None,
+    target_test: TargetTestOpt = None,
+    target_name: TargetNameOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    target_train_size: TrainSizeOpt = None,
+    test_size: TestSizeOpt = None,
+    vectors: VectorsOpt = None,
+    seed: SeedOpt = None,
+    docs_dir: _opt(Path | None, "--docs-dir", help="Write GX Data Docs (HTML) here.") = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run only the data-quality gates (raw input, leakage, domain shift); no training.
+
+    Exit code 0 when every gate passes (or only warns), 3 when one fails.
+    """
+    flags = _data_flags(
+        source=source, source_test=source_test, source_name=source_name, target=target,
+        target_test=target_test, target_name=target_name, text_column=text_column,
+        label_column=label_column, target_train_size=target_train_size, test_size=test_size,
+        vectors=vectors, seed=seed,
+    )
+    try:
+        cfg = assemble_config(config, flags, set_ or [])
+        from flows.validate import validate_data
+
+        gates = validate_data(cfg, docs_dir)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo("")
+    for name, g in gates.items():
+        typer.echo(f"  {name:<18} {g['status']:<7} {g['checks']:>3} checks")
+        for failure in g["failed"]:
+            typer.echo(f"      - {failure}")
+    if docs_dir is not None:
+        typer.echo(f"  Data Docs: {Path(docs_dir) / 'index.html'}")
 
 
 def _print_summary(result: dict[str, Any]) -> None:

@@ -13,18 +13,28 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows import _logging
-from tasks.gates import validate_dataset
+from tasks.gates import (
+    check_domain_shift,
+    check_embeddings,
+    check_promotion,
+    check_source_model,
+    check_split_integrity,
+    validate_dataset,
+)
 from tasks.stages import (
+    DOCS,
     build_embeddings,
     evaluate_models,
     fine_tune_target_model,
     load_dataset,
+    publish_gate_failure,
     publish_report,
     train_source_model,
     train_target_only_model,
     train_tfidf_baseline,
 )
 from transferflow.config import RunConfig
+from transferflow.errors import ConfigError, GateFailedError
 from transferflow.pipeline import baseline_roles, write_config
 
 _logging.install()
@@ -62,39 +72,66 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
     """Run the whole transfer-learning pipeline; returns the run folder and the metrics."""
     logger = get_run_logger()
     name = run_folder_name(config)
-    final_dir = Path(config.output_dir) / name
-    if final_dir.exists():
-        from transferflow.errors import ConfigError
-
-        raise ConfigError(f"Run folder {final_dir} already exists; choose another run_name.")
-    # Work in a staging folder and rename it at the end, so a run folder is never half-written.
     parent = Path(config.output_dir)
+    final_dir = parent / name
+    if final_dir.exists():
+        raise ConfigError(f"Run folder {final_dir} already exists; choose another run_name.")
     parent_existed = parent.exists()
+    # Work in a staging folder and rename it at the end, so a run folder is never half-written.
     work = parent / f".{name}.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    gates: dict[str, Any] = {}
     try:
-        metrics = _pipeline(config, work, title=name)
+        metrics = _pipeline(config, work, name, gates)
         work.rename(final_dir)
+    except GateFailedError as exc:
+        # Keep what explains the failure (gate report, Data Docs), clearly marked as failed.
+        failed_dir = parent / f"{name}.failed"
+        shutil.rmtree(failed_dir, ignore_errors=True)
+        _keep_only_failure_record(work)
+        work.rename(failed_dir)
+        publish_gate_failure(exc, gates, failed_dir, name)
+        raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
-        if not parent_existed and not any(parent.iterdir()):
+        if not parent_existed and parent.exists() and not any(parent.iterdir()):
             parent.rmdir()
         raise
     logger.info("Results in %s", final_dir)
     return {"run_dir": str(final_dir), "metrics": metrics}
 
 
-def _pipeline(config: RunConfig, work: Path, title: str) -> dict[str, Any]:
-    d, seed = config.data, config.seed
+def _keep_only_failure_record(work: Path) -> None:
+    """Drop the partial artefacts of a failed run; keep its config and Data Docs."""
+    for path in work.iterdir():
+        if path.name not in (DOCS, "config.json"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) -> dict[str, Any]:
+    d, g, seed = config.data, config.gates, config.seed
     write_config(config.model_dump_json(), work)
-    art = work / "artifacts"
+    art, docs = work / "artifacts", work / DOCS
     source = load_dataset(d.source, "source", d.test_size, seed, None, art)
-    target = load_dataset(d.target, "target", d.test_size, seed, d.target_train_size, art)
-    source = validate_dataset(source, "source", config.checks, art)
-    target = validate_dataset(target, "target", config.checks, art)
+    target = load_dataset(
+        d.target, "target", d.test_size, seed, d.target_train_size, art, d.target_validation_size
+    )
+    source, gates["raw_input[source]"] = validate_dataset(source, "source", g.raw_input, art, docs)
+    target, gates["raw_input[target]"] = validate_dataset(
+        target, "target", g.raw_input, art, docs, reference=source
+    )
+    word2vec = config.embeddings.pretrained_path is None
+    gates["leakage"] = check_split_integrity(source, target, word2vec, g.leakage, docs)
+    gates["domain_shift"] = check_domain_shift(source, target, g.domain_shift, seed, docs)
     emb = build_embeddings(source, target, config.embeddings, seed, art)
+    gates["embeddings"] = check_embeddings(
+        emb, target, config.embeddings.vector_size, g.embeddings, docs
+    )
     source_model = train_source_model(source, emb, config.model, seed, art)
+    gates["source_model"] = check_source_model(
+        source_model, source, emb, config.model, g.source_model, docs
+    )
     candidates = {
         "transfer": fine_tune_target_model(
             source_model, source, target, emb, config.model, config.transfer, seed, art
@@ -111,15 +148,15 @@ def _pipeline(config: RunConfig, work: Path, title: str) -> dict[str, Any]:
         "run": {"name": title, "seed": seed, "strategy": config.transfer.strategy,
                 "architecture": config.model.architecture},
         "data": {
-            role: {"name": ref.name, "n_train": ref.n_train, "n_test": ref.n_test,
-                   "labels": ref.labels, "train_label_counts": ref.train_label_counts,
-                   "dropped_blank_text": ref.dropped_blank_text}
+            role: {"name": ref.name, "counts": ref.counts, "labels": ref.labels,
+                   "label_counts": ref.label_counts, "dropped_blank_text": ref.dropped_blank_text}
             for role, ref in (("source", source), ("target", target))
         },
         "embeddings": {"origin": emb.origin, "vocab_size": emb.vocab_size,
                        "vector_size": emb.vector_size, "token_coverage": emb.token_coverage},
-        "source_model": {"best_val_accuracy": source_model.summary.get("best_val_accuracy")},
+        "domain_shift": gates["domain_shift"]["figures"],
+        "source_model": gates["source_model"]["figures"],
     }
     metrics = evaluate_models(target, candidates, emb, config.model, work, extra)
-    publish_report(metrics, title, work)
-    return metrics
+    gates["promotion"] = check_promotion(metrics, g.promotion, docs)
+    return publish_report(metrics, gates, title, work)

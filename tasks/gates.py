@@ -1,36 +1,158 @@
-"""Data-quality gates: tasks that raise :class:`GateFailedError` with every failed check."""
+"""Data-quality gates: tasks between the stages that stop the run with every failed check.
+
+A gate in ``fail`` mode raises :class:`GateFailedError`; in ``warn`` mode it logs a warning and the
+run goes on. Either way its summary goes into ``metrics.json`` and the report.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from transferflow.artifacts import DatasetRef
-from transferflow.config import ChecksConfig
+from transferflow import pipeline
+from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.config import (
+    DomainShiftGate,
+    EmbeddingsGate,
+    LeakageGate,
+    ModelConfig,
+    PromotionGate,
+    RawInputGate,
+    SourceModelGate,
+)
+from transferflow.data import TEXT
 from transferflow.errors import GateFailedError
-from transferflow.pipeline import drop_blank_texts, read_frame
+
+
+def _conclude(report, subject: str) -> dict[str, Any]:
+    """Log the gate's outcome; raise when it failed in ``fail`` mode; return its summary."""
+    logger = get_run_logger()
+    summary = report.summary()
+    if report.status == "failed":
+        raise GateFailedError(report.gate, report.failures, subject=subject)
+    if report.status == "warned":
+        logger.warning(
+            "gate %s failed in warn mode for %s; continuing:\n  - %s",
+            report.gate, subject, "\n  - ".join(summary["failed"]),
+        )
+    else:
+        logger.info("gate %s passed for %s (%d checks)", report.gate, subject, report.evaluated)
+    return summary
 
 
 @task(name="validate_dataset", cache_policy=NO_CACHE, task_run_name="validate_dataset[{role}]")
-def validate_dataset(data: DatasetRef, role: str, cfg: ChecksConfig, out_dir: Path) -> DatasetRef:
-    """Raw-input gate on one domain's data; returns it without the (tolerated) blank-text rows."""
-    from data_checks.raw_input import validate_domain
+def validate_dataset(
+    data: DatasetRef,
+    role: str,
+    cfg: RawInputGate,
+    out_dir: Path,
+    docs_dir: Path | None = None,
+    reference: DatasetRef | None = None,
+) -> tuple[DatasetRef, dict[str, Any]]:
+    """Raw-input gate on one domain; returns it without the tolerated blank-text rows."""
+    from data_checks.raw_input import report, validate_domain, validate_label_kinds
 
-    results = validate_domain(
-        f"{role} '{data.name}'", read_frame(data.train), read_frame(data.test), cfg
+    frames = {part: pipeline.read_frame(ref) for part, ref in data.parts.items()}
+    labelled = frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
+    suites = validate_domain(
+        f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
     )
-    failures = [f for r in results for f in r.failures]
-    evaluated = sum(r.evaluated for r in results)
-    if failures:
-        raise GateFailedError("raw_input", failures, subject=f"{role} data '{data.name}'")
-    logger = get_run_logger()
-    logger.info("raw_input gate passed for %s: %d checks", role, evaluated)
-    cleaned = drop_blank_texts(data, role=role, out_dir=out_dir)
-    if cleaned.dropped_blank_text:
-        logger.warning(
-            "%s: dropped rows without text (train %d, test %d), within checks.max_blank_text_share",
-            role, cleaned.dropped_blank_text["train"], cleaned.dropped_blank_text["test"],
+    if reference is not None:  # the target is compared with the source
+        suites.append(
+            validate_label_kinds(
+                {"source": reference.label_kind, "target": data.label_kind},
+                {"source": reference.labels, "target": data.labels},
+                cfg,
+                docs_dir,
+            )
         )
-    return cleaned
+    summary = _conclude(report(suites, cfg, {"rows": data.counts}), f"{role} data '{data.name}'")
+    cleaned = pipeline.drop_blank_texts(data, role=role, out_dir=out_dir)
+    if cleaned.dropped_blank_text:
+        summary["figures"]["dropped_blank_text"] = cleaned.dropped_blank_text
+        get_run_logger().warning(
+            "%s: dropped rows without text %s (within gates.raw_input.max_blank_text_share)",
+            role, cleaned.dropped_blank_text,
+        )
+    return cleaned, summary
+
+
+@task(name="check_split_integrity", cache_policy=NO_CACHE)
+def check_split_integrity(
+    source: DatasetRef, target: DatasetRef, word2vec: bool, cfg: LeakageGate,
+    docs_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Leakage gate: no target test text in the target training data or the Word2Vec corpus."""
+    from data_checks.leakage import validate_leakage
+
+    report = validate_leakage(
+        pipeline.read_frame(target.test),
+        pipeline.read_frame(target.pool),
+        pipeline.read_frame(source.pool) if word2vec else None,
+        cfg,
+        docs_dir,
+    )
+    return _conclude(report, f"target '{target.name}'")
+
+
+@task(name="check_embeddings", cache_policy=NO_CACHE)
+def check_embeddings(
+    emb: EmbeddingsRef, target: DatasetRef, expected_size: int | None, cfg: EmbeddingsGate,
+    docs_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Embeddings gate: size as configured, finite values, coverage of the target's tokens."""
+    from data_checks.embeddings import validate_embeddings
+    from transferflow.embeddings import load_vectors
+
+    kv = load_vectors(emb.vectors.verified_path())
+    texts = pipeline.read_frame(target.pool)[TEXT].dropna().tolist()
+    return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
+
+
+@task(name="check_domain_shift", cache_policy=NO_CACHE)
+def check_domain_shift(
+    source: DatasetRef, target: DatasetRef, cfg: DomainShiftGate, seed: int,
+    docs_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default)."""
+    from data_checks.domain_shift import validate_domain_shift
+
+    figures = pipeline.domain_shift_figures(source, target, seed)
+    get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
+    return _conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
+
+
+@task(name="check_source_model", cache_policy=NO_CACHE)
+def check_source_model(
+    source_model: ModelRef, source: DatasetRef, emb: EmbeddingsRef, model_cfg: ModelConfig,
+    cfg: SourceModelGate, docs_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Source-model gate: accuracy on held-out source data reaches the threshold."""
+    from data_checks.models import validate_source_model
+
+    accuracy, majority, n = pipeline.source_holdout(source_model, source, emb, model_cfg)
+    report = validate_source_model(accuracy, majority, n, cfg, docs_dir)
+    return _conclude(report, f"source model on '{source.name}' test rows")
+
+
+@task(name="check_promotion", cache_policy=NO_CACHE)
+def check_promotion(
+    metrics: dict[str, Any], cfg: PromotionGate, docs_dir: Path | None = None
+) -> dict[str, Any]:
+    """Promotion gate: transfer must beat target_only on the validation split, else a baseline
+    is chosen."""
+    from data_checks.models import validate_promotion
+
+    selection = pipeline.select_model(metrics["validation"], cfg.margin)
+    summary = _conclude(validate_promotion(selection, cfg, docs_dir), "transfer model")
+    if not selection["transfer_beats_target_only"]:
+        get_run_logger().warning(
+            "Negative transfer: on the validation split transfer does not beat target_only by "
+            "%.3f (gain %+.4f); the chosen model is the baseline '%s'.",
+            cfg.margin, selection["gain_vs_target_only"], selection["chosen"],
+        )
+    return summary

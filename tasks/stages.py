@@ -10,6 +10,8 @@ from prefect.cache_policies import NO_CACHE
 
 from transferflow import pipeline
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.errors import GateFailedError
+from transferflow.files import write_text_atomic
 from transferflow.config import (
     DatasetConfig,
     EmbeddingConfig,
@@ -29,6 +31,9 @@ def _epoch_logger():
     return report
 
 
+DOCS = "data_docs"  # GX Data Docs folder inside a run folder
+
+
 @task(name="load_dataset", cache_policy=NO_CACHE, task_run_name="load_dataset[{role}]")
 def load_dataset(
     cfg: DatasetConfig,
@@ -37,14 +42,15 @@ def load_dataset(
     seed: int,
     train_size: int | None,
     out_dir: Path,
+    val_size: float | None = None,
 ) -> DatasetRef:
     """Read, split and store one domain's data."""
     ref = pipeline.prepare_dataset(
-        cfg, role=role, test_size=test_size, seed=seed, train_size=train_size, out_dir=out_dir
+        cfg, role=role, test_size=test_size, seed=seed, train_size=train_size, out_dir=out_dir,
+        val_size=val_size,
     )
     get_run_logger().info(
-        "%s '%s': %d train / %d test rows, labels %s",
-        role, ref.name, ref.n_train, ref.n_test, ref.train_label_counts,
+        "%s '%s': rows %s, training labels %s", role, ref.name, ref.counts, ref.label_counts["train"]
     )
     return ref
 
@@ -124,13 +130,42 @@ def evaluate_models(
 
 
 @task(name="publish_report", cache_policy=NO_CACHE)
-def publish_report(metrics: dict[str, Any], title: str, out_dir: Path) -> str:
-    """Write report.md and publish it as a Prefect markdown artifact."""
+def publish_report(
+    metrics: dict[str, Any], gates: dict[str, Any], title: str, out_dir: Path
+) -> dict[str, Any]:
+    """Add gate outcomes to metrics.json, write report.md, publish Prefect artifacts."""
     from prefect.artifacts import create_markdown_artifact
 
+    metrics = pipeline.finalise_metrics(metrics, gates, out_dir)
     markdown = pipeline.render_report(metrics, title)
-    path = pipeline.write_report(markdown, out_dir)
+    pipeline.write_report(markdown, out_dir)
     create_markdown_artifact(
         markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
     )
-    return str(path)
+    _link_data_docs(out_dir)
+    return metrics
+
+
+def _link_data_docs(run_dir: Path) -> None:
+    from prefect.artifacts import create_link_artifact
+
+    index = run_dir / DOCS / "index.html"
+    if index.is_file():
+        create_link_artifact(
+            link=index.resolve().as_uri(), link_text="Great Expectations Data Docs",
+            key="data-docs", description="Data-quality gate results of this run",
+        )
+
+
+def publish_gate_failure(
+    exc: GateFailedError, gates: dict[str, Any], run_dir: Path, title: str
+) -> None:
+    """Write gates.md into the failed run's folder and publish it, with a Data Docs link."""
+    from prefect.artifacts import create_markdown_artifact
+
+    markdown = pipeline.render_gate_failure(exc, gates, title)
+    write_text_atomic(run_dir / "gates.md", markdown)
+    create_markdown_artifact(
+        markdown=markdown, key="gate-results", description=f"Gate '{exc.gate}' failed: {title}"
+    )
+    _link_data_docs(run_dir)

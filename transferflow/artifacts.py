@@ -68,22 +68,50 @@ def write_artifact(path: str | Path, writer: Callable[[Path], Any]) -> ArtifactR
 
 
 class DatasetRef(BaseModel):
-    """One domain's prepared train and test data."""
+    """One domain's prepared data: labelled train (and target validation) rows, test rows, and the
+    pool of all training texts read from the files."""
 
     model_config = ConfigDict(frozen=True)
 
     name: str
-    train: ArtifactRef
-    test: ArtifactRef
+    parts: dict[str, ArtifactRef]  # pool, train, test and (target) val -> Parquet files
+    counts: dict[str, int]  # part -> rows
     labels: list[str]  # sorted training labels: the class order of every model of this domain
-    train_label_counts: dict[str, int]
-    test_label_counts: dict[str, int]
-    n_train: int
-    n_test: int
+    label_counts: dict[str, dict[str, int]]  # part -> label -> rows
     test_from_split: bool
     label_kind: str
     input_sha256: dict[str, str]  # every input file -> its content hash
-    dropped_blank_text: dict[str, int] = {}  # part (train/test) -> rows dropped after the gate
+    dropped_blank_text: dict[str, int] = {}  # part -> rows dropped after the raw-input gate
+
+    @property
+    def train(self) -> ArtifactRef:
+        """The labelled training rows."""
+        return self.parts["train"]
+
+    @property
+    def test(self) -> ArtifactRef:
+        """The test rows."""
+        return self.parts["test"]
+
+    @property
+    def val(self) -> ArtifactRef | None:
+        """The labelled validation rows (target only)."""
+        return self.parts.get("val")
+
+    @property
+    def pool(self) -> ArtifactRef:
+        """All training rows read from the files, before any cap (texts usable without labels)."""
+        return self.parts["pool"]
+
+    @property
+    def n_train(self) -> int:
+        """Labelled training rows."""
+        return self.counts["train"]
+
+    @property
+    def n_test(self) -> int:
+        """Test rows."""
+        return self.counts["test"]
 
 
 class EmbeddingsRef(BaseModel):

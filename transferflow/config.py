@@ -59,8 +59,16 @@ class DataConfig(_Section):
     )
     target_train_size: int | None = Field(
         default=None,
-        ge=2,
-        description="Cap on target training labels (balanced by class) to study few-label regimes.",
+        ge=4,
+        description="Cap on target training labels (balanced by class) to study few-label regimes; "
+        "the uncapped training texts still serve, without labels, to train Word2Vec.",
+    )
+    target_validation_size: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=0.5,
+        description="Share of the target training labels held out as the validation split: early "
+        "stopping of target models and the promotion decision use it, never the test set.",
     )
 
 
@@ -159,11 +167,19 @@ class BaselineConfig(_Section):
     )
 
 
-class ChecksConfig(_Section):
-    """Thresholds of the data-quality gates."""
+GateMode = Literal["fail", "warn"]
 
+
+class RawInputGate(_Section):
+    """Is each domain's train/test data usable at all?"""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    min_rows: int = Field(default=10, ge=1, description="Fewest training rows per domain.")
     min_class_count: int = Field(
         default=5, ge=1, description="Fewest training rows any class may have."
+    )
+    min_minority_share: float = Field(
+        default=0.02, ge=0.0, le=0.5, description="Smallest share of training rows of any class."
     )
     max_blank_text_share: float = Field(
         default=0.05,
@@ -172,6 +188,103 @@ class ChecksConfig(_Section):
         description="Share of rows with a missing or blank text that is tolerated; such rows are "
         "dropped after the gate and counted in the report (real review data has a few).",
     )
+    max_duplicate_share: float = Field(
+        default=0.05, ge=0.0, lt=1.0, description="Share of repeated (text, label) rows tolerated."
+    )
+    min_text_chars: int = Field(default=1, ge=0, description="Shortest text allowed (characters).")
+    max_text_chars: int = Field(
+        default=100_000, ge=1, description="Longest text allowed (characters)."
+    )
+    allow_label_type_mismatch: bool = Field(
+        default=False,
+        description="Accept numeric labels in one domain and named labels in the other "
+        "(usually a mistake: 1 vs 'positive').",
+    )
+
+
+class LeakageGate(_Section):
+    """No target test text may be trained on (target training data or the Word2Vec corpus)."""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    max_overlap_rows: int = Field(
+        default=0, ge=0, description="Test rows whose text may also occur in training texts."
+    )
+
+
+class EmbeddingsGate(_Section):
+    """Are the word vectors sound and do they cover the target's words?"""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    min_target_coverage: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of target training-token occurrences that must have a vector.",
+    )
+
+
+class DomainShiftGate(_Section):
+    """How far apart are source and target? Reported every run; gated only on the thresholds."""
+
+    mode: GateMode = Field(default="warn", description="'fail' stops the run; 'warn' logs.")
+    min_vocab_overlap: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of target token occurrences whose token also occurs in the source.",
+    )
+    max_label_distance: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Total-variation distance between source and target label shares.",
+    )
+    max_proxy_a_distance: float = Field(
+        default=1.9,
+        ge=0.0,
+        le=2.0,
+        description="Proxy A-distance 2(1-2·err) of a TF-IDF classifier telling source from target "
+        "texts (0 = indistinguishable, 2 = fully separable).",
+    )
+
+
+class SourceModelGate(_Section):
+    """Is the source model worth transferring?"""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    min_accuracy: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Accuracy needed on held-out source data; unset = majority-class share + 0.05.",
+    )
+
+
+class PromotionGate(_Section):
+    """Does transfer beat training on the target alone, on target validation data?"""
+
+    mode: GateMode = Field(
+        default="warn",
+        description="'warn': on negative transfer the best baseline is chosen and the run "
+        "completes; 'fail': the run fails instead.",
+    )
+    margin: float = Field(
+        default=0.0,
+        ge=-1.0,
+        le=1.0,
+        description="Accuracy by which transfer must beat target_only on the validation split.",
+    )
+
+
+class GatesConfig(_Section):
+    """Data-quality gates between the steps, each with its mode and thresholds."""
+
+    raw_input: RawInputGate = RawInputGate()
+    leakage: LeakageGate = LeakageGate()
+    embeddings: EmbeddingsGate = EmbeddingsGate()
+    domain_shift: DomainShiftGate = DomainShiftGate()
+    source_model: SourceModelGate = SourceModelGate()
+    promotion: PromotionGate = PromotionGate()
 
 
 class RunConfig(_Section):
@@ -182,7 +295,7 @@ class RunConfig(_Section):
     model: ModelConfig = ModelConfig()
     transfer: TransferConfig = TransferConfig()
     baselines: BaselineConfig = BaselineConfig()
-    checks: ChecksConfig = ChecksConfig()
+    gates: GatesConfig = GatesConfig()
     seed: int = Field(default=42, description="Seed for splits, vectors and weights.")
     output_dir: Path = Field(default=Path("runs"), description="Parent folder of run folders.")
     run_name: str | None = Field(

@@ -196,20 +196,35 @@ def read_domain_files(paths: list[Path], cfg: DatasetConfig) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class DomainData:
-    """One domain's prepared data."""
+    """One domain's prepared data.
+
+    ``pool`` is every training row read from the files (before any cap): its texts, without labels,
+    may train Word2Vec. ``train`` is the labelled rows the models learn from, ``val`` (target only)
+    the labelled rows held out from them for early stopping and model selection.
+    """
 
     name: str
+    pool: pd.DataFrame
     train: pd.DataFrame
     test: pd.DataFrame
+    val: pd.DataFrame | None
     test_from_split: bool
+
+
+def normalise_text(text: object) -> str:
+    """Case-folded text with whitespace collapsed: the form in which texts are compared for
+    duplicates and train/test leakage."""
+    return " ".join(str(text).lower().split()) if isinstance(text, str) else ""
 
 
 def stratified_split(
     frame: pd.DataFrame, test_size: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a frame into train and test, keeping class shares when every class has 2+ rows.
+    """Split a frame into train and test, keeping class shares, with duplicates kept together.
 
-    Rows with a missing label are kept in the training part so the data gate can report them.
+    Rows whose texts are equal after :func:`normalise_text` form one group and land on the same
+    side: short reviews ("Great product.") repeat, and a text on both sides would be train/test
+    leakage. Rows with a missing label stay in the training part so the data gate can report them.
 
     Args:
         frame: a ``text``/``label`` frame.
@@ -224,20 +239,32 @@ def stratified_split(
     """
     rng = np.random.default_rng(seed)
     labelled = frame[frame[LABEL].notna()]
-    test_idx: list[int] = []
-    counts = labelled[LABEL].value_counts()
     if len(labelled) < 2:
         raise DataError(f"Only {len(labelled)} labelled row(s): too few to split into train/test.")
-    if (counts >= 2).all():
-        for label in sorted(counts.index):
-            idx = labelled.index[labelled[LABEL] == label].to_numpy()
-            n_test = max(1, int(round(len(idx) * test_size)))
-            n_test = min(n_test, len(idx) - 1)
-            test_idx.extend(rng.choice(idx, size=n_test, replace=False).tolist())
-    else:  # a class with a single row cannot be in both parts; the gate will flag it later
-        n_test = max(1, int(round(len(labelled) * test_size)))
-        test_idx = rng.choice(labelled.index.to_numpy(), size=n_test, replace=False).tolist()
+    groups = labelled.groupby(labelled[TEXT].map(normalise_text), sort=True).groups
+    # Each group is assigned to the test part as a whole, label by label (by its first row).
+    by_label: dict[str, list[np.ndarray]] = {}
+    for _, idx in sorted(groups.items()):
+        idx = np.asarray(idx)
+        by_label.setdefault(str(labelled.at[idx[0], LABEL]), []).append(idx)
+    stratify = all(sum(len(g) for g in gs) >= 2 and len(gs) >= 2 for gs in by_label.values())
+    pools = by_label if stratify else {"all": [g for gs in by_label.values() for g in gs]}
+    test_idx: list[int] = []
+    for label in sorted(pools):
+        group_list = pools[label]
+        n_rows = sum(len(g) for g in group_list)
+        want = min(max(1, int(round(n_rows * test_size))), n_rows - 1)
+        taken = 0
+        for i in rng.permutation(len(group_list)):
+            if taken >= want:
+                break
+            if taken + len(group_list[i]) > want and taken > 0:
+                continue  # skip a large group that would overshoot; a smaller one may fit
+            test_idx.extend(group_list[i].tolist())
+            taken += len(group_list[i])
     is_test = frame.index.isin(test_idx)
+    if is_test.all() or not is_test.any():
+        raise DataError("Cannot split into train/test: every text is the same.")
     return frame[~is_test].reset_index(drop=True), frame[is_test].reset_index(drop=True)
 
 
@@ -283,28 +310,36 @@ def load_domain(
     test_size: float,
     seed: int,
     train_size: int | None = None,
+    val_size: float | None = None,
 ) -> DomainData:
-    """Read one domain and produce its train and test frames.
+    """Read one domain and produce its pool, train, validation and test frames.
 
     Args:
         cfg: where the files are and which columns to use.
         test_size: test share when ``cfg.test_paths`` is empty.
-        seed: seed for the split and the sample.
-        train_size: optional cap on training rows, balanced by class (the test part is unaffected).
+        seed: seed for the splits and the sample.
+        train_size: optional cap on labelled training rows, balanced by class (validation rows
+            included; the test part and the pool are unaffected).
+        val_size: optional share of the labelled training rows held out for validation.
 
     Returns:
         The domain's data.
     """
-    train = read_domain_files(cfg.paths, cfg)
+    pool = read_domain_files(cfg.paths, cfg)
     if cfg.test_paths:
         test = read_domain_files(cfg.test_paths, cfg)
         from_split = False
     else:
-        train, test = stratified_split(train, test_size, seed)
+        pool, test = stratified_split(pool, test_size, seed)
         from_split = True
-    if train_size is not None:
-        train = balanced_sample(train, train_size, seed)
-    return DomainData(name=cfg.name, train=train, test=test, test_from_split=from_split)
+    train = balanced_sample(pool, train_size, seed) if train_size is not None else pool
+    val = None
+    if val_size:
+        # A different seed than the test split, so the two splits are not correlated.
+        train, val = stratified_split(train, val_size, seed + 1)
+    return DomainData(
+        name=cfg.name, pool=pool, train=train, test=test, val=val, test_from_split=from_split
+    )
 
 
 def label_kind(labels: pd.Series) -> str:

@@ -215,6 +215,7 @@ def train_classifier(
     seed: int,
     phase: str,
     on_epoch: EpochCallback | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ):  # -> (keras.Model, TrainHistory)
     """Build and train a classifier from scratch (the source model, or the target-only baseline).
 
@@ -228,6 +229,7 @@ def train_classifier(
         seed: random seed.
         phase: name for the history (e.g. ``source``).
         on_epoch: optional progress callback.
+        validation: explicit early-stopping data; default is a stratified share of (x, y).
 
     Returns:
         (trained model, its history).
@@ -245,6 +247,7 @@ def train_classifier(
         phase=phase,
         history=history,
         on_epoch=on_epoch,
+        validation=validation,
     )
     return model, history
 
@@ -289,6 +292,7 @@ def adapt(
     x_source: np.ndarray | None = None,
     y_source: np.ndarray | None = None,
     on_epoch: EpochCallback | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ):  # -> (keras.Model, TrainHistory)
     """Adapt a trained source model to the target data.
 
@@ -313,6 +317,8 @@ def adapt(
         x_source: source token ids (``joint`` only).
         y_source: source class indices (``joint`` only).
         on_epoch: optional progress callback.
+        validation: target (x, y) for early stopping; default is a stratified share of the
+            target training data.
 
     Returns:
         (adapted model, its history).
@@ -322,7 +328,16 @@ def adapt(
     """
     history = TrainHistory()
     model = _copy(source_model)
-    common = dict(cfg=model_cfg, seed=seed, history=history, on_epoch=on_epoch)
+    if validation is None:
+        # Hold out target rows only: early stopping must watch the domain we care about.
+        split = _split_validation(y_target, model_cfg.validation_split, seed)
+        if split is not None:
+            tr, va = split
+            validation = (x_target[va], y_target[va])
+            x_target, y_target = x_target[tr], y_target[tr]
+    common = dict(
+        cfg=model_cfg, seed=seed, history=history, on_epoch=on_epoch, validation=validation
+    )
     if strategy == "joint":
         if not same_labels:
             raise ConfigError(
@@ -331,13 +346,6 @@ def adapt(
             )
         if x_source is None or y_source is None:
             raise ConfigError("transfer.strategy 'joint' needs the source training data.")
-        # Hold out target rows only: early stopping must watch the domain we care about.
-        split = _split_validation(y_target, model_cfg.validation_split, seed)
-        validation = None
-        if split is not None:
-            tr, va = split
-            validation = (x_target[va], y_target[va])
-            x_target, y_target = x_target[tr], y_target[tr]
         n_s, n_t = len(y_source), len(y_target)
         n = n_s + n_t
         # Weights make each domain's mean loss count alpha resp. beta, whatever their sizes.
@@ -353,7 +361,6 @@ def adapt(
             epochs=cfg.head_epochs + cfg.finetune_epochs,
             phase="joint",
             sample_weight=weights,
-            validation=validation,
             **common,
         )
         return model, history

@@ -35,6 +35,26 @@ def _write_frame(frame: pd.DataFrame, path: Path):
     return write_artifact(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def _label_counts(frame: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in sorted(frame[LABEL].value_counts(dropna=True).items())}
+
+
+def _dataset_ref(name: str, frames: dict[str, pd.DataFrame], role: str, out_dir: Path,
+                 suffix: str = "", **fields: Any) -> DatasetRef:
+    parts = {
+        part: _write_frame(frame, out_dir / f"{role}_{part}{suffix}.parquet")
+        for part, frame in frames.items()
+    }
+    return DatasetRef(
+        name=name,
+        parts=parts,
+        counts={part: len(frame) for part, frame in frames.items()},
+        labels=sorted(_label_counts(frames["train"])),
+        label_counts={part: _label_counts(frame) for part, frame in frames.items()},
+        **fields,
+    )
+
+
 def prepare_dataset(
     cfg: DatasetConfig,
     *,
@@ -43,37 +63,35 @@ def prepare_dataset(
     seed: int,
     train_size: int | None,
     out_dir: Path,
+    val_size: float | None = None,
 ) -> DatasetRef:
-    """Read one domain's files, split and cap them, and store the result as Parquet.
+    """Read one domain's files, split and cap them, and store the parts as Parquet.
 
     Args:
         cfg: the domain's files and columns.
         role: ``source`` or ``target`` (names the files).
         test_size: test share when there is no test file.
         seed: random seed.
-        train_size: optional balanced cap on training rows.
+        train_size: optional balanced cap on labelled training rows.
         out_dir: folder for the artefacts.
+        val_size: optional share of the labelled rows held out as validation split.
 
     Returns:
         A reference to the prepared data with its label summary and input hashes.
     """
-    domain = load_domain(cfg, test_size=test_size, seed=seed, train_size=train_size)
-    train_ref = _write_frame(domain.train, out_dir / f"{role}_train.parquet")
-    test_ref = _write_frame(domain.test, out_dir / f"{role}_test.parquet")
-    counts = domain.train[LABEL].value_counts(dropna=True)
-    return DatasetRef(
-        name=cfg.name,
-        train=train_ref,
-        test=test_ref,
-        labels=sorted(str(x) for x in counts.index),
-        train_label_counts={str(k): int(v) for k, v in sorted(counts.items())},
-        test_label_counts={
-            str(k): int(v) for k, v in sorted(domain.test[LABEL].value_counts().items())
-        },
-        n_train=len(domain.train),
-        n_test=len(domain.test),
+    domain = load_domain(
+        cfg, test_size=test_size, seed=seed, train_size=train_size, val_size=val_size
+    )
+    frames = {"pool": domain.pool, "train": domain.train, "test": domain.test}
+    if domain.val is not None:
+        frames["val"] = domain.val
+    return _dataset_ref(
+        cfg.name,
+        frames,
+        role,
+        out_dir,
         test_from_split=domain.test_from_split,
-        label_kind=label_kind(domain.train[LABEL]),
+        label_kind=label_kind(domain.pool[LABEL]),
         input_sha256={str(p): sha256_file(p) for p in [*cfg.paths, *cfg.test_paths]},
     )
 
@@ -90,36 +108,34 @@ def drop_blank_texts(data: DatasetRef, *, role: str, out_dir: Path) -> DatasetRe
         ``data`` itself when nothing is dropped, else a reference to cleaned copies with updated
         counts and ``dropped_blank_text`` set.
     """
-    frames = {"train": read_frame(data.train), "test": read_frame(data.test)}
-    dropped, refs = {}, {}
+    frames = {part: pd.read_parquet(ref.verified_path()) for part, ref in data.parts.items()}
+    dropped = {}
     for part, frame in frames.items():
         keep = frame[TEXT].notna() & frame[TEXT].astype(str).str.strip().ne("")
         dropped[part] = int((~keep).sum())
         frames[part] = frame[keep].reset_index(drop=True)
     if not any(dropped.values()):
         return data
-    for part, frame in frames.items():
-        refs[part] = _write_frame(frame, out_dir / f"{role}_{part}_valid.parquet")
-    counts = frames["train"][LABEL].value_counts()
-    return data.model_copy(
-        update={
-            "train": refs["train"],
-            "test": refs["test"],
-            "n_train": len(frames["train"]),
-            "n_test": len(frames["test"]),
-            "train_label_counts": {str(k): int(v) for k, v in sorted(counts.items())},
-            "test_label_counts": {
-                str(k): int(v) for k, v in sorted(frames["test"][LABEL].value_counts().items())
-            },
-            "dropped_blank_text": dropped,
-        }
+    return _dataset_ref(
+        data.name,
+        frames,
+        role,
+        out_dir,
+        suffix="_valid",
+        test_from_split=data.test_from_split,
+        label_kind=data.label_kind,
+        input_sha256=data.input_sha256,
+        dropped_blank_text=dropped,
     )
 
 
 def make_embeddings(
     source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, *, seed: int, out_dir: Path
 ) -> EmbeddingsRef:
-    """Build word vectors from the source and target *training* texts (never test texts).
+    """Build word vectors from all source and target *training* texts (never test texts).
+
+    The target's whole training pool is used, also rows beyond ``target_train_size``: their texts
+    (not their labels) are the unlabeled in-domain data a few-label user has anyway.
 
     Args:
         source: prepared source data.
@@ -133,7 +149,7 @@ def make_embeddings(
     """
     from transferflow.embeddings import build_embeddings, save_vectors
 
-    texts = [*read_frame(source.train)[TEXT].dropna(), *read_frame(target.train)[TEXT].dropna()]
+    texts = [*read_frame(source.pool)[TEXT].dropna(), *read_frame(target.pool)[TEXT].dropna()]
     kv, stats = build_embeddings(texts, cfg, seed)
     ref = write_artifact(out_dir / "vectors.kv", lambda tmp: save_vectors(kv, tmp))
     return EmbeddingsRef(
@@ -149,6 +165,13 @@ def _xy(data: pd.DataFrame, labels: list[str], vocab, max_len: int):
     x = vocab.encode(data[TEXT].tolist(), max_len)
     y = np.array([labels.index(v) for v in data[LABEL]], dtype=np.int32)
     return x, y
+
+
+def _validation(target: DatasetRef, vocab, max_len: int):
+    """(x, y) of the target validation split, or None when the target has none."""
+    if target.val is None:
+        return None
+    return _xy(read_frame(target.val), target.labels, vocab, max_len)
 
 
 def _load_vectors(emb: EmbeddingsRef):
@@ -252,6 +275,7 @@ def fine_tune(
 
     vocab, _ = _load_vectors(emb)
     x_t, y_t = _xy(read_frame(target.train), target.labels, vocab, model_cfg.max_len)
+    validation = _validation(target, vocab, model_cfg.max_len)
     same = source.labels == target.labels
     x_s = y_s = None
     if cfg.strategy == "joint" and same:
@@ -269,6 +293,7 @@ def fine_tune(
         x_source=x_s,
         y_source=y_s,
         on_epoch=on_epoch,
+        validation=validation,
     )
     return _save_keras(
         model,
@@ -297,7 +322,8 @@ def train_target_only(
     vocab, matrix = _load_vectors(emb)
     x, y = _xy(read_frame(target.train), target.labels, vocab, cfg.max_len)
     model, history = train_classifier(
-        cfg.architecture, matrix, x, y, len(target.labels), cfg, seed, "target_only", on_epoch
+        cfg.architecture, matrix, x, y, len(target.labels), cfg, seed, "target_only", on_epoch,
+        validation=_validation(target, vocab, cfg.max_len),
     )
     return _save_keras(
         model, history, role="target_only", labels=target.labels, cfg=cfg, out_dir=out_dir
@@ -350,7 +376,8 @@ def evaluate(
     out_dir: Path,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score every candidate on the target test set and write ``metrics.json``.
+    """Score every candidate on the target test set (and validation split) and write
+    ``metrics.json``.
 
     Args:
         target: prepared target data.
@@ -361,22 +388,107 @@ def evaluate(
         extra: more top-level entries for ``metrics.json`` (run info, data summary).
 
     Returns:
-        The metrics dict, as written.
+        The metrics dict, as written: ``candidates`` holds the test-set metrics, ``validation``
+        the accuracy and macro-F1 on the target validation split (used for model selection).
     """
     from transferflow.evaluate import classification_metrics
 
-    test = read_frame(target.test)
-    texts, y_true = test[TEXT].tolist(), test[LABEL].tolist()
-    results: dict[str, Any] = {}
-    for name in sorted(candidates, key=lambda n: CANDIDATE_ORDER.index(n)):
-        proba = candidate_proba(candidates[name], texts, emb, cfg)
-        results[name] = classification_metrics(y_true, proba, candidates[name].labels)
+    order = sorted(candidates, key=lambda n: CANDIDATE_ORDER.index(n))
+    parts = {"test": read_frame(target.test)}
+    if target.val is not None:
+        parts["validation"] = read_frame(target.val)
+    scored: dict[str, dict[str, Any]] = {part: {} for part in parts}
+    for part, frame in parts.items():
+        texts, y_true = frame[TEXT].tolist(), frame[LABEL].tolist()
+        for name in order:
+            proba = candidate_proba(candidates[name], texts, emb, cfg)
+            scored[part][name] = classification_metrics(y_true, proba, candidates[name].labels)
+    results = scored["test"]
     metrics: dict[str, Any] = {**(extra or {}), "candidates": results}
+    if "validation" in scored:
+        metrics["validation"] = {
+            name: {k: m[k] for k in ("n", "accuracy", "macro_f1")}
+            for name, m in scored["validation"].items()
+        }
     if "transfer" in results and "target_only" in results:
         gain = results["transfer"]["accuracy"] - results["target_only"]["accuracy"]
         metrics["transfer_gain"] = {"accuracy_vs_target_only": round(gain, 4)}
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def select_model(validation: dict[str, dict[str, Any]], margin: float) -> dict[str, Any]:
+    """Choose the model to promote from validation-split accuracies (never test accuracies).
+
+    Transfer is chosen when it beats ``target_only`` by at least ``margin`` and no baseline does
+    better; otherwise it is negative transfer and the best baseline is chosen.
+
+    Args:
+        validation: candidate -> ``{"accuracy": ..., ...}`` on the target validation split.
+        margin: accuracy by which transfer must beat target_only.
+
+    Returns:
+        ``{"chosen", "transfer_beats_target_only", "gain_vs_target_only", "margin"}``.
+
+    Raises:
+        ValueError: when there is no transfer candidate to judge.
+    """
+    if "transfer" not in validation:
+        raise ValueError("no 'transfer' candidate in the validation metrics")
+    acc = {name: m["accuracy"] for name, m in validation.items()}
+    baseline = acc.get("target_only")
+    gain = None if baseline is None else round(acc["transfer"] - baseline, 4)
+    beats = gain is None or gain >= margin
+    eligible = acc if beats else {k: v for k, v in acc.items() if k != "transfer"}
+    # Ties go to the candidate listed first in CANDIDATE_ORDER (transfer, then target_only...).
+    chosen = max(eligible, key=lambda n: (eligible[n], -CANDIDATE_ORDER.index(n)))
+    return {
+        "chosen": chosen,
+        "transfer_beats_target_only": beats,
+        "gain_vs_target_only": gain,
+        "margin": margin,
+    }
+
+
+def domain_shift_figures(source: DatasetRef, target: DatasetRef, seed: int) -> dict[str, float]:
+    """Vocabulary overlap, label distance and proxy A-distance between the training pools.
+
+    Args:
+        source: prepared source data.
+        target: prepared target data.
+        seed: seed for the domain classifier's sample and folds.
+
+    Returns:
+        ``{"vocab_overlap", "label_distance", "proxy_a_distance"}``.
+    """
+    from transferflow.shift import label_distance, proxy_a_distance, vocab_overlap
+
+    src = read_frame(source.pool)[TEXT].dropna().tolist()
+    tgt = read_frame(target.pool)[TEXT].dropna().tolist()
+    return {
+        "vocab_overlap": vocab_overlap(src, tgt),
+        "label_distance": label_distance(
+            source.label_counts["train"], target.label_counts["train"]
+        ),
+        "proxy_a_distance": proxy_a_distance(src, tgt, seed),
+    }
+
+
+def source_holdout(
+    source_model: ModelRef, source: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig
+) -> tuple[float, float, int]:
+    """Accuracy of the source model on the source test rows (never trained on).
+
+    Returns:
+        (accuracy, share of the majority class, number of rows).
+    """
+    test = read_frame(source.test)
+    proba = candidate_proba(source_model, test[TEXT].tolist(), emb, cfg)
+    predicted = [source_model.labels[i] for i in proba.argmax(axis=1)]
+    truth = test[LABEL].tolist()
+    accuracy = float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
+    majority = float(test[LABEL].value_counts(normalize=True).max())
+    return round(accuracy, 4), round(majority, 4), len(test)
 
 
 def baseline_roles(cfg: BaselineConfig, same_labels: bool) -> list[str]:
@@ -391,8 +503,47 @@ def baseline_roles(cfg: BaselineConfig, same_labels: bool) -> list[str]:
     return roles
 
 
+def finalise_metrics(
+    metrics: dict[str, Any], gates: dict[str, Any], out_dir: Path
+) -> dict[str, Any]:
+    """Add the gates' outcomes and the model selection to ``metrics.json`` (rewritten atomically).
+
+    Args:
+        metrics: as written by :func:`evaluate`.
+        gates: gate name -> summary (the ``promotion`` summary's figures hold the selection).
+        out_dir: run folder.
+
+    Returns:
+        The completed metrics.
+    """
+    metrics = {**metrics, "gates": gates}
+    if "promotion" in gates:
+        selection = dict(gates["promotion"]["figures"])
+        selection["negative_transfer"] = not selection["transfer_beats_target_only"]
+        selection["split"] = "target validation"
+        metrics["selection"] = selection
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+_STATUS = {"passed": "✅ passed", "warned": "⚠️ warned", "failed": "❌ failed"}
+
+
+def _gate_table(gates: dict[str, Any]) -> list[str]:
+    lines = ["| gate | status | mode | checks | details |", "|---|---|---|---:|---|"]
+    for name, g in gates.items():
+        details = "; ".join(g["failed"]) if g["failed"] else ""
+        figures = {k: v for k, v in g.get("figures", {}).items() if not isinstance(v, dict)}
+        if not details and figures:
+            details = ", ".join(f"{k}={v}" for k, v in figures.items())
+        details = details.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {name} | {_STATUS.get(g['status'], g['status'])} | {g['mode']} | "
+                     f"{g['checks']} | {details} |")
+    return lines
+
+
 def render_report(metrics: dict[str, Any], title: str) -> str:
-    """Markdown report: the candidates side by side, then per-class figures.
+    """Markdown report: verdict, candidates side by side, gates, domain shift, per-class figures.
 
     Args:
         metrics: the dict written to ``metrics.json``.
@@ -405,27 +556,56 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
     lines = [f"# {title}", ""]
     data = metrics.get("data", {})
     if data:
-        src, tgt = data.get("source", {}), data.get("target", {})
+        src, tgt = data["source"], data["target"]
         lines += [
-            f"Source **{src.get('name')}**: {src.get('n_train')} training rows. "
-            f"Target **{tgt.get('name')}**: {tgt.get('n_train')} training rows, "
-            f"{tgt.get('n_test')} test rows. Labels: {', '.join(tgt.get('labels', []))}.",
+            f"Source **{src['name']}**: {src['counts']['train']} labelled training rows. "
+            f"Target **{tgt['name']}**: {tgt['counts']['train']} training + "
+            f"{tgt['counts'].get('val', 0)} validation labels, {tgt['counts']['test']} test rows. "
+            f"Labels: {', '.join(tgt['labels'])}.",
             "",
         ]
+    selection = metrics.get("selection")
+    if selection:
+        if selection["negative_transfer"]:
+            lines += [
+                f"**Negative transfer**: on the target validation split, transfer does not beat "
+                f"target_only by the margin {selection['margin']} (gain "
+                f"{selection['gain_vs_target_only']:+.4f}). Chosen model: "
+                f"**{selection['chosen']}**.",
+                "",
+            ]
+        else:
+            lines += [f"Chosen model (target validation split): **{selection['chosen']}**.", ""]
+    val = metrics.get("validation", {})
     lines += [
-        "| candidate | accuracy | macro-F1 | ROC AUC |",
-        "|---|---:|---:|---:|",
+        "## Candidates on the target test set",
+        "",
+        "| candidate | accuracy | macro-F1 | ROC AUC | validation accuracy |",
+        "|---|---:|---:|---:|---:|",
     ]
-    best = max(cands, key=lambda n: (cands[n]["accuracy"], cands[n]["macro_f1"]))
     for name, m in cands.items():
         auc = f"{m['roc_auc']:.4f}" if "roc_auc" in m else "–"
-        mark = " **(best)**" if name == best else ""
-        lines.append(f"| {name}{mark} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {auc} |")
+        mark = " **(chosen)**" if selection and name == selection["chosen"] else ""
+        v = f"{val[name]['accuracy']:.4f}" if name in val else "–"
+        lines.append(f"| {name}{mark} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {auc} | {v} |")
     gain = metrics.get("transfer_gain", {}).get("accuracy_vs_target_only")
     if gain is not None:
         verdict = "helped" if gain > 0 else ("did not help" if gain == 0 else "hurt (negative transfer)")
-        lines += ["", f"**Transfer {verdict}**: {gain:+.4f} accuracy versus target-only."]
-    lines += ["", "## Per-class results", ""]
+        lines += ["", f"On the test set, transfer {verdict}: {gain:+.4f} accuracy versus target-only."]
+    if metrics.get("gates"):
+        lines += ["", "## Data-quality gates", "", *_gate_table(metrics["gates"])]
+    shift = metrics.get("domain_shift")
+    if shift:
+        lines += [
+            "",
+            "## Domain shift",
+            "",
+            f"- vocabulary overlap (target token occurrences seen in the source): "
+            f"{shift['vocab_overlap']:.3f}",
+            f"- label-distribution distance (total variation): {shift['label_distance']:.3f}",
+            f"- proxy A-distance (0 = alike, 2 = separable): {shift['proxy_a_distance']:.3f}",
+        ]
+    lines += ["", "## Per-class results (test set)", ""]
     for name, m in cands.items():
         lines += [f"### {name}", "", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
         for cls, pc in m["per_class"].items():
@@ -439,6 +619,35 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
         for lab, row in zip(labels, m["confusion_matrix"]["matrix"], strict=True):
             lines.append(f"| **{lab}** | " + " | ".join(str(v) for v in row) + " |")
         lines.append("")
+    return "\n".join(lines)
+
+
+def render_gate_failure(exc, gates: dict[str, Any], title: str) -> str:
+    """Markdown for a run stopped by a gate: the failed checks, then the gates that ran before.
+
+    Args:
+        exc: the :class:`~transferflow.errors.GateFailedError`.
+        gates: summaries of the gates that completed before it.
+        title: run name.
+
+    Returns:
+        Markdown text.
+    """
+    lines = [
+        f"# {title}: stopped by gate `{exc.gate}`",
+        "",
+        f"The `{exc.gate}` gate failed{' for ' + exc.subject if exc.subject else ''}; nothing after "
+        "it ran and no model was chosen.",
+        "",
+        "| expectation | column | observed | expected |",
+        "|---|---|---|---|",
+    ]
+    for f in exc.failures:
+        row = [f.expectation, f.column or "", f.observed, f.expected]
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |")
+    if gates:
+        lines += ["", "Gates that passed before it:", "", *_gate_table(gates)]
+    lines += ["", "Data Docs (HTML, all expectations and their results): `data_docs/index.html`."]
     return "\n".join(lines)
 
 

@@ -30,9 +30,19 @@ def test_flow_end_to_end(small_domains, tmp_path):
     assert metrics == result["metrics"]
     cands = metrics["candidates"]
     assert set(cands) == {"transfer", "target_only", "source_only", "tfidf_lr"}
-    n_test = metrics["data"]["target"]["n_test"]
-    assert n_test == 60  # 30 % of 200 target rows
-    assert metrics["data"]["target"]["n_train"] == 60  # target_train_size
+    counts = metrics["data"]["target"]["counts"]
+    n_test = counts["test"]
+    assert abs(n_test - 60) <= 2  # ~30 % of 200 rows (duplicate texts stay on one side)
+    assert counts["train"] + counts["val"] == 60 and counts["val"] == 12  # target_train_size
+    assert counts["pool"] == 200 - n_test  # all training texts still feed Word2Vec
+    assert set(metrics["gates"]) == {
+        "raw_input[source]", "raw_input[target]", "leakage", "domain_shift", "embeddings",
+        "source_model", "promotion",
+    }
+    assert all(g["status"] in ("passed", "warned") for g in metrics["gates"].values())
+    assert metrics["selection"]["chosen"] in cands
+    assert set(metrics["validation"]) == set(cands)
+    assert 0 <= metrics["domain_shift"]["proxy_a_distance"] <= 2
     for name, m in cands.items():
         assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["macro_f1"] <= 1.0, name
         assert sum(map(sum, m["confusion_matrix"]["matrix"])) == n_test, name
@@ -46,10 +56,12 @@ def test_flow_end_to_end(small_domains, tmp_path):
 
     report = (run_dir / "report.md").read_text()
     assert "| transfer" in report and "| tfidf_lr" in report
+    assert "## Data-quality gates" in report and "proxy A-distance" in report
+    assert (run_dir / "data_docs" / "index.html").is_file()
     assert json.loads((run_dir / "config.json").read_text())["seed"] == cfg.seed
     for name in ("source.keras", "transfer.keras", "target_only.keras", "vectors.kv"):
         assert (run_dir / "artifacts" / name).is_file()
-    assert "transfer-report" in _artifact_keys()
+    assert {"transfer-report", "data-docs"} <= _artifact_keys()
 
 
 def test_same_seed_gives_same_metrics(small_domains, tmp_path):
@@ -67,6 +79,8 @@ def test_multiclass_target_with_other_labels_gets_new_head(small_domains, tmp_pa
     pd.concat([amazon, movies]).to_csv(target, index=False)
     raw = tiny_settings(small_domains["source"], target, tmp_path / "runs")
     raw["data"]["target_train_size"] = 90
+    # Named labels against the source's 0/1 on purpose: a different task, not a spelling mistake.
+    raw["gates"] = {"raw_input": {"allow_label_type_mismatch": True}}
     result = transfer_learning(build_config(raw))
     cands = result["metrics"]["candidates"]
     assert "source_only" not in cands  # label sets differ
@@ -82,12 +96,18 @@ def test_gate_failure_stops_the_flow_and_leaves_no_run_folder(small_domains, tmp
     raw = tiny_settings(small_domains["source"], target, tmp_path / "runs")
     raw["data"]["target"]["test_paths"] = [str(small_domains["target"])]
     raw["data"]["target_train_size"] = None
-    raw["checks"] = {"max_blank_text_share": 0.0}
+    raw["gates"] = {"raw_input": {"max_blank_text_share": 0.0}}
+    raw["run_name"] = "r"
     with pytest.raises(GateFailedError) as info:
         transfer_learning(build_config(raw))
     assert info.value.gate == "raw_input"
     assert "bad.csv row 6" in str(info.value)
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    # Only the failure record is left: gates.md, Data Docs and the config, no models or metrics.
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r.failed"]
+    failed = tmp_path / "runs" / "r.failed"
+    assert sorted(p.name for p in failed.iterdir()) == ["config.json", "data_docs", "gates.md"]
+    assert "bad.csv row 6" in (failed / "gates.md").read_text()
+    assert {"gate-results", "data-docs"} <= _artifact_keys()
 
 
 def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp_path):
@@ -99,5 +119,6 @@ def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp
     raw["data"]["target_train_size"] = None
     metrics = transfer_learning(build_config(raw))["metrics"]
     dropped = metrics["data"]["target"]["dropped_blank_text"]
-    assert sum(dropped.values()) == 2
-    assert metrics["data"]["target"]["n_train"] + metrics["data"]["target"]["n_test"] == 198
+    assert dropped["pool"] + dropped["test"] == 2
+    counts = metrics["data"]["target"]["counts"]
+    assert counts["pool"] + counts["test"] == 198

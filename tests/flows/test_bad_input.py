@@ -1,0 +1,125 @@
+"""The bad-input catalogue: each case ends with a clear message, a non-zero exit, no traceback, no
+half-written run folder, and untouched inputs (or, for valid-but-awkward CSV, a correct parse)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from transferflow.files import sha256_file
+
+runner = CliRunner()
+TINY = [
+    "--set", "embeddings.vector_size=16", "--set", "model.hidden_units=[8]", "--epochs", "2",
+    "--max-len", "16", "--set", "transfer.head_epochs=2", "--set", "transfer.finetune_epochs=1",
+]
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
+    """Build the input files of one case; return (extra CLI args, expected message)."""
+    t = tmp / "target.csv"
+    if name == "missing_file":
+        return ["--target", str(tmp / "absent.csv")], "file not found"
+    if name == "empty_file":
+        t.write_bytes(b"")
+        return ["--target", str(t)], "the file is empty"
+    if name == "header_only":
+        t.write_text("text,label\n")
+        return ["--target", str(t)], "has a header but no data rows"
+    if name == "missing_columns":
+        _write(target.rename(columns={"text": "review"}), t)
+        return ["--target", str(t)], "missing column(s) 'text'. Columns present: 'review', 'label'"
+    if name == "not_utf8":
+        t.write_bytes(b"text,label\ngood phone,1\n" + "caf\xe9 phone".encode("latin-1") + b",0\n")
+        return ["--target", str(t)], "not valid UTF-8 at byte offset 27 (line 3)"
+    if name == "blank_texts":
+        bad = target.copy()
+        bad.loc[bad.index[:30], "text"] = None
+        _write(bad, t)
+        return ["--target", str(t)], "expect_column_values_to_not_be_null on column 'text'"
+    if name == "single_class":
+        _write(target.assign(label=1), t)
+        return ["--target", str(t)], "expect_column_unique_value_count_to_be_between"
+    if name == "unseen_test_labels":
+        test = target.iloc[:50].assign(label=lambda f: f.label.map({0: 0, 1: 7}))
+        _write(target.iloc[50:], t)
+        return ["--target", str(t), "--target-test", str(_write(test, tmp / "test.csv"))], \
+            "expect_column_values_to_be_in_set on column 'label'"
+    if name == "label_types":
+        _write(target.assign(label=target.label.map({0: "negative", 1: "positive"})), t)
+        return ["--target", str(t)], "domain target labels negative, positive: 'text'"
+    if name == "duplicated_rows":
+        _write(pd.concat([target, target.head(60)]), t)
+        return ["--target", str(t)], "expect_compound_columns_to_be_unique"
+    if name == "train_test_overlap":
+        test = target.iloc[:60]
+        _write(pd.concat([target.iloc[60:], test.iloc[:20]]), t)
+        return ["--target", str(t), "--target-test", str(_write(test, tmp / "test.csv"))], \
+            "Gate 'leakage' failed"
+    if name == "malformed_vectors":
+        _write(target, t)
+        v = tmp / "v.vec"
+        v.write_text("2 3\ngood 0.1 0.2 0.3\nphone 0.1 zero 0.3\n")
+        return ["--target", str(t), "--vectors", str(v)], "line 3 has a non-numeric value 'zero'"
+    if name == "vectors_wrong_length_line":
+        _write(target, t)
+        v = tmp / "glove.txt"
+        v.write_text("good 0.1 0.2 0.3\nphone 0.1 0.3\n")
+        return ["--target", str(t), "--vectors", str(v)], "line 2 has 2 values, expected 3"
+    if name == "vectors_size_mismatch":
+        _write(target, t)
+        v = tmp / "v.vec"
+        v.write_text("2 3\ngood 0.1 0.2 0.3\nphone 0.1 0.2 0.3\n")
+        return ["--target", str(t), "--vectors", str(v), "--vector-size", "50"], \
+            "vectors have 3 dimensions but the configuration says embeddings.vector_size = 16"
+    if name == "huge_line":
+        big = target.copy()
+        big.loc[big.index[3], "text"] = "word " * 2_000_000  # one 10 MB line
+        _write(big, t)
+        return ["--target", str(t)], "expect_column_value_lengths_to_be_between on column 'text'"
+    raise AssertionError(name)
+
+
+CASES = [
+    "missing_file", "empty_file", "header_only", "missing_columns", "not_utf8", "blank_texts",
+    "single_class", "unseen_test_labels", "label_types", "duplicated_rows", "train_test_overlap",
+    "malformed_vectors", "vectors_wrong_length_line", "vectors_size_mismatch", "huge_line",
+]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input(name, small_domains, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    args, message = _case(name, inputs, pd.read_csv(small_domains["target"]))
+    before = {p.name: sha256_file(p) for p in inputs.iterdir()}
+    out = tmp_path / "runs"
+    result = runner.invoke(
+        app, ["run", "--source", str(small_domains["source"]), *args, "--output-dir", str(out), *TINY]
+    )
+    assert result.exit_code in (2, 3), result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert {p.name: sha256_file(p) for p in inputs.iterdir()} == before  # inputs untouched
+    leftovers = [p.name for p in out.iterdir()] if out.exists() else []
+    assert all(n.endswith(".failed") for n in leftovers), leftovers  # never a half-written run
+
+
+def test_csv_with_embedded_newlines_and_quotes_runs(small_domains, tmp_path):
+    target = pd.read_csv(small_domains["target"])
+    target.loc[0, "text"] = 'Two lines,\nand "quoted" words, all in "one" field'
+    target.loc[1, "text"] = '""Double"" quotes, commas, and a\r\nCRLF'
+    path = _write(target, tmp_path / "awkward.csv")
+    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
+                                 str(path), "--output-dir", str(tmp_path / "runs"), *TINY])
+    assert result.exit_code == 0, result.output
+    run_dir = next((tmp_path / "runs").iterdir())
+    frames = pd.concat(pd.read_parquet(p) for p in (run_dir / "artifacts").glob("target_*.parquet"))
+    assert 'Two lines,\nand "quoted" words, all in "one" field' in set(frames["text"])
