@@ -38,7 +38,7 @@ def validate_leakage(
 
     frame = test.assign(**{NORM: test[TEXT].map(normalise)})
     frame = frame[frame[NORM] != ""]
-    mostly = 1.0 - cfg.max_overlap_rows / max(len(frame), 1)
+    mostly = 1.0 - cfg.max_overlap_share
     checks = {"target train": target_train}
     if corpus is not None:
         checks["word2vec corpus"] = corpus

@@ -122,7 +122,9 @@ def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) 
         target, "target", g.raw_input, art, docs, reference=source
     )
     word2vec = config.embeddings.pretrained_path is None
-    gates["leakage"] = check_split_integrity(source, target, word2vec, g.leakage, docs)
+    source, target, gates["leakage"] = check_split_integrity(
+        source, target, word2vec, g.leakage, art, docs
+    )
     gates["domain_shift"] = check_domain_shift(source, target, g.domain_shift, seed, docs)
     emb = build_embeddings(source, target, config.embeddings, seed, art)
     gates["embeddings"] = check_embeddings(
@@ -149,7 +151,8 @@ def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) 
                 "architecture": config.model.architecture},
         "data": {
             role: {"name": ref.name, "counts": ref.counts, "labels": ref.labels,
-                   "label_counts": ref.label_counts, "dropped_blank_text": ref.dropped_blank_text}
+                   "label_counts": ref.label_counts, "dropped_blank_text": ref.dropped_blank_text,
+                   "dropped_test_overlap": ref.dropped_test_overlap}
             for role, ref in (("source", source), ("target", target))
         },
         "embeddings": {"origin": emb.origin, "vocab_size": emb.vocab_size,

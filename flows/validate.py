@@ -39,7 +39,9 @@ def validate_data(config: RunConfig, docs_dir: Path | None = None) -> dict[str, 
             target, "target", g.raw_input, work, docs_dir, reference=source
         )
         word2vec = config.embeddings.pretrained_path is None
-        gates["leakage"] = check_split_integrity(source, target, word2vec, g.leakage, docs_dir)
+        source, target, gates["leakage"] = check_split_integrity(
+            source, target, word2vec, g.leakage, work, docs_dir
+        )
         gates["domain_shift"] = check_domain_shift(source, target, g.domain_shift, seed, docs_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -83,20 +83,34 @@ def validate_dataset(
 
 @task(name="check_split_integrity", cache_policy=NO_CACHE)
 def check_split_integrity(
-    source: DatasetRef, target: DatasetRef, word2vec: bool, cfg: LeakageGate,
+    source: DatasetRef, target: DatasetRef, word2vec: bool, cfg: LeakageGate, out_dir: Path,
     docs_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Leakage gate: no target test text in the target training data or the Word2Vec corpus."""
+) -> tuple[DatasetRef, DatasetRef, dict[str, Any]]:
+    """Leakage gate: no target test text in the target training data or the Word2Vec corpus;
+    a tolerated overlap leaves the training side."""
     from data_checks.leakage import validate_leakage
 
+    test = pipeline.read_frame(target.test)
     report = validate_leakage(
-        pipeline.read_frame(target.test),
+        test,
         pipeline.read_frame(target.pool),
         pipeline.read_frame(source.pool) if word2vec else None,
         cfg,
         docs_dir,
     )
-    return _conclude(report, f"target '{target.name}'")
+    summary = _conclude(report, f"target '{target.name}'")
+    roles = {"source": source, "target": target}
+    for role, data in roles.items():
+        roles[role] = pipeline.drop_test_texts_from_training(data, test, role=role, out_dir=out_dir)
+        if roles[role].dropped_test_overlap:
+            summary["figures"][f"{role}_training_rows_removed"] = sum(
+                roles[role].dropped_test_overlap.values()
+            )
+            get_run_logger().warning(
+                "%s: removed training rows whose text is also a target test text: %s",
+                role, roles[role].dropped_test_overlap,
+            )
+    return roles["source"], roles["target"], summary
 
 
 @task(name="check_embeddings", cache_policy=NO_CACHE)

@@ -129,6 +129,44 @@ def drop_blank_texts(data: DatasetRef, *, role: str, out_dir: Path) -> DatasetRe
     )
 
 
+def drop_test_texts_from_training(
+    data: DatasetRef, test: pd.DataFrame, *, role: str, out_dir: Path
+) -> DatasetRef:
+    """Remove training rows whose text (normalised) is also a test text.
+
+    Called after the leakage gate accepted a small overlap: the test set stays as published and the
+    duplicates leave the training side, so nothing is both trained and tested on.
+
+    Args:
+        data: prepared domain data (its ``test`` part is never changed).
+        test: the target test rows.
+        role: ``source`` or ``target`` (names the files).
+        out_dir: folder for the cleaned artefacts.
+
+    Returns:
+        ``data`` itself when nothing overlaps, else a reference to cleaned copies, with the removed
+        rows counted in ``dropped_test_overlap``.
+    """
+    from transferflow.data import normalise_text
+
+    seen = set(test[TEXT].map(normalise_text)) - {""}
+    frames = {part: pd.read_parquet(ref.verified_path()) for part, ref in data.parts.items()}
+    dropped = {}
+    for part, frame in frames.items():
+        if part == "test" and role == "target":
+            continue
+        leaked = frame[TEXT].map(normalise_text).isin(seen)
+        dropped[part] = int(leaked.sum())
+        frames[part] = frame[~leaked].reset_index(drop=True)
+    if not any(dropped.values()):
+        return data
+    return _dataset_ref(
+        data.name, frames, role, out_dir, suffix="_noleak", test_from_split=data.test_from_split,
+        label_kind=data.label_kind, input_sha256=data.input_sha256,
+        dropped_blank_text=data.dropped_blank_text, dropped_test_overlap=dropped,
+    )
+
+
 def make_embeddings(
     source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, *, seed: int, out_dir: Path
 ) -> EmbeddingsRef:
