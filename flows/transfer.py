@@ -35,7 +35,7 @@ from tasks.stages import (
 )
 from transferflow.config import RunConfig
 from transferflow.errors import ConfigError, GateFailedError
-from transferflow.pipeline import baseline_roles, write_config
+from transferflow.pipeline import baseline_roles, link_artifacts, write_config
 
 _logging.install()
 
@@ -126,26 +126,36 @@ def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) 
         source, target, word2vec, g.leakage, art, docs
     )
     gates["domain_shift"] = check_domain_shift(source, target, g.domain_shift, seed, docs)
-    emb = build_embeddings(source, target, config.embeddings, seed, art)
+    cache = config.cache
+    emb = _value(build_embeddings(source, target, config.embeddings, seed, cache, return_state=True))
     gates["embeddings"] = check_embeddings(
         emb, target, config.embeddings.vector_size, g.embeddings, docs
     )
-    source_model = train_source_model(source, emb, config.model, seed, art)
+    source_model = _value(
+        train_source_model(source, emb, config.model, seed, cache, return_state=True)
+    )
     gates["source_model"] = check_source_model(
         source_model, source, emb, config.model, g.source_model, docs
     )
     candidates = {
-        "transfer": fine_tune_target_model(
-            source_model, source, target, emb, config.model, config.transfer, seed, art
+        "transfer": _value(
+            fine_tune_target_model(
+                source_model, source, target, emb, config.model, config.transfer, seed, cache,
+                return_state=True,
+            )
         )
     }
     for role in baseline_roles(config.baselines, same_labels=source.labels == target.labels):
         if role == "target_only":
-            candidates[role] = train_target_only_model(target, emb, config.model, seed, art)
+            candidates[role] = _value(
+                train_target_only_model(target, emb, config.model, seed, cache, return_state=True)
+            )
         elif role == "source_only":
             candidates[role] = source_model
         elif role == "tfidf_lr":
-            candidates[role] = train_tfidf_baseline(target, seed, art)
+            candidates[role] = _value(
+                train_tfidf_baseline(target, seed, cache, return_state=True)
+            )
     extra = {
         "run": {"name": title, "seed": seed, "strategy": config.transfer.strategy,
                 "architecture": config.model.architecture},
@@ -162,4 +172,11 @@ def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) 
     }
     metrics = evaluate_models(target, candidates, emb, config.model, work, extra)
     gates["promotion"] = check_promotion(metrics, g.promotion, docs)
+    link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
+                    **{name: ref.model for name, ref in candidates.items()}}, work / "artifacts")
     return publish_report(metrics, gates, title, work)
+
+
+def _value(state):
+    """A task's result from its final state (cached tasks end in a ``Cached`` state)."""
+    return state.result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,16 @@ from prefect.cache_policies import NO_CACHE
 
 from transferflow import pipeline
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.errors import GateFailedError
-from transferflow.files import write_text_atomic
+from tasks.caching import cached, store_for
 from transferflow.config import (
+    CacheConfig,
     DatasetConfig,
     EmbeddingConfig,
     ModelConfig,
     TransferConfig,
 )
+from transferflow.errors import GateFailedError, VectorsError
+from transferflow.files import sha256_bytes, sha256_file, sha256_text, write_text_atomic
 
 
 def _epoch_logger():
@@ -55,26 +58,59 @@ def load_dataset(
     return ref
 
 
+def _vectors_file_hash(cfg: EmbeddingConfig) -> str | None:
+    if cfg.pretrained_path is None:
+        return None
+    path = Path(cfg.pretrained_path)
+    if not path.is_file():
+        raise VectorsError(f"{path}: vectors file not found.")
+    return sha256_file(path)
+
+
 @task(name="build_embeddings", cache_policy=NO_CACHE)
 def build_embeddings(
-    source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, seed: int, out_dir: Path
+    source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, seed: int, cache: CacheConfig
 ) -> EmbeddingsRef:
-    """Load or train word vectors on the training texts."""
-    ref = pipeline.make_embeddings(source, target, cfg, seed=seed, out_dir=out_dir)
-    get_run_logger().info(
-        "vectors: %s, %d tokens x %d dims, %.1f%% of training tokens covered",
-        ref.origin, ref.vocab_size, ref.vector_size, 100 * ref.token_coverage,
-    )
-    return ref
+    """Load or train word vectors on the training texts (cached on content)."""
+    inputs = {
+        "source_pool": source.pool.sha256,
+        "target_pool": target.pool.sha256,
+        "settings": cfg.model_dump(mode="json", exclude={"pretrained_path"}),
+        "pretrained_sha256": _vectors_file_hash(cfg),
+        "seed": seed,
+    }
+
+    def compute(out: Path) -> EmbeddingsRef:
+        ref = pipeline.make_embeddings(
+            source, target, cfg, seed=seed, out_dir=out, store=store_for(cache)
+        )
+        get_run_logger().info(
+            "vectors: %s, %d tokens x %d dims, %.1f%% of training tokens covered",
+            ref.origin, ref.vocab_size, ref.vector_size, 100 * ref.token_coverage,
+        )
+        return ref
+
+    return cached("build_embeddings", inputs, cache, EmbeddingsRef, compute)
 
 
 @task(name="train_source_model", cache_policy=NO_CACHE)
 def train_source_model(
-    source: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, out_dir: Path
+    source: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, cache: CacheConfig
 ) -> ModelRef:
-    """Train the classifier on the source domain."""
-    return pipeline.train_source(
-        source, emb, cfg, seed=seed, out_dir=out_dir, on_epoch=_epoch_logger()
+    """Train the classifier on the source domain (cached on content)."""
+    tokens, matrix = pipeline.source_inputs(source, emb)
+    inputs = {
+        "source_train": source.train.sha256,
+        "labels": source.labels,
+        "vocabulary_and_vectors": sha256_text(json.dumps(tokens)) + sha256_bytes(matrix.tobytes()),
+        "settings": cfg.model_dump(mode="json"),
+        "seed": seed,
+    }
+    return cached(
+        "train_source_model", inputs, cache, ModelRef,
+        lambda out: pipeline.train_source(
+            source, emb, cfg, seed=seed, out_dir=out, on_epoch=_epoch_logger()
+        ),
     )
 
 
@@ -87,29 +123,58 @@ def fine_tune_target_model(
     model_cfg: ModelConfig,
     cfg: TransferConfig,
     seed: int,
-    out_dir: Path,
+    cache: CacheConfig,
 ) -> ModelRef:
-    """Adapt the source model to the target domain."""
-    return pipeline.fine_tune(
-        source_model, source, target, emb, model_cfg, cfg,
-        seed=seed, out_dir=out_dir, on_epoch=_epoch_logger(),
+    """Adapt the source model to the target domain (cached on content)."""
+    inputs = {
+        "source_model": source_model.model.sha256,
+        "source_vocabulary": source_model.vocab.sha256 if source_model.vocab else None,
+        "source_train": source.train.sha256 if cfg.strategy == "joint" else None,
+        "target_train": target.train.sha256,
+        "target_val": target.val.sha256 if target.val else None,
+        "labels": [source.labels, target.labels],
+        "vectors": emb.vectors.sha256,
+        "settings": [model_cfg.model_dump(mode="json"), cfg.model_dump(mode="json")],
+        "seed": seed,
+    }
+    return cached(
+        "fine_tune_target_model", inputs, cache, ModelRef,
+        lambda out: pipeline.fine_tune(
+            source_model, source, target, emb, model_cfg, cfg,
+            seed=seed, out_dir=out, on_epoch=_epoch_logger(),
+        ),
     )
 
 
 @task(name="train_target_only_model", cache_policy=NO_CACHE)
 def train_target_only_model(
-    target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, out_dir: Path
+    target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, cache: CacheConfig
 ) -> ModelRef:
-    """Baseline: same architecture trained on the target data only."""
-    return pipeline.train_target_only(
-        target, emb, cfg, seed=seed, out_dir=out_dir, on_epoch=_epoch_logger()
+    """Baseline: same architecture trained on the target data only (cached on content)."""
+    inputs = {
+        "target_train": target.train.sha256,
+        "target_val": target.val.sha256 if target.val else None,
+        "labels": target.labels,
+        "vectors": emb.vectors.sha256,
+        "settings": cfg.model_dump(mode="json"),
+        "seed": seed,
+    }
+    return cached(
+        "train_target_only_model", inputs, cache, ModelRef,
+        lambda out: pipeline.train_target_only(
+            target, emb, cfg, seed=seed, out_dir=out, on_epoch=_epoch_logger()
+        ),
     )
 
 
 @task(name="train_tfidf_baseline", cache_policy=NO_CACHE)
-def train_tfidf_baseline(target: DatasetRef, seed: int, out_dir: Path) -> ModelRef:
-    """Baseline: TF-IDF + logistic regression on the target data only."""
-    return pipeline.train_tfidf(target, seed=seed, out_dir=out_dir)
+def train_tfidf_baseline(target: DatasetRef, seed: int, cache: CacheConfig) -> ModelRef:
+    """Baseline: TF-IDF + logistic regression on the target data only (cached on content)."""
+    inputs = {"target_train": target.train.sha256, "labels": target.labels, "seed": seed}
+    return cached(
+        "train_tfidf_baseline", inputs, cache, ModelRef,
+        lambda out: pipeline.train_tfidf(target, seed=seed, out_dir=out),
+    )
 
 
 @task(name="evaluate_models", cache_policy=NO_CACHE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,8 @@ import pytest
 from transferflow.config import DEMO_DIR
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests never touch the user's cache: one store for the whole session (and its subprocesses).
+os.environ["TRANSFERFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-cache-")
 MDSD = Path(os.environ.get("TRANSFERFLOW_MDSD", REPO.parent / "shared" / "data" / "mdsd"))
 
 

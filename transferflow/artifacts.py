@@ -135,6 +135,7 @@ class ModelRef(BaseModel):
     role: str  # source | transfer | target_only | tfidf_lr
     kind: str  # keras | sklearn
     model: ArtifactRef
+    vocab: ArtifactRef | None = None  # JSON token list (id = position + 2); Keras models only
     labels: list[str]
     architecture: str
     history: dict[str, list[dict[str, float]]] = {}

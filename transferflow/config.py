@@ -292,6 +292,20 @@ class GatesConfig(_Section):
     promotion: PromotionGate = PromotionGate()
 
 
+class CacheConfig(_Section):
+    """Reuse of expensive results (vectors, models) across runs, keyed on content."""
+
+    enabled: bool = Field(default=True, description="Look up and store results in the cache.")
+    dir: Path | None = Field(
+        default=None,
+        description="Artefact store folder; unset = $TRANSFERFLOW_CACHE_DIR or "
+        "~/.cache/transferflow.",
+    )
+    refresh: bool = Field(
+        default=False, description="Recompute every cached stage (and store the new results)."
+    )
+
+
 class RunConfig(_Section):
     """Everything a transferflow run needs, nested per stage."""
 
@@ -301,6 +315,7 @@ class RunConfig(_Section):
     transfer: TransferConfig = TransferConfig()
     baselines: BaselineConfig = BaselineConfig()
     gates: GatesConfig = GatesConfig()
+    cache: CacheConfig = CacheConfig()
     seed: int = Field(default=42, description="Seed for splits, vectors and weights.")
     output_dir: Path = Field(default=Path("runs"), description="Parent folder of run folders.")
     run_name: str | None = Field(

@@ -157,6 +157,30 @@ class EmbeddingStats:
     origin: str
 
 
+STANDARDISE_ROWS = 200_000
+
+
+def standardisation(kv) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and standard deviation of a vector set (its most frequent 200k rows).
+
+    Raw word2vec vectors share a large common direction (Mu & Viswanath 2018, "all-but-the-top"),
+    so averages of them barely differ between texts and a dense network trained on them stalls at
+    chance; standardised, the same vectors train in a few epochs, and files of any scale behave
+    alike. The statistics come from the whole vector set, not from a data set's vocabulary, so a
+    token's standardised vector is the same whatever the target domain is (which lets a cached
+    source model be reused when only the target data changes).
+
+    Returns:
+        (mean, std) arrays of shape (vector_size,); std has no zeros.
+    """
+    if len(kv) == 0:
+        return np.zeros(kv.vector_size), np.ones(kv.vector_size)
+    sample = np.asarray(kv.vectors[:STANDARDISE_ROWS], dtype=np.float64)
+    mean = np.nan_to_num(np.nanmean(sample, axis=0))
+    std = np.nan_to_num(np.nanstd(sample, axis=0))
+    return mean, np.where(std > 0, std, 1.0)
+
+
 def restrict(kv, texts: Iterable[str], origin: str):  # -> (KeyedVectors, EmbeddingStats)
     """Keep only the vectors of tokens that occur in ``texts``, most frequent first.
 
@@ -166,7 +190,7 @@ def restrict(kv, texts: Iterable[str], origin: str):  # -> (KeyedVectors, Embedd
         origin: a short description for reports (file name or ``word2vec``).
 
     Returns:
-        (restricted ``KeyedVectors``, its :class:`EmbeddingStats`).
+        (restricted, standardised ``KeyedVectors``, its :class:`EmbeddingStats`).
     """
     from gensim.models import KeyedVectors
 
@@ -176,9 +200,11 @@ def restrict(kv, texts: Iterable[str], origin: str):  # -> (KeyedVectors, Embedd
     keep = [tok for tok, _ in ranked if tok in kv.key_to_index]
     total = sum(counts.values())
     covered = sum(counts[t] for t in keep)
+    mean, std = standardisation(kv)
     small = KeyedVectors(vector_size=kv.vector_size, count=0, dtype=np.float32)
     if keep:
-        small.add_vectors(keep, np.asarray(kv[keep], dtype=np.float32))
+        rows = (np.asarray(kv[keep], dtype=np.float64) - mean) / std
+        small.add_vectors(keep, rows.astype(np.float32))
     stats = EmbeddingStats(
         vector_size=int(kv.vector_size),
         vocab_size=len(keep),
@@ -188,13 +214,15 @@ def restrict(kv, texts: Iterable[str], origin: str):  # -> (KeyedVectors, Embedd
     return small, stats
 
 
-def build_embeddings(train_texts: list[str], cfg: EmbeddingConfig, seed: int):
+def build_embeddings(train_texts: list[str], cfg: EmbeddingConfig, seed: int, kv=None):
     """Load or train vectors and restrict them to the training vocabulary.
 
     Args:
         train_texts: source + target *training* texts.
         cfg: embedding settings.
         seed: random seed.
+        kv: the pretrained vectors already loaded (e.g. from a cached conversion); default: read
+            ``cfg.pretrained_path``.
 
     Returns:
         (restricted ``KeyedVectors``, :class:`EmbeddingStats`).
@@ -203,7 +231,8 @@ def build_embeddings(train_texts: list[str], cfg: EmbeddingConfig, seed: int):
         VectorsError: malformed vectors, or a vector size different from ``cfg.vector_size``.
     """
     if cfg.pretrained_path is not None:
-        kv = load_pretrained(cfg.pretrained_path, cfg.pretrained_format)
+        if kv is None:
+            kv = load_pretrained(cfg.pretrained_path, cfg.pretrained_format)
         if cfg.vector_size is not None and kv.vector_size != cfg.vector_size:
             raise VectorsError(
                 f"{cfg.pretrained_path}: vectors have {kv.vector_size} dimensions but the "
@@ -238,18 +267,19 @@ def vocabulary_of(kv) -> Vocabulary:
     return Vocabulary(list(kv.index_to_key))
 
 
-def embedding_matrix(kv) -> np.ndarray:
-    """Matrix for a Keras ``Embedding``: rows 0 (padding) and 1 (unknown) are zeros.
+def embedding_matrix(kv, tokens: list[str] | None = None) -> np.ndarray:
+    """Matrix for a Keras ``Embedding``: rows 0 (padding) and 1 (unknown) are zeros, row i + 2 is
+    the (already standardised) vector of ``tokens[i]``.
 
-    The vectors are centred and scaled to unit variance per dimension. Raw word2vec vectors share a
-    large common direction (Mu & Viswanath 2018, "all-but-the-top"), so averages of them barely
-    differ between texts and a dense network trained on them stalls at chance; standardised, the
-    same vectors train in a few epochs. Scale-free vectors also make pretrained files of any norm
-    behave alike.
+    Args:
+        kv: vectors from :func:`restrict`.
+        tokens: the model's vocabulary (default: every token of ``kv``, in its order).
+
+    Returns:
+        A float32 array of shape (len(tokens) + 2, vector_size).
     """
-    matrix = np.zeros((len(kv) + 2, kv.vector_size), dtype=np.float32)
-    if len(kv):
-        vectors = np.asarray(kv.vectors, dtype=np.float64)
-        std = vectors.std(axis=0)
-        matrix[2:] = (vectors - vectors.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    tokens = list(kv.index_to_key) if tokens is None else tokens
+    matrix = np.zeros((len(tokens) + 2, kv.vector_size), dtype=np.float32)
+    if tokens:
+        matrix[2:] = kv[tokens]
     return matrix

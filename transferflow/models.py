@@ -394,6 +394,39 @@ def adapt(
     return model, history
 
 
+def with_vocabulary(model, old_tokens: list[str], new_tokens: list[str], matrix: np.ndarray, cfg: ModelConfig, seed: int):
+    """The same network over another vocabulary: a copy of ``model`` whose embedding covers
+    ``new_tokens`` (rows from ``matrix``), with every other layer's weights copied.
+
+    The source model only knows source tokens; before adapting it to the target its embedding is
+    widened to the source + target vocabulary. Tokens it knew keep their (possibly trained) rows.
+
+    Args:
+        model: trained model over ``old_tokens``.
+        old_tokens: its vocabulary (token id = position + 2).
+        new_tokens: the wider vocabulary.
+        matrix: embedding matrix for ``new_tokens`` (see ``embedding_matrix``).
+        cfg: model settings (architecture hyperparameters must match ``model``'s).
+        seed: seed for building the new network.
+
+    Returns:
+        The new model.
+    """
+    architecture = model.name.replace("_", "-")
+    n_classes = model.get_layer(HEAD).units
+    new_matrix = matrix.copy()
+    old_rows = np.asarray(model.get_layer(EMBEDDING).get_weights()[0])
+    position = {tok: i for i, tok in enumerate(old_tokens)}
+    for j, tok in enumerate(new_tokens):
+        if (i := position.get(tok)) is not None:
+            new_matrix[j + 2] = old_rows[i + 2]
+    new_model = build_model(architecture, n_classes, new_matrix, cfg, seed)
+    for layer in model.layers:
+        if layer.name != EMBEDDING and layer.weights:
+            new_model.get_layer(layer.name).set_weights(layer.get_weights())
+    return new_model
+
+
 def predict_proba(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Class probabilities, shape (n, n_classes)."""
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))

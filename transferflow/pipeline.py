@@ -168,7 +168,13 @@ def drop_test_texts_from_training(
 
 
 def make_embeddings(
-    source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, *, seed: int, out_dir: Path
+    source: DatasetRef,
+    target: DatasetRef,
+    cfg: EmbeddingConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    store=None,
 ) -> EmbeddingsRef:
     """Build word vectors from all source and target *training* texts (never test texts).
 
@@ -181,6 +187,8 @@ def make_embeddings(
         cfg: embedding settings.
         seed: random seed.
         out_dir: folder for the vectors file.
+        store: optional :class:`~transferflow.store.ArtifactStore`: a pretrained vectors file is
+            then parsed once and kept in native form, keyed by its content hash.
 
     Returns:
         A reference to the restricted vectors.
@@ -188,7 +196,10 @@ def make_embeddings(
     from transferflow.embeddings import build_embeddings, save_vectors
 
     texts = [*read_frame(source.pool)[TEXT].dropna(), *read_frame(target.pool)[TEXT].dropna()]
-    kv, stats = build_embeddings(texts, cfg, seed)
+    pretrained = None
+    if cfg.pretrained_path is not None and store is not None:
+        pretrained = converted_vectors(Path(cfg.pretrained_path), cfg.pretrained_format, store)
+    kv, stats = build_embeddings(texts, cfg, seed, kv=pretrained)
     ref = write_artifact(out_dir / "vectors.kv", lambda tmp: save_vectors(kv, tmp))
     return EmbeddingsRef(
         vectors=ref,
@@ -197,6 +208,50 @@ def make_embeddings(
         token_coverage=stats.token_coverage,
         origin=stats.origin,
     )
+
+
+def converted_vectors(path: Path, fmt: str, store):  # -> KeyedVectors
+    """Pretrained vectors, parsed from text once and then read from the store's native copy.
+
+    Parsing a 400k-word text file takes ~18 s; the cached copy (a ``.npy`` matrix, memory-mapped,
+    and a JSON token list) loads in well under a second. The key is the file's content hash, so an
+    edited file is parsed again and a renamed one is not.
+
+    Args:
+        path: the vectors file.
+        fmt: its format (see :func:`transferflow.embeddings.load_pretrained`).
+        store: the artefact store.
+
+    Returns:
+        gensim ``KeyedVectors``.
+    """
+    import tempfile
+
+    from gensim.models import KeyedVectors
+
+    from transferflow.embeddings import load_pretrained
+    from transferflow.errors import VectorsError
+    from transferflow.store import cache_key
+
+    if not path.is_file():
+        raise VectorsError(f"{path}: vectors file not found.")
+    key = cache_key("convert_vectors", {"sha256": sha256_file(path), "format": fmt})
+    with store.lock(key):
+        hit = store.lookup(key)
+        if hit is None:
+            kv = load_pretrained(path, fmt)
+            with tempfile.TemporaryDirectory(dir=store.root) as tmp:
+                matrix, tokens = Path(tmp) / "v.npy", Path(tmp) / "t.json"
+                np.save(matrix, np.asarray(kv.vectors, dtype=np.float32))
+                tokens.write_text(json.dumps(list(kv.index_to_key)), encoding="utf-8")
+                hit = {"vectors": store.put(matrix), "tokens": store.put(tokens)}
+            store.record(key, "convert_vectors", hit)
+            return kv
+    vectors = np.load(hit["vectors"]["path"], mmap_mode="r")
+    tokens = json.loads(Path(hit["tokens"]["path"]).read_text(encoding="utf-8"))
+    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
+    kv.add_vectors(tokens, vectors)
+    return kv
 
 
 def _xy(data: pd.DataFrame, labels: list[str], vocab, max_len: int):
@@ -213,22 +268,53 @@ def _validation(target: DatasetRef, vocab, max_len: int):
 
 
 def _load_vectors(emb: EmbeddingsRef):
-    from transferflow.embeddings import embedding_matrix, load_vectors, vocabulary_of
+    from transferflow.embeddings import load_vectors
 
-    kv = load_vectors(emb.vectors.verified_path())
-    return vocabulary_of(kv), embedding_matrix(kv)
+    return load_vectors(emb.vectors.verified_path())
+
+
+def source_inputs(source: DatasetRef, emb: EmbeddingsRef):
+    """The source model's vocabulary and embedding matrix: source training tokens only.
+
+    The source model never sees target tokens, so it (and its cache key) does not depend on the
+    target data when the vectors do not (pretrained vectors).
+
+    Returns:
+        (tokens, matrix).
+    """
+    from transferflow.embeddings import embedding_matrix
+    from transferflow.text import count_tokens
+
+    kv = _load_vectors(emb)
+    seen = count_tokens(read_frame(source.train)[TEXT].dropna())
+    # Ordered by source frequency (then alphabetically), not by the shared vocabulary's order,
+    # which also counts target texts.
+    ranked = sorted(seen.items(), key=lambda item: (-item[1], item[0]))
+    tokens = [t for t, _ in ranked if t in kv.key_to_index]
+    return tokens, embedding_matrix(kv, tokens)
+
+
+def _vocabulary(ref: ModelRef):
+    from transferflow.text import Vocabulary
+
+    return Vocabulary(json.loads(ref.vocab.verified_path().read_text(encoding="utf-8")))
 
 
 def _save_keras(
-    model, history, *, role: str, labels: list[str], cfg: ModelConfig, out_dir: Path, **summary
+    model, history, *, role: str, labels: list[str], tokens: list[str], cfg: ModelConfig,
+    out_dir: Path, **summary
 ) -> ModelRef:
     from transferflow.models import save_model
 
     ref = write_artifact(out_dir / f"{role}.keras", lambda tmp: save_model(model, tmp))
+    vocab = write_artifact(
+        out_dir / f"{role}.vocab.json", lambda tmp: tmp.write_text(json.dumps(tokens), encoding="utf-8")
+    )
     return ModelRef(
         role=role,
         kind="keras",
         model=ref,
+        vocab=vocab,
         labels=labels,
         architecture=cfg.architecture,
         history=history.to_dict(),
@@ -264,9 +350,10 @@ def train_source(
         A reference to the trained model, with its best validation accuracy in ``summary``.
     """
     from transferflow.models import train_classifier
+    from transferflow.text import Vocabulary
 
-    vocab, matrix = _load_vectors(emb)
-    x, y = _xy(read_frame(source.train), source.labels, vocab, cfg.max_len)
+    tokens, matrix = source_inputs(source, emb)
+    x, y = _xy(read_frame(source.train), source.labels, Vocabulary(tokens), cfg.max_len)
     model, history = train_classifier(
         cfg.architecture, matrix, x, y, len(source.labels), cfg, seed, "source", on_epoch
     )
@@ -275,6 +362,7 @@ def train_source(
         history,
         role="source",
         labels=source.labels,
+        tokens=tokens,
         cfg=cfg,
         out_dir=out_dir,
         best_val_accuracy=_best(history, "val_accuracy"),
@@ -309,9 +397,21 @@ def fine_tune(
     Returns:
         A reference to the adapted model.
     """
-    from transferflow.models import adapt, load_model
+    from transferflow.embeddings import embedding_matrix
+    from transferflow.models import adapt, load_model, with_vocabulary
+    from transferflow.text import Vocabulary
 
-    vocab, _ = _load_vectors(emb)
+    kv = _load_vectors(emb)
+    tokens = list(kv.index_to_key)
+    vocab = Vocabulary(tokens)
+    widened = with_vocabulary(
+        load_model(source_model.model.verified_path()),
+        _vocabulary(source_model).tokens,
+        tokens,
+        embedding_matrix(kv, tokens),
+        model_cfg,
+        seed,
+    )
     x_t, y_t = _xy(read_frame(target.train), target.labels, vocab, model_cfg.max_len)
     validation = _validation(target, vocab, model_cfg.max_len)
     same = source.labels == target.labels
@@ -319,7 +419,7 @@ def fine_tune(
     if cfg.strategy == "joint" and same:
         x_s, y_s = _xy(read_frame(source.train), source.labels, vocab, model_cfg.max_len)
     model, history = adapt(
-        load_model(source_model.model.verified_path()),
+        widened,
         cfg.strategy,
         x_t,
         y_t,
@@ -338,6 +438,7 @@ def fine_tune(
         history,
         role="transfer",
         labels=target.labels,
+        tokens=tokens,
         cfg=model_cfg,
         out_dir=out_dir,
         strategy=cfg.strategy,
@@ -355,16 +456,21 @@ def train_target_only(
     on_epoch: EpochCallback | None = None,
 ) -> ModelRef:
     """Baseline: the same architecture trained from scratch on the target training data only."""
+    from transferflow.embeddings import embedding_matrix
     from transferflow.models import train_classifier
+    from transferflow.text import Vocabulary
 
-    vocab, matrix = _load_vectors(emb)
+    kv = _load_vectors(emb)
+    tokens = list(kv.index_to_key)
+    vocab, matrix = Vocabulary(tokens), embedding_matrix(kv, tokens)
     x, y = _xy(read_frame(target.train), target.labels, vocab, cfg.max_len)
     model, history = train_classifier(
         cfg.architecture, matrix, x, y, len(target.labels), cfg, seed, "target_only", on_epoch,
         validation=_validation(target, vocab, cfg.max_len),
     )
     return _save_keras(
-        model, history, role="target_only", labels=target.labels, cfg=cfg, out_dir=out_dir
+        model, history, role="target_only", labels=target.labels, tokens=tokens, cfg=cfg,
+        out_dir=out_dir,
     )
 
 
@@ -400,9 +506,8 @@ def candidate_proba(ref: ModelRef, texts: list[str], emb: EmbeddingsRef, cfg: Mo
         return tfidf_proba(pipe, texts, ref.labels)
     from transferflow.models import load_model, predict_proba
 
-    vocab, _ = _load_vectors(emb)
     model = load_model(ref.model.verified_path())
-    return predict_proba(model, vocab.encode(texts, cfg.max_len))
+    return predict_proba(model, _vocabulary(ref).encode(texts, cfg.max_len))
 
 
 def evaluate(
@@ -692,6 +797,36 @@ def render_gate_failure(exc, gates: dict[str, Any], title: str) -> str:
 def write_report(markdown: str, out_dir: Path) -> Path:
     """Write ``report.md`` atomically into the run folder."""
     return write_text_atomic(out_dir / "report.md", markdown)
+
+
+def link_artifacts(refs: dict[str, Any], folder: Path) -> Path:
+    """Make a run's models and vectors visible in its folder and list them in ``artifacts.json``.
+
+    The files live in the content-addressed store; the run folder gets hard links to them (copies
+    when the store is on another file system), named by role.
+
+    Args:
+        refs: role -> :class:`~transferflow.artifacts.ArtifactRef`.
+        folder: the run's ``artifacts`` folder.
+
+    Returns:
+        The path of ``artifacts.json``.
+    """
+    import os
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = {}
+    for role, ref in refs.items():
+        src = Path(ref.path)
+        dst = folder / f"{role}{''.join(src.suffixes[-1:])}"
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+        listing[role] = {"path": str(dst), "store_path": ref.path, "sha256": ref.sha256}
+    return write_json_atomic(folder.parent / "artifacts.json", listing)
 
 
 def write_config(config_json: str, out_dir: Path) -> Path:

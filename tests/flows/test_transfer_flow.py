@@ -59,7 +59,8 @@ def test_flow_end_to_end(small_domains, tmp_path):
     assert "## Data-quality gates" in report and "proxy A-distance" in report
     assert (run_dir / "data_docs" / "index.html").is_file()
     assert json.loads((run_dir / "config.json").read_text())["seed"] == cfg.seed
-    for name in ("source.keras", "transfer.keras", "target_only.keras", "vectors.kv"):
+    for name in ("source_model.keras", "transfer.keras", "target_only.keras", "vectors.kv",
+                 "tfidf_lr.joblib"):
         assert (run_dir / "artifacts" / name).is_file()
     assert {"transfer-report", "data-docs"} <= _artifact_keys()
 

@@ -1,0 +1,190 @@
+"""Cross-run caching: content-keyed hits and misses, damaged artefacts, concurrency, kill-and-resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+from flows.transfer import transfer_learning
+from tests.conftest import tiny_settings
+from transferflow.config import build_config
+from transferflow.store import ArtifactStore
+
+EXPENSIVE = {"build_embeddings", "train_source_model", "fine_tune_target_model",
+             "train_target_only_model", "train_tfidf_baseline"}
+
+
+def _run(raw):
+    """Run the flow; return (metrics, {task name: state name})."""
+    state = transfer_learning(build_config(raw), return_state=True)
+    metrics = state.result()["metrics"]
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    return metrics, {r.name.rsplit("-", 1)[0]: r.state.name for r in runs if r.state}
+
+
+@pytest.fixture
+def cached_raw(small_domains, tmp_path):
+    """Tiny settings with a fresh store of their own."""
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["cache"] = {"dir": str(tmp_path / "store")}
+    return raw
+
+
+def _expensive_states(states):
+    return {k: v for k, v in states.items() if k in EXPENSIVE}
+
+
+def test_identical_rerun_hits_every_expensive_task(cached_raw):
+    first, states1 = _run(cached_raw)
+    assert set(_expensive_states(states1).values()) == {"Completed"}
+    second, states2 = _run(cached_raw)
+    assert _expensive_states(states2) == dict.fromkeys(EXPENSIVE, "Cached")
+    assert second["candidates"] == first["candidates"]
+
+
+def test_refresh_recomputes(cached_raw):
+    _run(cached_raw)
+    _, states = _run({**cached_raw, "cache": {**cached_raw["cache"], "refresh": True}})
+    assert set(_expensive_states(states).values()) == {"Completed"}
+
+
+def test_in_place_edit_of_target_invalidates_what_depends_on_it(cached_raw, small_domains):
+    _run(cached_raw)
+    target = Path(small_domains["target"])
+    frame = pd.read_csv(target)
+    frame.loc[0, "text"] = frame.loc[0, "text"] + " Edited in place."
+    frame.to_csv(target, index=False)  # same path, new content
+    _, states = _run(cached_raw)
+    # Word2Vec trains on the target texts too, so everything downstream is recomputed ...
+    assert _expensive_states(states)["build_embeddings"] == "Completed"
+    assert _expensive_states(states)["train_tfidf_baseline"] in ("Completed", "Cached")
+
+
+def _pretrained_vectors(path: Path, source: Path, target: Path) -> Path:
+    from gensim.models import Word2Vec
+
+    from transferflow.text import tokenize
+
+    texts = [*pd.read_csv(source)["text"], *pd.read_csv(target)["text"]]
+    model = Word2Vec([tokenize(t) for t in texts], vector_size=16, min_count=1, epochs=20, seed=1, workers=1)
+    model.wv.save_word2vec_format(str(path))
+    return path
+
+
+def test_only_target_changed_reuses_pretrained_vectors_and_source_model(cached_raw, small_domains, tmp_path):
+    vectors = _pretrained_vectors(tmp_path / "v.vec", small_domains["source"], small_domains["target"])
+    raw = {**cached_raw, "embeddings": {"pretrained_path": str(vectors)}}
+    _run(raw)
+    frame = pd.read_csv(small_domains["target"])
+    frame.iloc[::2].to_csv(small_domains["target"], index=False)  # drop half of the target rows
+    _, states = _run(raw)
+    exp = _expensive_states(states)
+    assert exp["train_source_model"] == "Cached"
+    assert exp["fine_tune_target_model"] == "Completed"
+    assert exp["train_target_only_model"] == "Completed"
+    store = ArtifactStore(cached_raw["cache"]["dir"])
+    assert len([e for e in store.entries() if e.stage == "convert_vectors"]) == 1  # parsed once
+
+
+def _objects_of(store: ArtifactStore, stage: str) -> list[Path]:
+    (entry,) = [e for e in store.entries() if e.stage == stage]
+    data = json.loads((store.root / "entries" / f"{entry.key}.json").read_text())
+    return [Path(v["path"]) for v in data["result"].values() if isinstance(v, dict) and "sha256" in v]
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_damaged_artefact_is_recomputed(cached_raw, damage):
+    _run(cached_raw)
+    store = ArtifactStore(cached_raw["cache"]["dir"])
+    (model_file,) = [p for p in _objects_of(store, "train_source_model") if p.suffix == ".keras"]
+    if damage == "missing":
+        model_file.unlink()
+    else:
+        model_file.write_bytes(model_file.read_bytes()[:-100] + b"\0" * 100)
+    _, states = _run(cached_raw)
+    exp = _expensive_states(states)
+    assert exp["train_source_model"] == "Completed"  # recomputed, no crash
+    assert exp["build_embeddings"] == "Cached"
+    assert all(p.is_file() for p in _objects_of(store, "train_source_model"))
+
+
+def _cli(raw_args, env, out):
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", *raw_args, "--output-dir", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _cli_args(small_domains, store):
+    return ["--source", str(small_domains["source"]), "--target", str(small_domains["target"]),
+            "--target-train-size", "60", "--test-size", "0.3",
+            "--set", "embeddings.vector_size=32", "--set", "embeddings.min_count=1",
+            "--max-len", "24", "--set", "model.hidden_units=[32,16]", "--epochs", "15",
+            "--set", "transfer.head_epochs=5", "--set", "transfer.finetune_epochs=40",
+            "--set", "transfer.finetune_learning_rate=0.00001", "--set", "model.patience=40",
+            "--set", f"cache.dir={store}"]
+
+
+def _env():
+    from prefect.settings import PREFECT_API_URL
+
+    return {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+
+
+@pytest.mark.slow
+def test_two_identical_runs_at_once_both_succeed_with_one_entry_each(small_domains, tmp_path):
+    store = tmp_path / "store"
+    args = _cli_args(small_domains, store)
+    procs = [_cli(args, _env(), tmp_path / f"runs{i}") for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    entries = ArtifactStore(store).entries()
+    stages = [e.stage for e in entries]
+    assert sorted(stages) == sorted(set(stages))  # one entry per stage
+    metrics = [json.loads(next((tmp_path / f"runs{i}").glob("*/metrics.json")).read_text()) for i in range(2)]
+    assert metrics[0]["candidates"] == metrics[1]["candidates"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
+    store = tmp_path / "store"
+    args = _cli_args(small_domains, store)
+    proc = _cli(args, _env(), tmp_path / "runs")
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((store / "entries").glob("train_source_model-*.json")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)  # in the middle of fine-tuning
+    proc.wait()
+    stages_done = {e.stage for e in ArtifactStore(store).entries()}
+    assert "fine_tune_target_model" not in stages_done
+    # No partial artefact is ever read: every recorded object is complete and verified.
+    rerun = _cli(args, _env(), tmp_path / "runs")
+    output = rerun.communicate(timeout=600)[0]
+    assert rerun.returncode == 0, output
+    assert "Task run 'build_embeddings" in output and "Finished in state Cached" in output
+    cached_tasks = {line.split("'")[1].rsplit("-", 1)[0] for line in output.splitlines()
+                    if "Finished in state Cached" in line}
+    assert {"build_embeddings", "train_source_model"} <= cached_tasks
+    assert "fine_tune_target_model" not in cached_tasks
+
+
+def test_cold_runs_with_the_same_seed_give_identical_metrics(cached_raw):
+    raw = {**cached_raw, "cache": {"enabled": False}}
+    first, states = _run({**raw, "run_name": "a"})
+    second, _ = _run({**raw, "run_name": "b"})
+    assert "Cached" not in states.values()
+    assert first["candidates"] == second["candidates"]
+    assert np.isfinite(first["candidates"]["transfer"]["accuracy"])

@@ -1,0 +1,229 @@
+"""Content-addressed artefact store and cache of expensive stage results.
+
+Layout under the store's root::
+
+    objects/ab/abcdef....keras   artefacts, named by the SHA-256 of their bytes (written once)
+    entries/<key>.json           cache entries: a stage's result (small JSON references) by key
+    locks/<key>.lock             one writer per key at a time (two identical runs: one computes,
+                                 the other waits, then reuses)
+
+Every write goes to a temporary file first and is renamed into place, so a killed run never leaves
+a partial object or entry behind. Every read of a cache entry re-verifies the hashes of the objects it
+references; a missing or corrupt object turns the entry into a miss (recomputed, never a crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from transferflow.files import atomic_path, sha256_file, write_json_atomic
+
+_LIBRARIES = ("gensim", "keras", "jax", "jaxlib", "numpy", "scikit-learn", "pandas", "pyarrow")
+
+
+def default_root() -> Path:
+    """``$TRANSFERFLOW_CACHE_DIR``, else ``$XDG_CACHE_HOME/transferflow``, else
+    ``~/.cache/transferflow``."""
+    if env := os.environ.get("TRANSFERFLOW_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "transferflow"
+
+
+def code_version() -> str:
+    """Hash of the source of every module of the ``transferflow`` package.
+
+    A cache key must change when any domain code a stage calls changes, not only the task's own
+    body; hashing the whole (small) package is coarse but never wrong.
+    """
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour changes results."""
+    out = {}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def cache_key(stage: str, inputs: dict[str, Any]) -> str:
+    """Key of a stage's result: its name, the code and library versions, and its inputs.
+
+    Args:
+        stage: stage name (e.g. ``train_source_model``).
+        inputs: JSON-serialisable description of everything the result depends on: content hashes
+            of input artefacts and files (never bare paths), relevant settings, seed.
+
+    Returns:
+        A hex digest.
+    """
+    payload = {"stage": stage, "code": code_version(), "libraries": library_versions(), "inputs": inputs}
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return f"{stage}-{hashlib.sha256(blob).hexdigest()[:40]}"
+
+
+def _hashes_in(value: Any) -> Iterator[tuple[str, str]]:
+    """Every (path, sha256) pair of artefact references nested in a JSON-like value."""
+    if isinstance(value, dict):
+        if set(value) >= {"path", "sha256"} and isinstance(value.get("sha256"), str):
+            yield value["path"], value["sha256"]
+        for v in value.values():
+            yield from _hashes_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _hashes_in(v)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cache entry as listed by :meth:`ArtifactStore.entries`."""
+
+    key: str
+    stage: str
+    created: float
+    last_used: float
+    size: int
+
+
+class ArtifactStore:
+    """A folder of content-addressed artefacts plus a cache of stage results."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # -- objects ------------------------------------------------------------------------------
+    def put(self, path: Path, suffix: str | None = None) -> dict[str, str]:
+        """Move a finished file into the store under its content hash.
+
+        Args:
+            path: a complete file (it is moved, or removed when an identical object exists).
+            suffix: file suffix to keep (default: the file's own, e.g. ``.keras``).
+
+        Returns:
+            ``{"path": <object path>, "sha256": <digest>}``.
+        """
+        digest = sha256_file(path)
+        suffix = path.suffix if suffix is None else suffix
+        final = self.root / "objects" / digest[:2] / f"{digest}{suffix}"
+        if final.is_file() and sha256_file(final) == digest:
+            path.unlink()
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(final) as tmp:
+                shutil.move(str(path), tmp)
+        return {"path": str(final), "sha256": digest}
+
+    def _valid(self, path: str, sha256: str) -> bool:
+        p = Path(path)
+        return p.is_file() and sha256_file(p) == sha256
+
+    # -- cache entries --------------------------------------------------------------------------
+    def _entry_path(self, key: str) -> Path:
+        return self.root / "entries" / f"{key}.json"
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on ``key`` (blocks while another process holds it)."""
+        path = self.root / "locks" / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        """The cached result of ``key``, or ``None`` when absent, unreadable, or when any object
+        it references is missing or corrupt (the entry is then removed)."""
+        path = self._entry_path(key)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            result = entry["result"]
+        except (OSError, ValueError, KeyError):
+            return None
+        if not all(self._valid(p, h) for p, h in _hashes_in(result)):
+            path.unlink(missing_ok=True)
+            return None
+        entry["last_used"] = time.time()
+        write_json_atomic(path, entry)
+        return result
+
+    def record(self, key: str, stage: str, result: dict[str, Any]) -> None:
+        """Store a stage's (JSON) result under ``key``, atomically."""
+        now = time.time()
+        write_json_atomic(
+            self._entry_path(key),
+            {"key": key, "stage": stage, "created": now, "last_used": now, "result": result},
+        )
+
+    def entries(self) -> list[Entry]:
+        """Every cache entry with the total size of the objects it references."""
+        out = []
+        for path in sorted((self.root / "entries").glob("*.json")):
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            size = sum(
+                Path(p).stat().st_size for p, _ in _hashes_in(entry.get("result")) if Path(p).is_file()
+            )
+            out.append(
+                Entry(entry.get("key", path.stem), entry.get("stage", "?"),
+                      entry.get("created", 0.0), entry.get("last_used", 0.0), size)
+            )
+        return out
+
+    def remove_entries(self, keys: list[str]) -> int:
+        """Delete entries, then every object no remaining entry references.
+
+        Returns:
+            Bytes freed from objects.
+        """
+        for key in keys:
+            self._entry_path(key).unlink(missing_ok=True)
+        return self.collect_garbage()
+
+    def collect_garbage(self, min_age_s: float = 3600.0) -> int:
+        """Delete objects no entry references (older than ``min_age_s``, so objects a running
+        stage has just written but not yet recorded survive). Returns bytes freed."""
+        referenced = set()
+        for path in (self.root / "entries").glob("*.json"):
+            try:
+                referenced |= {p for p, _ in _hashes_in(json.loads(path.read_text()).get("result"))}
+            except (OSError, ValueError):
+                continue
+        freed, now = 0, time.time()
+        for obj in (self.root / "objects").glob("*/*"):
+            if str(obj) not in referenced and now - obj.stat().st_mtime > min_age_s:
+                freed += obj.stat().st_size
+                obj.unlink()
+        return freed
+
+    def clear(self) -> int:
+        """Delete the whole store. Returns bytes freed."""
+        if not self.root.exists():
+            return 0
+        size = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        shutil.rmtree(self.root)
+        return size
