@@ -6,7 +6,6 @@ also be rendered as GX Data Docs (HTML) into a folder of the run.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -71,35 +70,54 @@ class GateReport:
         }
 
 
-@functools.lru_cache(maxsize=1)
-def _context():
+_CONTEXTS: dict[str, Any] = {}
+_SITE = "transferflow_run"
+
+
+def _context(docs_dir: Path | None = None):
+    """The GX context collecting one run's validations (one per Data Docs folder; a shared one
+    when no Data Docs are wanted)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    key = str(Path(docs_dir).resolve()) if docs_dir is not None else ""
+    if key in _CONTEXTS:
+        return _CONTEXTS[key]
     # GX announces its temporary docs folder at INFO from a logger that sets its own level.
     for name in ("great_expectations", "great_expectations.data_context.types.base"):
         logging.getLogger(name).setLevel(logging.WARNING)
     ctx = gx.get_context(mode="ephemeral")
     # GX draws a "Calculating Metrics" progress bar per validation; in pipeline logs that is spam.
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    return ctx
-
-
-def _docs_site(ctx, docs_dir: Path) -> str:
-    name = "site_" + str(abs(hash(str(docs_dir.resolve()))))
-    if name not in (ctx.get_site_names() or []):
+    if key:
         ctx.add_data_docs_site(
-            site_name=name,
+            site_name=_SITE,
             site_config={
                 "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir.resolve()),
-                },
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": key},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
         )
-    return name
+    _CONTEXTS[key] = ctx
+    return ctx
+
+
+def build_docs(docs_dir: Path | None) -> Path | None:
+    """Render every validation run for ``docs_dir`` as GX Data Docs there (once, at the end of a
+    run: rendering per suite would cost more than the validations) and forget them.
+
+    Returns:
+        The site's ``index.html``, or ``None`` when nothing was validated for it.
+    """
+    if docs_dir is None:
+        return None
+    with _LOCK:
+        ctx = _CONTEXTS.pop(str(Path(docs_dir).resolve()), None)
+        if ctx is None:
+            return None
+        ctx.build_data_docs(site_names=[_SITE])
+    index = Path(docs_dir) / "index.html"
+    return index if index.is_file() else None
 
 
 def _plain(value: Any) -> Any:
@@ -121,10 +139,15 @@ def _describe_observed(result: dict[str, Any], index_cols: list[str]) -> str:
     if where and isinstance(where[0], dict):
         spots = []
         for item in where[:5]:
-            place = " ".join(f"{k} {item[k]}" for k in index_cols if k in item)
             if "file" in item and "row" in item:
-                place = f"{item['file']} row {item['row']}"
-            values = [repr(v)[:40] for k, v in item.items() if k not in index_cols]
+                extra = [repr(item[k])[:40] for k in index_cols if k in item and k not in ("file", "row")]
+                place = " ".join([f"{item['file']} row {item['row']}", *extra])
+                values = [repr(v)[:40] for k, v in item.items() if k not in index_cols]
+                # With the text shown as an index column the flag value adds nothing.
+                values = [] if extra else values
+            else:
+                place = " ".join(f"{k} {item[k]}" for k in index_cols if k in item)
+                values = [repr(v)[:40] for k, v in item.items() if k not in index_cols]
             spots.append(place + (f": {values[0]}" if values else ""))
         text += ", e.g. " + "; ".join(spots)
     elif result.get("partial_unexpected_list"):
@@ -174,7 +197,8 @@ def run_suite(
         expectations: GX 1.x expectation objects.
         index_columns: columns that locate a bad row in reports (default: ``file`` and ``row``
             when the frame has them).
-        docs_dir: when given, the result is also rendered as GX Data Docs into this folder.
+        docs_dir: when given, the result is kept for :func:`build_docs` to render as GX Data
+            Docs into this folder.
 
     Returns:
         The result, with one :class:`FailedCheck` per failed expectation.
@@ -188,7 +212,7 @@ def run_suite(
         result_format["unexpected_index_column_names"] = index_columns
     name = f"{gate} - {subject}"
     with _LOCK:
-        ctx = _context()
+        ctx = _context(docs_dir)
         for collection in (ctx.checkpoints, ctx.validation_definitions, ctx.suites):
             _delete_if_present(collection, name)
         try:
@@ -207,14 +231,8 @@ def run_suite(
         vd = ctx.validation_definitions.add(
             gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
         )
-        actions = []
-        if docs_dir is not None:
-            site = _docs_site(ctx, Path(docs_dir))
-            actions.append(gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=[site]))
         checkpoint = ctx.checkpoints.add(
-            gx.Checkpoint(
-                name=name, validation_definitions=[vd], actions=actions, result_format=result_format
-            )
+            gx.Checkpoint(name=name, validation_definitions=[vd], result_format=result_format)
         )
         run = checkpoint.run(batch_parameters={"dataframe": frame})
         outcome = next(iter(run.run_results.values()))

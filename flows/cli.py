@@ -174,6 +174,11 @@ def run(
     seed: SeedOpt = None,
     output_dir: _opt(Path | None, "--output-dir", help="Parent of run folders.") = None,
     run_name: _opt(str | None, "--run-name", help="Run folder name.") = None,
+    refresh_cache: Annotated[
+        bool, typer.Option("--refresh-cache", help="Recompute every cached stage.")
+    ] = False,
+    cache_dir: _opt(Path | None, "--cache-dir", help="Artefact store folder.") = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     set_: SetOpt = None,
 ) -> None:
     """Run the transfer-learning flow. Without data flags: the built-in demo."""
@@ -196,6 +201,9 @@ def run(
         "transfer.beta": beta,
         "output_dir": output_dir,
         "run_name": run_name,
+        "cache.refresh": True if refresh_cache else None,
+        "cache.dir": cache_dir,
+        "cache.enabled": False if no_cache else None,
     })
     try:
         cfg = assemble_config(config, flags, set_ or [])
@@ -249,6 +257,72 @@ def validate(
             typer.echo(f"      - {failure}")
     if docs_dir is not None:
         typer.echo(f"  Data Docs: {Path(docs_dir) / 'index.html'}")
+
+
+cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = _opt(Path | None, "--cache-dir", help="Store folder (default: the run default).")
+
+
+def _store(cache_dir: Path | None):
+    from transferflow.store import ArtifactStore, default_root
+
+    return ArtifactStore(cache_dir or default_root())
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@cache_app.command("list")
+def cache_list(cache_dir: CacheDirOpt = None) -> None:
+    """List cache entries: stage, age, last use, size."""
+    import time
+
+    store = _store(cache_dir)
+    entries = store.entries()
+    now = time.time()
+    typer.echo(f"store: {store.root} ({len(entries)} entries)")
+    for e in sorted(entries, key=lambda e: e.created):
+        typer.echo(f"  {e.key:<64} {(now - e.created) / 86400:6.1f} d old  "
+                   f"used {(now - e.last_used) / 86400:5.1f} d ago  {_size(e.size):>9}")
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: CacheDirOpt = None) -> None:
+    """Delete the whole store."""
+    store = _store(cache_dir)
+    typer.echo(f"removed {store.root}: {_size(store.clear())} freed")
+
+
+def _parse_age(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise ConfigError(f"--older-than '{text}': expected a number and a unit (s, m, h, d, w), e.g. 30d.")
+    return float(number) * units[unit]
+
+
+@cache_app.command("prune")
+def cache_prune(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age of last use, e.g. 30d.")],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Delete entries not used for a while, and the artefacts only they referenced."""
+    import time
+
+    try:
+        age = _parse_age(older_than)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    store = _store(cache_dir)
+    old = [e.key for e in store.entries() if time.time() - e.last_used > age]
+    freed = store.remove_entries(old)
+    typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
 
 
 def _print_summary(result: dict[str, Any]) -> None:

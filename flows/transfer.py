@@ -29,6 +29,7 @@ from tasks.stages import (
     load_dataset,
     publish_gate_failure,
     publish_report,
+    record_gate_failure,
     train_source_model,
     train_target_only_model,
     train_tfidf_baseline,
@@ -83,15 +84,16 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
     work.mkdir(parents=True)
     gates: dict[str, Any] = {}
     try:
-        metrics = _pipeline(config, work, name, gates)
+        metrics = _pipeline(config, work, name, gates, final_dir)
         work.rename(final_dir)
     except GateFailedError as exc:
         # Keep what explains the failure (gate report, Data Docs), clearly marked as failed.
         failed_dir = parent / f"{name}.failed"
         shutil.rmtree(failed_dir, ignore_errors=True)
         _keep_only_failure_record(work)
+        markdown = record_gate_failure(exc, gates, work, name)
         work.rename(failed_dir)
-        publish_gate_failure(exc, gates, failed_dir, name)
+        publish_gate_failure(markdown, exc, failed_dir, name)
         raise
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -109,7 +111,9 @@ def _keep_only_failure_record(work: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) -> dict[str, Any]:
+def _pipeline(
+    config: RunConfig, work: Path, title: str, gates: dict[str, Any], final_dir: Path
+) -> dict[str, Any]:
     d, g, seed = config.data, config.gates, config.seed
     write_config(config.model_dump_json(), work)
     art, docs = work / "artifacts", work / DOCS
@@ -125,7 +129,9 @@ def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) 
     source, target, gates["leakage"] = check_split_integrity(
         source, target, word2vec, g.leakage, art, docs
     )
-    gates["domain_shift"] = check_domain_shift(source, target, g.domain_shift, seed, docs)
+    gates["domain_shift"] = check_domain_shift(
+        source, target, g.domain_shift, seed, docs, config.cache
+    )
     cache = config.cache
     emb = _value(build_embeddings(source, target, config.embeddings, seed, cache, return_state=True))
     gates["embeddings"] = check_embeddings(
@@ -174,7 +180,7 @@ def _pipeline(config: RunConfig, work: Path, title: str, gates: dict[str, Any]) 
     gates["promotion"] = check_promotion(metrics, g.promotion, docs)
     link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
                     **{name: ref.model for name, ref in candidates.items()}}, work / "artifacts")
-    return publish_report(metrics, gates, title, work)
+    return publish_report(metrics, gates, title, work, final_dir)
 
 
 def _value(state):

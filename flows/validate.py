@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow
 
+from data_checks.runner import build_docs
 from flows import _logging
 from tasks.gates import check_domain_shift, check_split_integrity, validate_dataset
 from tasks.stages import load_dataset
@@ -42,7 +43,10 @@ def validate_data(config: RunConfig, docs_dir: Path | None = None) -> dict[str, 
         source, target, gates["leakage"] = check_split_integrity(
             source, target, word2vec, g.leakage, work, docs_dir
         )
-        gates["domain_shift"] = check_domain_shift(source, target, g.domain_shift, seed, docs_dir)
+        gates["domain_shift"] = check_domain_shift(
+            source, target, g.domain_shift, seed, docs_dir, config.cache
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        build_docs(docs_dir)
     return gates

@@ -15,7 +15,9 @@ from prefect.cache_policies import NO_CACHE
 
 from transferflow import pipeline
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from tasks.caching import store_for
 from transferflow.config import (
+    CacheConfig,
     DomainShiftGate,
     EmbeddingsGate,
     LeakageGate,
@@ -130,12 +132,13 @@ def check_embeddings(
 @task(name="check_domain_shift", cache_policy=NO_CACHE)
 def check_domain_shift(
     source: DatasetRef, target: DatasetRef, cfg: DomainShiftGate, seed: int,
-    docs_dir: Path | None = None,
+    docs_dir: Path | None = None, cache: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default)."""
     from data_checks.domain_shift import validate_domain_shift
 
-    figures = pipeline.domain_shift_figures(source, target, seed)
+    store = store_for(cache) if cache is not None and cache.enabled and not cache.refresh else None
+    figures = pipeline.domain_shift_figures(source, target, seed, store=store)
     get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
     return _conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
 

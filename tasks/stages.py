@@ -196,10 +196,12 @@ def evaluate_models(
 
 @task(name="publish_report", cache_policy=NO_CACHE)
 def publish_report(
-    metrics: dict[str, Any], gates: dict[str, Any], title: str, out_dir: Path
+    metrics: dict[str, Any], gates: dict[str, Any], title: str, out_dir: Path, final_dir: Path
 ) -> dict[str, Any]:
-    """Add gate outcomes to metrics.json, write report.md, publish Prefect artifacts."""
+    """Add gate outcomes to metrics.json, write report.md and Data Docs, publish artifacts."""
     from prefect.artifacts import create_markdown_artifact
+
+    from data_checks.runner import build_docs
 
     metrics = pipeline.finalise_metrics(metrics, gates, out_dir)
     markdown = pipeline.render_report(metrics, title)
@@ -207,30 +209,38 @@ def publish_report(
     create_markdown_artifact(
         markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
     )
-    _link_data_docs(out_dir)
+    if build_docs(out_dir / DOCS) is not None:
+        _link_data_docs(final_dir)
     return metrics
 
 
 def _link_data_docs(run_dir: Path) -> None:
     from prefect.artifacts import create_link_artifact
 
-    index = run_dir / DOCS / "index.html"
-    if index.is_file():
-        create_link_artifact(
-            link=index.resolve().as_uri(), link_text="Great Expectations Data Docs",
-            key="data-docs", description="Data-quality gate results of this run",
-        )
+    create_link_artifact(
+        link=(run_dir / DOCS / "index.html").resolve().as_uri(),
+        link_text="Great Expectations Data Docs",
+        key="data-docs",
+        description="Data-quality gate results of this run",
+    )
 
 
-def publish_gate_failure(
-    exc: GateFailedError, gates: dict[str, Any], run_dir: Path, title: str
-) -> None:
-    """Write gates.md into the failed run's folder and publish it, with a Data Docs link."""
-    from prefect.artifacts import create_markdown_artifact
+def record_gate_failure(exc: GateFailedError, gates: dict[str, Any], work: Path, title: str) -> str:
+    """Write gates.md and the Data Docs of a run stopped by a gate into its (staging) folder."""
+    from data_checks.runner import build_docs
 
     markdown = pipeline.render_gate_failure(exc, gates, title)
-    write_text_atomic(run_dir / "gates.md", markdown)
+    write_text_atomic(work / "gates.md", markdown)
+    build_docs(work / DOCS)
+    return markdown
+
+
+def publish_gate_failure(markdown: str, exc: GateFailedError, run_dir: Path, title: str) -> None:
+    """Publish a gate failure's report as a markdown artifact, with a link to its Data Docs."""
+    from prefect.artifacts import create_markdown_artifact
+
     create_markdown_artifact(
         markdown=markdown, key="gate-results", description=f"Gate '{exc.gate}' failed: {title}"
     )
-    _link_data_docs(run_dir)
+    if (run_dir / DOCS / "index.html").is_file():
+        _link_data_docs(run_dir)

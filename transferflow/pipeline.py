@@ -593,18 +593,35 @@ def select_model(validation: dict[str, dict[str, Any]], margin: float) -> dict[s
     }
 
 
-def domain_shift_figures(source: DatasetRef, target: DatasetRef, seed: int) -> dict[str, float]:
+def domain_shift_figures(
+    source: DatasetRef, target: DatasetRef, seed: int, store=None
+) -> dict[str, float]:
     """Vocabulary overlap, label distance and proxy A-distance between the training pools.
 
     Args:
         source: prepared source data.
         target: prepared target data.
         seed: seed for the domain classifier's sample and folds.
+        store: optional artefact store: the figures (a cross-validated classifier: the costly part
+            of the data gates) are then computed once per pair of data contents.
 
     Returns:
         ``{"vocab_overlap", "label_distance", "proxy_a_distance"}``.
     """
     from transferflow.shift import label_distance, proxy_a_distance, vocab_overlap
+
+    if store is not None:
+        from transferflow.store import cache_key
+
+        key = cache_key("domain_shift", {
+            "source": [source.pool.sha256, source.train.sha256],
+            "target": [target.pool.sha256, target.train.sha256], "seed": seed,
+        })
+        with store.lock(key):
+            if (hit := store.lookup(key)) is None:
+                hit = domain_shift_figures(source, target, seed)
+                store.record(key, "domain_shift", hit)
+            return hit
 
     src = read_frame(source.pool)[TEXT].dropna().tolist()
     tgt = read_frame(target.pool)[TEXT].dropna().tolist()
