@@ -28,3 +28,27 @@ def install() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, UserErrorTracebackFilter) for f in logger.filters):
             logger.addFilter(UserErrorTracebackFilter())
+
+
+def failure_cause(state) -> str:
+    """One line saying why a run failed: the gate and subject, or the file and problem."""
+    from transferflow.errors import GateFailedError
+
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception as err:  # noqa: BLE001 - the result itself may be unreadable
+        exc = err
+    if isinstance(exc, GateFailedError):
+        first = exc.failures[0].describe() if exc.failures else ""
+        return f"gate '{exc.gate}' failed for {exc.subject}: {first}"
+    if isinstance(exc, BaseException):
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return state.message or "unknown cause"
+
+
+def log_failure(flow, flow_run, state) -> None:
+    """``on_failure`` hook: log the cause in one line, in the run's log (automations and the UI
+    show it)."""
+    from prefect.logging.loggers import flow_run_logger
+
+    flow_run_logger(flow_run, flow).error("Run failed: %s", failure_cause(state))

@@ -325,6 +325,86 @@ def cache_prune(
     typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
 
 
+models_app = typer.Typer(help="The model registry: versions and the champion alias.")
+app.add_typer(models_app, name="models")
+RegistryOpt = _opt(
+    Path | None, "--registry", help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry)."
+)
+
+
+def _registry(path: Path):
+    from transferflow.registry import Registry
+
+    return Registry(path)
+
+
+@models_app.command("list")
+def models_list(registry: RegistryOpt = None) -> None:
+    """List registered versions; the champion is marked with *."""
+    reg = _registry(registry)
+    champion = reg.champion()
+    versions = reg.versions()
+    if not versions:
+        typer.echo(f"no model versions in {reg.root}")
+        return
+    for v in versions:
+        r = reg.show(v)
+        mark = "*" if v == champion else " "
+        typer.echo(f"{mark} v{v:<4} {r['registered_at']}  {r['source']} -> {r['target']}  {r['role']:<12}"
+                   f" test accuracy {r['metrics']['test']['accuracy']:.4f}")
+
+
+@models_app.command("show")
+def models_show(version: int, registry: RegistryOpt = None) -> None:
+    """Print a version's record (JSON)."""
+    import json
+
+    try:
+        typer.echo(json.dumps(_registry(registry).show(version), indent=2))
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+
+
+@models_app.command("promote")
+def models_promote(version: int, registry: RegistryOpt = None) -> None:
+    """Make VERSION the champion."""
+    try:
+        _registry(registry).promote(version)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"champion: v{version}")
+
+
+@models_app.command("rollback")
+def models_rollback(registry: RegistryOpt = None) -> None:
+    """Make the previous champion the champion again."""
+    try:
+        version = _registry(registry).rollback()
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"champion: v{version}")
+
+
+@app.command()
+def score(
+    input_path: Annotated[Path, typer.Option("--input", help="File to score (CSV/TSV/JSONL/Parquet).")],
+    output_path: Annotated[Path, typer.Option("--output", help="Predictions CSV to write.")],
+    model: _opt(int | None, "--model", help="Model version (default: the champion).") = None,
+    registry: RegistryOpt = None,
+    text_column: TextColumnOpt = None,
+    id_column: _opt(str, "--id-column", help="Column copied to the output when present.") = "id",
+) -> None:
+    """Score a file with a registered model: predicted label and class probabilities per row."""
+    try:
+        from flows.score import score as score_flow
+
+        out = score_flow(input_path, output_path, registry, model, text_column, id_column)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
+               f"({out['rows_per_second']:.0f} rows/s): {out['output']}")
+
+
 def _print_summary(result: dict[str, Any]) -> None:
     metrics = result["metrics"]
     typer.echo("")
@@ -336,6 +416,9 @@ def _print_summary(result: dict[str, Any]) -> None:
     if gain is not None:
         typer.echo(f"  transfer vs target-only: {gain:+.4f} accuracy")
     typer.echo(f"  report: {Path(result['run_dir']) / 'report.md'}")
+    reg = result.get("registry")
+    if reg:
+        typer.echo(f"  registered model v{reg['version']}; champion v{reg['champion']} ({reg['reason']})")
 
 
 def main() -> None:

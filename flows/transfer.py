@@ -30,6 +30,7 @@ from tasks.stages import (
     publish_gate_failure,
     publish_report,
     record_gate_failure,
+    register_model,
     train_source_model,
     train_target_only_model,
     train_tfidf_baseline,
@@ -66,6 +67,7 @@ def _flow_run_name() -> str:
 
 @flow(
     name="transfer-learning",
+    on_failure=[_logging.log_failure],
     flow_run_name=_flow_run_name,
     description="Train on a source domain, adapt to a target domain, and measure whether it helped.",
 )
@@ -84,7 +86,7 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
     work.mkdir(parents=True)
     gates: dict[str, Any] = {}
     try:
-        metrics = _pipeline(config, work, name, gates, final_dir)
+        metrics, candidates, source, target = _pipeline(config, work, name, gates, final_dir)
         work.rename(final_dir)
     except GateFailedError as exc:
         # Keep what explains the failure (gate report, Data Docs), clearly marked as failed.
@@ -101,7 +103,10 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
             parent.rmdir()
         raise
     logger.info("Results in %s", final_dir)
-    return {"run_dir": str(final_dir), "metrics": metrics}
+    registry = None
+    if config.registry.enabled:
+        registry = register_model(metrics, candidates, target, source, config, final_dir)
+    return {"run_dir": str(final_dir), "metrics": metrics, "registry": registry}
 
 
 def _keep_only_failure_record(work: Path) -> None:
@@ -176,11 +181,12 @@ def _pipeline(
         "domain_shift": gates["domain_shift"]["figures"],
         "source_model": gates["source_model"]["figures"],
     }
-    metrics = evaluate_models(target, candidates, emb, config.model, work, extra)
+    metrics = evaluate_models(target, candidates, emb, config.model, work, extra, cache)
     gates["promotion"] = check_promotion(metrics, g.promotion, docs)
     link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
                     **{name: ref.model for name, ref in candidates.items()}}, work / "artifacts")
-    return publish_report(metrics, gates, title, work, final_dir)
+    metrics = publish_report(metrics, gates, title, work, final_dir)
+    return metrics, candidates, source, target
 
 
 def _value(state):

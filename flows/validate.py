@@ -21,7 +21,7 @@ from transferflow.config import RunConfig
 _logging.install()
 
 
-@flow(name="validate-data", description="Run the data-quality gates only (no training).")
+@flow(name="validate-data", on_failure=[_logging.log_failure], description="Run the data-quality gates only (no training).")
 def validate_data(config: RunConfig, docs_dir: Path | None = None) -> dict[str, Any]:
     """Run the data gates on the configured source and target; returns each gate's summary."""
     d, g, seed = config.data, config.gates, config.seed

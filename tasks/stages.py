@@ -23,15 +23,39 @@ from transferflow.errors import GateFailedError, VectorsError
 from transferflow.files import sha256_bytes, sha256_file, sha256_text, write_text_atomic
 
 
-def _epoch_logger():
-    """Progress callback: one log line per epoch in the task run's log."""
-    logger = get_run_logger()
+class _EpochReporter:
+    """Progress callback: one log line per epoch, and a Prefect progress artifact that moves."""
 
-    def report(phase: str, epoch: int, logs: dict[str, float]) -> None:
+    def __init__(self, total_epochs: int) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.logger = get_run_logger()
+        self.total = max(total_epochs, 1)
+        self.done = 0
+        self.artifact_id = create_progress_artifact(
+            progress=0.0, description="Training progress (epochs, all phases)"
+        )
+
+    def __call__(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
+        from prefect.artifacts import update_progress_artifact
+
         shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items()))
-        logger.info("%s epoch %d: %s", phase, epoch, shown)
+        self.logger.info("%s epoch %d: %s", phase, epoch, shown)
+        self.done += 1
+        update_progress_artifact(self.artifact_id, progress=min(99.0, 100.0 * self.done / self.total))
 
-    return report
+    def finish(self) -> None:
+        """Early stopping may end before the planned epochs: mark the progress complete."""
+        from prefect.artifacts import update_progress_artifact
+
+        update_progress_artifact(self.artifact_id, progress=100.0)
+
+
+def _trained(total_epochs: int, train: Any) -> Any:
+    reporter = _EpochReporter(total_epochs)
+    result = train(reporter)
+    reporter.finish()
+    return result
 
 
 DOCS = "data_docs"  # GX Data Docs folder inside a run folder
@@ -108,9 +132,9 @@ def train_source_model(
     }
     return cached(
         "train_source_model", inputs, cache, ModelRef,
-        lambda out: pipeline.train_source(
-            source, emb, cfg, seed=seed, out_dir=out, on_epoch=_epoch_logger()
-        ),
+        lambda out: _trained(cfg.epochs, lambda report: pipeline.train_source(
+            source, emb, cfg, seed=seed, out_dir=out, on_epoch=report
+        )),
     )
 
 
@@ -139,10 +163,10 @@ def fine_tune_target_model(
     }
     return cached(
         "fine_tune_target_model", inputs, cache, ModelRef,
-        lambda out: pipeline.fine_tune(
+        lambda out: _trained(cfg.head_epochs + cfg.finetune_epochs, lambda report: pipeline.fine_tune(
             source_model, source, target, emb, model_cfg, cfg,
-            seed=seed, out_dir=out, on_epoch=_epoch_logger(),
-        ),
+            seed=seed, out_dir=out, on_epoch=report,
+        )),
     )
 
 
@@ -161,9 +185,9 @@ def train_target_only_model(
     }
     return cached(
         "train_target_only_model", inputs, cache, ModelRef,
-        lambda out: pipeline.train_target_only(
-            target, emb, cfg, seed=seed, out_dir=out, on_epoch=_epoch_logger()
-        ),
+        lambda out: _trained(cfg.epochs, lambda report: pipeline.train_target_only(
+            target, emb, cfg, seed=seed, out_dir=out, on_epoch=report
+        )),
     )
 
 
@@ -185,9 +209,13 @@ def evaluate_models(
     cfg: ModelConfig,
     out_dir: Path,
     extra: dict[str, Any],
+    cache: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Score every candidate on the target test set and write metrics.json."""
-    metrics = pipeline.evaluate(target, candidates, emb, cfg, out_dir=out_dir, extra=extra)
+    store = store_for(cache) if cache is not None and cache.enabled and not cache.refresh else None
+    metrics = pipeline.evaluate(
+        target, candidates, emb, cfg, out_dir=out_dir, extra=extra, store=store
+    )
     logger = get_run_logger()
     for name, m in metrics["candidates"].items():
         logger.info("%-12s accuracy=%.4f macro_f1=%.4f", name, m["accuracy"], m["macro_f1"])
@@ -199,7 +227,7 @@ def publish_report(
     metrics: dict[str, Any], gates: dict[str, Any], title: str, out_dir: Path, final_dir: Path
 ) -> dict[str, Any]:
     """Add gate outcomes to metrics.json, write report.md and Data Docs, publish artifacts."""
-    from prefect.artifacts import create_markdown_artifact
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from data_checks.runner import build_docs
 
@@ -208,6 +236,15 @@ def publish_report(
     pipeline.write_report(markdown, out_dir)
     create_markdown_artifact(
         markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
+    )
+    create_table_artifact(
+        table=[
+            {"candidate": name, "class": cls, **{k: pc[k] for k in ("precision", "recall", "f1", "support")}}
+            for name, m in metrics["candidates"].items()
+            for cls, pc in m["per_class"].items()
+        ],
+        key="per-class-metrics",
+        description=f"Per-class test metrics of every candidate: {title}",
     )
     if build_docs(out_dir / DOCS) is not None:
         _link_data_docs(final_dir)
@@ -244,3 +281,47 @@ def publish_gate_failure(markdown: str, exc: GateFailedError, run_dir: Path, tit
     )
     if (run_dir / DOCS / "index.html").is_file():
         _link_data_docs(run_dir)
+
+
+@task(name="register_model", cache_policy=NO_CACHE)
+def register_model(
+    metrics: dict[str, Any],
+    candidates: dict[str, ModelRef],
+    target: DatasetRef,
+    source: DatasetRef,
+    config: Any,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Register the chosen model as a version; move the champion when it earned it."""
+    from transferflow.registry import Registry
+
+    outcome = pipeline.register_chosen(
+        metrics, candidates, target, source, config, run_dir, Registry(config.registry.dir)
+    )
+    get_run_logger().info(
+        "registered model version %d (%s); champion: v%s (%s)",
+        outcome["version"], metrics["selection"]["chosen"], outcome["champion"], outcome["reason"],
+    )
+    return outcome
+
+
+@task(name="score_batch", cache_policy=NO_CACHE)
+def score_batch(
+    input_path: Path,
+    output_path: Path,
+    registry_dir: Path | None,
+    version: int | None = None,
+    text_columns: list[str] | None = None,
+    id_column: str | None = "id",
+) -> dict[str, Any]:
+    """Score a file with a registered model (default: the champion)."""
+    from transferflow.registry import Registry
+    from transferflow.scoring import score_file
+
+    stats = score_file(input_path, output_path, Registry(registry_dir), version, text_columns, id_column)
+    get_run_logger().info(
+        "scored %d rows with model v%d in %.2f s (%.0f rows/s) -> %s",
+        stats.rows, stats.version, stats.seconds, stats.rows_per_second, stats.output,
+    )
+    return {"version": stats.version, "rows": stats.rows, "seconds": round(stats.seconds, 3),
+            "rows_per_second": round(stats.rows_per_second, 1), "output": stats.output}

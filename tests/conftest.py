@@ -14,6 +14,7 @@ from transferflow.config import DEMO_DIR
 REPO = Path(__file__).resolve().parents[1]
 # Tests never touch the user's cache: one store for the whole session (and its subprocesses).
 os.environ["TRANSFERFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-cache-")
+os.environ["TRANSFERFLOW_REGISTRY_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-registry-")
 MDSD = Path(os.environ.get("TRANSFERFLOW_MDSD", REPO.parent / "shared" / "data" / "mdsd"))
 
 

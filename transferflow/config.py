@@ -306,6 +306,21 @@ class CacheConfig(_Section):
     )
 
 
+class RegistryConfig(_Section):
+    """Where chosen models are registered as versions, and whether the champion may move."""
+
+    enabled: bool = Field(default=True, description="Register the run's chosen model.")
+    dir: Path | None = Field(
+        default=None,
+        description="Model registry folder; unset = $TRANSFERFLOW_REGISTRY_DIR or ./registry.",
+    )
+    auto_promote: bool = Field(
+        default=True,
+        description="Move the champion alias to the new version when the promotion gate passed "
+        "and it is not worse than the current champion on the same target test data.",
+    )
+
+
 class RunConfig(_Section):
     """Everything a transferflow run needs, nested per stage."""
 
@@ -316,6 +331,7 @@ class RunConfig(_Section):
     baselines: BaselineConfig = BaselineConfig()
     gates: GatesConfig = GatesConfig()
     cache: CacheConfig = CacheConfig()
+    registry: RegistryConfig = RegistryConfig()
     seed: int = Field(default=42, description="Seed for splits, vectors and weights.")
     output_dir: Path = Field(default=Path("runs"), description="Parent folder of run folders.")
     run_name: str | None = Field(

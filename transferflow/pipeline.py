@@ -518,6 +518,7 @@ def evaluate(
     *,
     out_dir: Path,
     extra: dict[str, Any] | None = None,
+    store=None,
 ) -> dict[str, Any]:
     """Score every candidate on the target test set (and validation split) and write
     ``metrics.json``.
@@ -529,6 +530,7 @@ def evaluate(
         cfg: model settings (``max_len``).
         out_dir: run folder; ``metrics.json`` is written there atomically.
         extra: more top-level entries for ``metrics.json`` (run info, data summary).
+        store: optional artefact store to reuse the scores of identical candidates and data.
 
     Returns:
         The metrics dict, as written: ``candidates`` holds the test-set metrics, ``validation``
@@ -537,15 +539,37 @@ def evaluate(
     from transferflow.evaluate import classification_metrics
 
     order = sorted(candidates, key=lambda n: CANDIDATE_ORDER.index(n))
-    parts = {"test": read_frame(target.test)}
+    splits = {"test": target.test}
     if target.val is not None:
-        parts["validation"] = read_frame(target.val)
-    scored: dict[str, dict[str, Any]] = {part: {} for part in parts}
-    for part, frame in parts.items():
-        texts, y_true = frame[TEXT].tolist(), frame[LABEL].tolist()
-        for name in order:
-            proba = candidate_proba(candidates[name], texts, emb, cfg)
-            scored[part][name] = classification_metrics(y_true, proba, candidates[name].labels)
+        splits["validation"] = target.val
+
+    def score() -> dict[str, dict[str, Any]]:
+        scored: dict[str, dict[str, Any]] = {}
+        for part, ref in splits.items():
+            frame = read_frame(ref)
+            texts, y_true = frame[TEXT].tolist(), frame[LABEL].tolist()
+            scored[part] = {}
+            for name in order:
+                proba = candidate_proba(candidates[name], texts, emb, cfg)
+                scored[part][name] = classification_metrics(y_true, proba, candidates[name].labels)
+        return scored
+
+    if store is None:
+        scored = score()
+    else:  # scoring is deterministic in the models and data: reuse it on identical reruns
+        from transferflow.store import cache_key
+
+        key = cache_key("evaluate_models", {
+            "splits": {part: ref.sha256 for part, ref in splits.items()},
+            "candidates": {n: [candidates[n].model.sha256,
+                               candidates[n].vocab.sha256 if candidates[n].vocab else None,
+                               candidates[n].labels] for n in order},
+            "max_len": cfg.max_len,
+        })
+        with store.lock(key):
+            if (scored := store.lookup(key)) is None:
+                scored = score()
+                store.record(key, "evaluate_models", scored)
     results = scored["test"]
     metrics: dict[str, Any] = {**(extra or {}), "candidates": results}
     if "validation" in scored:
@@ -849,3 +873,85 @@ def link_artifacts(refs: dict[str, Any], folder: Path) -> Path:
 def write_config(config_json: str, out_dir: Path) -> Path:
     """Record the run's full configuration next to its results."""
     return write_json_atomic(out_dir / "config.json", json.loads(config_json))
+
+
+def register_chosen(
+    metrics: dict[str, Any],
+    candidates: dict[str, ModelRef],
+    target: DatasetRef,
+    source: DatasetRef,
+    config: Any,
+    run_dir: Path,
+    registry,
+) -> dict[str, Any]:
+    """Register the run's chosen model as a new version and move the champion if it earned it.
+
+    The champion moves only when the promotion gate passed (transfer beat target_only on the
+    validation split) and the new version is at least as accurate as the current champion on this
+    run's target test data (the champion is re-scored on it, so the comparison is like for like).
+
+    Args:
+        metrics: the run's final metrics (with ``selection`` and ``gates``).
+        candidates: role -> model reference.
+        target: prepared target data (its test split is the comparison set).
+        source: prepared source data (its input hashes are recorded).
+        config: the run's :class:`~transferflow.config.RunConfig`.
+        run_dir: the run's final folder (recorded).
+        registry: the :class:`~transferflow.registry.Registry`.
+
+    Returns:
+        ``{"version", "champion", "promoted", "reason"}``.
+    """
+    from transferflow.scoring import Scorer
+
+    selection = metrics["selection"]
+    chosen = selection["chosen"]
+    ref = candidates[chosen]
+    # verified_path() checks the hashes: a damaged artefact is never registered.
+    model_name = "model.keras" if ref.kind == "keras" else "model.joblib"
+    files = {model_name: ref.model.verified_path()}
+    if ref.vocab is not None:
+        files["vocab.json"] = ref.vocab.verified_path()
+    test_metrics = metrics["candidates"][chosen]
+    record = {
+        "role": chosen,
+        "kind": ref.kind,
+        "architecture": ref.architecture,
+        "labels": ref.labels,
+        "max_len": config.model.max_len,
+        "text_columns": config.data.target.text_columns,
+        "source": source.name,
+        "target": target.name,
+        "data_sha256": {**source.input_sha256, **target.input_sha256},
+        "target_test_sha256": target.test.sha256,
+        "metrics": {"test": {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
+                    "validation": metrics.get("validation", {}).get(chosen)},
+        "selection": selection,
+        "config": json.loads(config.model_dump_json()),
+        "run_dir": str(run_dir),
+    }
+    version = registry.register(files, record)
+    champion = registry.champion()
+    gate_passed = selection["transfer_beats_target_only"] and chosen == "transfer"
+    promoted, reason = False, ""
+    if not config.registry.auto_promote:
+        reason = "auto-promotion is off"
+    elif not gate_passed:
+        reason = "the promotion gate did not pass (no transfer model was chosen)"
+    elif champion is None:
+        promoted, reason = True, "first champion"
+    else:
+        test = read_frame(target.test)
+        scorer = Scorer(registry, champion)
+        if scorer.labels != ref.labels:
+            promoted, reason = True, "the champion predicts other labels"
+        else:
+            proba = scorer.predict_proba(test[TEXT].tolist())
+            predicted = [scorer.labels[i] for i in proba.argmax(axis=1)]
+            champ_acc = float(np.mean([p == t for p, t in zip(predicted, test[LABEL], strict=True)]))
+            promoted = test_metrics["accuracy"] >= champ_acc
+            reason = (f"accuracy {test_metrics['accuracy']:.4f} vs champion v{champion} "
+                      f"{champ_acc:.4f} on this run's target test data")
+    if promoted:
+        registry.promote(version)
+    return {"version": version, "champion": registry.champion(), "promoted": promoted, "reason": reason}

@@ -1,0 +1,26 @@
+"""The ``score`` flow: batch predictions for a file with a registered model (default: champion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows import _logging
+from tasks.stages import score_batch
+
+_logging.install()
+
+
+@flow(name="score", on_failure=[_logging.log_failure], description="Score a file with a registered model (default: the champion).")
+def score(
+    input_path: Path,
+    output_path: Path,
+    registry_dir: Path | None = None,
+    version: int | None = None,
+    text_columns: list[str] | None = None,
+    id_column: str | None = "id",
+) -> dict[str, Any]:
+    """Write predicted labels and class probabilities for every row of ``input_path``."""
+    return score_batch(input_path, output_path, registry_dir, version, text_columns, id_column)

@@ -1,0 +1,58 @@
+"""Registry and batch scoring through the real flows and CLI."""
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.transfer import transfer_learning
+from tests.conftest import tiny_settings
+from transferflow.config import build_config
+from transferflow.registry import Registry
+
+
+def test_champion_moves_only_when_earned_and_scores_a_file(small_domains, tmp_path):
+    reg_dir = tmp_path / "registry"
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["registry"] = {"dir": str(reg_dir)}
+    raw["baselines"] = {"target_only": False, "tfidf_lr": False, "source_only": False}
+    first = transfer_learning(build_config({**raw, "run_name": "one"}))["registry"]
+    assert first == {"version": 1, "champion": 1, "promoted": True, "reason": "first champion"}
+
+    # Negative transfer (an unreachable margin): the baseline is registered, the champion stays.
+    raw2 = {**raw, "run_name": "two", "baselines": {"target_only": True, "tfidf_lr": True},
+            "gates": {"promotion": {"margin": 1.0}}}
+    second = transfer_learning(build_config(raw2))["registry"]
+    assert second["version"] == 2 and second["champion"] == 1 and not second["promoted"]
+    reg = Registry(reg_dir)
+    assert reg.show(2)["role"] != "transfer" and reg.show(1)["role"] == "transfer"
+
+    data = pd.read_csv(small_domains["target"]).reset_index().rename(columns={"index": "id"})
+    data.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "pred.csv"
+    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "new.csv"), "--output", str(out),
+                                      "--registry", str(reg_dir)])
+    assert result.exit_code == 0, result.output
+    assert "with model v1" in result.output
+    pred = pd.read_csv(out)
+    assert list(pred.columns) == ["id", "predicted_label", "proba_0", "proba_1"]
+    assert len(pred) == len(data) and pred["id"].tolist() == data["id"].tolist()
+    assert ((pred["proba_0"] + pred["proba_1"]) - 1).abs().max() < 1e-4
+    accuracy = (pred["predicted_label"].astype(str) == data["label"].astype(str)).mean()
+    assert accuracy > 0.55  # a real model, not a constant
+
+    # Explicit version, then rollback semantics through the CLI.
+    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "new.csv"), "--output",
+                                      str(tmp_path / "p2.csv"), "--registry", str(reg_dir), "--model", "2"])
+    assert result.exit_code == 0 and "with model v2" in result.output
+    assert CliRunner().invoke(app, ["models", "promote", "2", "--registry", str(reg_dir)]).exit_code == 0
+    listing = CliRunner().invoke(app, ["models", "list", "--registry", str(reg_dir)]).output
+    assert "* v2" in listing
+    assert CliRunner().invoke(app, ["models", "rollback", "--registry", str(reg_dir)]).exit_code == 0
+    assert Registry(reg_dir).champion() == 1
+
+
+def test_scoring_errors_are_clear(tmp_path):
+    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "x.csv"), "--output",
+                                      str(tmp_path / "o.csv"), "--registry", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "No champion model" in result.output
+    assert "Traceback" not in result.output
