@@ -13,20 +13,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows import _logging
-from tasks.gates import (
-    check_domain_shift,
-    check_embeddings,
-    check_promotion,
-    check_source_model,
-    check_split_integrity,
-    validate_dataset,
-)
+from flows.validate import run_data_gates
+from tasks.gates import check_embeddings, check_promotion, check_source_model
 from tasks.stages import (
     DOCS,
     build_embeddings,
     evaluate_models,
     fine_tune_target_model,
-    load_dataset,
     publish_gate_failure,
     publish_report,
     record_gate_failure,
@@ -35,6 +28,7 @@ from tasks.stages import (
     train_target_only_model,
     train_tfidf_baseline,
 )
+from transferflow.artifacts import DatasetRef, ModelRef
 from transferflow.config import RunConfig
 from transferflow.errors import ConfigError, GateFailedError
 from transferflow.pipeline import baseline_roles, link_artifacts, write_config
@@ -118,25 +112,12 @@ def _keep_only_failure_record(work: Path) -> None:
 
 def _pipeline(
     config: RunConfig, work: Path, title: str, gates: dict[str, Any], final_dir: Path
-) -> dict[str, Any]:
-    d, g, seed = config.data, config.gates, config.seed
+) -> tuple[dict[str, Any], dict[str, ModelRef], DatasetRef, DatasetRef]:
+    """The stages after the staging folder exists; returns metrics, candidates and the data."""
+    g, seed = config.gates, config.seed
     write_config(config.model_dump_json(), work)
     art, docs = work / "artifacts", work / DOCS
-    source = load_dataset(d.source, "source", d.test_size, seed, None, art)
-    target = load_dataset(
-        d.target, "target", d.test_size, seed, d.target_train_size, art, d.target_validation_size
-    )
-    source, gates["raw_input[source]"] = validate_dataset(source, "source", g.raw_input, art, docs)
-    target, gates["raw_input[target]"] = validate_dataset(
-        target, "target", g.raw_input, art, docs, reference=source
-    )
-    word2vec = config.embeddings.pretrained_path is None
-    source, target, gates["leakage"] = check_split_integrity(
-        source, target, word2vec, g.leakage, art, docs
-    )
-    gates["domain_shift"] = check_domain_shift(
-        source, target, g.domain_shift, seed, docs, config.cache
-    )
+    source, target = run_data_gates(config, art, docs, gates)
     cache = config.cache
     emb = _value(build_embeddings(source, target, config.embeddings, seed, cache, return_state=True))
     gates["embeddings"] = check_embeddings(

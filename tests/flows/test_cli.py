@@ -104,3 +104,26 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
     assert "missing column(s) 'label'" in proc.stderr
     assert "Columns present: 'text', 'stars'" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_validate_runs_only_the_data_gates(small_domains, tmp_path):
+    docs = tmp_path / "docs"
+    result = runner.invoke(app, ["validate", "--source", str(small_domains["source"]), "--target",
+                                 str(small_domains["target"]), "--docs-dir", str(docs)])
+    assert result.exit_code == 0, result.output
+    for gate in ("raw_input[source]", "raw_input[target]", "leakage", "domain_shift"):
+        assert gate in result.output
+    assert "build_embeddings" not in result.output  # nothing is trained
+    assert (docs / "index.html").is_file()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate_fails_with_exit_code_3_on_leakage(small_domains, tmp_path):
+    data = pd.read_csv(small_domains["target"])
+    test, train = data.iloc[:60], data.iloc[60:]
+    pd.concat([train, test.head(20)]).to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    result = runner.invoke(app, ["validate", "--source", str(small_domains["source"]), "--target",
+                                 str(tmp_path / "train.csv"), "--target-test", str(tmp_path / "test.csv")])
+    assert result.exit_code == 3, result.output
+    assert "Gate 'leakage' failed" in result.output and "Traceback" not in result.output
