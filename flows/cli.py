@@ -418,7 +418,8 @@ def _print_summary(result: dict[str, Any]) -> None:
     typer.echo(f"  report: {Path(result['run_dir']) / 'report.md'}")
     reg = result.get("registry")
     if reg:
-        typer.echo(f"  registered model v{reg['version']}; champion v{reg['champion']} ({reg['reason']})")
+        champion = f"v{reg['champion']}" if reg["champion"] is not None else "none yet"
+        typer.echo(f"  registered model v{reg['version']}; champion: {champion} ({reg['reason']})")
 
 
 def main() -> None:

@@ -166,7 +166,9 @@ def _pipeline(
     gates["promotion"] = check_promotion(metrics, g.promotion, docs)
     link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
                     **{name: ref.model for name, ref in candidates.items()}}, work / "artifacts")
-    metrics = publish_report(metrics, gates, title, work, final_dir)
+    histories = {"source": source_model.history,
+                 **{n: r.history for n, r in candidates.items() if n != "source_only"}}
+    metrics = publish_report(metrics, gates, title, work, final_dir, histories)
     return metrics, candidates, source, target
 
 

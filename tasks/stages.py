@@ -224,16 +224,33 @@ def evaluate_models(
 
 @task(name="publish_report", cache_policy=NO_CACHE)
 def publish_report(
-    metrics: dict[str, Any], gates: dict[str, Any], title: str, out_dir: Path, final_dir: Path
+    metrics: dict[str, Any],
+    gates: dict[str, Any],
+    title: str,
+    out_dir: Path,
+    final_dir: Path,
+    histories: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Add gate outcomes to metrics.json, write report.md and Data Docs, publish artifacts."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    """Add gate outcomes to metrics.json; write report.md, figures, report.html and Data Docs;
+    publish artifacts."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
 
     from data_checks.runner import build_docs
+    from transferflow.figures import write_figures, write_html_report
 
     metrics = pipeline.finalise_metrics(metrics, gates, out_dir)
     markdown = pipeline.render_report(metrics, title)
     pipeline.write_report(markdown, out_dir)
+    figures = write_figures(metrics, histories or {}, out_dir)
+    write_html_report(metrics, figures, title, out_dir / "report.html")
+    create_link_artifact(
+        link=(final_dir / "report.html").resolve().as_uri(), link_text="HTML report",
+        key="html-report", description=f"Standalone report with figures: {title}",
+    )
     create_markdown_artifact(
         markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
     )

@@ -58,11 +58,15 @@ def test_flow_end_to_end(small_domains, tmp_path):
     assert "| transfer" in report and "| tfidf_lr" in report
     assert "## Data-quality gates" in report and "proxy A-distance" in report
     assert (run_dir / "data_docs" / "index.html").is_file()
+    for png in ("candidates", "confusion", "training_curves", "domain_shift"):
+        assert (run_dir / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    page = (run_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "http" not in page.split("<body>")[1]
     assert json.loads((run_dir / "config.json").read_text())["seed"] == cfg.seed
     for name in ("source_model.keras", "transfer.keras", "target_only.keras", "vectors.kv",
                  "tfidf_lr.joblib"):
         assert (run_dir / "artifacts" / name).is_file()
-    assert {"transfer-report", "data-docs"} <= _artifact_keys()
+    assert {"transfer-report", "data-docs", "html-report", "per-class-metrics"} <= _artifact_keys()
 
 
 def test_same_seed_gives_same_metrics(small_domains, tmp_path):

@@ -1,0 +1,164 @@
+"""Pictures of a run (PNG) and a standalone ``report.html`` that embeds them (opens offline)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+from transferflow.files import atomic_path, write_text_atomic
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def training_curves(histories: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path:
+    """Loss and accuracy per epoch for each trained model, phases one after another.
+
+    Args:
+        histories: model role -> phase -> per-epoch metrics (``ModelRef.history``).
+        path: PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    plt = _plt()
+    roles = [r for r, h in histories.items() if h]
+    fig, axes = plt.subplots(2, max(len(roles), 1), figsize=(4.2 * max(len(roles), 1), 6), squeeze=False)
+    for col, role in enumerate(roles):
+        epoch = 0
+        for phase, rows in histories[role].items():
+            xs = list(range(epoch + 1, epoch + len(rows) + 1))
+            for row_i, metric in enumerate(("loss", "accuracy")):
+                ax = axes[row_i][col]
+                for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+                    ys = [r.get(key) for r in rows]
+                    if any(y is not None for y in ys):
+                        ax.plot(xs, ys, style, label=f"{phase} {key}")
+            epoch += len(rows)
+            for ax in (axes[0][col], axes[1][col]):
+                ax.axvline(epoch + 0.5, color="grey", lw=0.5)
+        axes[0][col].set_title(role)
+        axes[1][col].set_xlabel("epoch")
+        for row_i, metric in enumerate(("loss", "accuracy")):
+            axes[row_i][col].set_ylabel(metric)
+            axes[row_i][col].legend(fontsize=6)
+    return _save(fig, path)
+
+
+def confusion(metrics: dict[str, Any], title: str, path: Path) -> Path:
+    """Confusion matrix of one candidate on the target test set."""
+    plt = _plt()
+    labels = metrics["confusion_matrix"]["labels"]
+    matrix = metrics["confusion_matrix"]["matrix"]
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
+    ax.imshow(matrix, cmap="Blues")
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center")
+    ax.set_xticks(range(len(labels)), labels, rotation=45)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def candidates_chart(candidates: dict[str, dict[str, Any]], path: Path) -> Path:
+    """Accuracy and macro-F1 of every candidate on the target test set."""
+    plt = _plt()
+    names = list(candidates)
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 3.5))
+    width = 0.38
+    for metric, offset in (("accuracy", -width / 2), ("macro_f1", width / 2)):
+        values = [candidates[n][metric] for n in names]
+        bars = ax.bar([i + offset for i in range(len(names))], values, width, label=metric)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    ax.set_title("Candidates on the target test set")
+    return _save(fig, path)
+
+
+def domain_shift_chart(shift: dict[str, float], path: Path) -> Path:
+    """The three domain-shift figures, each on its own scale."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(9, 2.6))
+    for ax, (key, top) in zip(axes, (("vocab_overlap", 1), ("label_distance", 1), ("proxy_a_distance", 2)), strict=True):
+        ax.barh([0], [shift[key]], color="tab:orange")
+        ax.set_xlim(0, top)
+        ax.set_yticks([])
+        ax.set_title(f"{key}\n{shift[key]:.3f}", fontsize=9)
+    return _save(fig, path)
+
+
+def write_figures(metrics: dict[str, Any], histories: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """All pictures of a run into ``out_dir/figures``.
+
+    Returns:
+        name -> PNG path.
+    """
+    folder = out_dir / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = metrics.get("selection", {}).get("chosen", "transfer")
+    out = {
+        "candidates": candidates_chart(metrics["candidates"], folder / "candidates.png"),
+        "confusion": confusion(metrics["candidates"][shown], f"{shown}: confusion matrix", folder / "confusion.png"),
+    }
+    if any(histories.values()):
+        out["training"] = training_curves(histories, folder / "training_curves.png")
+    if metrics.get("domain_shift"):
+        out["domain_shift"] = domain_shift_chart(metrics["domain_shift"], folder / "domain_shift.png")
+    return out
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_html_report(metrics: dict[str, Any], figures: dict[str, Path], title: str, path: Path) -> Path:
+    """A standalone HTML report: tables plus the PNGs embedded as data URIs (no network needed)."""
+    cands = [{"candidate": n, "accuracy": m["accuracy"], "macro-F1": m["macro_f1"],
+              "ROC AUC": m.get("roc_auc", "–"),
+              "validation accuracy": metrics.get("validation", {}).get(n, {}).get("accuracy", "–")}
+             for n, m in metrics["candidates"].items()]
+    gates = [{"gate": n, "status": g["status"], "mode": g["mode"], "checks": g["checks"],
+              "failed": "; ".join(g["failed"])} for n, g in metrics.get("gates", {}).items()]
+    selection = metrics.get("selection", {})
+    verdict = ""
+    if selection:
+        verdict = (f"<p><b>Negative transfer</b>: chosen model <b>{html.escape(selection['chosen'])}</b>.</p>"
+                   if selection.get("negative_transfer")
+                   else f"<p>Chosen model: <b>{html.escape(selection['chosen'])}</b>.</p>")
+    images = "".join(
+        f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{name}' src='data:image/png;base64,"
+        f"{base64.b64encode(p.read_bytes()).decode()}'>"
+        for name, p in figures.items()
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px}}img{{max-width:100%}}</style></head><body>
+<h1>{html.escape(title)}</h1>{verdict}<h2>Candidates (target test set)</h2>{_table(cands)}
+<h2>Data-quality gates</h2>{_table(gates)}{images}</body></html>"""
+    return write_text_atomic(path, page)
