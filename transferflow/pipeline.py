@@ -887,7 +887,8 @@ def register_chosen(
     """Register the run's chosen model as a new version and move the champion if it earned it.
 
     The champion moves only when the promotion gate passed (transfer beat target_only on the
-    validation split) and the new version is at least as accurate as the current champion on this
+    validation split; the chosen model is then the best candidate there, usually the transfer
+    model) and the new version is at least as accurate as the current champion on this
     run's target test data (the champion is re-scored on it, so the comparison is like for like).
 
     Args:
@@ -932,12 +933,11 @@ def register_chosen(
     }
     version = registry.register(files, record)
     champion = registry.champion()
-    gate_passed = selection["transfer_beats_target_only"] and chosen == "transfer"
     promoted, reason = False, ""
     if not config.registry.auto_promote:
         reason = "auto-promotion is off"
-    elif not gate_passed:
-        reason = "the promotion gate did not pass (no transfer model was chosen)"
+    elif not selection["transfer_beats_target_only"]:
+        reason = "the promotion gate did not pass (negative transfer)"
     elif champion is None:
         promoted, reason = True, "first champion"
     else:
