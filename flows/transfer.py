@@ -28,7 +28,6 @@ from tasks.stages import (
     train_target_only_model,
     train_tfidf_baseline,
 )
-from transferflow.artifacts import DatasetRef, ModelRef
 from transferflow.config import RunConfig
 from transferflow.errors import ConfigError, GateFailedError
 from transferflow.pipeline import baseline_roles, link_artifacts, write_config
@@ -80,7 +79,7 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
     work.mkdir(parents=True)
     gates: dict[str, Any] = {}
     try:
-        metrics, candidates, source, target = _pipeline(config, work, name, gates, final_dir)
+        metrics, registry = _pipeline(config, work, name, gates, final_dir)
         work.rename(final_dir)
     except GateFailedError as exc:
         # Keep what explains the failure (gate report, Data Docs), clearly marked as failed.
@@ -97,9 +96,6 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
             parent.rmdir()
         raise
     logger.info("Results in %s", final_dir)
-    registry = None
-    if config.registry.enabled:
-        registry = register_model(metrics, candidates, target, source, config, final_dir)
     return {"run_dir": str(final_dir), "metrics": metrics, "registry": registry}
 
 
@@ -112,8 +108,8 @@ def _keep_only_failure_record(work: Path) -> None:
 
 def _pipeline(
     config: RunConfig, work: Path, title: str, gates: dict[str, Any], final_dir: Path
-) -> tuple[dict[str, Any], dict[str, ModelRef], DatasetRef, DatasetRef]:
-    """The stages after the staging folder exists; returns metrics, candidates and the data."""
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The stages after the staging folder exists; returns the metrics and the registry outcome."""
     g, seed = config.gates, config.seed
     write_config(config.model_dump_json(), work)
     art, docs = work / "artifacts", work / DOCS
@@ -169,7 +165,11 @@ def _pipeline(
     histories = {"source": source_model.history,
                  **{n: r.history for n, r in candidates.items() if n != "source_only"}}
     metrics = publish_report(metrics, gates, title, work, final_dir, histories)
-    return metrics, candidates, source, target
+    # Registered while the staging folder (which the data references point into) still exists.
+    registry = None
+    if config.registry.enabled:
+        registry = register_model(metrics, candidates, target, source, config, final_dir)
+    return metrics, registry
 
 
 def _value(state):

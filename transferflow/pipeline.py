@@ -948,7 +948,10 @@ def register_chosen(
         else:
             proba = scorer.predict_proba(test[TEXT].tolist())
             predicted = [scorer.labels[i] for i in proba.argmax(axis=1)]
-            champ_acc = float(np.mean([p == t for p, t in zip(predicted, test[LABEL], strict=True)]))
+            # Rounded like the run's own metrics, so an equally good model counts as not worse.
+            champ_acc = round(
+                float(np.mean([p == t for p, t in zip(predicted, test[LABEL], strict=True)])), 4
+            )
             promoted = test_metrics["accuracy"] >= champ_acc
             reason = (f"accuracy {test_metrics['accuracy']:.4f} vs champion v{champion} "
                       f"{champ_acc:.4f} on this run's target test data")

@@ -56,3 +56,14 @@ def test_scoring_errors_are_clear(tmp_path):
                                       str(tmp_path / "o.csv"), "--registry", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "No champion model" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_run_after_a_champion_exists_compares_against_it(small_domains, tmp_path):
+    """The champion is re-scored on the new run's test data (read before the run folder moves)."""
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["registry"] = {"dir": str(tmp_path / "registry")}
+    raw["baselines"] = {"target_only": False, "tfidf_lr": False, "source_only": False}
+    assert transfer_learning(build_config({**raw, "run_name": "a"}))["registry"]["champion"] == 1
+    second = transfer_learning(build_config({**raw, "run_name": "b"}))["registry"]
+    assert second["version"] == 2 and "vs champion v1" in second["reason"]
+    assert second["promoted"] and second["champion"] == 2  # same model, same accuracy: not worse
