@@ -123,7 +123,7 @@ def _pipeline(
         train_source_model(source, emb, config.model, seed, cache, return_state=True)
     )
     gates["source_model"] = check_source_model(
-        source_model, source, emb, config.model, g.source_model, docs
+        source_model, source, config.model, g.source_model, docs
     )
     candidates = {
         "transfer": _value(
@@ -158,7 +158,7 @@ def _pipeline(
         "domain_shift": gates["domain_shift"]["figures"],
         "source_model": gates["source_model"]["figures"],
     }
-    metrics = evaluate_models(target, candidates, emb, config.model, work, extra, cache)
+    metrics = evaluate_models(target, candidates, config.model, work, extra, cache)
     gates["promotion"] = check_promotion(metrics, g.promotion, docs)
     link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
                     **{name: ref.model for name, ref in candidates.items()}}, work / "artifacts")

@@ -145,13 +145,13 @@ def check_domain_shift(
 
 @task(name="check_source_model", cache_policy=NO_CACHE)
 def check_source_model(
-    source_model: ModelRef, source: DatasetRef, emb: EmbeddingsRef, model_cfg: ModelConfig,
+    source_model: ModelRef, source: DatasetRef, model_cfg: ModelConfig,
     cfg: SourceModelGate, docs_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Source-model gate: accuracy on held-out source data reaches the threshold."""
     from data_checks.models import validate_source_model
 
-    accuracy, majority, n = pipeline.source_holdout(source_model, source, emb, model_cfg)
+    accuracy, majority, n = pipeline.source_holdout(source_model, source, model_cfg)
     report = validate_source_model(accuracy, majority, n, cfg, docs_dir)
     return _conclude(report, f"source model on '{source.name}' test rows")
 

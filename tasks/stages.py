@@ -205,7 +205,6 @@ def train_tfidf_baseline(target: DatasetRef, seed: int, cache: CacheConfig) -> M
 def evaluate_models(
     target: DatasetRef,
     candidates: dict[str, ModelRef],
-    emb: EmbeddingsRef,
     cfg: ModelConfig,
     out_dir: Path,
     extra: dict[str, Any],
@@ -214,7 +213,7 @@ def evaluate_models(
     """Score every candidate on the target test set and write metrics.json."""
     store = store_for(cache) if cache is not None and cache.enabled and not cache.refresh else None
     metrics = pipeline.evaluate(
-        target, candidates, emb, cfg, out_dir=out_dir, extra=extra, store=store
+        target, candidates, cfg, out_dir=out_dir, extra=extra, store=store
     )
     logger = get_run_logger()
     for name, m in metrics["candidates"].items():

@@ -494,7 +494,7 @@ def train_tfidf(target: DatasetRef, *, seed: int, out_dir: Path) -> ModelRef:
     )
 
 
-def candidate_proba(ref: ModelRef, texts: list[str], emb: EmbeddingsRef, cfg: ModelConfig):
+def candidate_proba(ref: ModelRef, texts: list[str], cfg: ModelConfig):
     """Predicted probabilities of one candidate, columns in ``ref.labels`` order."""
     if ref.kind == "sklearn":
         import joblib
@@ -513,7 +513,6 @@ def candidate_proba(ref: ModelRef, texts: list[str], emb: EmbeddingsRef, cfg: Mo
 def evaluate(
     target: DatasetRef,
     candidates: dict[str, ModelRef],
-    emb: EmbeddingsRef,
     cfg: ModelConfig,
     *,
     out_dir: Path,
@@ -525,8 +524,8 @@ def evaluate(
 
     Args:
         target: prepared target data.
-        candidates: role -> model reference (``source_only`` is the source model itself).
-        emb: word vectors.
+        candidates: role -> model reference (``source_only`` is the source model itself); each
+            Keras model carries its own vocabulary.
         cfg: model settings (``max_len``).
         out_dir: run folder; ``metrics.json`` is written there atomically.
         extra: more top-level entries for ``metrics.json`` (run info, data summary).
@@ -550,7 +549,7 @@ def evaluate(
             texts, y_true = frame[TEXT].tolist(), frame[LABEL].tolist()
             scored[part] = {}
             for name in order:
-                proba = candidate_proba(candidates[name], texts, emb, cfg)
+                proba = candidate_proba(candidates[name], texts, cfg)
                 scored[part][name] = classification_metrics(y_true, proba, candidates[name].labels)
         return scored
 
@@ -659,7 +658,7 @@ def domain_shift_figures(
 
 
 def source_holdout(
-    source_model: ModelRef, source: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig
+    source_model: ModelRef, source: DatasetRef, cfg: ModelConfig
 ) -> tuple[float, float, int]:
     """Accuracy of the source model on the source test rows (never trained on).
 
@@ -667,7 +666,7 @@ def source_holdout(
         (accuracy, share of the majority class, number of rows).
     """
     test = read_frame(source.test)
-    proba = candidate_proba(source_model, test[TEXT].tolist(), emb, cfg)
+    proba = candidate_proba(source_model, test[TEXT].tolist(), cfg)
     predicted = [source_model.labels[i] for i in proba.argmax(axis=1)]
     truth = test[LABEL].tolist()
     accuracy = float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
