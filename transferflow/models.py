@@ -435,20 +435,41 @@ def predict_proba(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     predicted on its trimmed width: review texts average a fraction of ``max_len`` tokens, so this
     skips most of the padding (measured: scoring MDSD reviews went from ~15k to over 20k rows/s).
     Padding is at the end and masked or max-pooled away, so results do not change.
+
+    Each group's row count is padded with empty rows to whole batches plus a power-of-two remainder,
+    so the few array shapes repeat from call to call and XLA compiles each once (a new shape costs a
+    compilation, ~0.1 s, which on chunked scoring was a third of the prediction time).
     """
     x = np.asarray(x)
-    if len(x) == 0 or x.shape[1] <= 16:
+    if x.ndim != 2:
+        raise ValueError(f"expected a 2-D array of token ids (texts x positions), got shape {x.shape}")
+    if len(x) == 0:
         return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-    lengths = np.maximum((x != 0).sum(axis=1), 1)
-    widths = np.minimum(2 ** np.ceil(np.log2(np.maximum(lengths, 16))).astype(int), x.shape[1])
+    if x.shape[1] <= 16:
+        groups = [(np.arange(len(x)), x.shape[1])]
+    else:
+        lengths = np.maximum((x != 0).sum(axis=1), 1)
+        widths = np.minimum(2 ** np.ceil(np.log2(np.maximum(lengths, 16))).astype(int), x.shape[1])
+        groups = [(np.flatnonzero(widths == w), int(w)) for w in np.unique(widths)]
     out = None
-    for width in np.unique(widths):
-        rows = np.flatnonzero(widths == width)
-        proba = np.asarray(model.predict(x[rows, :width], batch_size=batch_size, verbose=0))
+    for rows, width in groups:
+        block = x[rows, :width]
+        padded = _padded_rows(len(rows), batch_size)
+        if padded > len(rows):
+            block = np.concatenate([block, np.zeros((padded - len(rows), width), dtype=block.dtype)])
+        proba = np.asarray(model.predict(block, batch_size=batch_size, verbose=0))[: len(rows)]
         if out is None:
             out = np.zeros((len(x), proba.shape[1]), dtype=proba.dtype)
         out[rows] = proba
     return out
+
+
+def _padded_rows(n: int, batch_size: int) -> int:
+    """``n`` rounded up to whole batches plus a power-of-two remainder (at least 32 rows)."""
+    full, rest = divmod(n, batch_size)
+    if rest == 0:
+        return n
+    return full * batch_size + min(batch_size, max(32, 1 << (rest - 1).bit_length()))
 
 
 def save_model(model, path: Path) -> None:

@@ -101,3 +101,20 @@ def test_same_seed_same_weights():
     b, _ = train_classifier("mean-mlp", MATRIX, x, y, 2, cfg, 7, "s")
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_bucketed_padded_prediction_equals_plain_predict():
+    """Length buckets and padded row counts must not change any probability."""
+    from transferflow.models import _padded_rows
+
+    cfg = ModelConfig(max_len=40, hidden_units=[8], epochs=1, patience=1, batch_size=8)
+    rng = np.random.default_rng(3)
+    x = np.zeros((77, 40), dtype=np.int32)
+    for i, n in enumerate(rng.integers(1, 41, size=77)):
+        x[i, :n] = rng.integers(1, 5, size=n)
+    model, _ = train_classifier("mean-mlp", MATRIX, x, np.arange(77) % 2, 2, cfg, seed=0, phase="source")
+    plain = np.asarray(model.predict(x, verbose=0))
+    np.testing.assert_allclose(predict_proba(model, x, batch_size=16), plain, atol=1e-6)
+    assert [_padded_rows(n, 64) for n in (1, 33, 64, 65, 200)] == [32, 64, 64, 96, 224]
+    with pytest.raises(ValueError):
+        predict_proba(model, np.zeros((3, 40, 2), dtype=np.int32))
