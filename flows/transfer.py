@@ -120,7 +120,7 @@ def _pipeline(
         emb, target, config.embeddings.vector_size, g.embeddings, docs
     )
     source_model = _value(
-        train_source_model(source, emb, config.model, seed, cache, return_state=True)
+        train_source_model(source, emb, config.model, seed, cache, target, return_state=True)
     )
     gates["source_model"] = check_source_model(
         source_model, source, config.model, g.source_model, docs

@@ -119,12 +119,20 @@ def build_embeddings(
 
 @task(name="train_source_model", cache_policy=NO_CACHE)
 def train_source_model(
-    source: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, cache: CacheConfig
+    source: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    seed: int,
+    cache: CacheConfig,
+    target: DatasetRef | None = None,
 ) -> ModelRef:
     """Train the classifier on the source domain (cached on content)."""
     tokens, matrix = pipeline.source_inputs(source, emb)
+    wide = cfg.architecture == pipeline.WIDE
     inputs = {
         "source_train": source.train.sha256,
+        # wide-linear fits its n-gram vocabulary on both domains' training texts
+        "text_pools": [source.pool.sha256, target.pool.sha256] if wide and target else None,
         "labels": source.labels,
         "vocabulary_and_vectors": sha256_text(json.dumps(tokens)) + sha256_bytes(matrix.tobytes()),
         "settings": cfg.model_dump(mode="json"),
@@ -133,7 +141,7 @@ def train_source_model(
     return cached(
         "train_source_model", inputs, cache, ModelRef,
         lambda out: _trained(cfg.epochs, lambda report: pipeline.train_source(
-            source, emb, cfg, seed=seed, out_dir=out, on_epoch=report
+            source, emb, cfg, seed=seed, out_dir=out, on_epoch=report, target=target
         )),
     )
 
@@ -177,6 +185,7 @@ def train_target_only_model(
     """Baseline: same architecture trained on the target data only (cached on content)."""
     inputs = {
         "target_train": target.train.sha256,
+        "target_pool": target.pool.sha256 if cfg.architecture == pipeline.WIDE else None,
         "target_val": target.val.sha256 if target.val else None,
         "labels": target.labels,
         "vectors": emb.vectors.sha256,

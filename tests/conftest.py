@@ -49,7 +49,7 @@ def tiny_settings(source: Path, target: Path, out: Path, **extra) -> dict:
             "target_train_size": 60,
         },
         "embeddings": {"vector_size": 32, "min_count": 1},
-        "model": {"epochs": 15, "max_len": 24, "hidden_units": [32, 16], "patience": 3},
+        "model": {"architecture": "mean-mlp", "epochs": 15, "max_len": 24, "hidden_units": [32, 16], "patience": 3},
         "transfer": {"head_epochs": 5, "finetune_epochs": 5},
         "output_dir": str(out),
     }

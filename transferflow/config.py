@@ -108,12 +108,15 @@ class EmbeddingConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The Keras text classifier trained on the source and adapted to the target."""
+    """The text classifier trained on the source and adapted to the target."""
 
-    architecture: Literal["mean-mlp", "cnn"] = Field(
-        default="mean-mlp",
-        description="'mean-mlp': averaged word vectors -> Dense 128 -> Dense 64; "
-        "'cnn': Embedding -> Conv1D -> global max pooling -> Dense.",
+    architecture: Literal["wide-linear", "mean-mlp", "cnn"] = Field(
+        default="wide-linear",
+        description="'wide-linear': softmax regression over TF-IDF word 1-2-grams beside the mean "
+        "word vector, fine-tuned with its L2 penalty centred on the source weights (C chosen by "
+        "cross-validation on the training labels); Keras 'mean-mlp': averaged word vectors -> "
+        "Dense 128 -> Dense 64; Keras 'cnn': Embedding -> Conv1D -> global max pooling -> Dense. "
+        "The settings below apply to the Keras architectures.",
     )
     max_len: int = Field(default=256, ge=4, description="Tokens kept per text (longer are cut).")
     hidden_units: list[int] = Field(default=[128, 64], min_length=1, description="Dense layers.")
@@ -337,6 +340,16 @@ class RunConfig(_Section):
     run_name: str | None = Field(
         default=None, description="Run folder name; default '<source>-to-<target>-<time>'."
     )
+
+    @model_validator(mode="after")
+    def _strategy_fits_architecture(self) -> RunConfig:
+        if self.model.architecture == "wide-linear" and self.transfer.strategy != "finetune":
+            raise ValueError(
+                f"transfer.strategy '{self.transfer.strategy}' needs a Keras architecture "
+                "(model.architecture 'mean-mlp' or 'cnn'); 'wide-linear' adapts with 'finetune' "
+                "(refitting towards the source weights)"
+            )
+        return self
 
 
 def demo_settings() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef, write_artifact
+from transferflow.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef, write_artifact
 from transferflow.config import (
     BaselineConfig,
     DatasetConfig,
@@ -327,6 +327,38 @@ def _best(history, key: str) -> float | None:
     return round(max(values), 4) if values else None
 
 
+WIDE = "wide-linear"
+
+
+def _wide_features(texts: list[str], emb: EmbeddingsRef):  # -> WideFeatures
+    """TF-IDF 1-2-grams + mean word vectors, fitted (vocabulary, IDF) on unlabeled ``texts``."""
+    from transferflow.linear import WideFeatures
+
+    kv = _load_vectors(emb)
+    return WideFeatures(list(kv.index_to_key), np.asarray(kv.vectors)).fit(texts)
+
+
+def _texts(*refs: ArtifactRef) -> list[str]:
+    return [t for ref in refs for t in read_frame(ref)[TEXT].dropna().tolist()]
+
+
+def _save_linear(model, role: str, labels: list[str], out_dir: Path, **summary: Any) -> ModelRef:
+    import joblib
+
+    ref = write_artifact(out_dir / f"{role}.joblib", lambda tmp: joblib.dump(model, tmp))
+    return ModelRef(
+        role=role, kind="sklearn", model=ref, labels=labels, architecture=WIDE,
+        summary={"C": model.C, "features": model.features.n_features, **summary},
+    )
+
+
+def _load_linear(ref: ModelRef):  # -> LinearTextModel
+    import joblib
+
+    # joblib unpickles: only files this program wrote, after their hash was verified.
+    return joblib.load(ref.model.verified_path())
+
+
 def train_source(
     source: DatasetRef,
     emb: EmbeddingsRef,
@@ -335,6 +367,7 @@ def train_source(
     seed: int,
     out_dir: Path,
     on_epoch: EpochCallback | None = None,
+    target: DatasetRef | None = None,
 ) -> ModelRef:
     """Train the source model on all source training data.
 
@@ -343,12 +376,23 @@ def train_source(
         emb: word vectors.
         cfg: model settings.
         seed: random seed.
-        out_dir: folder for ``source.keras``.
+        out_dir: folder for ``source.keras`` (``source.joblib`` for ``wide-linear``).
         on_epoch: optional progress callback.
+        target: prepared target data; ``wide-linear`` fits its n-gram vocabulary on the source and
+            target training texts (no labels), so that the target model can share its features.
 
     Returns:
         A reference to the trained model, with its best validation accuracy in ``summary``.
     """
+    if cfg.architecture == WIDE:
+        from transferflow.linear import train_linear
+
+        if target is None:
+            raise ValueError("wide-linear needs the target data to fit its features")
+        features = _wide_features(_texts(source.pool, target.pool), emb)
+        train = read_frame(source.train)
+        model = train_linear(features, train[TEXT].tolist(), train[LABEL].tolist(), source.labels, seed)
+        return _save_linear(model, "source", source.labels, out_dir)
     from transferflow.models import train_classifier
     from transferflow.text import Vocabulary
 
@@ -397,6 +441,18 @@ def fine_tune(
     Returns:
         A reference to the adapted model.
     """
+    if model_cfg.architecture == WIDE:
+        from transferflow.linear import train_linear
+
+        prior = _load_linear(source_model)
+        same = source.labels == target.labels
+        train = read_frame(target.train)
+        # Fine-tuning a linear model = refitting it with its L2 penalty centred on the source
+        # weights (Chelba & Acero 2006). With other labels there is no prior to centre on.
+        model = train_linear(prior.features, train[TEXT].tolist(), train[LABEL].tolist(),
+                             target.labels, seed, prior=prior if same else None)
+        return _save_linear(model, "transfer", target.labels, out_dir, strategy=cfg.strategy,
+                            new_head=not same)
     from transferflow.embeddings import embedding_matrix
     from transferflow.models import adapt, load_model, with_vocabulary
     from transferflow.text import Vocabulary
@@ -456,6 +512,15 @@ def train_target_only(
     on_epoch: EpochCallback | None = None,
 ) -> ModelRef:
     """Baseline: the same architecture trained from scratch on the target training data only."""
+    if cfg.architecture == WIDE:
+        from transferflow.linear import train_linear
+
+        # Features from target texts only: this baseline uses nothing of the source but the
+        # word vectors, as the Keras target-only model does.
+        features = _wide_features(_texts(target.pool), emb)
+        train = read_frame(target.train)
+        model = train_linear(features, train[TEXT].tolist(), train[LABEL].tolist(), target.labels, seed)
+        return _save_linear(model, "target_only", target.labels, out_dir)
     from transferflow.embeddings import embedding_matrix
     from transferflow.models import train_classifier
     from transferflow.text import Vocabulary
