@@ -159,6 +159,9 @@ def plot(table, path: Path) -> None:
         ax.errorbar(part["n_requested"], 100 * part["mean"], yerr=100 * part["std"].fillna(0),
                     label=name, marker="o", capsize=3, linewidth=2 if name == "transfer" else 1)
     ax.set_xscale("log")
+    sizes = sorted(table["n_requested"].unique())
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("target training labels")
     ax.set_ylabel("target test accuracy (%), mean over pairs")
     ax.set_title("MDSD: transfer vs baselines")

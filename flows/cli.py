@@ -145,6 +145,13 @@ def _data_flags(**given: Any) -> dict[str, Any]:
     return {names[k]: v for k, v in given.items()}
 
 
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag}: expected comma-separated whole numbers such as 25,50,100; got '{text}'.") from None
+
+
 @app.command()
 def run(
     config: ConfigOpt = None,
@@ -163,7 +170,7 @@ def run(
         str | None, "--vectors-format", help="auto | word2vec | word2vec-binary | glove | fasttext"
     ) = None,
     vector_size: _opt(int | None, "--vector-size", help="Vector dimension.") = None,
-    architecture: _opt(str | None, "--architecture", help="mean-mlp | cnn") = None,
+    architecture: _opt(str | None, "--architecture", help="wide-linear | mean-mlp | cnn") = None,
     strategy: _opt(str | None, "--strategy", help="finetune | feature-extract | joint") = None,
     epochs: _opt(int | None, "--epochs", help="Max epochs of each training.") = None,
     batch_size: _opt(int | None, "--batch-size", help="Batch size.") = None,
@@ -179,6 +186,11 @@ def run(
     ] = False,
     cache_dir: _opt(Path | None, "--cache-dir", help="Artefact store folder.") = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    learning_curve: Annotated[
+        str | None,
+        typer.Option("--learning-curve", help="Also report accuracy at these target-label budgets, "
+                     "e.g. 25,50,100,200 (transfer vs target_only, table and plot)."),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Run the transfer-learning flow. Without data flags: the built-in demo."""
@@ -204,8 +216,11 @@ def run(
         "cache.refresh": True if refresh_cache else None,
         "cache.dir": cache_dir,
         "cache.enabled": False if no_cache else None,
+        "learning_curve.enabled": True if learning_curve else None,
     })
     try:
+        if learning_curve:
+            flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
         cfg = assemble_config(config, flags, set_ or [])
         from flows.transfer import transfer_learning
 
@@ -257,6 +272,34 @@ def validate(
             typer.echo(f"      - {failure}")
     if docs_dir is not None:
         typer.echo(f"  Data Docs: {Path(docs_dir) / 'index.html'}")
+
+
+@app.command()
+def sweep(
+    grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (see README).")],
+    task_runner: _opt(str, "--task-runner", help="local (default) | dask") = "local",
+    workers: _opt(int | None, "--workers", help="Parallel workers (Dask: LocalCluster processes; "
+                  "default one per core).") = None,
+    dask_address: _opt(str | None, "--dask-address",
+                       help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786.") = None,
+    output_dir: _opt(Path | None, "--output-dir", help="Parent of sweep folders.") = None,
+) -> None:
+    """Run many transfer runs (pairs x label budgets x architectures/strategies x seeds) in parallel."""
+    from transferflow.sweep import load_grid
+
+    try:
+        parsed = load_grid(grid)
+        if output_dir is not None:
+            parsed = parsed.model_copy(update={"output_dir": output_dir})
+        from flows.sweep import run_sweep, task_runner as make_runner
+
+        make_runner(task_runner, workers, dask_address)  # option errors before anything starts
+        result = run_sweep(parsed, task_runner, workers, dask_address)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo("")
+    typer.echo((Path(result["dir"]) / "summary.md").read_text(encoding="utf-8"))
+    typer.echo(f"Results: {result['dir']} (results.csv, summary.md, curves.png)")
 
 
 cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")

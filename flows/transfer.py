@@ -20,6 +20,7 @@ from tasks.stages import (
     build_embeddings,
     evaluate_models,
     fine_tune_target_model,
+    learning_curve,
     publish_gate_failure,
     publish_report,
     record_gate_failure,
@@ -159,6 +160,11 @@ def _pipeline(
         "source_model": gates["source_model"]["figures"],
     }
     metrics = evaluate_models(target, candidates, config.model, work, extra, cache)
+    if config.learning_curve.enabled:
+        metrics = learning_curve(
+            metrics, source_model, source, target, emb, config.model, config.transfer,
+            config.learning_curve.sizes, seed, art / "learning_curve",
+        )
     gates["promotion"] = check_promotion(metrics, g.promotion, docs)
     link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
                     **{name: ref.model for name, ref in candidates.items()}}, work / "artifacts")

@@ -230,6 +230,32 @@ def evaluate_models(
     return metrics
 
 
+@task(name="learning_curve", cache_policy=NO_CACHE)
+def learning_curve(
+    metrics: dict[str, Any],
+    source_model: ModelRef,
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    model_cfg: ModelConfig,
+    transfer_cfg: TransferConfig,
+    sizes: list[int],
+    seed: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Transfer vs target-only test accuracy at smaller target-label budgets."""
+    full = {n: metrics["candidates"][n]["accuracy"] for n in ("transfer", "target_only")
+            if n in metrics["candidates"]}
+    curve = pipeline.label_budget_curve(
+        source_model, source, target, emb, model_cfg, transfer_cfg, sizes,
+        seed=seed, out_dir=out_dir, full=full,
+    )
+    logger = get_run_logger()
+    for n, t, o in zip(curve["sizes"], curve["transfer"], curve["target_only"], strict=True):
+        logger.info("%5d target labels: transfer=%s target_only=%s", n, t, o)
+    return {**metrics, "learning_curve": curve}
+
+
 @task(name="publish_report", cache_policy=NO_CACHE)
 def publish_report(
     metrics: dict[str, Any],

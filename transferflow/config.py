@@ -295,6 +295,29 @@ class GatesConfig(_Section):
     promotion: PromotionGate = PromotionGate()
 
 
+class LearningCurveConfig(_Section):
+    """How many target labels are needed? Transfer vs target-only at smaller label budgets."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Retrain transfer and target_only on balanced subsets of the target training "
+        "labels and report test accuracy against the number of labels (table and plot).",
+    )
+    sizes: list[int] = Field(
+        default=[25, 50, 100, 200, 400],
+        min_length=1,
+        description="Label budgets to try; those at or above the available training labels are "
+        "skipped (the full run is the last point).",
+    )
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive_sorted(cls, sizes: list[int]) -> list[int]:
+        if any(n < 4 for n in sizes):
+            raise ValueError("every label budget must be at least 4")
+        return sorted(set(sizes))
+
+
 class CacheConfig(_Section):
     """Reuse of expensive results (vectors, models) across runs, keyed on content."""
 
@@ -332,6 +355,7 @@ class RunConfig(_Section):
     model: ModelConfig = ModelConfig()
     transfer: TransferConfig = TransferConfig()
     baselines: BaselineConfig = BaselineConfig()
+    learning_curve: LearningCurveConfig = LearningCurveConfig()
     gates: GatesConfig = GatesConfig()
     cache: CacheConfig = CacheConfig()
     registry: RegistryConfig = RegistryConfig()

@@ -107,6 +107,24 @@ def domain_shift_chart(shift: dict[str, float], path: Path) -> Path:
     return _save(fig, path)
 
 
+def learning_curve_chart(curve: dict[str, list], path: Path) -> Path:
+    """Target test accuracy against the number of target labels, transfer vs target_only."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name in ("transfer", "target_only"):
+        points = [(n, v) for n, v in zip(curve["sizes"], curve[name], strict=True) if v is not None]
+        ax.plot([n for n, _ in points], [v for _, v in points], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xticks(curve["sizes"], [str(n) for n in curve["sizes"]])
+    ax.minorticks_off()
+    ax.set_xlabel("target training labels")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("How many target labels are needed?")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
 def write_figures(metrics: dict[str, Any], histories: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """All pictures of a run into ``out_dir/figures``.
 
@@ -122,6 +140,8 @@ def write_figures(metrics: dict[str, Any], histories: dict[str, Any], out_dir: P
     }
     if any(histories.values()):
         out["training"] = training_curves(histories, folder / "training_curves.png")
+    if metrics.get("learning_curve", {}).get("sizes"):
+        out["learning_curve"] = learning_curve_chart(metrics["learning_curve"], folder / "learning_curve.png")
     if metrics.get("domain_shift"):
         out["domain_shift"] = domain_shift_chart(metrics["domain_shift"], folder / "domain_shift.png")
     return out

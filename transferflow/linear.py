@@ -17,7 +17,8 @@ Objective, with ``W0`` the prior weights (zero when training from scratch)::
 
     C * sum_i cross_entropy(softmax(x_i W + b), y_i) + 1/2 * ||W - W0||^2
 
-This is scikit-learn's ``LogisticRegression`` objective when ``W0 = 0``; it is solved here with
+This is scikit-learn's multinomial ``LogisticRegression`` objective when ``W0 = 0`` (with two
+classes, its binary model with ``2 C``, as two weight vectors share the penalty); it is solved with
 SciPy's L-BFGS because scikit-learn has no prior mean. Deterministic for fixed inputs.
 """
 

@@ -559,6 +559,75 @@ def train_tfidf(target: DatasetRef, *, seed: int, out_dir: Path) -> ModelRef:
     )
 
 
+def label_budget_curve(
+    source_model: ModelRef,
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    model_cfg: ModelConfig,
+    transfer_cfg: TransferConfig,
+    sizes: list[int],
+    *,
+    seed: int,
+    out_dir: Path,
+    full: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Target test accuracy of transfer and target_only against the number of target labels.
+
+    Each budget below the available training labels gets a balanced subset of them (the same rows
+    for both candidates; smaller subsets are not nested) and both models are retrained on it with
+    the run's settings; the validation split and test set stay those of the run.
+
+    Args:
+        source_model: the run's source model.
+        source: prepared source data.
+        target: prepared target data.
+        emb: word vectors.
+        model_cfg: model settings.
+        transfer_cfg: transfer settings.
+        sizes: label budgets to try.
+        seed: random seed.
+        out_dir: folder for the subsets and models.
+        full: the run's own test accuracies (``transfer``, ``target_only``), added as the last
+            point at the full label count.
+
+    Returns:
+        ``{"sizes": [...], "transfer": [...], "target_only": [...]}`` (accuracies in [0, 1]).
+    """
+    from transferflow.data import balanced_sample
+
+    train, test = read_frame(target.train), read_frame(target.test)
+    texts, truth = test[TEXT].tolist(), test[LABEL].to_numpy(dtype=object)
+    curve: dict[str, list] = {"sizes": [], "transfer": [], "target_only": []}
+    for n in [n for n in sizes if n < len(train)]:
+        sub = balanced_sample(train, n, seed)
+        if sub[LABEL].nunique() < train[LABEL].nunique():
+            continue  # too few rows to show every class: not comparable with the full run
+        folder = out_dir / f"labels_{n}"
+        folder.mkdir(parents=True, exist_ok=True)
+        frames = {"pool": read_frame(target.pool), "train": sub, "test": test}
+        if target.val is not None:
+            frames["val"] = read_frame(target.val)
+        subset = _dataset_ref(target.name, frames, "target", folder, label_kind=target.label_kind,
+                              input_sha256=target.input_sha256,
+                              test_from_split=target.test_from_split)
+        models = {
+            "transfer": fine_tune(source_model, source, subset, emb, model_cfg, transfer_cfg,
+                                  seed=seed, out_dir=folder),
+            "target_only": train_target_only(subset, emb, model_cfg, seed=seed, out_dir=folder),
+        }
+        curve["sizes"].append(n)
+        for name, ref in models.items():
+            proba = candidate_proba(ref, texts, model_cfg)
+            predicted = np.asarray(ref.labels, dtype=object)[proba.argmax(axis=1)]
+            curve[name].append(round(float((predicted == truth).mean()), 4))
+    if full is not None:
+        curve["sizes"].append(len(train))
+        for name in ("transfer", "target_only"):
+            curve[name].append(full.get(name))
+    return curve
+
+
 def candidate_proba(ref: ModelRef, texts: list[str], cfg: ModelConfig):
     """Predicted probabilities of one candidate, columns in ``ref.labels`` order."""
     if ref.kind == "sklearn":
@@ -853,6 +922,14 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             f"- label-distribution distance (total variation): {shift['label_distance']:.3f}",
             f"- proxy A-distance (0 = alike, 2 = separable): {shift['proxy_a_distance']:.3f}",
         ]
+    curve = metrics.get("learning_curve")
+    if curve and curve["sizes"]:
+        lines += ["", "## How many target labels? (test accuracy)", "",
+                  "| target labels | transfer | target_only | gain |", "|---:|---:|---:|---:|"]
+        for n, t, o in zip(curve["sizes"], curve["transfer"], curve["target_only"], strict=True):
+            gain = f"{t - o:+.4f}" if t is not None and o is not None else "–"
+            fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+            lines.append(f"| {n} | {fmt(t)} | {fmt(o)} | {gain} |")
     lines += ["", "## Per-class results (test set)", ""]
     for name, m in cands.items():
         lines += [f"### {name}", "", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -127,3 +128,41 @@ def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp
     assert dropped["pool"] + dropped["test"] == 2
     counts = metrics["data"]["target"]["counts"]
     assert counts["pool"] + counts["test"] == 198
+
+
+def test_default_wide_linear_flow_with_learning_curve(small_domains, tmp_path):
+    """The default architecture end to end: linear source model, fine-tuned towards its weights,
+    a label-budget curve in metrics, report and figures, and a registered model that scores."""
+    from transferflow.registry import Registry
+    from transferflow.scoring import Scorer
+
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
+                        learning_curve={"enabled": True, "sizes": [8, 16, 32, 1000]},
+                        registry={"dir": str(tmp_path / "reg")})
+    raw["model"] = {}  # the defaults, i.e. wide-linear
+    cfg = build_config(raw)
+    assert cfg.model.architecture == "wide-linear"
+    result = transfer_learning(cfg)
+    run_dir = Path(result["run_dir"])
+    metrics = result["metrics"]
+    cands = metrics["candidates"]
+    assert set(cands) == {"transfer", "target_only", "source_only", "tfidf_lr"}
+    assert cands["transfer"]["accuracy"] > 0.6 and cands["source_only"]["accuracy"] > 0.6
+
+    curve = metrics["learning_curve"]
+    n_train = metrics["data"]["target"]["counts"]["train"]
+    assert curve["sizes"] == [8, 16, 32, n_train]  # 1000 > available labels: skipped
+    assert curve["transfer"][-1] == cands["transfer"]["accuracy"]
+    assert curve["target_only"][-1] == cands["target_only"]["accuracy"]
+    assert all(0.0 <= v <= 1.0 for v in curve["transfer"] + curve["target_only"])
+    assert json.loads((run_dir / "metrics.json").read_text())["learning_curve"] == curve
+    assert "## How many target labels?" in (run_dir / "report.md").read_text()
+    assert (run_dir / "figures" / "learning_curve.png").stat().st_size > 1000
+    assert "learning curve" in (run_dir / "report.html").read_text()
+
+    reg = Registry(tmp_path / "reg")
+    version = result["registry"]["version"]
+    assert reg.show(version)["architecture"] in ("wide-linear", "tfidf-1-2gram+logreg")
+    scorer = Scorer(reg, version)
+    proba = scorer.predict_proba(["I love this phone, works great", "broke after a day, awful"])
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1.0)

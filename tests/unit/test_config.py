@@ -42,3 +42,16 @@ def test_set_dotted_creates_sections_and_refuses_to_descend_into_values():
     assert raw == {"seed": 1, "model": {"epochs": 3}}
     with pytest.raises(ConfigError, match="not a section"):
         set_dotted(raw, "seed.value", 2)
+
+
+def test_wide_linear_only_fine_tunes_and_learning_curve_sizes_are_checked():
+    from transferflow.config import build_config
+    from transferflow.errors import ConfigError
+
+    base = {"data": {"source": {"name": "s", "paths": ["s.csv"]}, "target": {"name": "t", "paths": ["t.csv"]}}}
+    with pytest.raises(ConfigError, match="needs a Keras architecture"):
+        build_config({**base, "transfer": {"strategy": "joint"}})
+    assert build_config({**base, "model": {"architecture": "cnn"}, "transfer": {"strategy": "joint"}})
+    with pytest.raises(ConfigError, match="at least 4"):
+        build_config({**base, "learning_curve": {"sizes": [2, 50]}})
+    assert build_config({**base, "learning_curve": {"sizes": [50, 10, 50]}}).learning_curve.sizes == [10, 50]

@@ -1,0 +1,135 @@
+"""The ``sweep`` flow: many transfer runs (pairs x label budgets x architectures/strategies x seeds)
+as parallel tasks, on the local machine or a Dask cluster, collected into one table, plot and report.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows import _logging
+from tasks.sweep import run_sweep_point
+from transferflow.sweep import SweepGrid, mean_table, plot_curves, point_config, points, summarise
+
+_logging.install()
+
+# One thread per worker process for BLAS and XLA: a sweep runs one task per core, and each
+# library's own thread pool would otherwise oversubscribe the machine.
+WORKER_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+def task_runner(kind: str = "local", workers: int | None = None, address: str | None = None):
+    """The Prefect task runner for a sweep.
+
+    Args:
+        kind: ``local`` (threads in this process; one at a time unless ``workers`` says more) or
+            ``dask`` (prefect-dask's DaskTaskRunner).
+        workers: local threads, or Dask LocalCluster worker processes (one thread each);
+            default 1 locally, one per core on Dask.
+        address: an existing Dask scheduler (``tcp://host:8786``) instead of a LocalCluster.
+
+    Returns:
+        A task runner instance.
+
+    Raises:
+        ConfigError: unknown kind, or Dask options without ``dask``.
+    """
+    import os
+
+    from transferflow.errors import ConfigError
+
+    if kind == "local":
+        if address:
+            raise ConfigError("--dask-address needs --task-runner dask.")
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=workers or 1)
+    if kind != "dask":
+        raise ConfigError(f"--task-runner: expected 'local' or 'dask', got '{kind}'.")
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={
+        "n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
+        "env": WORKER_ENV, "dashboard_address": None,
+        "silence_logs": logging.WARNING,  # the scheduler's INFO lines drown the run log
+    })
+
+
+@flow(name="sweep", on_failure=[_logging.log_failure],
+      description="Many transfer runs in parallel; one results table, plot and report.")
+def sweep(grid: SweepGrid) -> dict[str, Any]:
+    """Run every point of the grid as a task; write results.csv, summary.md and curves.png."""
+    import pandas as pd
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    logger = get_run_logger()
+    todo = points(grid)
+    logger.info("sweep '%s': %d points x %d label budgets", grid.name, len(todo), len(grid.label_budgets))
+    futures = [
+        run_sweep_point.with_options(
+            task_run_name=f"sweep[{p['source']}→{p['target']} {p['architecture']} {p['strategy']} "
+                          f"seed {p['seed']}]"
+        ).submit(point_config(grid, p), grid.label_budgets, grid.tfidf_pooled)
+        for p in todo
+    ]
+    rows = [row for future in futures for row in future.result()]
+    frame = pd.DataFrame(rows).sort_values(
+        ["source", "target", "architecture", "strategy", "seed", "n_requested", "candidate"]
+    ).reset_index(drop=True)
+    summary = summarise(frame)
+    markdown = _summary_markdown(grid, frame, summary)
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    final = Path(grid.output_dir) / f"{grid.name}-{stamp}"
+    work = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    frame.to_csv(work / "results.csv", index=False)
+    (work / "summary.md").write_text(markdown, encoding="utf-8")
+    plot_curves(summary["table"], work / "curves.png")
+    work.rename(final)  # the folder appears complete or not at all
+
+    create_markdown_artifact(markdown=markdown, key="sweep-summary", description=f"Sweep {grid.name}")
+    create_table_artifact(table=frame.to_dict(orient="records"), key="sweep-results",
+                          description=f"Every run of sweep {grid.name}")
+    logger.info("sweep results in %s", final)
+    return {"dir": str(final), "rows": rows}
+
+
+def _summary_markdown(grid: SweepGrid, frame, summary: dict[str, Any]) -> str:
+    pairs = frame.groupby(["source", "target"]).ngroups
+    lines = [
+        f"# Sweep {grid.name}", "",
+        f"{pairs} pair(s), label budgets {grid.label_budgets}, seeds {grid.seeds}.", "",
+        "## Mean target test accuracy (%) over pairs (± sd over pairs)", "",
+        _markdown(mean_table(summary["table"]).reset_index()), "",
+        "## Paired wins of transfer", "", _markdown(summary["wins"]), "",
+        "## Where transfer trails its own target_only most (points)", "",
+        _markdown(summary["worst_vs_target_only"]), "",
+    ]
+    return "\n".join(lines)
+
+
+def _markdown(frame) -> str:
+    cols = [str(c) for c in frame.columns]
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows += ["| " + " | ".join(str(v) for v in r) + " |" for r in frame.itertuples(index=False)]
+    return "\n".join(rows)
+
+
+def run_sweep(grid: SweepGrid, kind: str = "local", workers: int | None = None,
+              address: str | None = None) -> dict[str, Any]:
+    """Run the sweep flow with the chosen task runner."""
+    return sweep.with_options(task_runner=task_runner(kind, workers, address))(grid)

@@ -1,0 +1,69 @@
+"""The sweep flow: grid validation, a local run, and a 2-worker Dask LocalCluster run that must give
+the same metrics as the sequential one."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.sweep import run_sweep
+from transferflow.config import DEMO_DIR
+from transferflow.errors import ConfigError
+from transferflow.sweep import load_grid, points
+
+
+def _grid(tmp_path: Path, **extra) -> Path:
+    raw = {
+        "name": "tiny",
+        "domains": {"yelp": {"paths": [str(DEMO_DIR / "yelp.csv")]},
+                    "amazon": {"paths": [str(DEMO_DIR / "amazon.csv")]}},
+        "pairs": [["yelp", "amazon"]],
+        "label_budgets": [40],
+        "seeds": [0, 1],
+        "tfidf_pooled": False,
+        "base": {"data": {"test_size": 0.3}, "embeddings": {"vector_size": 16, "epochs": 3}},
+        "output_dir": str(tmp_path / "sweeps"),
+        **extra,
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_grid_expands_and_rejects_bad_combinations(tmp_path):
+    grid = load_grid(_grid(tmp_path, pairs="all", strategies=["finetune"], seeds=[0, 1, 2]))
+    assert len(points(grid)) == 2 * 3  # yelp->amazon, amazon->yelp x 3 seeds
+    with pytest.raises(ConfigError, match="needs a Keras architecture"):
+        load_grid(_grid(tmp_path, strategies=["joint"]))
+    with pytest.raises(ConfigError, match="needs two different domains"):
+        load_grid(_grid(tmp_path, pairs=[["yelp", "books"]]))
+    with pytest.raises(ConfigError, match="grid file not found"):
+        load_grid(tmp_path / "absent.yaml")
+
+
+def test_dask_local_cluster_sweep_matches_sequential_run(tmp_path):
+    grid = load_grid(_grid(tmp_path))
+    local = run_sweep(grid, "local")
+    dask = run_sweep(grid, "dask", workers=2)
+    cols = ["source", "target", "seed", "n_requested", "candidate", "accuracy", "macro_f1"]
+    a = pd.DataFrame(local["rows"])[cols].sort_values(cols[:5]).reset_index(drop=True)
+    b = pd.DataFrame(dask["rows"])[cols].sort_values(cols[:5]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["candidate"]) == {"transfer", "target_only", "source_only", "tfidf_target"}
+    assert (a["accuracy"] > 0.5).all()
+    out = Path(dask["dir"])
+    assert (out / "results.csv").is_file() and (out / "curves.png").stat().st_size > 1000
+    assert "Paired wins of transfer" in (out / "summary.md").read_text()
+
+
+def test_sweep_cli_errors_are_one_paragraph(tmp_path):
+    result = CliRunner().invoke(app, ["sweep", "--grid", str(_grid(tmp_path)), "--task-runner", "ray"])
+    assert result.exit_code == 2 and "expected 'local' or 'dask'" in result.output
+    assert "Traceback" not in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("domains: {a: {paths: [x.csv]}}\nlabel_budgets: [2]\n")
+    result = CliRunner().invoke(app, ["sweep", "--grid", str(bad)])
+    assert result.exit_code == 2 and "invalid sweep grid" in result.output
