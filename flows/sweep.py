@@ -60,9 +60,15 @@ def task_runner(kind: str = "local", workers: int | None = None, address: str | 
 
     if address:
         return DaskTaskRunner(address=address)
+    from prefect.settings import get_current_settings
+
+    env = dict(WORKER_ENV)
+    api_url = get_current_settings().api.url
+    if api_url:  # workers report their task runs to this process's Prefect server
+        env["PREFECT_API_URL"] = str(api_url)
     return DaskTaskRunner(cluster_kwargs={
         "n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
-        "env": WORKER_ENV, "dashboard_address": None,
+        "env": env, "dashboard_address": None,
         "silence_logs": logging.WARNING,  # the scheduler's INFO lines drown the run log
     })
 

@@ -161,7 +161,9 @@ def fine_tune_target_model(
     inputs = {
         "source_model": source_model.model.sha256,
         "source_vocabulary": source_model.vocab.sha256 if source_model.vocab else None,
-        "source_train": source.train.sha256 if cfg.strategy == "joint" else None,
+        # joint (Keras) and wide-linear (pooled and augmented members) train on source rows too
+        "source_train": source.train.sha256
+        if cfg.strategy == "joint" or model_cfg.architecture == pipeline.WIDE else None,
         "target_train": target.train.sha256,
         "target_val": target.val.sha256 if target.val else None,
         "labels": [source.labels, target.labels],

@@ -113,8 +113,9 @@ class ModelConfig(_Section):
     architecture: Literal["wide-linear", "mean-mlp", "cnn"] = Field(
         default="wide-linear",
         description="'wide-linear': softmax regression over TF-IDF word 1-2-grams beside the mean "
-        "word vector, fine-tuned with its L2 penalty centred on the source weights (C chosen by "
-        "cross-validation on the training labels); Keras 'mean-mlp': averaged word vectors -> "
+        "word vector; adapted to the target as the average of a refit centred on the source "
+        "weights, a pooled fit and a feature-augmented fit (C by cross-validation on training "
+        "labels only); Keras 'mean-mlp': averaged word vectors -> "
         "Dense 128 -> Dense 64; Keras 'cnn': Embedding -> Conv1D -> global max pooling -> Dense. "
         "The settings below apply to the Keras architectures.",
     )

@@ -442,15 +442,19 @@ def fine_tune(
         A reference to the adapted model.
     """
     if model_cfg.architecture == WIDE:
-        from transferflow.linear import train_linear
+        from transferflow.linear import adapt_linear, train_linear
 
-        prior = _load_linear(source_model)
+        base = _load_linear(source_model)
         same = source.labels == target.labels
         train = read_frame(target.train)
-        # Fine-tuning a linear model = refitting it with its L2 penalty centred on the source
-        # weights (Chelba & Acero 2006). With other labels there is no prior to centre on.
-        model = train_linear(prior.features, train[TEXT].tolist(), train[LABEL].tolist(),
-                             target.labels, seed, prior=prior if same else None)
+        if same:
+            # Prior-centred refit, pooled and feature-augmented fits, averaged (see adapt_linear).
+            src = read_frame(source.train)
+            model = adapt_linear(base, src[TEXT].tolist(), src[LABEL].tolist(),
+                                 train[TEXT].tolist(), train[LABEL].tolist(), seed)
+        else:  # other labels: nothing of the source classifier carries over, only its features
+            model = train_linear(base.features, train[TEXT].tolist(), train[LABEL].tolist(),
+                                 target.labels, seed)
         return _save_linear(model, "transfer", target.labels, out_dir, strategy=cfg.strategy,
                             new_head=not same)
     from transferflow.embeddings import embedding_matrix

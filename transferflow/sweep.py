@@ -144,7 +144,8 @@ def run_point(config: RunConfig, budgets: list[int], tfidf_pooled: bool = True) 
 
     Returns:
         One row per budget and candidate: source, target, architecture, strategy, seed,
-        n_requested, n (labels actually used), candidate, accuracy, macro_f1, seconds.
+        n_requested, n (labels actually used), candidate, accuracy, macro_f1, seconds,
+        peak_rss_mb (the process's peak memory after the point).
     """
     import pandas as pd
 
@@ -223,7 +224,17 @@ def run_point(config: RunConfig, budgets: list[int], tfidf_pooled: bool = True) 
                     "accuracy": round(r["accuracy"], 4), "macro_f1": round(r["macro_f1"], 4),
                     "seconds": round(r["seconds"], 2),
                 })
+    peak = _peak_rss_mb()
+    for row in rows:
+        row["peak_rss_mb"] = peak
     return rows
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB); documents memory per sweep worker."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of run_point rows

@@ -92,3 +92,23 @@ def test_train_linear_rejects_unknown_labels_and_foreign_priors():
     other = WideFeatures(None, None).fit(TEXTS)
     with pytest.raises(ValueError, match="share"):
         train_linear(other, TEXTS, LABELS, ["neg", "pos"], seed=0, prior=source)
+
+
+def test_adapt_linear_averages_three_adapted_models():
+    from transferflow.linear import AugmentedTextModel, adapt_linear
+
+    feats = WideFeatures(None, None).fit(TEXTS)
+    source = train_linear(feats, TEXTS, LABELS, ["neg", "pos"], seed=0, grid=(1.0,))
+    target_texts = ["love this kettle", "great kettle", "hate this kettle", "awful kettle"]
+    target_labels = ["pos", "pos", "neg", "neg"]
+    model = adapt_linear(source, TEXTS, LABELS, target_texts, target_labels, seed=0, grid=(1.0,))
+    assert set(model.members) == {"prior", "pooled", "augmented"}
+    assert isinstance(model.members["augmented"], AugmentedTextModel)
+    texts = ["love the kettle", "awful kettle"]
+    mean = np.mean([m.predict_proba(texts) for m in model.members.values()], axis=0)
+    np.testing.assert_allclose(model.predict_proba(texts), mean, atol=1e-9)
+    assert list(model.classes_[model.predict_proba(texts).argmax(1)]) == ["pos", "neg"]
+    # augmented weights: shared + source-only + target-only copies
+    assert model.members["augmented"].weights.W.shape[0] == 3 * feats.n_features
+    with pytest.raises(ValueError, match="not among the source model's classes"):
+        adapt_linear(source, TEXTS, LABELS, ["meh"], ["neutral"], seed=0)
