@@ -69,7 +69,7 @@ def task_runner(kind: str = "local", workers: int | None = None, address: str | 
     return DaskTaskRunner(cluster_kwargs={
         "n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
         "env": env, "dashboard_address": None,
-        "silence_logs": logging.WARNING,  # the scheduler's INFO lines drown the run log
+        "silence_logs": logging.WARNING,  # the workers' INFO lines drown the run log
     })
 
 
@@ -138,4 +138,7 @@ def _markdown(frame) -> str:
 def run_sweep(grid: SweepGrid, kind: str = "local", workers: int | None = None,
               address: str | None = None) -> dict[str, Any]:
     """Run the sweep flow with the chosen task runner."""
+    # The Dask scheduler and nanny log every worker and connection at INFO in this process.
+    for name in ("distributed", "prefect.task_runner.dask"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return sweep.with_options(task_runner=task_runner(kind, workers, address))(grid)
