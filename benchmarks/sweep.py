@@ -29,29 +29,17 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sweep.json")
     args = parser.parse_args()
-    pairs = [p.split(":") for p in args.pairs.split(",")]
-    domains = sorted({d for p in pairs for d in p})
-    if not all((args.mdsd / d / "train.csv").is_file() for d in domains):
-        print(f"MDSD data not found under {args.mdsd}; pass --mdsd", file=sys.stderr)
-        return 2
-
     import tempfile
 
     import pandas as pd
     from prefect.testing.utilities import prefect_test_harness
 
+    from benchmarks._mdsd import mdsd_grid
     from flows.sweep import run_sweep
-    from transferflow.sweep import SweepGrid
 
-    grid = SweepGrid(
-        name="sweep-bench",
-        domains={d: {"paths": [str(args.mdsd / d / "train.csv")],
-                     "test_paths": [str(args.mdsd / d / "test.csv")]} for d in domains},
-        pairs=pairs,
-        label_budgets=[int(x) for x in args.sizes.split(",")],
-        seeds=[int(x) for x in args.seeds.split(",")],
-        output_dir=Path(tempfile.mkdtemp(prefix="tf-sweep-bench-")),
-    )
+    grid = mdsd_grid(args.mdsd, args.pairs, args.sizes, args.seeds, "sweep-bench",
+                     Path(tempfile.mkdtemp(prefix="tf-sweep-bench-")))
+    pairs = grid.resolved_pairs()
     n_points = len(pairs) * len(grid.seeds)
     runs, frames = [], []
     with prefect_test_harness(server_startup_timeout=120):

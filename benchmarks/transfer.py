@@ -30,13 +30,10 @@ import json
 import os
 import sys
 import time
-from itertools import permutations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-DOMAINS = ("books", "dvd", "electronics", "kitchen")
 
 
 def report(frame, out: Path, wall: float | None) -> None:
@@ -93,30 +90,12 @@ def main() -> int:
     if args.summarise:
         report(pd.read_csv(args.summarise), args.out, None)
         return 0
-    if not all((args.mdsd / d / "train.csv").is_file() for d in DOMAINS):
-        print(f"MDSD data not found under {args.mdsd}; pass --mdsd", file=sys.stderr)
-        return 2
-    pairs = (list(permutations(DOMAINS, 2)) if args.pairs == "all"
-             else [tuple(p.split(":")) for p in args.pairs.split(",")])
-    bad = [p for p in pairs if len(p) != 2 or not set(p) <= set(DOMAINS) or p[0] == p[1]]
-    if bad:
-        print(f"--pairs: {bad} are not source:target pairs of {DOMAINS}", file=sys.stderr)
-        return 2
-
     from prefect.testing.utilities import prefect_test_harness
 
+    from benchmarks._mdsd import mdsd_grid
     from flows.sweep import run_sweep
-    from transferflow.sweep import SweepGrid
 
-    grid = SweepGrid(
-        name="mdsd-transfer",
-        domains={d: {"paths": [str(args.mdsd / d / "train.csv")],
-                     "test_paths": [str(args.mdsd / d / "test.csv")]} for d in DOMAINS},
-        pairs=[list(p) for p in pairs],
-        label_budgets=[int(x) for x in args.sizes.split(",")],
-        seeds=[int(x) for x in args.seeds.split(",")],
-        output_dir=args.out / "sweeps",
-    )
+    grid = mdsd_grid(args.mdsd, args.pairs, args.sizes, args.seeds, "mdsd-transfer", args.out / "sweeps")
     start = time.perf_counter()
     # A throwaway Prefect server and database: the benchmark leaves no runs behind.
     with prefect_test_harness(server_startup_timeout=120):
