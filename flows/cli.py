@@ -291,9 +291,9 @@ def sweep(
         parsed = load_grid(grid)
         if output_dir is not None:
             parsed = parsed.model_copy(update={"output_dir": output_dir})
-        from flows.sweep import run_sweep, task_runner as make_runner
+        from flows.sweep import run_sweep
 
-        make_runner(task_runner, workers, dask_address)  # option errors before anything starts
+        # run_sweep builds the task runner (and raises on bad options) before the flow starts.
         result = run_sweep(parsed, task_runner, workers, dask_address)
     except TransferflowError as exc:
         raise _fail(exc) from None

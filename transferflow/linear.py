@@ -151,6 +151,12 @@ class WideFeatures:
         self.tfidf.fit(texts)
         return self
 
+    def _token_index(self) -> dict[str, int]:
+        # Built once per object, not on every transform (scoring transforms chunk after chunk).
+        if getattr(self, "_index", None) is None:
+            self._index = {t: i for i, t in enumerate(self.tokens)}
+        return self._index
+
     @property
     def n_features(self) -> int:
         """Width of the feature matrix."""
@@ -164,7 +170,7 @@ class WideFeatures:
         wide = self.tfidf.transform(texts)
         if self.vectors is None:
             return wide.tocsr()
-        index = {t: i for i, t in enumerate(self.tokens)}
+        index = self._token_index()
         dense = np.zeros((len(texts), self.vectors.shape[1]), dtype=np.float32)
         for row, text in enumerate(texts):
             ids = [index[t] for t in tokenize(text) if t in index]
@@ -186,9 +192,13 @@ class LinearTextModel:
         self.C = C
         self.cv_loss = cv_loss or {}
 
+    def design(self, X):
+        """The matrix this model's weights apply to, from ``features.transform`` output."""
+        return X
+
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
-        return softmax_proba(self.features.transform(list(texts)), self.weights)
+        return softmax_proba(self.design(self.features.transform(list(texts))), self.weights)
 
 
 def train_linear(features: WideFeatures, texts: list[str], labels: list[str], classes: list[str],
@@ -248,8 +258,7 @@ class EnsembleTextModel:
             key = id(m.features)
             if key not in cache:
                 cache[key] = m.features.transform(texts)
-            X = cache[key]
-            p = softmax_proba(m.augment(X) if isinstance(m, AugmentedTextModel) else X, m.weights)
+            p = softmax_proba(m.design(cache[key]), m.weights)
             total = p if total is None else total + p
         return total / len(self.members)
 
@@ -258,15 +267,17 @@ class AugmentedTextModel(LinearTextModel):
     """Feature augmentation (Daumé 2007): weights over [shared, source-only, target-only] copies
     of the features; a target text uses the shared and target-only copies."""
 
-    def augment(self, X):
-        """[X, 0, X] for target-domain rows."""
-        import scipy.sparse as sp
+    def design(self, X):
+        """[X, 0, X]: the shared and target-only copies of target-domain rows."""
+        return _augmented(X, source=False)
 
-        return sp.hstack([X, sp.csr_matrix(X.shape, dtype=X.dtype), X], format="csr")
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """Class probabilities of target-domain texts."""
-        return softmax_proba(self.augment(self.features.transform(list(texts))), self.weights)
+def _augmented(X, source: bool):
+    """Feature augmentation of rows from one domain: [X, X, 0] (source) or [X, 0, X] (target)."""
+    import scipy.sparse as sp
+
+    zeros = sp.csr_matrix(X.shape, dtype=X.dtype)
+    return sp.hstack([X, X, zeros] if source else [X, zeros, X], format="csr")
 
 
 def adapt_linear(source_model: LinearTextModel, source_texts: list[str], source_labels: list[str],
@@ -313,8 +324,6 @@ def adapt_linear(source_model: LinearTextModel, source_texts: list[str], source_
     c = source_model.C
     pooled = LinearTextModel(feats, fit_softmax(sp.vstack([Xs, Xt], format="csr"), y, len(classes), c),
                              classes, c)
-    zeros_s = sp.csr_matrix(Xs.shape, dtype=Xs.dtype)
-    zeros_t = sp.csr_matrix(Xt.shape, dtype=Xt.dtype)
-    Xa = sp.vstack([sp.hstack([Xs, Xs, zeros_s]), sp.hstack([Xt, zeros_t, Xt])], format="csr")
+    Xa = sp.vstack([_augmented(Xs, source=True), _augmented(Xt, source=False)], format="csr")
     augmented = AugmentedTextModel(feats, fit_softmax(Xa, y, len(classes), c), classes, c)
     return EnsembleTextModel({"prior": prior, "pooled": pooled, "augmented": augmented})

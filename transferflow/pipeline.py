@@ -599,9 +599,10 @@ def label_budget_curve(
         ``{"sizes": [...], "transfer": [...], "target_only": [...]}`` (accuracies in [0, 1]).
     """
     from transferflow.data import balanced_sample
+    from transferflow.evaluate import classification_metrics
 
     train, test = read_frame(target.train), read_frame(target.test)
-    texts, truth = test[TEXT].tolist(), test[LABEL].to_numpy(dtype=object)
+    texts, truth = test[TEXT].tolist(), test[LABEL].tolist()
     curve: dict[str, list] = {"sizes": [], "transfer": [], "target_only": []}
     for n in [n for n in sizes if n < len(train)]:
         sub = balanced_sample(train, n, seed)
@@ -623,8 +624,7 @@ def label_budget_curve(
         curve["sizes"].append(n)
         for name, ref in models.items():
             proba = candidate_proba(ref, texts, model_cfg)
-            predicted = np.asarray(ref.labels, dtype=object)[proba.argmax(axis=1)]
-            curve[name].append(round(float((predicted == truth).mean()), 4))
+            curve[name].append(classification_metrics(truth, proba, ref.labels)["accuracy"])
     if full is not None:
         curve["sizes"].append(len(train))
         for name in ("transfer", "target_only"):
