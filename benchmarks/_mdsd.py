@@ -8,7 +8,8 @@ from pathlib import Path
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 
 
-def mdsd_grid(mdsd: Path, pairs: str, sizes: str, seeds: str, name: str, output_dir: Path):
+def mdsd_grid(mdsd: Path, pairs: str, sizes: str, seeds: str, name: str, output_dir: Path,
+              text_columns: str = "title,text"):
     """A SweepGrid over MDSD (train.csv for training, test.csv for testing).
 
     Args:
@@ -18,6 +19,9 @@ def mdsd_grid(mdsd: Path, pairs: str, sizes: str, seeds: str, name: str, output_
         seeds: comma-separated seeds.
         name: sweep name.
         output_dir: parent of the sweep folder.
+        text_columns: comma-separated columns joined into the text. Default ``title,text``: the
+            whole review, as a user would feed it (the title alone carries much of the sentiment:
+            target-only TF-IDF+LR at 1600 labels is ~4 points better with it).
 
     Returns:
         The grid.
@@ -37,7 +41,8 @@ def mdsd_grid(mdsd: Path, pairs: str, sizes: str, seeds: str, name: str, output_
         raise SystemExit(f"MDSD data not found under {mdsd}; pass --mdsd")
     return SweepGrid(
         name=name,
-        domains={d: {"paths": [str(mdsd / d / "train.csv")], "test_paths": [str(mdsd / d / "test.csv")]}
+        domains={d: {"paths": [str(mdsd / d / "train.csv")], "test_paths": [str(mdsd / d / "test.csv")],
+                     "text_columns": text_columns.split(",")}
                  for d in used},
         pairs=[list(p) for p in chosen],
         label_budgets=[int(x) for x in sizes.split(",")],

@@ -17,6 +17,7 @@ validation hold-out, which only serves the promotion decision.
 
     python benchmarks/transfer.py [--mdsd ../shared/data/mdsd] [--pairs books:kitchen,...]
         [--sizes 50,100,200,400,1600] [--seeds 0,1,2] [--task-runner dask] [--workers 2]
+        [--text-columns title,text]
     python benchmarks/transfer.py --summarise benchmarks/results/transfer.csv   # tables only
 
 Prints mean ± sd tables and paired win counts; writes benchmarks/results/transfer.csv (one row per
@@ -80,6 +81,8 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--task-runner", default="dask", choices=["local", "dask"])
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--text-columns", default="title,text",
+                        help="columns joined into the review text (default: title,text)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--summarise", type=Path, help="only print the tables of this results CSV")
     args = parser.parse_args()
@@ -95,7 +98,8 @@ def main() -> int:
     from benchmarks._mdsd import mdsd_grid
     from flows.sweep import run_sweep
 
-    grid = mdsd_grid(args.mdsd, args.pairs, args.sizes, args.seeds, "mdsd-transfer", args.out / "sweeps")
+    grid = mdsd_grid(args.mdsd, args.pairs, args.sizes, args.seeds, "mdsd-transfer", args.out / "sweeps",
+                     args.text_columns)
     start = time.perf_counter()
     # A throwaway Prefect server and database: the benchmark leaves no runs behind.
     with prefect_test_harness(server_startup_timeout=120):

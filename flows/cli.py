@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 from typing import Annotated, Any
 
 import typer
@@ -100,8 +101,10 @@ def assemble_config(config_file: Path | None, flags: dict[str, Any], sets: list[
     return build_config(raw)
 
 
-def _default_name(path: Path) -> str:
-    # 'mdsd/books/train.csv' -> 'books': the file stem unless it is a generic split name.
+def _default_name(location: str | Path) -> str:
+    # 'mdsd/books/train.csv' (or 's3://b/mdsd/books/train.csv') -> 'books': the file stem unless it
+    # is a generic split name.
+    path = PurePosixPath(urlsplit(str(location)).path) if "://" in str(location) else Path(location)
     stem = path.name.split(".")[0]
     return path.parent.name if stem.lower() in {"train", "test", "data", "dev"} else stem
 
@@ -111,11 +114,11 @@ def _opt(kind, *names: str, help: str):  # noqa: A002 - mirrors typer's paramete
 
 
 ConfigOpt = _opt(Path | None, "--config", "-c", help="YAML config file (see README).")
-SourceOpt = _opt(list[Path] | None, "--source", help="Source training file (repeatable).")
-SourceTestOpt = _opt(list[Path] | None, "--source-test", help="Source test file (repeatable).")
+SourceOpt = _opt(list[str] | None, "--source", help="Source training file or URL (repeatable).")
+SourceTestOpt = _opt(list[str] | None, "--source-test", help="Source test file or URL (repeatable).")
 SourceNameOpt = _opt(str | None, "--source-name", help="Source domain name.")
-TargetOpt = _opt(list[Path] | None, "--target", help="Target training file (repeatable).")
-TargetTestOpt = _opt(list[Path] | None, "--target-test", help="Target test file (repeatable).")
+TargetOpt = _opt(list[str] | None, "--target", help="Target training file or URL (repeatable).")
+TargetTestOpt = _opt(list[str] | None, "--target-test", help="Target test file or URL (repeatable).")
 TargetNameOpt = _opt(str | None, "--target-name", help="Target domain name.")
 TextColumnOpt = _opt(
     list[str] | None, "--text-column", help="Text column, both domains (repeat to join several)."
@@ -125,7 +128,7 @@ TrainSizeOpt = _opt(
     int | None, "--target-train-size", help="Cap on target training labels, balanced by class."
 )
 TestSizeOpt = _opt(float | None, "--test-size", help="Test share when there is no test file.")
-VectorsOpt = _opt(Path | None, "--vectors", help="Pretrained vectors file.")
+VectorsOpt = _opt(str | None, "--vectors", help="Pretrained vectors file or URL.")
 SeedOpt = _opt(int | None, "--seed", help="Random seed.")
 SetOpt = _opt(
     list[str] | None, "--set", help="Any setting: section.field=value (YAML value). Repeatable."
@@ -184,7 +187,7 @@ def run(
     refresh_cache: Annotated[
         bool, typer.Option("--refresh-cache", help="Recompute every cached stage.")
     ] = False,
-    cache_dir: _opt(Path | None, "--cache-dir", help="Artefact store folder.") = None,
+    cache_dir: _opt(str | None, "--cache-dir", help="Artefact store folder or fsspec URL (s3://...).") = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
     learning_curve: Annotated[
         str | None,
@@ -223,8 +226,11 @@ def run(
             flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
         cfg = assemble_config(config, flags, set_ or [])
         from flows.transfer import transfer_learning
+        from tasks.caching import prefect_result_storage
 
-        result = transfer_learning(cfg)
+        storage = prefect_result_storage(cfg.cache)
+        flow_fn = transfer_learning.with_options(result_storage=storage) if storage else transfer_learning
+        result = flow_fn(cfg)
     except TransferflowError as exc:
         raise _fail(exc) from None
     _print_summary(result)
@@ -304,13 +310,16 @@ def sweep(
 
 cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")
 app.add_typer(cache_app, name="cache")
-CacheDirOpt = _opt(Path | None, "--cache-dir", help="Store folder (default: the run default).")
+CacheDirOpt = _opt(str | None, "--cache-dir", help="Store folder or URL (default: the run default).")
 
 
-def _store(cache_dir: Path | None):
-    from transferflow.store import ArtifactStore, default_root
+def _store(cache_dir: str | None):
+    from transferflow.store import default_root, open_store
 
-    return ArtifactStore(cache_dir or default_root())
+    try:
+        return open_store(cache_dir or default_root())
+    except TransferflowError as exc:  # e.g. a URL whose fsspec package is not installed
+        raise _fail(exc) from None
 
 
 def _size(n: float) -> str:
@@ -329,7 +338,7 @@ def cache_list(cache_dir: CacheDirOpt = None) -> None:
     store = _store(cache_dir)
     entries = store.entries()
     now = time.time()
-    typer.echo(f"store: {store.root} ({len(entries)} entries)")
+    typer.echo(f"store: {store.location} ({len(entries)} entries)")
     for e in sorted(entries, key=lambda e: e.created):
         typer.echo(f"  {e.key:<64} {(now - e.created) / 86400:6.1f} d old  "
                    f"used {(now - e.last_used) / 86400:5.1f} d ago  {_size(e.size):>9}")
@@ -339,7 +348,7 @@ def cache_list(cache_dir: CacheDirOpt = None) -> None:
 def cache_clear(cache_dir: CacheDirOpt = None) -> None:
     """Delete the whole store."""
     store = _store(cache_dir)
-    typer.echo(f"removed {store.root}: {_size(store.clear())} freed")
+    typer.echo(f"removed {store.location}: {_size(store.clear())} freed")
 
 
 def _parse_age(text: str) -> float:

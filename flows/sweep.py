@@ -13,7 +13,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows import _logging
+from tasks.caching import prefect_result_storage
 from tasks.sweep import run_sweep_point
+from transferflow.config import CacheConfig
 from transferflow.sweep import SweepGrid, mean_table, plot_curves, point_config, points, summarise
 
 _logging.install()
@@ -141,4 +143,8 @@ def run_sweep(grid: SweepGrid, kind: str = "local", workers: int | None = None,
     # The Dask scheduler and nanny log every worker and connection at INFO in this process.
     for name in ("distributed", "prefect.task_runner.dask"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    return sweep.with_options(task_runner=task_runner(kind, workers, address))(grid)
+    options: dict[str, Any] = {"task_runner": task_runner(kind, workers, address)}
+    cache = CacheConfig.model_validate(grid.base.get("cache", {}))
+    if storage := prefect_result_storage(cache):
+        options["result_storage"] = storage
+    return sweep.with_options(**options)(grid)

@@ -19,14 +19,46 @@ from prefect.states import Completed, State
 from pydantic import BaseModel
 
 from transferflow.config import CacheConfig
-from transferflow.store import ArtifactStore, cache_key, default_root
+from transferflow.files import is_url, sha256_text
+from transferflow.store import ArtifactStore, cache_key, default_root, open_store
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def store_for(cfg: CacheConfig) -> ArtifactStore:
     """The artefact store a run uses."""
-    return ArtifactStore(cfg.dir or default_root())
+    return open_store(cfg.dir or default_root())
+
+
+def prefect_result_storage(cfg: CacheConfig) -> str | None:
+    """Where Prefect persists task and flow results: beside a remote artefact store.
+
+    For a store at an fsspec URL, saves (or updates) a ``RemoteFileSystem`` block whose base path is
+    ``<store URL>/prefect-results`` and returns its slug, so results that Prefect persists (when
+    persistence is switched on) are shared by every machine like the store. A local store keeps
+    Prefect's own default (``PREFECT_LOCAL_STORAGE_PATH``): one machine needs nothing shared.
+
+    Args:
+        cfg: cache settings (``cfg.dir`` or ``$TRANSFERFLOW_CACHE_DIR``).
+
+    Returns:
+        ``remote-file-system/transferflow-<hash>``, or None for a local store.
+
+    Raises:
+        ConfigError: the URL's protocol is unknown or its fsspec package is not installed.
+    """
+    location = str(cfg.dir or default_root())
+    if not is_url(location):
+        return None
+    from prefect.filesystems import RemoteFileSystem
+
+    open_store(location)  # fails now, with a clear ConfigError, when the URL cannot be opened
+
+    # Prefect needs result storage saved server-side; the name is derived from the URL so reruns
+    # reuse (and overwrite) the same block instead of piling up new ones.
+    name = f"transferflow-{sha256_text(location.rstrip('/'))[:12]}"
+    RemoteFileSystem(basepath=f"{location.rstrip('/')}/prefect-results").save(name, overwrite=True)
+    return f"remote-file-system/{name}"
 
 
 def _adopt(value: Any, store: ArtifactStore) -> Any:
@@ -70,7 +102,7 @@ def cached(
         # The lock makes a second identical run wait for the first and then reuse its result.
         with store.lock(key):
             if not cfg.refresh and (hit := store.lookup(key)) is not None:
-                get_run_logger().info("cache hit %s (%s)", key, store.root)
+                get_run_logger().info("cache hit %s (%s)", key, store.location)
                 return Completed(data=result_type.model_validate(hit), name="Cached",
                                  message=f"reused {key}")
             result = result_type.model_validate(

@@ -20,7 +20,7 @@ from transferflow.config import (
     TransferConfig,
 )
 from transferflow.errors import GateFailedError, VectorsError
-from transferflow.files import sha256_bytes, sha256_file, sha256_text, write_text_atomic
+from transferflow.files import local_copy, sha256_bytes, sha256_file, sha256_text, write_text_atomic
 
 
 class _EpochReporter:
@@ -85,9 +85,12 @@ def load_dataset(
 def _vectors_file_hash(cfg: EmbeddingConfig) -> str | None:
     if cfg.pretrained_path is None:
         return None
-    path = Path(cfg.pretrained_path)
+    try:
+        path = local_copy(cfg.pretrained_path)
+    except FileNotFoundError as exc:
+        raise VectorsError(str(exc)) from None
     if not path.is_file():
-        raise VectorsError(f"{path}: vectors file not found.")
+        raise VectorsError(f"{cfg.pretrained_path}: vectors file not found.")
     return sha256_file(path)
 
 

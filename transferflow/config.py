@@ -8,13 +8,28 @@ own section of it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from transferflow.errors import ConfigError
 
 DEMO_DIR = Path(__file__).parent / "demo_data"
+
+
+def _location(value: str | Path) -> str | Path:
+    # A URL stays a string (Path("s3://b/k") would collapse the "//"); anything else is a Path.
+    text = str(value)
+    if "://" in text and not text.startswith("file://"):
+        scheme = text.split("://", 1)[0]
+        if not scheme.replace("+", "").replace("-", "").isalnum():
+            raise ValueError(f"'{text}' is neither a path nor a URL (scheme '{scheme}')")
+        return text
+    return Path(text[len("file://"):] if text.startswith("file://") else text)
+
+
+# A local path or an fsspec URL (s3://bucket/key, gs://..., memory://...).
+Location = Annotated[str | Path, AfterValidator(_location)]
 
 
 class _Section(BaseModel):
@@ -26,11 +41,12 @@ class DatasetConfig(_Section):
     """Where one domain's labelled data comes from and how to read it."""
 
     name: str = Field(description="Short name of the domain, used in reports (e.g. 'books').")
-    paths: list[Path] = Field(
+    paths: list[Location] = Field(
         min_length=1,
-        description="Training data files (CSV, TSV, Parquet or JSONL); several are concatenated.",
+        description="Training data files (CSV, TSV, Parquet or JSONL; local paths or fsspec URLs "
+        "such as s3://bucket/key); several are concatenated.",
     )
-    test_paths: list[Path] = Field(
+    test_paths: list[Location] = Field(
         default_factory=list,
         description="Optional test data files; when empty a seeded stratified split is made.",
     )
@@ -75,8 +91,9 @@ class DataConfig(_Section):
 class EmbeddingConfig(_Section):
     """Word vectors: pretrained (loaded with gensim) or Word2Vec trained on the training texts."""
 
-    pretrained_path: Path | None = Field(
-        default=None, description="Pretrained vectors file; when unset Word2Vec is trained."
+    pretrained_path: Location | None = Field(
+        default=None,
+        description="Pretrained vectors file (path or fsspec URL); when unset Word2Vec is trained.",
     )
     pretrained_format: Literal["auto", "word2vec", "word2vec-binary", "glove", "fasttext"] = Field(
         default="auto",
@@ -323,9 +340,10 @@ class CacheConfig(_Section):
     """Reuse of expensive results (vectors, models) across runs, keyed on content."""
 
     enabled: bool = Field(default=True, description="Look up and store results in the cache.")
-    dir: Path | None = Field(
+    dir: Location | None = Field(
         default=None,
-        description="Artefact store folder; unset = $TRANSFERFLOW_CACHE_DIR or "
+        description="Artefact store: a folder or an fsspec URL (s3://bucket/prefix, gs://...) "
+        "shared by workers on several machines; unset = $TRANSFERFLOW_CACHE_DIR or "
         "~/.cache/transferflow.",
     )
     refresh: bool = Field(
@@ -463,6 +481,7 @@ def reference_markdown() -> str:
         The table; ``tests/unit/test_docs.py`` checks the README holds exactly this text.
     """
     import json
+    import re
 
     rows = ["| setting | type | default | meaning |", "|---|---|---|---|"]
 
@@ -478,6 +497,8 @@ def reference_markdown() -> str:
                 value = field.get_default(call_default_factory=True)
                 default = json.dumps(value, default=str)
             kind = str(ann).replace("typing.", "").replace("pathlib.", "")
+            kind = re.sub(r"Annotated\[str \| Path, AfterValidator\(func=<function _location[^)]*\)\]",
+                          "path or URL", kind).replace("Optional[path or URL]", "path or URL or None")
             kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
             if kind.startswith("Literal["):
                 kind = "one of " + kind[len("Literal[") : -1].replace("'", "`")

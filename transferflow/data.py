@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 
 from transferflow.config import DatasetConfig
 from transferflow.errors import DataError
+from transferflow.files import is_url, local_copy
 
 TEXT = "text"
 LABEL = "label"
@@ -39,7 +41,12 @@ _FORMATS = {
 _COMPRESSION = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
 
-def table_format(path: Path) -> str:
+def file_name(path: Path | str) -> str:
+    """The file name of a local path or of an fsspec URL (``s3://b/x/train.csv`` -> ``train.csv``)."""
+    return (PurePosixPath(urlsplit(str(path)).path) if is_url(path) else Path(path)).name
+
+
+def table_format(path: Path | str) -> str:
     """Decide how to read a file from its extension.
 
     Args:
@@ -51,7 +58,9 @@ def table_format(path: Path) -> str:
     Raises:
         DataError: for an extension transferflow cannot read.
     """
-    suffixes = [s.lower() for s in path.suffixes]
+    # For a URL, the suffixes of its path part (no query string).
+    name = PurePosixPath(urlsplit(str(path)).path) if is_url(path) else Path(path)
+    suffixes = [s.lower() for s in name.suffixes]
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
@@ -64,11 +73,11 @@ def table_format(path: Path) -> str:
     return _FORMATS[ext]
 
 
-def _utf8_error(path: Path, exc: UnicodeDecodeError) -> DataError:
+def _utf8_error(path: Path | str, exc: UnicodeDecodeError, local: Path | None = None) -> DataError:
     # pandas reports a byte offset inside its read buffer; find the real line by decoding the file
     # line by line (memory stays bounded by the longest line).
     offset = 0
-    with open(path, "rb") as fh:
+    with open(local or path, "rb") as fh:
         for lineno, line in enumerate(fh, start=1):
             try:
                 line.decode("utf-8")
@@ -81,11 +90,12 @@ def _utf8_error(path: Path, exc: UnicodeDecodeError) -> DataError:
     return DataError(f"{path}: not valid UTF-8 ({exc.reason}). Save the file as UTF-8.")
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path | str) -> pd.DataFrame:
     """Read one CSV/TSV/Parquet/JSONL file into a frame of strings, with clear errors.
 
     Args:
-        path: the data file.
+        path: the data file: a local path or an fsspec URL (``s3://``, ``gs://``, ... with the
+            matching package installed), read from a local copy.
 
     Returns:
         The raw frame (all columns as read; CSV/TSV values as strings).
@@ -93,20 +103,26 @@ def read_table(path: Path) -> pd.DataFrame:
     Raises:
         DataError: missing or empty file, unknown extension, unparsable content, bad encoding.
     """
-    path = Path(path)
-    if not path.exists():
+    try:
+        local = local_copy(path)
+    except FileNotFoundError as exc:
+        raise DataError(str(exc)) from None
+    if not is_url(path):
+        path = local
+    if not local.exists():
         raise DataError(f"{path}: file not found.")
-    if path.is_dir():
+    if local.is_dir():
         raise DataError(f"{path}: is a folder; expected a data file.")
     kind = table_format(path)
-    if path.stat().st_size == 0:
+    if local.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes); expected a header and data rows.")
     try:
         if kind in ("csv", "tsv"):
             # dtype=str keeps labels and ids exactly as written; the default quoting handles
-            # fields with embedded newlines and doubled quotes.
+            # fields with embedded newlines and doubled quotes. Compression is inferred from the
+            # name, which the local copy keeps.
             frame = pd.read_csv(
-                path,
+                local,
                 sep="," if kind == "csv" else "\t",
                 dtype=str,
                 keep_default_na=False,
@@ -114,11 +130,11 @@ def read_table(path: Path) -> pd.DataFrame:
                 encoding="utf-8",
             )
         elif kind == "parquet":
-            frame = pd.read_parquet(path)
+            frame = pd.read_parquet(local)
         else:
-            frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
+            frame = pd.read_json(local, lines=True, dtype=False, encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise _utf8_error(path, exc) from None
+        raise _utf8_error(path, exc, local) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file has no header and no rows.") from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
@@ -140,7 +156,7 @@ def _label_to_str(value: object) -> str | None:
     return text or None
 
 
-def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path) -> pd.DataFrame:
+def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> pd.DataFrame:
     """Select and normalise the text and label columns of a raw frame.
 
     Several text columns are joined with a space, skipping missing parts; a row whose parts are all
@@ -174,13 +190,13 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path) -> pd.Dat
         {
             TEXT: pd.Series(text, dtype=object),
             LABEL: pd.Series(labels, dtype=object),
-            FILE: path.name,
+            FILE: file_name(path),
             ROW: np.arange(1, len(frame) + 1),
         }
     )
 
 
-def read_domain_files(paths: list[Path], cfg: DatasetConfig) -> pd.DataFrame:
+def read_domain_files(paths: list[Path | str], cfg: DatasetConfig) -> pd.DataFrame:
     """Read and concatenate several files of one domain into one ``text``/``label`` frame.
 
     Args:

@@ -17,6 +17,7 @@ import numpy as np
 
 from transferflow.config import EmbeddingConfig
 from transferflow.errors import VectorsError
+from transferflow.files import local_copy
 from transferflow.text import Vocabulary, count_tokens, tokenize
 
 DEFAULT_VECTOR_SIZE = 100
@@ -232,7 +233,7 @@ def build_embeddings(train_texts: list[str], cfg: EmbeddingConfig, seed: int, kv
     """
     if cfg.pretrained_path is not None:
         if kv is None:
-            kv = load_pretrained(cfg.pretrained_path, cfg.pretrained_format)
+            kv = load_pretrained(local_copy(cfg.pretrained_path), cfg.pretrained_format)
         if cfg.vector_size is not None and kv.vector_size != cfg.vector_size:
             raise VectorsError(
                 f"{cfg.pretrained_path}: vectors have {kv.vector_size} dimensions but the "

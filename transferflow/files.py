@@ -1,4 +1,4 @@
-"""File helpers: content hashes and atomic writes."""
+"""File helpers: content hashes, atomic writes, and local copies of fsspec URLs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+# Fields of fsspec's info() that change when a remote file changes (S3, GCS, Azure, memory, local).
+_VERSION_KEYS = ("size", "ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified",
+                 "mtime", "updated", "created")
 
 
 def _read_umask() -> int:
@@ -38,6 +41,79 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def is_url(location: object) -> bool:
+    """Whether ``location`` is an fsspec URL other than ``file://`` (e.g. ``s3://b/k``, ``gs://``,
+    ``memory://``)."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def local_root() -> Path:
+    """Local folder for copies of remote files: ``$TRANSFERFLOW_LOCAL_DIR``, else
+    ``$XDG_CACHE_HOME/transferflow-local``, else ``~/.cache/transferflow-local``."""
+    if env := os.environ.get("TRANSFERFLOW_LOCAL_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "transferflow-local"
+
+
+def url_fs(url: str):  # -> (fsspec.AbstractFileSystem, path inside it)
+    """The fsspec file system of ``url`` and the path within it.
+
+    Raises:
+        FileNotFoundError: (as a readable message) when the protocol is unknown or its fsspec
+            package (``s3fs``, ``gcsfs``, ...) is not installed.
+    """
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        # fsspec says e.g. "Install s3fs to access S3" or "Protocol not known: foo".
+        raise FileNotFoundError(f"{url}: cannot open this URL: {exc}") from None
+
+
+def local_copy(location: str | os.PathLike[str]) -> Path:
+    """A local path with the content of ``location``: the path itself when local, else a copy of
+    the remote file downloaded (atomically) into :func:`local_root`.
+
+    The copy is reused only while the remote file's size and version stamp (ETag, generation or
+    modification time, whichever the store reports) are unchanged, so a changed remote file is
+    never read stale; cache keys use the copy's content hash, never the URL.
+
+    Args:
+        location: a local path or an fsspec URL.
+
+    Returns:
+        The local path.
+
+    Raises:
+        FileNotFoundError: the remote file does not exist or cannot be reached.
+    """
+    if not is_url(location):
+        text = str(location)
+        return Path(text[len("file://"):] if text.startswith("file://") else text)
+    url = str(location)
+    fs, path = url_fs(url)
+    try:
+        if not fs.isfile(path):
+            raise FileNotFoundError(f"{url}: file not found.")
+        info = fs.info(path)
+        stamp = json.dumps({k: info.get(k) for k in _VERSION_KEYS}, sort_keys=True, default=str)
+        final = local_root() / "downloads" / sha256_text(url)[:16] / Path(path).name
+        stamp_file = final.with_name(final.name + ".stamp")
+        if final.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+            return final
+        with atomic_path(final) as tmp:
+            fs.get_file(path, str(tmp))
+        write_text_atomic(stamp_file, stamp)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # network and credential errors come in many library-specific types
+        raise FileNotFoundError(f"{url}: cannot be read: {type(exc).__name__}: {exc}") from None
+    return final
 
 
 def sha256_bytes(data: bytes) -> str:

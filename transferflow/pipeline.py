@@ -20,7 +20,7 @@ from transferflow.config import (
     TransferConfig,
 )
 from transferflow.data import LABEL, TEXT, label_kind, load_domain
-from transferflow.files import sha256_file, write_json_atomic, write_text_atomic
+from transferflow.files import local_copy, sha256_file, write_json_atomic, write_text_atomic
 from transferflow.models import EpochCallback
 
 CANDIDATE_ORDER = ["transfer", "target_only", "source_only", "tfidf_lr"]
@@ -92,7 +92,7 @@ def prepare_dataset(
         out_dir,
         test_from_split=domain.test_from_split,
         label_kind=label_kind(domain.pool[LABEL]),
-        input_sha256={str(p): sha256_file(p) for p in [*cfg.paths, *cfg.test_paths]},
+        input_sha256={str(p): sha256_file(local_copy(p)) for p in [*cfg.paths, *cfg.test_paths]},
     )
 
 
@@ -198,7 +198,7 @@ def make_embeddings(
     texts = [*read_frame(source.pool)[TEXT].dropna(), *read_frame(target.pool)[TEXT].dropna()]
     pretrained = None
     if cfg.pretrained_path is not None and store is not None:
-        pretrained = converted_vectors(Path(cfg.pretrained_path), cfg.pretrained_format, store)
+        pretrained = converted_vectors(cfg.pretrained_path, cfg.pretrained_format, store)
     kv, stats = build_embeddings(texts, cfg, seed, kv=pretrained)
     ref = write_artifact(out_dir / "vectors.kv", lambda tmp: save_vectors(kv, tmp))
     return EmbeddingsRef(
@@ -210,7 +210,7 @@ def make_embeddings(
     )
 
 
-def converted_vectors(path: Path, fmt: str, store):  # -> KeyedVectors
+def converted_vectors(path: Path | str, fmt: str, store):  # -> KeyedVectors
     """Pretrained vectors, parsed from text once and then read from the store's native copy.
 
     Parsing a 400k-word text file takes ~18 s; the cached copy (a ``.npy`` matrix, memory-mapped,
@@ -218,7 +218,7 @@ def converted_vectors(path: Path, fmt: str, store):  # -> KeyedVectors
     edited file is parsed again and a renamed one is not.
 
     Args:
-        path: the vectors file.
+        path: the vectors file (local path or fsspec URL).
         fmt: its format (see :func:`transferflow.embeddings.load_pretrained`).
         store: the artefact store.
 
@@ -233,13 +233,17 @@ def converted_vectors(path: Path, fmt: str, store):  # -> KeyedVectors
     from transferflow.errors import VectorsError
     from transferflow.store import cache_key
 
-    if not path.is_file():
+    try:
+        local = local_copy(path)  # a remote (fsspec URL) file is read from a local copy
+    except FileNotFoundError as exc:
+        raise VectorsError(str(exc)) from None
+    if not local.is_file():
         raise VectorsError(f"{path}: vectors file not found.")
-    key = cache_key("convert_vectors", {"sha256": sha256_file(path), "format": fmt})
+    key = cache_key("convert_vectors", {"sha256": sha256_file(local), "format": fmt})
     with store.lock(key):
         hit = store.lookup(key)
         if hit is None:
-            kv = load_pretrained(path, fmt)
+            kv = load_pretrained(local, fmt)
             with tempfile.TemporaryDirectory(dir=store.root) as tmp:
                 matrix, tokens = Path(tmp) / "v.npy", Path(tmp) / "t.json"
                 np.save(matrix, np.asarray(kv.vectors, dtype=np.float32))
@@ -330,12 +334,13 @@ def _best(history, key: str) -> float | None:
 WIDE = "wide-linear"
 
 
-def _wide_features(texts: list[str], emb: EmbeddingsRef):  # -> WideFeatures
-    """TF-IDF 1-2-grams + mean word vectors, fitted (vocabulary, IDF) on unlabeled ``texts``."""
-    from transferflow.linear import WideFeatures
+def _wide_features(texts: list[str], emb: EmbeddingsRef):  # -> {view: WideFeatures}
+    """The feature views (TF-IDF 1-2-grams with and without the mean word vector), fitted
+    (vocabulary, IDF) on unlabeled ``texts``."""
+    from transferflow.linear import feature_views
 
     kv = _load_vectors(emb)
-    return WideFeatures(list(kv.index_to_key), np.asarray(kv.vectors)).fit(texts)
+    return feature_views(list(kv.index_to_key), np.asarray(kv.vectors), texts)
 
 
 def _texts(*refs: ArtifactRef) -> list[str]:
@@ -348,11 +353,13 @@ def _save_linear(model, role: str, labels: list[str], out_dir: Path, **summary: 
     ref = write_artifact(out_dir / f"{role}.joblib", lambda tmp: joblib.dump(model, tmp))
     return ModelRef(
         role=role, kind="sklearn", model=ref, labels=labels, architecture=WIDE,
-        summary={"C": model.C, "features": model.features.n_features, **summary},
+        summary={"C": {name: m.C for name, m in model.members.items()},
+                 "features": {name: m.features.n_features for name, m in model.members.items()},
+                 **summary},
     )
 
 
-def _load_linear(ref: ModelRef):  # -> LinearTextModel
+def _load_linear(ref: ModelRef):  # -> EnsembleTextModel
     import joblib
 
     # joblib unpickles: only files this program wrote, after their hash was verified.
@@ -385,13 +392,13 @@ def train_source(
         A reference to the trained model, with its best validation accuracy in ``summary``.
     """
     if cfg.architecture == WIDE:
-        from transferflow.linear import train_linear
+        from transferflow.linear import train_views
 
         if target is None:
             raise ValueError("wide-linear needs the target data to fit its features")
-        features = _wide_features(_texts(source.pool, target.pool), emb)
+        views = _wide_features(_texts(source.pool, target.pool), emb)
         train = read_frame(source.train)
-        model = train_linear(features, train[TEXT].tolist(), train[LABEL].tolist(), source.labels, seed)
+        model = train_views(views, train[TEXT].tolist(), train[LABEL].tolist(), source.labels, seed)
         return _save_linear(model, "source", source.labels, out_dir)
     from transferflow.models import train_classifier
     from transferflow.text import Vocabulary
@@ -442,19 +449,20 @@ def fine_tune(
         A reference to the adapted model.
     """
     if model_cfg.architecture == WIDE:
-        from transferflow.linear import adapt_linear, train_linear
+        from transferflow.linear import adapt_views, train_views
 
         base = _load_linear(source_model)
         same = source.labels == target.labels
         train = read_frame(target.train)
         if same:
-            # Prior-centred refit, pooled and feature-augmented fits, averaged (see adapt_linear).
+            # Per view: prior-centred refit, pooled and feature-augmented fits; all averaged.
             src = read_frame(source.train)
-            model = adapt_linear(base, src[TEXT].tolist(), src[LABEL].tolist(),
-                                 train[TEXT].tolist(), train[LABEL].tolist(), seed)
+            model = adapt_views(base, src[TEXT].tolist(), src[LABEL].tolist(),
+                                train[TEXT].tolist(), train[LABEL].tolist(), seed)
         else:  # other labels: nothing of the source classifier carries over, only its features
-            model = train_linear(base.features, train[TEXT].tolist(), train[LABEL].tolist(),
-                                 target.labels, seed)
+            views = {name: m.features for name, m in base.members.items()}
+            model = train_views(views, train[TEXT].tolist(), train[LABEL].tolist(),
+                                target.labels, seed)
         return _save_linear(model, "transfer", target.labels, out_dir, strategy=cfg.strategy,
                             new_head=not same)
     from transferflow.embeddings import embedding_matrix
@@ -517,13 +525,13 @@ def train_target_only(
 ) -> ModelRef:
     """Baseline: the same architecture trained from scratch on the target training data only."""
     if cfg.architecture == WIDE:
-        from transferflow.linear import train_linear
+        from transferflow.linear import train_views
 
         # Features from target texts only: this baseline uses nothing of the source but the
         # word vectors, as the Keras target-only model does.
-        features = _wide_features(_texts(target.pool), emb)
+        views = _wide_features(_texts(target.pool), emb)
         train = read_frame(target.train)
-        model = train_linear(features, train[TEXT].tolist(), train[LABEL].tolist(), target.labels, seed)
+        model = train_views(views, train[TEXT].tolist(), train[LABEL].tolist(), target.labels, seed)
         return _save_linear(model, "target_only", target.labels, out_dir)
     from transferflow.embeddings import embedding_matrix
     from transferflow.models import train_classifier

@@ -112,3 +112,39 @@ def test_adapt_linear_averages_three_adapted_models():
     assert model.members["augmented"].weights.W.shape[0] == 3 * feats.n_features
     with pytest.raises(ValueError, match="not among the source model's classes"):
         adapt_linear(source, TEXTS, LABELS, ["meh"], ["neutral"], seed=0)
+
+
+def test_feature_views_share_the_ngram_vocabulary():
+    from transferflow.linear import feature_views
+
+    tokens = ["great", "awful", "love", "hate"]
+    vectors = np.array([[1, 0], [-1, 0], [0.8, 0.2], [-0.8, -0.2]], dtype=np.float32)
+    views = feature_views(tokens, vectors, TEXTS)
+    assert set(views) == {"wide", "ngrams"}
+    assert views["wide"].n_features == views["ngrams"].n_features + 2  # + the 2-d word vector
+    wide = views["wide"].transform(["great phone"]).toarray()
+    ngrams = views["ngrams"].transform(["great phone"]).toarray()
+    np.testing.assert_allclose(wide[:, : ngrams.shape[1]], ngrams)
+
+
+def test_train_and_adapt_views_average_every_member():
+    from transferflow.linear import adapt_views, feature_views, train_views
+
+    tokens = ["great", "awful", "love", "hate"]
+    vectors = np.array([[1, 0], [-1, 0], [0.8, 0.2], [-0.8, -0.2]], dtype=np.float32)
+    views = feature_views(tokens, vectors, TEXTS)
+    source = train_views(views, TEXTS, LABELS, ["neg", "pos"], seed=0)
+    assert set(source.members) == {"wide", "ngrams"}
+    target_texts = ["love this kettle", "great kettle", "hate this kettle", "awful kettle"]
+    target_labels = ["pos", "pos", "neg", "neg"]
+    model = adapt_views(source, TEXTS, LABELS, target_texts, target_labels, seed=0)
+    assert set(model.members) == {f"{v}/{m}" for v in ("wide", "ngrams")
+                                  for m in ("prior", "pooled", "augmented")}
+    texts = ["love the kettle", "awful kettle"]
+    mean = np.mean([m.predict_proba(texts) for m in model.members.values()], axis=0)
+    np.testing.assert_allclose(model.predict_proba(texts), mean, atol=1e-9)
+    assert list(model.classes_[model.predict_proba(texts).argmax(1)]) == ["pos", "neg"]
+    with pytest.raises(ValueError, match="not among the source model's classes"):
+        adapt_views(source, TEXTS, LABELS, ["meh"], ["neutral"], seed=0)
+    with pytest.raises(ValueError, match="not among the classes"):
+        train_views(views, TEXTS, ["pos"] * 11 + ["meh"], ["neg", "pos"], seed=0)
