@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import fsspec
+import pandas as pd
 import pytest
 import yaml
 from prefect.settings import PREFECT_RESULTS_PERSIST_BY_DEFAULT, temporary_settings
@@ -102,3 +103,22 @@ def test_cli_rejects_a_store_url_it_cannot_open(tmp_path):
         assert result.exit_code != 0
         assert f"cache.dir: {url}: cannot open this URL" in result.output and reason in result.output
         assert "Traceback" not in result.output and not any(tmp_path.iterdir())
+
+
+def test_dask_sweep_reads_s3_data_like_local_files(s3, tmp_path):
+    from flows.sweep import run_sweep
+    from tests.flows.test_sweep import _grid
+    from transferflow.config import DEMO_DIR
+    from transferflow.sweep import load_grid
+
+    fs, bucket = s3
+    urls = _upload(fs, f"s3://{bucket}", {"yelp": DEMO_DIR / "yelp.csv", "amazon": DEMO_DIR / "amazon.csv"})
+    local = load_grid(_grid(tmp_path))
+    remote = local.model_copy(update={"domains": {
+        name: d.model_copy(update={"paths": [urls[name]]}) for name, d in local.domains.items()}})
+    # Dask worker processes inherit AWS_ENDPOINT_URL and the credentials from this process.
+    a = pd.DataFrame(run_sweep(local, "local")["rows"])
+    b = pd.DataFrame(run_sweep(remote, "dask", workers=2)["rows"])
+    cols = ["source", "target", "seed", "n_requested", "candidate", "accuracy", "macro_f1"]
+    pd.testing.assert_frame_equal(a[cols].sort_values(cols[:5]).reset_index(drop=True),
+                                  b[cols].sort_values(cols[:5]).reset_index(drop=True))
