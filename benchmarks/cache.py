@@ -4,14 +4,17 @@ Runs the transfer-learning flow in-process against one temporary Prefect server 
 timing, so server start-up is not counted) on an MDSD pair, with a fresh artefact store.
 
     python benchmarks/cache.py [--mdsd ../shared/data/mdsd] [--source books] [--target kitchen]
+    python benchmarks/cache.py --s3      # data and store on S3 (a local moto server): cold, warm,
+                                         # and warm from "another machine" (an empty local folder)
 
-Prints a table and writes benchmarks/results/cache.json.
+Prints a table and writes benchmarks/results/cache.json (cache_s3.json with --s3).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -30,8 +33,11 @@ def main() -> int:
     parser.add_argument("--source", default="books")
     parser.add_argument("--target", default="kitchen")
     parser.add_argument("--target-train-size", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "cache.json")
+    parser.add_argument("--s3", action="store_true",
+                        help="data and store on a local S3-compatible server (moto, dev extra)")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    args.out = args.out or REPO / "benchmarks" / "results" / ("cache_s3.json" if args.s3 else "cache.json")
     if not (args.mdsd / args.source / "train.csv").is_file():
         print(f"MDSD data not found under {args.mdsd}; pass --mdsd", file=sys.stderr)
         return 2
@@ -46,16 +52,21 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tf-cache-bench-"))
     target_train = work / "target_train.csv"
     shutil.copy(args.mdsd / args.target / "train.csv", target_train)
+    files = {"source": str(args.mdsd / args.source / "train.csv"), "target": str(target_train),
+             "test": str(args.mdsd / args.target / "test.csv")}
+    store = str(work / "store")
+    if args.s3:
+        files, store = _s3(files, work)
 
     def raw(name: str) -> dict:
         return {
             "data": {
-                "source": {"name": args.source, "paths": [str(args.mdsd / args.source / "train.csv")]},
-                "target": {"name": args.target, "paths": [str(target_train)],
-                           "test_paths": [str(args.mdsd / args.target / "test.csv")]},
+                "source": {"name": args.source, "paths": [files["source"]]},
+                "target": {"name": args.target, "paths": [files["target"]],
+                           "test_paths": [files["test"]]},
                 "target_train_size": args.target_train_size,
             },
-            "cache": {"dir": str(work / "store")},
+            "cache": {"dir": store},
             "output_dir": str(work / "runs"),
             "run_name": name,
         }
@@ -76,9 +87,13 @@ def main() -> int:
 
     with prefect_test_harness(server_startup_timeout=120):
         rows = [run("cold"), run("warm")]
-        frame = pd.read_csv(target_train)
-        frame.iloc[: len(frame) - 100].to_csv(target_train, index=False)  # the target data changed
-        rows.append(run("target-changed"))
+        if args.s3:
+            os.environ["TRANSFERFLOW_LOCAL_DIR"] = str(work / "machine-b")  # nothing local
+            rows.append(run("other-machine"))
+        else:
+            frame = pd.read_csv(target_train)
+            frame.iloc[: len(frame) - 100].to_csv(target_train, index=False)  # the target data changed
+            rows.append(run("target-changed"))
     cold = rows[0]["wall_s"]
     for row in rows:
         row["ratio_to_cold"] = round(row["wall_s"] / cold, 3)
@@ -91,6 +106,30 @@ def main() -> int:
     print(f"\nwritten {args.out}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _s3(files: dict[str, str], work: Path) -> tuple[dict[str, str], str]:
+    """Start a local S3 server (moto), upload the files; return their URLs and the store URL."""
+    import socket
+
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+                      TRANSFERFLOW_LOCAL_DIR=str(work / "machine-a"))
+    fs = fsspec.filesystem("s3")
+    fs.mkdir("bench")
+    urls = {}
+    for role, path in files.items():
+        urls[role] = f"s3://bench/data/{role}.csv"
+        fs.put_file(path, urls[role][len("s3://"):])
+    return urls, "s3://bench/store"
 
 
 if __name__ == "__main__":
