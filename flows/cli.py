@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -104,7 +103,9 @@ def assemble_config(config_file: Path | None, flags: dict[str, Any], sets: list[
 def _default_name(location: str | Path) -> str:
     # 'mdsd/books/train.csv' (or 's3://b/mdsd/books/train.csv') -> 'books': the file stem unless it
     # is a generic split name.
-    path = PurePosixPath(urlsplit(str(location)).path) if "://" in str(location) else Path(location)
+    from transferflow.files import location_path
+
+    path = location_path(location)
     stem = path.name.split(".")[0]
     return path.parent.name if stem.lower() in {"train", "test", "data", "dev"} else stem
 

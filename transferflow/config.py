@@ -13,19 +13,20 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from transferflow.errors import ConfigError
+from transferflow.files import as_local_path, is_url
 
 DEMO_DIR = Path(__file__).parent / "demo_data"
 
 
 def _location(value: str | Path) -> str | Path:
     # A URL stays a string (Path("s3://b/k") would collapse the "//"); anything else is a Path.
+    if not is_url(value):
+        return as_local_path(value)
     text = str(value)
-    if "://" in text and not text.startswith("file://"):
-        scheme = text.split("://", 1)[0]
-        if not scheme.replace("+", "").replace("-", "").isalnum():
-            raise ValueError(f"'{text}' is neither a path nor a URL (scheme '{scheme}')")
-        return text
-    return Path(text[len("file://"):] if text.startswith("file://") else text)
+    scheme = text.split("://", 1)[0]
+    if not scheme.replace("+", "").replace("-", "").isalnum():
+        raise ValueError(f"'{text}' is neither a path nor a URL (scheme '{scheme}')")
+    return text
 
 
 # A local path or an fsspec URL (s3://bucket/key, gs://..., memory://...).
@@ -129,10 +130,10 @@ class ModelConfig(_Section):
 
     architecture: Literal["wide-linear", "mean-mlp", "cnn"] = Field(
         default="wide-linear",
-        description="'wide-linear': softmax regression over TF-IDF word 1-2-grams beside the mean "
-        "word vector; adapted to the target as the average of a refit centred on the source "
-        "weights, a pooled fit and a feature-augmented fit (C by cross-validation on training "
-        "labels only); Keras 'mean-mlp': averaged word vectors -> "
+        description="'wide-linear': softmax regressions over TF-IDF word 1-2-grams, with and "
+        "without the mean word vector (two views, averaged); adapted to the target as the average "
+        "of a refit centred on the source weights, a pooled fit and a feature-augmented fit per "
+        "view (C by cross-validation on training labels only); Keras 'mean-mlp': averaged word vectors -> "
         "Dense 128 -> Dense 64; Keras 'cnn': Embedding -> Conv1D -> global max pooling -> Dense. "
         "The settings below apply to the Keras architectures.",
     )

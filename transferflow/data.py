@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from transferflow.config import DatasetConfig
 from transferflow.errors import DataError
-from transferflow.files import is_url, local_copy
+from transferflow.files import is_url, local_copy, location_path
 
 TEXT = "text"
 LABEL = "label"
@@ -41,11 +40,6 @@ _FORMATS = {
 _COMPRESSION = {".gz", ".bz2", ".zip", ".xz", ".zst"}
 
 
-def file_name(path: Path | str) -> str:
-    """The file name of a local path or of an fsspec URL (``s3://b/x/train.csv`` -> ``train.csv``)."""
-    return (PurePosixPath(urlsplit(str(path)).path) if is_url(path) else Path(path)).name
-
-
 def table_format(path: Path | str) -> str:
     """Decide how to read a file from its extension.
 
@@ -58,9 +52,7 @@ def table_format(path: Path | str) -> str:
     Raises:
         DataError: for an extension transferflow cannot read.
     """
-    # For a URL, the suffixes of its path part (no query string).
-    name = PurePosixPath(urlsplit(str(path)).path) if is_url(path) else Path(path)
-    suffixes = [s.lower() for s in name.suffixes]
+    suffixes = [s.lower() for s in location_path(path).suffixes]
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
@@ -190,7 +182,7 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
         {
             TEXT: pd.Series(text, dtype=object),
             LABEL: pd.Series(labels, dtype=object),
-            FILE: file_name(path),
+            FILE: location_path(path).name,
             ROW: np.arange(1, len(frame) + 1),
         }
     )

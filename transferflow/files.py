@@ -8,8 +8,9 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 _CHUNK = 1 << 20
 # Fields of fsspec's info() that change when a remote file changes (S3, GCS, Azure, memory, local).
@@ -48,6 +49,20 @@ def is_url(location: object) -> bool:
     ``memory://``)."""
     text = str(location)
     return "://" in text and not text.startswith("file://")
+
+
+def as_local_path(location: str | os.PathLike[str]) -> Path:
+    """A local location as a Path (a ``file://`` prefix removed)."""
+    text = str(location)
+    return Path(text[len("file://"):] if text.startswith("file://") else text)
+
+
+def location_path(location: str | os.PathLike[str]) -> PurePath:
+    """The path part of a location, for its name and suffixes: a local Path, or for a URL the
+    path without scheme, bucket or query (``s3://b/x/train.csv?v=3`` -> ``/x/train.csv``)."""
+    if is_url(location):
+        return PurePosixPath(urlsplit(str(location)).path)
+    return as_local_path(location)
 
 
 def local_root() -> Path:
@@ -93,14 +108,16 @@ def local_copy(location: str | os.PathLike[str]) -> Path:
         FileNotFoundError: the remote file does not exist or cannot be reached.
     """
     if not is_url(location):
-        text = str(location)
-        return Path(text[len("file://"):] if text.startswith("file://") else text)
+        return as_local_path(location)
     url = str(location)
     fs, path = url_fs(url)
     try:
-        if not fs.isfile(path):
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            info = {}
+        if info.get("type") != "file":
             raise FileNotFoundError(f"{url}: file not found.")
-        info = fs.info(path)
         stamp = json.dumps({k: info.get(k) for k in _VERSION_KEYS}, sort_keys=True, default=str)
         final = local_root() / "downloads" / sha256_text(url)[:16] / Path(path).name
         stamp_file = final.with_name(final.name + ".stamp")

@@ -244,9 +244,6 @@ class EnsembleTextModel:
             raise ValueError("ensemble members must share their classes")
         self.members = members
         self.classes_ = np.asarray(classes[0], dtype=object)
-        first = next(iter(members.values()))
-        self.features = first.features
-        self.C = first.C
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Mean class probabilities of the members, columns in ``classes_`` order."""
@@ -329,10 +326,6 @@ def adapt_linear(source_model: LinearTextModel, source_texts: list[str], source_
     return EnsembleTextModel({"prior": prior, "pooled": pooled, "augmented": augmented})
 
 
-# The feature views of the default model: n-grams beside mean word vectors, and n-grams alone.
-VIEWS = ("wide", "ngrams")
-
-
 def feature_views(tokens: list[str], vectors: np.ndarray, texts: list[str]) -> dict[str, WideFeatures]:
     """The two feature views, fitted (vocabulary, IDF) on unlabeled ``texts``.
 
@@ -350,8 +343,8 @@ def feature_views(tokens: list[str], vectors: np.ndarray, texts: list[str]) -> d
         ``{"wide": ..., "ngrams": ...}``.
     """
     wide = WideFeatures(tokens, vectors).fit(texts)
-    ngrams = WideFeatures(None, None, min_df=wide.min_df)
-    ngrams.tfidf = wide.tfidf
+    ngrams = WideFeatures(None, None)
+    ngrams.tfidf = wide.tfidf  # the same fitted vocabulary and IDF
     return {"wide": wide, "ngrams": ngrams}
 
 

@@ -310,7 +310,7 @@ class RemoteArtifactStore(ArtifactStore):
         try:
             with atomic_path(local) as tmp:
                 self.fs.get_file(self._remote(name), str(tmp))
-        except (OSError, FileNotFoundError):
+        except OSError:
             return None
         return str(local) if self._valid(str(local), sha256) else None
 
