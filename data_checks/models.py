@@ -51,11 +51,12 @@ def validate_source_model(
 def validate_promotion(
     selection: dict, cfg: PromotionGate, docs_dir: Path | None = None
 ) -> GateReport:
-    """Transfer must beat target_only by ``cfg.margin`` on the target validation split.
+    """No baseline may be significantly better than transfer out-of-fold (see
+    :func:`transferflow.promotion.select_model`): the gate checks that transfer was chosen.
 
     Args:
-        selection: output of :func:`transferflow.pipeline.select_model`.
-        cfg: mode and margin.
+        selection: output of ``select_model``.
+        cfg: mode and significance.
         docs_dir: optional Data Docs folder.
 
     Returns:
@@ -63,17 +64,12 @@ def validate_promotion(
     """
     import great_expectations as gx
 
-    gain = selection["gain_vs_target_only"]
-    suites = []
-    if gain is not None:
-        suites.append(
-            run_suite(
-                PROMOTION_GATE,
-                "transfer vs target_only on validation",
-                one_row(gain_vs_target_only=gain),
-                [gx.expectations.ExpectColumnValuesToBeBetween(column="gain_vs_target_only", min_value=cfg.margin)],
-                index_columns=[],
-                docs_dir=docs_dir,
-            )
-        )
-    return GateReport(PROMOTION_GATE, cfg.mode, suites, dict(selection))
+    suite = run_suite(
+        PROMOTION_GATE,
+        "transfer vs baselines out-of-fold",
+        one_row(transfer_chosen=int(selection["chosen"] == "transfer")),
+        [gx.expectations.ExpectColumnValuesToBeBetween(column="transfer_chosen", min_value=1)],
+        index_columns=[],
+        docs_dir=docs_dir,
+    )
+    return GateReport(PROMOTION_GATE, cfg.mode, [suite], dict(selection))

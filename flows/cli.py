@@ -174,14 +174,12 @@ def run(
         str | None, "--vectors-format", help="auto | word2vec | word2vec-binary | glove | fasttext"
     ) = None,
     vector_size: _opt(int | None, "--vector-size", help="Vector dimension.") = None,
-    architecture: _opt(str | None, "--architecture", help="wide-linear | mean-mlp | cnn") = None,
-    strategy: _opt(str | None, "--strategy", help="finetune | feature-extract | joint") = None,
-    epochs: _opt(int | None, "--epochs", help="Max epochs of each training.") = None,
-    batch_size: _opt(int | None, "--batch-size", help="Batch size.") = None,
-    learning_rate: _opt(float | None, "--learning-rate", help="Learning rate.") = None,
-    max_len: _opt(int | None, "--max-len", help="Tokens kept per text.") = None,
-    alpha: _opt(float | None, "--alpha", help="'joint': source loss weight.") = None,
-    beta: _opt(float | None, "--beta", help="'joint': target loss weight.") = None,
+    strategy: _opt(
+        str | None, "--strategy", help="ensemble (default) | finetune | joint | shared-private"
+    ) = None,
+    max_len: _opt(int | None, "--max-len", help="Tokens per text the word-vector mean reads.") = None,
+    alpha: _opt(float | None, "--alpha", help="'joint'/'ensemble': source loss weight.") = None,
+    beta: _opt(float | None, "--beta", help="'joint'/'ensemble': target loss weight.") = None,
     seed: SeedOpt = None,
     output_dir: _opt(Path | None, "--output-dir", help="Parent of run folders.") = None,
     run_name: _opt(str | None, "--run-name", help="Run folder name.") = None,
@@ -207,11 +205,7 @@ def run(
     flags.update({
         "embeddings.pretrained_format": vectors_format,
         "embeddings.vector_size": vector_size,
-        "model.architecture": architecture,
         "transfer.strategy": strategy,
-        "model.epochs": epochs,
-        "model.batch_size": batch_size,
-        "model.learning_rate": learning_rate,
         "model.max_len": max_len,
         "transfer.alpha": alpha,
         "transfer.beta": beta,

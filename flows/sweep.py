@@ -89,7 +89,7 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
         run_sweep_point.with_options(
             task_run_name=f"sweep[{p['source']}→{p['target']} {p['architecture']} {p['strategy']} "
                           f"seed {p['seed']}]"
-        ).submit(point_config(grid, p), grid.label_budgets, grid.tfidf_pooled)
+        ).submit(point_config(grid, p), grid.label_budgets, grid.references)
         for p in todo
     ]
     rows = [row for future in futures for row in future.result()]

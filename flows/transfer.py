@@ -27,11 +27,12 @@ from tasks.stages import (
     register_model,
     train_source_model,
     train_target_only_model,
-    train_tfidf_baseline,
+    train_pooled_baseline,
 )
 from transferflow.config import RunConfig
 from transferflow.errors import ConfigError, GateFailedError
-from transferflow.pipeline import baseline_roles, link_artifacts, write_config
+from transferflow.promotion import baseline_roles
+from transferflow.report import link_artifacts, write_config
 
 _logging.install()
 
@@ -121,12 +122,10 @@ def _pipeline(
         emb, target, config.embeddings.vector_size, g.embeddings, docs
     )
     source_model = _value(
-        train_source_model(source, emb, config.model, seed, cache, target, return_state=True)
+        train_source_model(source, target, emb, config.model, seed, cache, return_state=True)
     )
-    gates["source_model"] = check_source_model(
-        source_model, source, config.model, g.source_model, docs
-    )
-    candidates = {
+    gates["source_model"] = check_source_model(source_model, source, g.source_model, docs)
+    models = {
         "transfer": _value(
             fine_tune_target_model(
                 source_model, source, target, emb, config.model, config.transfer, seed, cache,
@@ -136,15 +135,14 @@ def _pipeline(
     }
     for role in baseline_roles(config.baselines, same_labels=source.labels == target.labels):
         if role == "target_only":
-            candidates[role] = _value(
+            models[role] = _value(
                 train_target_only_model(target, emb, config.model, seed, cache, return_state=True)
             )
         elif role == "source_only":
-            candidates[role] = source_model
-        elif role == "tfidf_lr":
-            candidates[role] = _value(
-                train_tfidf_baseline(target, seed, cache, return_state=True)
-            )
+            models[role] = source_model
+        elif role == "pooled_lr":
+            models[role] = _value(train_pooled_baseline(
+                source, target, emb, config.model, seed, cache, return_state=True))
     extra = {
         "run": {"name": title, "seed": seed, "strategy": config.transfer.strategy,
                 "architecture": config.model.architecture},
@@ -159,22 +157,20 @@ def _pipeline(
         "domain_shift": gates["domain_shift"]["figures"],
         "source_model": gates["source_model"]["figures"],
     }
-    metrics = evaluate_models(target, candidates, config.model, work, extra, cache)
+    metrics = evaluate_models(target, models, work, extra)
     if config.learning_curve.enabled:
         metrics = learning_curve(
             metrics, source_model, source, target, emb, config.model, config.transfer,
             config.learning_curve.sizes, seed, art / "learning_curve",
         )
-    gates["promotion"] = check_promotion(metrics, g.promotion, docs)
+    gates["promotion"] = check_promotion(models, target, g.promotion, docs)
     link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
-                    **{name: ref.model for name, ref in candidates.items()}}, work / "artifacts")
-    histories = {"source": source_model.history,
-                 **{n: r.history for n, r in candidates.items() if n != "source_only"}}
-    metrics = publish_report(metrics, gates, title, work, final_dir, histories)
+                    **{name: ref.model for name, ref in models.items()}}, work / "artifacts")
+    metrics = publish_report(metrics, gates, title, work, final_dir)
     # Registered while the staging folder (which the data references point into) still exists.
     registry = None
     if config.registry.enabled:
-        registry = register_model(metrics, candidates, target, source, config, final_dir)
+        registry = register_model(metrics, models, target, source, config, final_dir)
     return metrics, registry
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from transferflow import pipeline
+from transferflow import datasets
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from tasks.caching import store_for
 from transferflow.config import (
@@ -21,7 +21,6 @@ from transferflow.config import (
     DomainShiftGate,
     EmbeddingsGate,
     LeakageGate,
-    ModelConfig,
     PromotionGate,
     RawInputGate,
     SourceModelGate,
@@ -58,7 +57,7 @@ def validate_dataset(
     """Raw-input gate on one domain; returns it without the tolerated blank-text rows."""
     from data_checks.raw_input import report, validate_domain, validate_label_kinds
 
-    frames = {part: pipeline.read_frame(ref) for part, ref in data.parts.items()}
+    frames = {part: datasets.read_frame(ref) for part, ref in data.parts.items()}
     labelled = frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
     suites = validate_domain(
         f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
@@ -73,7 +72,7 @@ def validate_dataset(
             )
         )
     summary = _conclude(report(suites, cfg, {"rows": data.counts}), f"{role} data '{data.name}'")
-    cleaned = pipeline.drop_blank_texts(data, role=role, out_dir=out_dir)
+    cleaned = datasets.drop_blank_texts(data, role=role, out_dir=out_dir)
     if cleaned.dropped_blank_text:
         summary["figures"]["dropped_blank_text"] = cleaned.dropped_blank_text
         get_run_logger().warning(
@@ -92,18 +91,18 @@ def check_split_integrity(
     a tolerated overlap leaves the training side."""
     from data_checks.leakage import validate_leakage
 
-    test = pipeline.read_frame(target.test)
+    test = datasets.read_frame(target.test)
     report = validate_leakage(
         test,
-        pipeline.read_frame(target.pool),
-        pipeline.read_frame(source.pool) if word2vec else None,
+        datasets.read_frame(target.pool),
+        datasets.read_frame(source.pool) if word2vec else None,
         cfg,
         docs_dir,
     )
     summary = _conclude(report, f"target '{target.name}'")
     roles = {"source": source, "target": target}
     for role, data in roles.items():
-        roles[role] = pipeline.drop_test_texts_from_training(data, test, role=role, out_dir=out_dir)
+        roles[role] = datasets.drop_test_texts_from_training(data, test, role=role, out_dir=out_dir)
         if roles[role].dropped_test_overlap:
             summary["figures"][f"{role}_training_rows_removed"] = sum(
                 roles[role].dropped_test_overlap.values()
@@ -125,7 +124,7 @@ def check_embeddings(
     from transferflow.embeddings import load_vectors
 
     kv = load_vectors(emb.vectors.verified_path())
-    texts = pipeline.read_frame(target.pool)[TEXT].dropna().tolist()
+    texts = datasets.read_frame(target.pool)[TEXT].dropna().tolist()
     return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
 
 
@@ -138,38 +137,43 @@ def check_domain_shift(
     from data_checks.domain_shift import validate_domain_shift
 
     store = store_for(cache) if cache is not None and cache.enabled and not cache.refresh else None
-    figures = pipeline.domain_shift_figures(source, target, seed, store=store)
+    figures = datasets.domain_shift_figures(source, target, seed, store=store)
     get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
     return _conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
 
 
 @task(name="check_source_model", cache_policy=NO_CACHE)
 def check_source_model(
-    source_model: ModelRef, source: DatasetRef, model_cfg: ModelConfig,
-    cfg: SourceModelGate, docs_dir: Path | None = None,
+    source_model: ModelRef, source: DatasetRef, cfg: SourceModelGate,
+    docs_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Source-model gate: accuracy on held-out source data reaches the threshold."""
     from data_checks.models import validate_source_model
+    from transferflow.evaluate import source_holdout
 
-    accuracy, majority, n = pipeline.source_holdout(source_model, source, model_cfg)
+    accuracy, majority, n = source_holdout(source_model, source)
     report = validate_source_model(accuracy, majority, n, cfg, docs_dir)
     return _conclude(report, f"source model on '{source.name}' test rows")
 
 
 @task(name="check_promotion", cache_policy=NO_CACHE)
 def check_promotion(
-    metrics: dict[str, Any], cfg: PromotionGate, docs_dir: Path | None = None
+    models: dict[str, ModelRef], target: DatasetRef, cfg: PromotionGate,
+    docs_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Promotion gate: transfer must beat target_only on the validation split, else a baseline
-    is chosen."""
+    """Promotion gate: no baseline may be significantly better than transfer on out-of-fold
+    predictions of the target training labels; if one is, it is the chosen model."""
     from data_checks.models import validate_promotion
+    from transferflow.candidates import oof_proba, source_only_oof
+    from transferflow.promotion import select_model
 
-    selection = pipeline.select_model(metrics["validation"], cfg.margin)
+    oof = {name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
+           for name, ref in models.items()}
+    y = datasets.read_frame(target.train)["label"].tolist()
+    selection = select_model(oof, y, target.labels, cfg.significance)
     summary = _conclude(validate_promotion(selection, cfg, docs_dir), "transfer model")
-    if not selection["transfer_beats_target_only"]:
-        get_run_logger().warning(
-            "Negative transfer: on the validation split transfer does not beat target_only by "
-            "%.3f (gain %+.4f); the chosen model is the baseline '%s'.",
-            cfg.margin, selection["gain_vs_target_only"], selection["chosen"],
-        )
+    logger = get_run_logger()
+    logger.info("chosen model: %s (%s)", selection["chosen"], selection["reason"])
+    if selection["chosen"] != "transfer":
+        logger.warning("A baseline beat transfer: %s.", selection["reason"])
     return summary

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from transferflow import pipeline
+from transferflow import candidates, datasets, evaluate, promotion, report
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from tasks.caching import cached, store_for
 from transferflow.config import (
@@ -23,38 +23,28 @@ from transferflow.errors import GateFailedError, VectorsError
 from transferflow.files import local_copy, sha256_bytes, sha256_file, sha256_text, write_text_atomic
 
 
-class _EpochReporter:
-    """Progress callback: one log line per epoch, and a Prefect progress artifact that moves."""
+class _Progress:
+    """A Prefect progress artifact per model, titled with the model's role, moved by stage."""
 
-    def __init__(self, total_epochs: int) -> None:
+    def __init__(self, role: str) -> None:
         from prefect.artifacts import create_progress_artifact
 
-        self.logger = get_run_logger()
-        self.total = max(total_epochs, 1)
-        self.done = 0
         self.artifact_id = create_progress_artifact(
-            progress=0.0, description="Training progress (epochs, all phases)"
+            progress=0.0, description=f"Training progress: {role} model"
         )
 
-    def __call__(self, phase: str, epoch: int, logs: dict[str, float]) -> None:
-        from prefect.artifacts import update_progress_artifact
-
-        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items()))
-        self.logger.info("%s epoch %d: %s", phase, epoch, shown)
-        self.done += 1
-        update_progress_artifact(self.artifact_id, progress=min(99.0, 100.0 * self.done / self.total))
-
-    def finish(self) -> None:
-        """Early stopping may end before the planned epochs: mark the progress complete."""
+    def done(self) -> None:
         from prefect.artifacts import update_progress_artifact
 
         update_progress_artifact(self.artifact_id, progress=100.0)
 
 
-def _trained(total_epochs: int, train: Any) -> Any:
-    reporter = _EpochReporter(total_epochs)
-    result = train(reporter)
-    reporter.finish()
+def _trained(role: str, train: Any) -> Any:
+    progress = _Progress(role)
+    result = train()
+    progress.done()
+    get_run_logger().info("%s model: %s", role, {k: v for k, v in result.summary.items()
+                                                  if k in ("C", "members", "strategy")})
     return result
 
 
@@ -69,12 +59,10 @@ def load_dataset(
     seed: int,
     train_size: int | None,
     out_dir: Path,
-    val_size: float | None = None,
 ) -> DatasetRef:
     """Read, split and store one domain's data."""
-    ref = pipeline.prepare_dataset(
+    ref = datasets.prepare_dataset(
         cfg, role=role, test_size=test_size, seed=seed, train_size=train_size, out_dir=out_dir,
-        val_size=val_size,
     )
     get_run_logger().info(
         "%s '%s': rows %s, training labels %s", role, ref.name, ref.counts, ref.label_counts["train"]
@@ -108,7 +96,7 @@ def build_embeddings(
     }
 
     def compute(out: Path) -> EmbeddingsRef:
-        ref = pipeline.make_embeddings(
+        ref = datasets.make_embeddings(
             source, target, cfg, seed=seed, out_dir=out, store=store_for(cache)
         )
         get_run_logger().info(
@@ -120,33 +108,27 @@ def build_embeddings(
     return cached("build_embeddings", inputs, cache, EmbeddingsRef, compute)
 
 
+def _model_settings(cfg: ModelConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
+
+
 @task(name="train_source_model", cache_policy=NO_CACHE)
 def train_source_model(
-    source: DatasetRef,
-    emb: EmbeddingsRef,
-    cfg: ModelConfig,
-    seed: int,
+    source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int,
     cache: CacheConfig,
-    target: DatasetRef | None = None,
 ) -> ModelRef:
-    """Train the classifier on the source domain (cached on content)."""
-    tokens, matrix = pipeline.source_inputs(source, emb)
-    wide = cfg.architecture == pipeline.WIDE
+    """Train the network on the source labels (cached on content)."""
     inputs = {
         "source_train": source.train.sha256,
-        # wide-linear fits its n-gram vocabulary on both domains' training texts
-        "text_pools": [source.pool.sha256, target.pool.sha256] if wide and target else None,
+        # the n-grams are fitted on both domains' training texts (no labels)
+        "text_pools": [source.pool.sha256, target.pool.sha256],
         "labels": source.labels,
-        "vocabulary_and_vectors": sha256_text(json.dumps(tokens)) + sha256_bytes(matrix.tobytes()),
-        "settings": cfg.model_dump(mode="json"),
+        "vectors": emb.vectors.sha256,
+        "settings": _model_settings(cfg),
         "seed": seed,
     }
-    return cached(
-        "train_source_model", inputs, cache, ModelRef,
-        lambda out: _trained(cfg.epochs, lambda report: pipeline.train_source(
-            source, emb, cfg, seed=seed, out_dir=out, on_epoch=report, target=target
-        )),
-    )
+    return cached("train_source_model", inputs, cache, ModelRef, lambda out: _trained(
+        "source", lambda: candidates.train_source(source, target, emb, cfg, seed=seed, out_dir=out)))
 
 
 @task(name="fine_tune_target_model", cache_policy=NO_CACHE)
@@ -160,75 +142,69 @@ def fine_tune_target_model(
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
-    """Adapt the source model to the target domain (cached on content)."""
+    """Adapt the source model to the target labels (cached on content)."""
     inputs = {
         "source_model": source_model.model.sha256,
-        "source_vocabulary": source_model.vocab.sha256 if source_model.vocab else None,
-        # joint (Keras) and wide-linear (pooled and augmented members) train on source rows too
-        "source_train": source.train.sha256
-        if cfg.strategy == "joint" or model_cfg.architecture == pipeline.WIDE else None,
+        "source_files": {n: r.sha256 for n, r in source_model.files.items()},
+        "source_train": source.train.sha256,
         "target_train": target.train.sha256,
-        "target_val": target.val.sha256 if target.val else None,
         "labels": [source.labels, target.labels],
         "vectors": emb.vectors.sha256,
-        "settings": [model_cfg.model_dump(mode="json"), cfg.model_dump(mode="json")],
+        "settings": [_model_settings(model_cfg), cfg.model_dump(mode="json")],
         "seed": seed,
     }
-    return cached(
-        "fine_tune_target_model", inputs, cache, ModelRef,
-        lambda out: _trained(cfg.head_epochs + cfg.finetune_epochs, lambda report: pipeline.fine_tune(
-            source_model, source, target, emb, model_cfg, cfg,
-            seed=seed, out_dir=out, on_epoch=report,
-        )),
-    )
+    return cached("fine_tune_target_model", inputs, cache, ModelRef, lambda out: _trained(
+        "transfer", lambda: candidates.fine_tune(source_model, source, target, emb, model_cfg, cfg,
+                                                 seed=seed, out_dir=out)))
 
 
 @task(name="train_target_only_model", cache_policy=NO_CACHE)
 def train_target_only_model(
     target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, cache: CacheConfig
 ) -> ModelRef:
-    """Baseline: same architecture trained on the target data only (cached on content)."""
+    """Baseline: the same network trained on the target labels only (cached on content)."""
     inputs = {
         "target_train": target.train.sha256,
-        "target_pool": target.pool.sha256 if cfg.architecture == pipeline.WIDE else None,
-        "target_val": target.val.sha256 if target.val else None,
+        "target_pool": target.pool.sha256,
         "labels": target.labels,
         "vectors": emb.vectors.sha256,
-        "settings": cfg.model_dump(mode="json"),
+        "settings": _model_settings(cfg),
         "seed": seed,
     }
-    return cached(
-        "train_target_only_model", inputs, cache, ModelRef,
-        lambda out: _trained(cfg.epochs, lambda report: pipeline.train_target_only(
-            target, emb, cfg, seed=seed, out_dir=out, on_epoch=report
-        )),
-    )
+    return cached("train_target_only_model", inputs, cache, ModelRef, lambda out: _trained(
+        "target_only", lambda: candidates.train_target_only(target, emb, cfg, seed=seed,
+                                                            out_dir=out)))
 
 
-@task(name="train_tfidf_baseline", cache_policy=NO_CACHE)
-def train_tfidf_baseline(target: DatasetRef, seed: int, cache: CacheConfig) -> ModelRef:
-    """Baseline: TF-IDF + logistic regression on the target data only (cached on content)."""
-    inputs = {"target_train": target.train.sha256, "labels": target.labels, "seed": seed}
-    return cached(
-        "train_tfidf_baseline", inputs, cache, ModelRef,
-        lambda out: pipeline.train_tfidf(target, seed=seed, out_dir=out),
-    )
+@task(name="train_pooled_baseline", cache_policy=NO_CACHE)
+def train_pooled_baseline(
+    source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int,
+    cache: CacheConfig,
+) -> ModelRef:
+    """Baseline: TF-IDF n-grams + logistic regression on pooled source + target labels."""
+    inputs = {
+        "source_train": source.train.sha256,
+        "target_train": target.train.sha256,
+        "text_pools": [source.pool.sha256, target.pool.sha256],
+        "labels": target.labels,
+        "vectors": emb.vectors.sha256,
+        "settings": _model_settings(cfg),
+        "seed": seed,
+    }
+    return cached("train_pooled_baseline", inputs, cache, ModelRef, lambda out: _trained(
+        "pooled_lr", lambda: candidates.train_pooled_lr(source, target, emb, cfg, seed=seed,
+                                                        out_dir=out)))
 
 
 @task(name="evaluate_models", cache_policy=NO_CACHE)
 def evaluate_models(
     target: DatasetRef,
-    candidates: dict[str, ModelRef],
-    cfg: ModelConfig,
+    models: dict[str, ModelRef],
     out_dir: Path,
     extra: dict[str, Any],
-    cache: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Score every candidate on the target test set and write metrics.json."""
-    store = store_for(cache) if cache is not None and cache.enabled and not cache.refresh else None
-    metrics = pipeline.evaluate(
-        target, candidates, cfg, out_dir=out_dir, extra=extra, store=store
-    )
+    metrics = evaluate.evaluate(target, models, out_dir=out_dir, extra=extra)
     logger = get_run_logger()
     for name, m in metrics["candidates"].items():
         logger.info("%-12s accuracy=%.4f macro_f1=%.4f", name, m["accuracy"], m["macro_f1"])
@@ -251,7 +227,7 @@ def learning_curve(
     """Transfer vs target-only test accuracy at smaller target-label budgets."""
     full = {n: metrics["candidates"][n]["accuracy"] for n in ("transfer", "target_only")
             if n in metrics["candidates"]}
-    curve = pipeline.label_budget_curve(
+    curve = evaluate.label_budget_curve(
         source_model, source, target, emb, model_cfg, transfer_cfg, sizes,
         seed=seed, out_dir=out_dir, full=full,
     )
@@ -268,7 +244,6 @@ def publish_report(
     title: str,
     out_dir: Path,
     final_dir: Path,
-    histories: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Add gate outcomes to metrics.json; write report.md, figures, report.html and Data Docs;
     publish artifacts."""
@@ -281,10 +256,10 @@ def publish_report(
     from data_checks.runner import build_docs
     from transferflow.figures import write_figures, write_html_report
 
-    metrics = pipeline.finalise_metrics(metrics, gates, out_dir)
-    markdown = pipeline.render_report(metrics, title)
-    pipeline.write_report(markdown, out_dir)
-    figures = write_figures(metrics, histories or {}, out_dir)
+    metrics = promotion.finalise_metrics(metrics, gates, out_dir)
+    markdown = report.render_report(metrics, title)
+    report.write_report(markdown, out_dir)
+    figures = write_figures(metrics, out_dir)
     write_html_report(metrics, figures, title, out_dir / "report.html")
     create_link_artifact(
         link=(final_dir / "report.html").resolve().as_uri(), link_text="HTML report",
@@ -322,7 +297,7 @@ def record_gate_failure(exc: GateFailedError, gates: dict[str, Any], work: Path,
     """Write gates.md and the Data Docs of a run stopped by a gate into its (staging) folder."""
     from data_checks.runner import build_docs
 
-    markdown = pipeline.render_gate_failure(exc, gates, title)
+    markdown = report.render_gate_failure(exc, gates, title)
     write_text_atomic(work / "gates.md", markdown)
     build_docs(work / DOCS)
     return markdown
@@ -342,7 +317,7 @@ def publish_gate_failure(markdown: str, exc: GateFailedError, run_dir: Path, tit
 @task(name="register_model", cache_policy=NO_CACHE)
 def register_model(
     metrics: dict[str, Any],
-    candidates: dict[str, ModelRef],
+    models: dict[str, ModelRef],
     target: DatasetRef,
     source: DatasetRef,
     config: Any,
@@ -351,8 +326,8 @@ def register_model(
     """Register the chosen model as a version; move the champion when it earned it."""
     from transferflow.registry import Registry
 
-    outcome = pipeline.register_chosen(
-        metrics, candidates, target, source, config, run_dir, Registry(config.registry.dir)
+    outcome = promotion.register_chosen(
+        metrics, models, target, source, config, run_dir, Registry(config.registry.dir)
     )
     get_run_logger().info(
         "registered model version %d (%s); champion: v%s (%s)",

@@ -128,15 +128,14 @@ class EmbeddingsRef(BaseModel):
 
 
 class ModelRef(BaseModel):
-    """A trained candidate model."""
+    """A trained candidate model: ``model.keras`` and its plain-data files, each by hash."""
 
     model_config = ConfigDict(frozen=True)
 
-    role: str  # source | transfer | target_only | tfidf_lr
-    kind: str  # keras | sklearn
-    model: ArtifactRef
-    vocab: ArtifactRef | None = None  # JSON token list (id = position + 2); Keras models only
+    role: str  # source | transfer | target_only | pooled_lr
+    kind: str  # keras
+    model: ArtifactRef  # the .keras file
+    files: dict[str, ArtifactRef] = {}  # ngrams.json, idf.npz, vocab.json, model.json, oof.npz
     labels: list[str]
     architecture: str
-    history: dict[str, list[dict[str, float]]] = {}
     summary: dict[str, Any] = {}

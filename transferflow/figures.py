@@ -26,40 +26,6 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def training_curves(histories: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> Path:
-    """Loss and accuracy per epoch for each trained model, phases one after another.
-
-    Args:
-        histories: model role -> phase -> per-epoch metrics (``ModelRef.history``).
-        path: PNG to write.
-
-    Returns:
-        ``path``.
-    """
-    plt = _plt()
-    roles = [r for r, h in histories.items() if h]
-    fig, axes = plt.subplots(2, max(len(roles), 1), figsize=(4.2 * max(len(roles), 1), 6), squeeze=False)
-    for col, role in enumerate(roles):
-        epoch = 0
-        for phase, rows in histories[role].items():
-            xs = list(range(epoch + 1, epoch + len(rows) + 1))
-            for row_i, metric in enumerate(("loss", "accuracy")):
-                ax = axes[row_i][col]
-                for key, style in ((metric, "-"), (f"val_{metric}", "--")):
-                    ys = [r.get(key) for r in rows]
-                    if any(y is not None for y in ys):
-                        ax.plot(xs, ys, style, label=f"{phase} {key}")
-            epoch += len(rows)
-            for ax in (axes[0][col], axes[1][col]):
-                ax.axvline(epoch + 0.5, color="grey", lw=0.5)
-        axes[0][col].set_title(role)
-        axes[1][col].set_xlabel("epoch")
-        for row_i, metric in enumerate(("loss", "accuracy")):
-            axes[row_i][col].set_ylabel(metric)
-            axes[row_i][col].legend(fontsize=6)
-    return _save(fig, path)
-
-
 def confusion(metrics: dict[str, Any], title: str, path: Path) -> Path:
     """Confusion matrix of one candidate on the target test set."""
     plt = _plt()
@@ -125,7 +91,7 @@ def learning_curve_chart(curve: dict[str, list], path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_figures(metrics: dict[str, Any], histories: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+def write_figures(metrics: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """All pictures of a run into ``out_dir/figures``.
 
     Returns:
@@ -138,8 +104,6 @@ def write_figures(metrics: dict[str, Any], histories: dict[str, Any], out_dir: P
         "candidates": candidates_chart(metrics["candidates"], folder / "candidates.png"),
         "confusion": confusion(metrics["candidates"][shown], f"{shown}: confusion matrix", folder / "confusion.png"),
     }
-    if any(histories.values()):
-        out["training"] = training_curves(histories, folder / "training_curves.png")
     if metrics.get("learning_curve", {}).get("sizes"):
         out["learning_curve"] = learning_curve_chart(metrics["learning_curve"], folder / "learning_curve.png")
     if metrics.get("domain_shift"):
@@ -161,7 +125,7 @@ def write_html_report(metrics: dict[str, Any], figures: dict[str, Path], title: 
     """A standalone HTML report: tables plus the PNGs embedded as data URIs (no network needed)."""
     cands = [{"candidate": n, "accuracy": m["accuracy"], "macro-F1": m["macro_f1"],
               "ROC AUC": m.get("roc_auc", "–"),
-              "validation accuracy": metrics.get("validation", {}).get(n, {}).get("accuracy", "–")}
+              "out-of-fold accuracy": metrics.get("selection", {}).get("oof_accuracy", {}).get(n, "–")}
              for n, m in metrics["candidates"].items()]
     gates = [{"gate": n, "status": g["status"], "mode": g["mode"], "checks": g["checks"],
               "failed": "; ".join(g["failed"])} for n, g in metrics.get("gates", {}).items()]

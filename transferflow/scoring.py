@@ -3,7 +3,6 @@ with a registered model version."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,44 +62,48 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 class Scorer:
-    """A loaded model version, ready to score texts."""
+    """A loaded model version, ready to score texts.
+
+    Raises:
+        RegistryError: the version's files fail their hashes, or it was saved in a format that
+            is no longer loaded (the pickled ``model.joblib`` of transferflow before 0.2).
+    """
+
+    BATCH = 4096  # rows per predict step: large batches amortise Keras' per-step overhead
 
     def __init__(self, registry: Registry, version: int | None = None) -> None:
+        from transferflow.registry import RegistryError
+        from transferflow.wide_deep import TextModel
+
         self.version = registry.resolve(version)
         self.record = registry.show(self.version)
         self.labels: list[str] = self.record["labels"]
-        self.kind: str = self.record["kind"]
-        if self.kind == "keras":
-            from transferflow.models import load_model
-            from transferflow.text import Vocabulary
-
-            self.max_len = int(self.record["max_len"])
-            self.model = load_model(registry.verified_file(self.version, "model.keras"))
-            tokens = json.loads(registry.verified_file(self.version, "vocab.json").read_text())
-            self.vocab = Vocabulary(tokens)
-        else:
-            import joblib
-
-            # Unpickled only after its hash matched the registered one (this program wrote it).
-            self.model = joblib.load(registry.verified_file(self.version, "model.joblib"))
+        files = self.record.get("files", {})
+        if "model.joblib" in files or self.record.get("architecture") != "wide-deep":
+            raise RegistryError(
+                f"Model version {self.version} ({self.record.get('architecture')}, "
+                f"{', '.join(sorted(files))}) was saved in an old format that stored a pickle; "
+                "transferflow no longer loads pickles, because loading one can run any code. "
+                "Train a new version with 'transferflow run' (and promote it if needed)."
+            )
+        self.model = TextModel.read({name: registry.verified_file(self.version, name)
+                                     for name in TextModel.FILES})
+        self.encoder = self.model.encoder()
 
     def prepare(self, texts: list[str]):
-        """Model input for ``texts`` (token ids for Keras models; the texts for TF-IDF)."""
-        return self.vocab.encode(texts, self.max_len) if self.kind == "keras" else texts
+        """Fixed-shape model inputs for ``texts`` (featurising holds the GIL; predicting not)."""
+        return len(texts), self.encoder.encode(texts, self.BATCH)
 
     def predict_prepared(self, prepared) -> np.ndarray:
         """Class probabilities for :meth:`prepare`'s output, columns in ``self.labels`` order."""
-        if self.kind == "keras":
-            from transferflow.models import predict_proba
+        from transferflow.network import predict_proba
 
-            return predict_proba(self.model, prepared, batch_size=8192)
-        from transferflow.baselines import tfidf_proba
-
-        return tfidf_proba(self.model, prepared, self.labels)
+        n, batches = prepared
+        return predict_proba(self.model.network, batches, n, self.BATCH)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities, columns in ``self.labels`` order."""
-        return self.predict_prepared(self.prepare(texts))
+        return self.predict_prepared(self.prepare(list(texts)))
 
 
 def score_file(

@@ -24,7 +24,8 @@ from pydantic import Field, field_validator, model_validator
 from transferflow.config import DatasetConfig, RunConfig, _Section, build_config, set_dotted
 from transferflow.errors import ConfigError
 
-CANDIDATES = ("transfer", "target_only", "source_only", "tfidf_target", "tfidf_pooled")
+CANDIDATES = ("transfer", "target_only", "source_only", "pooled_lr", "tfidf_target",
+              "tfidf_pooled", "nblr_pooled")
 
 
 class SweepGrid(_Section):
@@ -43,11 +44,13 @@ class SweepGrid(_Section):
         default="all", description="[source, target] pairs, or 'all' ordered pairs of domains."
     )
     label_budgets: list[int] = Field(min_length=1, description="Target training labels (balanced).")
-    architectures: list[str] = Field(default_factory=lambda: ["wide-linear"], min_length=1)
-    strategies: list[str] = Field(default_factory=lambda: ["finetune"], min_length=1)
+    architectures: list[str] = Field(default_factory=lambda: ["wide-deep"], min_length=1)
+    strategies: list[str] = Field(default_factory=lambda: ["ensemble"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    tfidf_pooled: bool = Field(
-        default=True, description="Also train TF-IDF + LR on pooled source + target labels."
+    references: bool = Field(
+        default=True,
+        description="Also the scikit-learn reference baselines: TF-IDF + LR on the target labels "
+        "and on pooled labels, NB-LR on pooled labels.",
     )
     output_dir: Path = Field(default=Path("sweeps"), description="Parent of sweep folders.")
 
@@ -134,13 +137,17 @@ def point_config(grid: SweepGrid, point: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"sweep point {point}: {exc}") from None
 
 
-def run_point(config: RunConfig, budgets: list[int], tfidf_pooled: bool = True) -> list[dict[str, Any]]:
+def run_point(config: RunConfig, budgets: list[int], references: bool = True) -> list[dict[str, Any]]:
     """Train and score every candidate of one sweep point at each label budget.
+
+    The candidates are trained by the same stage functions as a ``transferflow run`` (every one
+    on all n target labels, as a run does), only without the gates, report and registry.
 
     Args:
         config: the point's run configuration (``data.target_train_size`` is ignored).
         budgets: target label budgets; the point's vectors and source model are shared by all.
-        tfidf_pooled: also train TF-IDF + LR on all source labels + the target labels.
+        references: also the scikit-learn reference baselines (TF-IDF + LR target-only and
+            pooled; NB-LR pooled, two classes only).
 
     Returns:
         One row per budget and candidate: source, target, architecture, strategy, seed,
@@ -149,19 +156,17 @@ def run_point(config: RunConfig, budgets: list[int], tfidf_pooled: bool = True) 
     """
     import pandas as pd
 
-    from transferflow.baselines import tfidf_proba, train_tfidf_lr
-    from transferflow.data import LABEL, TEXT
-    from transferflow.evaluate import classification_metrics
-    from transferflow.pipeline import (
+    from transferflow import baselines
+    from transferflow.candidates import (
         candidate_proba,
-        drop_blank_texts,
         fine_tune,
-        make_embeddings,
-        prepare_dataset,
-        read_frame,
+        train_pooled_lr,
         train_source,
         train_target_only,
     )
+    from transferflow.data import LABEL, TEXT
+    from transferflow.datasets import drop_blank_texts, make_embeddings, prepare_dataset, read_frame
+    from transferflow.evaluate import classification_metrics
 
     d, seed = config.data, config.seed
     rows: list[dict[str, Any]] = []
@@ -179,7 +184,7 @@ def run_point(config: RunConfig, budgets: list[int], tfidf_pooled: bool = True) 
         src = dataset(d.source, "source", None)
         tgt_all = dataset(d.target, "target", None)
         emb = make_embeddings(src, tgt_all, config.embeddings, seed=seed, out_dir=work)
-        source_model = train_source(src, emb, config.model, seed=seed, out_dir=work, target=tgt_all)
+        source_model = train_source(src, tgt_all, emb, config.model, seed=seed, out_dir=work)
         shared = time.perf_counter() - start
         src_train = read_frame(src.train)
         test = read_frame(tgt_all.test)
@@ -189,33 +194,43 @@ def run_point(config: RunConfig, budgets: list[int], tfidf_pooled: bool = True) 
             m = classification_metrics(truth, proba, labels)
             return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
+        same = src.labels == tgt_all.labels
         for n in budgets:
             tgt = dataset(d.target, "target", n)
             train = read_frame(tgt.train)
             out = work / f"models-{n}"
             out.mkdir()
             results: dict[str, dict[str, float]] = {}
-            t0 = time.perf_counter()
-            transfer = fine_tune(source_model, src, tgt, emb, config.model, config.transfer,
-                                 seed=seed, out_dir=out)
-            results["transfer"] = {**score(candidate_proba(transfer, texts, config.model), tgt.labels),
-                                   "seconds": time.perf_counter() - t0 + shared}
-            t0 = time.perf_counter()
-            own = train_target_only(tgt, emb, config.model, seed=seed, out_dir=out)
-            results["target_only"] = {**score(candidate_proba(own, texts, config.model), tgt.labels),
-                                      "seconds": time.perf_counter() - t0}
-            if src.labels == tgt.labels:
-                results["source_only"] = {
-                    **score(candidate_proba(source_model, texts, config.model), src.labels),
-                    "seconds": 0.0}
-            frames = {"tfidf_target": train}
-            if tfidf_pooled:
-                frames["tfidf_pooled"] = pd.concat([src_train, train], ignore_index=True)
-            for name, frame in frames.items():
+
+            def timed(name: str, make, labels=None) -> None:
                 t0 = time.perf_counter()
-                pipe = train_tfidf_lr(frame[TEXT].tolist(), frame[LABEL].tolist(), seed)
-                results[name] = {**score(tfidf_proba(pipe, texts, tgt.labels), tgt.labels),
+                ref = make()
+                results[name] = {**score(candidate_proba(ref, texts), ref.labels),
                                  "seconds": time.perf_counter() - t0}
+
+            timed("transfer", lambda: fine_tune(source_model, src, tgt, emb, config.model,
+                                                config.transfer, seed=seed, out_dir=out))
+            results["transfer"]["seconds"] += shared
+            timed("target_only", lambda: train_target_only(tgt, emb, config.model, seed=seed,
+                                                           out_dir=out))
+            if same:
+                results["source_only"] = {**score(candidate_proba(source_model, texts), src.labels),
+                                          "seconds": 0.0}
+                timed("pooled_lr", lambda: train_pooled_lr(src, tgt, emb, config.model, seed=seed,
+                                                           out_dir=out))
+            if references:
+                pooled = pd.concat([src_train, train], ignore_index=True)
+                for name, frame in {"tfidf_target": train, "tfidf_pooled": pooled}.items():
+                    t0 = time.perf_counter()
+                    pipe = baselines.train_tfidf_lr(frame[TEXT].tolist(), frame[LABEL].tolist(), seed)
+                    results[name] = {**score(baselines.tfidf_proba(pipe, texts, tgt.labels), tgt.labels),
+                                     "seconds": time.perf_counter() - t0}
+                if same and len(tgt.labels) == 2:
+                    t0 = time.perf_counter()
+                    nb = baselines.train_nb_lr(pooled[TEXT].tolist(), pooled[LABEL].tolist())
+                    results["nblr_pooled"] = {**score(baselines.nb_lr_proba(nb, texts, tgt.labels),
+                                                      tgt.labels),
+                                              "seconds": time.perf_counter() - t0}
             for name, r in results.items():
                 rows.append({
                     "source": d.source.name, "target": d.target.name,

@@ -1,0 +1,285 @@
+"""The run's data as stages: read and split each domain's files, drop what the gates allow to
+drop, build the word vectors, measure the domain shift. Each stage writes Parquet/vector artefacts
+and returns references with content hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from transferflow.artifacts import DatasetRef, EmbeddingsRef, write_artifact
+from transferflow.config import DatasetConfig, EmbeddingConfig
+from transferflow.data import LABEL, TEXT, label_kind, load_domain
+from transferflow.files import local_copy, sha256_file
+
+
+def read_frame(ref) -> pd.DataFrame:
+    """Read a verified Parquet artefact."""
+    return pd.read_parquet(ref.verified_path())
+
+
+def _write_frame(frame: pd.DataFrame, path: Path):
+    return write_artifact(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def _label_counts(frame: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in sorted(frame[LABEL].value_counts(dropna=True).items())}
+
+
+def _dataset_ref(name: str, frames: dict[str, pd.DataFrame], role: str, out_dir: Path,
+                 suffix: str = "", **fields: Any) -> DatasetRef:
+    parts = {
+        part: _write_frame(frame, out_dir / f"{role}_{part}{suffix}.parquet")
+        for part, frame in frames.items()
+    }
+    return DatasetRef(
+        name=name,
+        parts=parts,
+        counts={part: len(frame) for part, frame in frames.items()},
+        labels=sorted(_label_counts(frames["train"])),
+        label_counts={part: _label_counts(frame) for part, frame in frames.items()},
+        **fields,
+    )
+
+
+def prepare_dataset(
+    cfg: DatasetConfig,
+    *,
+    role: str,
+    test_size: float,
+    seed: int,
+    train_size: int | None,
+    out_dir: Path,
+) -> DatasetRef:
+    """Read one domain's files, split and cap them, and store the parts as Parquet.
+
+    Args:
+        cfg: the domain's files and columns.
+        role: ``source`` or ``target`` (names the files).
+        test_size: test share when there is no test file.
+        seed: random seed.
+        train_size: optional balanced cap on labelled training rows.
+        out_dir: folder for the artefacts.
+
+    Returns:
+        A reference to the prepared data with its label summary and input hashes.
+    """
+    domain = load_domain(cfg, test_size=test_size, seed=seed, train_size=train_size)
+    frames = {"pool": domain.pool, "train": domain.train, "test": domain.test}
+    return _dataset_ref(
+        cfg.name,
+        frames,
+        role,
+        out_dir,
+        test_from_split=domain.test_from_split,
+        label_kind=label_kind(domain.pool[LABEL]),
+        input_sha256={str(p): sha256_file(local_copy(p)) for p in [*cfg.paths, *cfg.test_paths]},
+    )
+
+
+def drop_blank_texts(data: DatasetRef, *, role: str, out_dir: Path) -> DatasetRef:
+    """Remove rows whose text is missing or blank (after the gate has checked their share).
+
+    Args:
+        data: validated domain data.
+        role: ``source`` or ``target`` (names the files).
+        out_dir: folder for the cleaned artefacts.
+
+    Returns:
+        ``data`` itself when nothing is dropped, else a reference to cleaned copies with updated
+        counts and ``dropped_blank_text`` set.
+    """
+    frames = {part: pd.read_parquet(ref.verified_path()) for part, ref in data.parts.items()}
+    dropped = {}
+    for part, frame in frames.items():
+        keep = frame[TEXT].notna() & frame[TEXT].astype(str).str.strip().ne("")
+        dropped[part] = int((~keep).sum())
+        frames[part] = frame[keep].reset_index(drop=True)
+    if not any(dropped.values()):
+        return data
+    return _dataset_ref(
+        data.name,
+        frames,
+        role,
+        out_dir,
+        suffix="_valid",
+        test_from_split=data.test_from_split,
+        label_kind=data.label_kind,
+        input_sha256=data.input_sha256,
+        dropped_blank_text=dropped,
+    )
+
+
+def drop_test_texts_from_training(
+    data: DatasetRef, test: pd.DataFrame, *, role: str, out_dir: Path
+) -> DatasetRef:
+    """Remove training rows whose text (normalised) is also a test text.
+
+    Called after the leakage gate accepted a small overlap: the test set stays as published and the
+    duplicates leave the training side, so nothing is both trained and tested on.
+
+    Args:
+        data: prepared domain data (its ``test`` part is never changed).
+        test: the target test rows.
+        role: ``source`` or ``target`` (names the files).
+        out_dir: folder for the cleaned artefacts.
+
+    Returns:
+        ``data`` itself when nothing overlaps, else a reference to cleaned copies, with the removed
+        rows counted in ``dropped_test_overlap``.
+    """
+    from transferflow.data import normalise_text
+
+    seen = set(test[TEXT].map(normalise_text)) - {""}
+    frames = {part: pd.read_parquet(ref.verified_path()) for part, ref in data.parts.items()}
+    dropped = {}
+    for part, frame in frames.items():
+        if part == "test" and role == "target":
+            continue
+        leaked = frame[TEXT].map(normalise_text).isin(seen)
+        dropped[part] = int(leaked.sum())
+        frames[part] = frame[~leaked].reset_index(drop=True)
+    if not any(dropped.values()):
+        return data
+    return _dataset_ref(
+        data.name, frames, role, out_dir, suffix="_noleak", test_from_split=data.test_from_split,
+        label_kind=data.label_kind, input_sha256=data.input_sha256,
+        dropped_blank_text=data.dropped_blank_text, dropped_test_overlap=dropped,
+    )
+
+
+def make_embeddings(
+    source: DatasetRef,
+    target: DatasetRef,
+    cfg: EmbeddingConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    store=None,
+) -> EmbeddingsRef:
+    """Build word vectors from all source and target *training* texts (never test texts).
+
+    The target's whole training pool is used, also rows beyond ``target_train_size``: their texts
+    (not their labels) are the unlabeled in-domain data a few-label user has anyway.
+
+    Args:
+        source: prepared source data.
+        target: prepared target data.
+        cfg: embedding settings.
+        seed: random seed.
+        out_dir: folder for the vectors file.
+        store: optional :class:`~transferflow.store.ArtifactStore`: a pretrained vectors file is
+            then parsed once and kept in native form, keyed by its content hash.
+
+    Returns:
+        A reference to the restricted vectors.
+    """
+    from transferflow.embeddings import build_embeddings, save_vectors
+
+    texts = [*read_frame(source.pool)[TEXT].dropna(), *read_frame(target.pool)[TEXT].dropna()]
+    pretrained = None
+    if cfg.pretrained_path is not None and store is not None:
+        pretrained = converted_vectors(cfg.pretrained_path, cfg.pretrained_format, store)
+    kv, stats = build_embeddings(texts, cfg, seed, kv=pretrained)
+    ref = write_artifact(out_dir / "vectors.kv", lambda tmp: save_vectors(kv, tmp))
+    return EmbeddingsRef(
+        vectors=ref,
+        vector_size=stats.vector_size,
+        vocab_size=stats.vocab_size,
+        token_coverage=stats.token_coverage,
+        origin=stats.origin,
+    )
+
+
+def converted_vectors(path: Path | str, fmt: str, store):  # -> KeyedVectors
+    """Pretrained vectors, parsed from text once and then read from the store's native copy.
+
+    Parsing a 400k-word text file takes ~18 s; the cached copy (a ``.npy`` matrix, memory-mapped,
+    and a JSON token list) loads in well under a second. The key is the file's content hash, so an
+    edited file is parsed again and a renamed one is not.
+
+    Args:
+        path: the vectors file (local path or fsspec URL).
+        fmt: its format (see :func:`transferflow.embeddings.load_pretrained`).
+        store: the artefact store.
+
+    Returns:
+        gensim ``KeyedVectors``.
+    """
+    import tempfile
+
+    from gensim.models import KeyedVectors
+
+    from transferflow.embeddings import load_pretrained
+    from transferflow.errors import VectorsError
+    from transferflow.store import cache_key
+
+    try:
+        local = local_copy(path)  # a remote (fsspec URL) file is read from a local copy
+    except FileNotFoundError as exc:
+        raise VectorsError(str(exc)) from None
+    if not local.is_file():
+        raise VectorsError(f"{path}: vectors file not found.")
+    key = cache_key("convert_vectors", {"sha256": sha256_file(local), "format": fmt})
+    with store.lock(key):
+        hit = store.lookup(key)
+        if hit is None:
+            kv = load_pretrained(local, fmt)
+            with tempfile.TemporaryDirectory(dir=store.root) as tmp:
+                matrix, tokens = Path(tmp) / "v.npy", Path(tmp) / "t.json"
+                np.save(matrix, np.asarray(kv.vectors, dtype=np.float32))
+                tokens.write_text(json.dumps(list(kv.index_to_key)), encoding="utf-8")
+                hit = {"vectors": store.put(matrix), "tokens": store.put(tokens)}
+            store.record(key, "convert_vectors", hit)
+            return kv
+    vectors = np.load(hit["vectors"]["path"], mmap_mode="r")
+    tokens = json.loads(Path(hit["tokens"]["path"]).read_text(encoding="utf-8"))
+    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
+    kv.add_vectors(tokens, vectors)
+    return kv
+
+
+def domain_shift_figures(
+    source: DatasetRef, target: DatasetRef, seed: int, store=None
+) -> dict[str, float]:
+    """Vocabulary overlap, label distance and proxy A-distance between the training pools.
+
+    Args:
+        source: prepared source data.
+        target: prepared target data.
+        seed: seed for the domain classifier's sample and folds.
+        store: optional artefact store: the figures (a cross-validated classifier: the costly part
+            of the data gates) are then computed once per pair of data contents.
+
+    Returns:
+        ``{"vocab_overlap", "label_distance", "proxy_a_distance"}``.
+    """
+    from transferflow.shift import label_distance, proxy_a_distance, vocab_overlap
+
+    if store is not None:
+        from transferflow.store import cache_key
+
+        key = cache_key("domain_shift", {
+            "source": [source.pool.sha256, source.train.sha256],
+            "target": [target.pool.sha256, target.train.sha256], "seed": seed,
+        })
+        with store.lock(key):
+            if (hit := store.lookup(key)) is None:
+                hit = domain_shift_figures(source, target, seed)
+                store.record(key, "domain_shift", hit)
+            return hit
+
+    src = read_frame(source.pool)[TEXT].dropna().tolist()
+    tgt = read_frame(target.pool)[TEXT].dropna().tolist()
+    return {
+        "vocab_overlap": vocab_overlap(src, tgt),
+        "label_distance": label_distance(
+            source.label_counts["train"], target.label_counts["train"]
+        ),
+        "proxy_a_distance": proxy_a_distance(src, tgt, seed),
+    }

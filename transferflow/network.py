@@ -1,0 +1,182 @@
+"""The ``wide-deep`` Keras network: a linear *wide* part over TF-IDF n-grams beside a *deep* part
+over the gensim word vectors, several weight sets ("members") averaged in one model.
+
+::
+
+    ngram_ids, ngram_values ──► NgramBag (n-grams x members*classes, + bias) ──┐
+                                                                              + ─► logits (members x classes)
+    token_ids ─► Embedding (word vectors, frozen) ─► masked mean ─► unit length ─► Dense ─┘
+                                                   ─► softmax per member ─► mean over members ─► probabilities
+
+With one member this is softmax regression over [TF-IDF n-grams, mean word vector]; a member
+whose deep weights are zero reads the n-grams alone. Members are fitted one by one (see
+:mod:`transferflow.solver`) and stacked; averaging their probabilities is the ensemble, as one
+Keras model with one save format (``.keras``, loaded with ``safe_mode=True``) and one scoring path.
+The custom layer is registered, so loading needs no code from the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from transferflow._keras import keras
+
+k = keras()
+ops = k.ops
+
+WIDE = "wide"
+DEEP = "deep"
+VECTORS = "word_vectors"
+DEEP_FEATURES = "unit_mean_vector"
+
+
+@k.saving.register_keras_serializable(package="transferflow")
+class NgramBag(k.layers.Layer):
+    """Weighted bag of n-grams: ``sum_j values[:, j] * kernel[ids[:, j]] + bias``.
+
+    Equal to a sparse (texts x n-grams) matrix times ``kernel``, with fixed-shape inputs. Row 0
+    of ``kernel`` belongs to padding (its value is always 0).
+
+    Args:
+        n_features: number of n-grams.
+        units: output width (members x classes).
+    """
+
+    def __init__(self, n_features: int, units: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_features = int(n_features)
+        self.units = int(units)
+
+    def build(self, ids_shape, values_shape=None) -> None:
+        self.kernel = self.add_weight(shape=(self.n_features + 1, self.units), initializer="zeros",
+                                      name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def call(self, ids, values):
+        rows = ops.take(self.kernel, ids, axis=0)  # (batch, L, units)
+        return ops.einsum("bl,blu->bu", values, rows) + self.bias
+
+    def compute_output_shape(self, ids_shape, values_shape=None):
+        return (ids_shape[0], self.units)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_features": self.n_features, "units": self.units}
+
+
+def _inputs():
+    return {
+        "ngram_ids": k.Input(shape=(None,), dtype="int32", name="ngram_ids"),
+        "ngram_values": k.Input(shape=(None,), dtype="float32", name="ngram_values"),
+        "token_ids": k.Input(shape=(None,), dtype="int32", name="token_ids"),
+    }
+
+
+def _deep_features(token_ids, matrix_shape: tuple[int, int]):
+    emb = k.layers.Embedding(matrix_shape[0], matrix_shape[1], mask_zero=True, trainable=False,
+                             name=VECTORS)
+    x = k.layers.GlobalAveragePooling1D(name="mean_vector")(emb(token_ids))
+    return emb, k.layers.UnitNormalization(name=DEEP_FEATURES)(x)
+
+
+def build_network(n_features: int, matrix: np.ndarray, n_classes: int, n_members: int = 1,
+                  name: str = "wide_deep"):  # -> keras.Model
+    """The full network: texts' inputs -> averaged class probabilities.
+
+    Args:
+        n_features: n-grams of the wide part.
+        matrix: word-vector matrix (rows 0 and 1: padding and unknown, zeros).
+        n_classes: classes (2 or more).
+        n_members: weight sets averaged.
+        name: model name.
+
+    Returns:
+        An uncompiled ``keras.Model`` with zero weights apart from the word vectors.
+    """
+    inputs = _inputs()
+    emb, deep = _deep_features(inputs["token_ids"], matrix.shape)
+    units = n_members * n_classes
+    logits = k.layers.Add(name="logits")([
+        NgramBag(n_features, units, name=WIDE)(inputs["ngram_ids"], inputs["ngram_values"]),
+        k.layers.Dense(units, use_bias=False, kernel_initializer="zeros", name=DEEP)(deep),
+    ])
+    x = k.layers.Reshape((n_members, n_classes), name="members")(logits)
+    x = k.layers.Softmax(axis=-1, name="member_probabilities")(x)
+    outputs = k.layers.GlobalAveragePooling1D(name="average")(x)
+    model = k.Model(inputs, outputs, name=name)
+    # Set after building: as an initializer the matrix would be copied into the JSON config.
+    emb.embeddings.assign(matrix)
+    return model
+
+
+def deep_features(network, encoder, texts: list[str]) -> np.ndarray:
+    """The network's frozen part on ``texts``: unit-length mean word vectors, (texts, size).
+
+    Computed once before fitting: the fitted layers (``wide``, ``deep``) never change it.
+    """
+    body = k.Model(network.get_layer(VECTORS).input, network.get_layer(DEEP_FEATURES).output)
+    out = np.zeros((len(texts), network.get_layer(DEEP).kernel.shape[0]), np.float32)
+    for b in encoder.encode(texts, batch_size=1024):
+        out[b.rows] = np.asarray(body.predict(b.token_ids, batch_size=1024, verbose=0))[: len(b.rows)]
+    return out
+
+
+def stack_members(network, members: list[dict[str, np.ndarray]]) -> None:
+    """Copy fitted members' weights into ``network``'s slices (members in order)."""
+    wide, deep = network.get_layer(WIDE), network.get_layer(DEEP)
+    # The solver's n-gram j is the layer's row j + 1 (row 0 belongs to padding).
+    kernel = np.concatenate([m["wide_kernel"] for m in members], axis=1)
+    kernel = np.concatenate([np.zeros((1, kernel.shape[1]), np.float32), kernel])
+    bias = np.concatenate([m["wide_bias"] for m in members])
+    n_classes = members[0]["wide_bias"].shape[0]
+    dim = deep.kernel.shape[0]
+    deep_kernel = np.concatenate([m["deep_kernel"] if m["deep_kernel"] is not None
+                                  else np.zeros((dim, n_classes), np.float32) for m in members], axis=1)
+    wide.kernel.assign(kernel)
+    wide.bias.assign(bias)
+    deep.kernel.assign(deep_kernel)
+
+
+def member_slices(network, n_classes: int) -> list[dict[str, np.ndarray]]:
+    """The members' weights of a fitted network (inverse of :func:`stack_members`)."""
+    wide, deep = network.get_layer(WIDE), network.get_layer(DEEP)
+    kernel, bias, deep_k = (np.asarray(v) for v in (wide.kernel, wide.bias, deep.kernel))
+    return [{"wide_kernel": kernel[1:, i:i + n_classes], "wide_bias": bias[i:i + n_classes],
+             "deep_kernel": deep_k[:, i:i + n_classes]}
+            for i in range(0, kernel.shape[1], n_classes)]
+
+
+def n_members(network) -> int:
+    """How many weight sets the network averages."""
+    return int(network.get_layer("members").output.shape[1])
+
+
+def predict_proba(network, batches, n_rows: int, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities for the rows covered by ``batches`` (from ``FeatureEncoder.encode``).
+
+    Args:
+        network: a :func:`build_network` model.
+        batches: fixed-shape groups; their padded rows are predicted and dropped.
+        n_rows: number of texts encoded.
+        batch_size: rows per predict step.
+
+    Returns:
+        Array (n_rows, n_classes).
+    """
+    n_classes = int(network.output.shape[-1])
+    out = np.zeros((n_rows, n_classes), dtype=np.float32)
+    for b in batches:
+        proba = np.asarray(network.predict(b.inputs(), batch_size=batch_size, verbose=0))
+        out[b.rows] = proba[: len(b.rows)]
+    return out
+
+
+def save_network(network, path: Path) -> None:
+    """Save as a ``.keras`` file."""
+    network.save(str(path))
+
+
+def load_network(path: Path):  # -> keras.Model
+    """Load a ``.keras`` file with ``safe_mode`` on: no code from the file is run."""
+    return k.models.load_model(str(path), safe_mode=True, compile=False)

@@ -1,0 +1,304 @@
+"""Training the ``wide-deep`` network: the source model, its adaptation to the target, and the
+target-only baseline, all as members of one Keras network (see :mod:`transferflow.network`).
+
+Members come in two *views*: ``wide`` reads the n-grams and the mean word vector, ``ngrams`` the
+n-grams alone. On validation splits of MDSD training data the word vectors helped most with few
+labels and cost accuracy with many; averaging both views was best or near best at every budget
+(docs/benchmarks.md). Per view, the adaptation strategies are:
+
+* ``finetune``: continue from the source weights with an L2 penalty towards them (L2-SP, Chelba &
+  Acero 2006); ``C`` by k-fold cross-validation on the target labels;
+* ``joint``: ``alpha * L_source + beta * L_target`` on both domains' labels (``alpha = beta`` is
+  pooled training), from the source weights;
+* ``shared-private``: shared weights plus a private copy per domain (Daumé 2007's feature
+  augmentation as an architecture); a target text is scored with shared + target weights.
+
+``transfer.strategy: ensemble`` (the default) averages all three per view, six members in all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferflow.features import FeatureEncoder, NgramFeaturizer
+from transferflow.text import Vocabulary
+
+VIEWS = {"wide": True, "ngrams": False}  # view -> reads the word vectors
+STRATEGIES = ("finetune", "joint", "shared-private")
+ENSEMBLE = "ensemble"
+
+
+@dataclass
+class TextModel:
+    """A fitted network with what it needs to read texts: n-grams, word vocabulary, labels."""
+
+    network: Any  # keras.Model
+    featurizer: NgramFeaturizer
+    tokens: list[str]
+    labels: list[str]
+    max_len: int
+    members: list[str]  # "<view>/<strategy>" per member, in network order
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def encoder(self) -> FeatureEncoder:
+        """The text encoder of this model."""
+        return FeatureEncoder(self.featurizer, Vocabulary(self.tokens), self.max_len)
+
+    def predict_proba(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities, columns in ``labels`` order."""
+        from transferflow.network import predict_proba
+
+        texts = list(texts)
+        return predict_proba(self.network, self.encoder().encode(texts, batch_size), len(texts),
+                             batch_size)
+
+    def member_weights(self) -> list[dict[str, np.ndarray]]:
+        """Each member's weights (wide kernel and bias, deep kernel)."""
+        from transferflow.network import member_slices
+
+        return member_slices(self.network, len(self.labels))
+
+    # --- files: model.keras + ngrams.json + idf.npz + vocab.json + model.json (all plain data) ---
+    FILES = ("model.keras", "ngrams.json", "idf.npz", "vocab.json", "model.json")
+
+    def write(self, folder: Path) -> dict[str, Path]:
+        """Write the model's files into ``folder`` (the caller makes it atomic)."""
+        from transferflow.network import save_network
+
+        folder.mkdir(parents=True, exist_ok=True)
+        save_network(self.network, folder / "model.keras")
+        meta, idf = self.featurizer.to_bytes()
+        (folder / "ngrams.json").write_bytes(meta)
+        (folder / "idf.npz").write_bytes(idf)
+        (folder / "vocab.json").write_text(json.dumps(self.tokens, ensure_ascii=False), encoding="utf-8")
+        (folder / "model.json").write_text(json.dumps({
+            "format": "transferflow.wide-deep/1", "labels": self.labels, "max_len": self.max_len,
+            "members": self.members, "info": self.info}, indent=1, sort_keys=True), encoding="utf-8")
+        return {name: folder / name for name in self.FILES}
+
+    @classmethod
+    def read(cls, files: dict[str, Path]) -> TextModel:
+        """Load from the files :meth:`write` made (paths already hash-verified by the caller)."""
+        from transferflow.network import load_network
+
+        meta = json.loads(Path(files["model.json"]).read_text(encoding="utf-8"))
+        if meta.get("format") != "transferflow.wide-deep/1":
+            raise ValueError(f"{files['model.json']}: not a transferflow wide-deep model")
+        return cls(
+            network=load_network(files["model.keras"]),
+            featurizer=NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
+            tokens=json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8")),
+            labels=list(meta["labels"]), max_len=int(meta["max_len"]),
+            members=list(meta["members"]), info=dict(meta.get("info", {})),
+        )
+
+
+def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarray):
+    """The solver's design for ``texts``: n-gram matrix plus the network's own deep features."""
+    from transferflow.network import deep_features
+    from transferflow.solver import make_design
+
+    csr = model.featurizer.transform(texts)
+    return make_design(csr, deep_features(model.network, model.encoder(), texts), y, domain)
+
+
+def _new(featurizer, tokens, matrix, labels, max_len, members, **info) -> TextModel:
+    from transferflow.network import build_network
+
+    network = build_network(featurizer.n_features, matrix, len(labels), len(members))
+    return TextModel(network, featurizer, list(tokens), list(labels), max_len, list(members), info)
+
+
+def _index(labels: list[str], classes: list[str]) -> np.ndarray:
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the classes {classes}")
+    return np.array([classes.index(v) for v in labels], dtype=np.int32)
+
+
+def _as_member(weights: list[np.ndarray], use_vectors: bool) -> dict[str, np.ndarray | None]:
+    return {"wide_kernel": weights[0], "wide_bias": weights[1],
+            "deep_kernel": weights[2] if use_vectors else None}
+
+
+def _prior(member_w: dict[str, np.ndarray], use_vectors: bool) -> list[np.ndarray]:
+    out = [member_w["wide_kernel"], member_w["wide_bias"]]
+    return out + [member_w["deep_kernel"]] if use_vectors else out
+
+
+def _views(cfg) -> dict[str, bool]:
+    return {v: VIEWS[v] for v in (cfg.views if cfg is not None else VIEWS)}
+
+
+def _grid(cfg) -> tuple[float, ...]:
+    from transferflow.solver import C_GRID
+
+    return tuple(cfg.c_grid) if cfg is not None else C_GRID
+
+
+def _folds(cfg) -> int:
+    return cfg.cv_folds if cfg is not None else 5
+
+
+def _mean(probas: list[np.ndarray | None]) -> np.ndarray | None:
+    return None if any(p is None for p in probas) else np.mean(probas, axis=0)
+
+
+def train_from_scratch(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndarray,
+                       texts: list[str], labels: list[str], classes: list[str], *, max_len: int,
+                       seed: int, role: str, cfg=None) -> tuple[TextModel, np.ndarray | None]:
+    """Fit one member per view on labelled texts, ``C`` by cross-validation each (the source
+    model, or the target-only baseline).
+
+    Args:
+        featurizer: fitted n-grams.
+        tokens: word-vector vocabulary (``matrix`` rows 2...).
+        matrix: word-vector matrix.
+        texts: training texts.
+        labels: their labels.
+        classes: the class order.
+        max_len: tokens per text for the deep part.
+        seed: seed of the folds.
+        role: name recorded in the model (e.g. ``source``).
+        cfg: :class:`~transferflow.config.ModelConfig` (views, folds, grid); default settings
+            when omitted.
+
+    Returns:
+        (model, the members' averaged out-of-fold probabilities at their chosen ``C``, ``None``
+        with too few labels to cross-validate); ``info`` holds ``C`` and the cross-validated
+        log-loss per view.
+    """
+    from transferflow.network import stack_members
+    from transferflow.solver import SOURCE, choose_c, fit
+
+    views = _views(cfg)
+    y = _index(labels, classes)
+    model = _new(featurizer, tokens, matrix, classes, max_len, [f"{v}/{role}" for v in views])
+    full = _design(model, texts, y, np.full(len(y), SOURCE))
+    members, cs, losses, oofs = [], {}, {}, []
+    for view, use_vectors in views.items():
+        design = full if use_vectors else full.without_vectors()
+        c, scores, oof = choose_c(design, len(classes), seed, grid=_grid(cfg), k=_folds(cfg))
+        members.append(_as_member(fit(design, len(classes), c), use_vectors))
+        cs[view], losses[view] = c, scores
+        oofs.append(oof)
+    stack_members(model.network, members)
+    model.info.update({"role": role, "C": cs,
+                       "cv_log_loss": {v: {str(c): round(x, 5) for c, x in sc.items()}
+                                       for v, sc in losses.items()}})
+    return model, _mean(oofs)
+
+
+def train_pooled(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndarray,
+                 source_texts: list[str], source_labels: list[str], texts: list[str],
+                 labels: list[str], classes: list[str], *, max_len: int, seed: int, cfg=None
+                 ) -> tuple[TextModel, np.ndarray | None]:
+    """TF-IDF n-grams + logistic regression on pooled source + target labels: the network's
+    n-gram part alone (one member), ``C`` by cross-validation over the target rows (the source
+    rows are always trained on).
+
+    Returns:
+        (model, out-of-fold probabilities on the target rows or ``None``).
+    """
+    from transferflow.network import stack_members
+    from transferflow.solver import SOURCE, TARGET, choose_c, fit
+
+    y = np.concatenate([_index(source_labels, classes), _index(labels, classes)])
+    dom = np.concatenate([np.full(len(source_labels), SOURCE), np.full(len(labels), TARGET)])
+    model = _new(featurizer, tokens, matrix, classes, max_len, ["ngrams/pooled"])
+    design = _design(model, [*source_texts, *texts], y, dom).without_vectors()
+    c, _, oof = choose_c(design, len(classes), seed, cv_rows=dom == TARGET, grid=_grid(cfg),
+                         k=_folds(cfg))
+    stack_members(model.network, [_as_member(fit(design, len(classes), c), False)])
+    model.info.update({"role": "pooled_lr", "C": {"ngrams": c}})
+    return model, oof
+
+
+def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
+          source_labels: list[str], texts: list[str], labels: list[str], *, strategy: str,
+          alpha: float, beta: float, seed: int, cfg=None) -> tuple[TextModel, np.ndarray | None]:
+    """Adapt a source model to target labels (same classes), per view.
+
+    Args:
+        source: the fitted source model (its n-grams and vocabulary are reused).
+        matrix: word-vector matrix of ``source.tokens``.
+        source_texts: source training texts.
+        source_labels: their labels.
+        texts: target training texts.
+        labels: their labels.
+        strategy: ``finetune``, ``joint``, ``shared-private`` or ``ensemble`` (all three averaged).
+        alpha: weight of the source loss (``joint``).
+        beta: weight of the target loss (``joint``).
+        seed: seed of the folds.
+        cfg: :class:`~transferflow.config.ModelConfig` (views, folds, grid).
+
+    Returns:
+        (adapted model, out-of-fold probabilities of the whole model on the target rows, from the
+        same folds as ``finetune``'s choice of ``C``; ``None`` with too few target labels).
+
+    Raises:
+        ValueError: a target label outside the source model's classes, or an unknown strategy.
+    """
+    from transferflow.network import stack_members
+    from transferflow.solver import SOURCE, TARGET, _fit, choose_c, fit, folds, log_proba
+
+    classes = source.labels
+    chosen = list(STRATEGIES) if strategy == ENSEMBLE else [strategy]
+    if any(s not in STRATEGIES for s in chosen):
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {[*STRATEGIES, ENSEMBLE]}")
+    views = _views(cfg)
+    k = len(classes)
+    y_t, y_s = _index(labels, classes), _index(source_labels, classes)
+    names = [f"{v}/{s}" for v in views for s in chosen]
+    model = _new(source.featurizer, source.tokens, matrix, classes, source.max_len, names)
+    tgt_full = _design(model, texts, y_t, np.full(len(y_t), TARGET))
+    both_full = None
+    if any(s != "finetune" for s in chosen):
+        both_full = _design(model, [*source_texts, *texts], np.concatenate([y_s, y_t]),
+                            np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]))
+    masks = folds(y_t, seed, _folds(cfg))
+    src_members = dict(zip([m.split("/")[0] for m in source.members], source.member_weights(),
+                           strict=True))
+    members, cs, oofs = [], {}, []
+    for view, use_vectors in views.items():
+        tgt = tgt_full if use_vectors else tgt_full.without_vectors()
+        both = None if both_full is None else (both_full if use_vectors else
+                                               both_full.without_vectors())
+        prior = _prior(src_members[view], use_vectors)
+        c_src = float(source.info.get("C", {}).get(view, 1.0))
+        for s in chosen:
+            if s == "finetune":
+                c, _, oof = choose_c(tgt, k, seed, prior=prior, grid=_grid(cfg), k=_folds(cfg))
+                w = fit(tgt, k, c, prior=prior)
+            else:
+                c = c_src
+                kwargs: dict = {}
+                base = np.ones(both.n, np.float32)
+                if s == "joint":
+                    dom = np.asarray(both.domain)[: both.n]
+                    base = np.where(dom == SOURCE, alpha, beta).astype(np.float32)
+                else:  # shared-private: shared + source-only + target-only copies
+                    kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
+                w, copies = _fit(both, k, c, row_weight=base, **kwargs)
+                oof = None
+                if masks is not None:  # the same folds, warm-started from the full fit
+                    oof = np.zeros((len(y_t), k), np.float32)
+                    offset = len(y_s)
+                    for mask in masks:
+                        held = np.zeros(both.n, dtype=bool)
+                        held[offset + np.flatnonzero(mask)] = True
+                        params, _ = _fit(both, k, c, row_weight=np.where(held, 0.0, base),
+                                         init=copies, **kwargs)
+                        oof[mask] = np.exp(log_proba(params, both)[held])
+            members.append(_as_member(w, use_vectors))
+            cs[f"{view}/{s}"] = c
+            oofs.append(oof)
+    stack_members(model.network, members)
+    model.info.update({"role": "transfer", "strategy": strategy, "C": cs,
+                       "alpha": alpha, "beta": beta})
+    return model, _mean(oofs)
