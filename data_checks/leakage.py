@@ -8,7 +8,8 @@ import pandas as pd
 
 from data_checks.runner import GateReport, run_suite
 from transferflow.config import LeakageGate
-from transferflow.data import TEXT, normalise_text as normalise
+from transferflow.data import TEXT
+from transferflow.data import normalise_text as normalise
 
 GATE = "leakage"
 

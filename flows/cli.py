@@ -220,6 +220,9 @@ def run(
         if learning_curve:
             flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
         cfg = assemble_config(config, flags, set_ or [])
+        from transferflow.data import check_inputs
+
+        check_inputs(cfg)  # before Prefect and the ML libraries are even imported
         from flows.transfer import transfer_learning
         from tasks.caching import prefect_result_storage
 
@@ -261,6 +264,9 @@ def validate(
     )
     try:
         cfg = assemble_config(config, flags, set_ or [])
+        from transferflow.data import check_inputs
+
+        check_inputs(cfg)
         from flows.validate import validate_data
 
         gates = validate_data(cfg, docs_dir)
@@ -317,6 +323,12 @@ def _store(cache_dir: str | None):
         raise _fail(exc) from None
 
 
+def is_url_store(store) -> bool:
+    from transferflow.store import RemoteArtifactStore
+
+    return isinstance(store, RemoteArtifactStore)
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -343,7 +355,12 @@ def cache_list(cache_dir: CacheDirOpt = None) -> None:
 def cache_clear(cache_dir: CacheDirOpt = None) -> None:
     """Delete the whole store."""
     store = _store(cache_dir)
-    typer.echo(f"removed {store.location}: {_size(store.clear())} freed")
+    try:
+        freed = store.clear()
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"removed the store at {store.location} (objects/, entries/, locks/, tmp/): "
+               f"{_size(freed)} freed")
 
 
 def _parse_age(text: str) -> float:
@@ -367,6 +384,8 @@ def cache_prune(
     except TransferflowError as exc:
         raise _fail(exc) from None
     store = _store(cache_dir)
+    if not is_url_store(store) and store.root.exists() and not store.is_store():
+        raise _fail(ConfigError(f"{store.location} is not a transferflow store; nothing was pruned."))
     old = [e.key for e in store.entries() if time.time() - e.last_used > age]
     freed = store.remove_entries(old)
     typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
@@ -443,6 +462,7 @@ def score(
 ) -> None:
     """Score a file with a registered model: predicted label and class probabilities per row."""
     try:
+        _check_score_paths(input_path, output_path)
         from flows.score import score as score_flow
 
         out = score_flow(input_path, output_path, registry, model, text_column, id_column)
@@ -450,6 +470,21 @@ def score(
         raise _fail(exc) from None
     typer.echo(f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
                f"({out['rows_per_second']:.0f} rows/s): {out['output']}")
+
+
+def _check_score_paths(input_path: Path, output_path: Path) -> None:
+    """Fail fast: the input exists and the output would not overwrite it."""
+    from transferflow.errors import DataError
+    from transferflow.files import is_url
+
+    if not is_url(input_path) and not Path(input_path).is_file():
+        raise DataError(f"--input {input_path}: file not found.")
+    if Path(output_path).exists() and Path(output_path).resolve() == Path(input_path).resolve():
+        raise ConfigError(f"--output {output_path} is the input file; inputs are never overwritten. "
+                          "Choose another output path.")
+    if Path(output_path).is_dir():
+        raise ConfigError(f"--output {output_path} is a folder; give a file path such as "
+                          "predictions.csv.")
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -474,6 +509,8 @@ def main() -> None:
     # An offline machine logs a telemetry error at every temporary-server start; opt out unless the
     # user decided otherwise.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's 20 s default for the temporary server's start is too short on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     try:
         app()
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
     summary = summarise(frame)
     markdown = _summary_markdown(grid, frame, summary)
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     final = Path(grid.output_dir) / f"{grid.name}-{stamp}"
     work = final.with_name(f".{final.name}.partial")
     shutil.rmtree(work, ignore_errors=True)

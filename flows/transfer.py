@@ -5,7 +5,7 @@ evaluate → report.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,9 @@ from tasks.stages import (
     publish_report,
     record_gate_failure,
     register_model,
+    train_pooled_baseline,
     train_source_model,
     train_target_only_model,
-    train_pooled_baseline,
 )
 from transferflow.config import RunConfig
 from transferflow.errors import ConfigError, GateFailedError
@@ -46,7 +46,7 @@ def run_folder_name(config: RunConfig) -> str:
     """The run folder's name: ``run_name`` or ``<source>-to-<target>-<UTC time>``."""
     if config.run_name:
         return config.run_name
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{_slug(config.data.source.name)}-to-{_slug(config.data.target.name)}-{stamp}"
 
 

@@ -114,8 +114,29 @@ def cached(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def cached_json(stage: str, inputs: dict[str, Any], cfg: CacheConfig | None,
+                compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A small JSON result (no files) cached like :func:`cached`; computed when the cache is off."""
+    if cfg is None or not cfg.enabled:
+        return compute()
+    store = store_for(cfg)
+    key = cache_key(stage, inputs)
+    with store.lock(key):
+        if not cfg.refresh and (hit := store.lookup(key)) is not None:
+            return hit
+        result = compute()
+        store.record(key, stage, result)
+        return result
+
+
+def value_of(result: Any) -> Any:
+    """The value of :func:`cached`'s return (a ``Cached`` state on a hit) inside another task."""
+    return result.result() if isinstance(result, State) else result
+
+
 def _tmp(store: ArtifactStore) -> Path:
     # Scratch space inside the store: same file system, so finished files move in by rename.
+    store.claim()
     path = store.root / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path

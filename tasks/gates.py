@@ -13,9 +13,9 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.caching import cached_json
 from transferflow import datasets
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from tasks.caching import store_for
 from transferflow.config import (
     CacheConfig,
     DomainShiftGate,
@@ -136,8 +136,11 @@ def check_domain_shift(
     """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default)."""
     from data_checks.domain_shift import validate_domain_shift
 
-    store = store_for(cache) if cache is not None and cache.enabled and not cache.refresh else None
-    figures = datasets.domain_shift_figures(source, target, seed, store=store)
+    inputs = {"source": [source.pool.sha256, source.train.sha256],
+              "target": [target.pool.sha256, target.train.sha256], "seed": seed}
+    # The domain classifier is the costly part of the data gates: computed once per data pair.
+    figures = cached_json("domain_shift", inputs, cache,
+                          lambda: datasets.domain_shift_figures(source, target, seed))
     get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
     return _conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
 

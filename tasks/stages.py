@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.caching import cached, value_of
 from transferflow import candidates, datasets, evaluate, promotion, report
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from tasks.caching import cached, store_for
 from transferflow.config import (
     CacheConfig,
     DatasetConfig,
@@ -19,8 +18,8 @@ from transferflow.config import (
     ModelConfig,
     TransferConfig,
 )
-from transferflow.errors import GateFailedError, VectorsError
-from transferflow.files import local_copy, sha256_bytes, sha256_file, sha256_text, write_text_atomic
+from transferflow.errors import GateFailedError
+from transferflow.files import sha256_file, write_text_atomic
 
 
 class _Progress:
@@ -73,13 +72,7 @@ def load_dataset(
 def _vectors_file_hash(cfg: EmbeddingConfig) -> str | None:
     if cfg.pretrained_path is None:
         return None
-    try:
-        path = local_copy(cfg.pretrained_path)
-    except FileNotFoundError as exc:
-        raise VectorsError(str(exc)) from None
-    if not path.is_file():
-        raise VectorsError(f"{cfg.pretrained_path}: vectors file not found.")
-    return sha256_file(path)
+    return sha256_file(datasets.vectors_file(cfg.pretrained_path))
 
 
 @task(name="build_embeddings", cache_policy=NO_CACHE)
@@ -95,10 +88,15 @@ def build_embeddings(
         "seed": seed,
     }
 
+    parsed = None
+    if cfg.pretrained_path is not None:  # parsed once per file content, reused by every run
+        parsed = value_of(cached(
+            "convert_vectors", {"sha256": inputs["pretrained_sha256"], "format": cfg.pretrained_format},
+            cache, datasets.ParsedVectors,
+            lambda out: datasets.parse_vectors(cfg.pretrained_path, cfg.pretrained_format, out)))
+
     def compute(out: Path) -> EmbeddingsRef:
-        ref = datasets.make_embeddings(
-            source, target, cfg, seed=seed, out_dir=out, store=store_for(cache)
-        )
+        ref = datasets.make_embeddings(source, target, cfg, seed=seed, out_dir=out, parsed=parsed)
         get_run_logger().info(
             "vectors: %s, %d tokens x %d dims, %.1f%% of training tokens covered",
             ref.origin, ref.vocab_size, ref.vector_size, 100 * ref.token_coverage,

@@ -141,7 +141,7 @@ class ModelConfig(_Section):
         default=256, ge=4, description="Tokens per text the word-vector mean reads (longer are cut)."
     )
     cv_folds: int = Field(
-        default=5, ge=2, le=20,
+        default=3, ge=2, le=20,
         description="Folds of the cross-validation that chooses C and yields the out-of-fold "
         "predictions the promotion decision compares (fewer when a class has fewer labels).",
     )
@@ -502,3 +502,4 @@ def reference_markdown() -> str:
 
     walk(RunConfig, "")
     return "\n".join(rows)
+

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferflow.config import DatasetConfig
-from transferflow.errors import DataError
+from transferflow.config import DatasetConfig, RunConfig
+from transferflow.errors import ConfigError, DataError
 from transferflow.files import is_url, local_copy, location_path
 
 TEXT = "text"
@@ -129,12 +129,37 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise _utf8_error(path, exc, local) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file has no header and no rows.") from None
+    except EOFError:
+        raise DataError(f"{path}: the compressed file is truncated (it ends before its data "
+                        "does). Copy or download it again.") from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {first}") from None
     if frame.empty:
         raise DataError(f"{path}: has a header but no data rows.")
+    if kind in ("csv", "tsv"):
+        _check_header(local, path, "," if kind == "csv" else "\t")
     return frame
+
+
+def _check_header(local: Path, path: Path | str, sep: str) -> None:
+    """Refuse duplicated or blank column names (pandas would silently rename them)."""
+    header = pd.read_csv(local, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False,
+                         encoding="utf-8").iloc[0].tolist()
+    blank = [i + 1 for i, name in enumerate(header) if not str(name).strip()]
+    if blank:
+        raise DataError(f"{path}: column {blank[0]} of the header has no name. Name every column "
+                        "(the text and label columns are chosen by name).")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in seen:
+            raise DataError(f"{path}: the header names column '{name}' twice (columns "
+                            f"{seen[name] + 1} and {i + 1}). Give each column its own name.")
+        seen[name] = i
+
+
+# Spellings of "no value" that spreadsheets and exports write into label cells: never a class.
+MISSING_SPELLINGS = frozenset({"nan", "null", "none", "n/a", "na", "<na>"})
 
 
 def _label_to_str(value: object) -> str | None:
@@ -145,7 +170,22 @@ def _label_to_str(value: object) -> str | None:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     text = str(value).strip()
+    if text.lower() in MISSING_SPELLINGS:
+        return None
     return text or None
+
+
+def _rows(mask: list[bool], limit: int = 3) -> str:
+    rows = [str(i + 1) for i, bad in enumerate(mask) if bad]
+    return ", ".join(rows[:limit]) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _is_number(label: str) -> bool:
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return True
 
 
 def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> pd.DataFrame:
@@ -174,10 +214,25 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
             f"Columns present: {present}. Set the text/label column settings to match the file."
         )
+    for col in cfg.text_columns:
+        odd = [isinstance(v, (list, tuple, dict, set, np.ndarray)) for v in frame[col].tolist()]
+        if any(odd):
+            raise DataError(
+                f"{path}: column '{col}' holds lists or records, not text, in data row(s) "
+                f"{_rows(odd)}. Store one string per row in the text column (join the parts)."
+            )
     parts = frame[cfg.text_columns].astype("string").fillna("")
     joined = parts.agg(" ".join, axis=1) if len(cfg.text_columns) > 1 else parts.iloc[:, 0]
     text = [t.strip() or None for t in joined.tolist()]
     labels = [_label_to_str(v) for v in frame[cfg.label_column].tolist()]
+    numeric = [lab is not None and _is_number(lab) for lab in labels]
+    named = [lab is not None and not _is_number(lab) for lab in labels]
+    if any(numeric) and any(named):
+        raise DataError(
+            f"{path}: column '{cfg.label_column}' mixes number labels (data rows {_rows(numeric)}) "
+            f"with named labels (data rows {_rows(named)}). Use one kind of label for every row, "
+            "e.g. map 1/0 to positive/negative."
+        )
     return pd.DataFrame(
         {
             TEXT: pd.Series(text, dtype=object),
@@ -354,3 +409,58 @@ def label_kind(labels: pd.Series) -> str:
     """``numeric`` when every label looks like a number, else ``text``."""
     values = labels.dropna().astype(str)
     return "numeric" if len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all() else "text"
+
+
+def check_inputs(cfg: RunConfig) -> None:
+    """Fail fast, before any server starts or heavy library loads: every local input file exists,
+    CSV/TSV headers name the configured columns, source and target are not the same file, and the
+    output folder is not a file. (URLs and the data itself are checked when they are read.)
+
+    Raises:
+        DataError: a missing input file.
+        ConfigError: an output folder that is a file, or source and target being the same file.
+    """
+    for role in ("source", "target"):
+        dataset = getattr(cfg.data, role)
+        for path in [*dataset.paths, *dataset.test_paths]:
+            if is_url(path):
+                continue
+            if not Path(path).exists():
+                raise DataError(f"data.{role}: {path}: file not found.")
+            if not Path(path).is_file():
+                raise DataError(f"data.{role}: {path} is a folder; expected a data file.")
+            _check_columns(Path(path), dataset)
+    vectors = cfg.embeddings.pretrained_path
+    if vectors is not None and not is_url(vectors) and not Path(vectors).is_file():
+        raise DataError(f"embeddings.pretrained_path: {vectors}: vectors file not found.")
+    same = {str(Path(p).resolve()) for p in cfg.data.source.paths if not is_url(p)} & \
+        {str(Path(p).resolve()) for p in cfg.data.target.paths if not is_url(p)}
+    if same:
+        raise ConfigError(
+            f"{sorted(same)[0]} is both a source and a target file. Transfer needs two different "
+            "domains: pass the target domain's own files with --target."
+        )
+    if Path(cfg.output_dir).exists() and not Path(cfg.output_dir).is_dir():
+        raise ConfigError(f"output_dir {cfg.output_dir} is a file; choose a folder for run folders.")
+
+
+def _check_columns(path: Path, cfg: DatasetConfig) -> None:
+    """The configured text and label columns are in a CSV/TSV file's header (read alone)."""
+    try:
+        kind = table_format(path)
+    except DataError:
+        raise
+    if kind not in ("csv", "tsv") or path.stat().st_size == 0:
+        return  # other formats and empty files are reported when read
+    try:
+        header = pd.read_csv(path, sep="," if kind == "csv" else "\t", nrows=0, dtype=str,
+                             encoding="utf-8").columns
+    except (ValueError, UnicodeDecodeError, OSError, EOFError, pd.errors.ParserError):
+        return  # unreadable: read_table says why, with the file's name
+    missing = [c for c in [*cfg.text_columns, cfg.label_column] if c not in header]
+    if missing:
+        present = ", ".join(repr(str(c)) for c in header)
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
+            f"Columns present: {present}. Set the text/label column settings to match the file."
+        )

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
-from transferflow.artifacts import DatasetRef, EmbeddingsRef, write_artifact
+from transferflow.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, write_artifact
 from transferflow.config import DatasetConfig, EmbeddingConfig
 from transferflow.data import LABEL, TEXT, label_kind, load_domain
 from transferflow.files import local_copy, sha256_file
@@ -153,6 +154,66 @@ def drop_test_texts_from_training(
     )
 
 
+class ParsedVectors(BaseModel):
+    """A pretrained vectors file in native form: a float32 ``.npy`` matrix and a JSON token list."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vectors: ArtifactRef
+    tokens: ArtifactRef
+
+
+def vectors_file(path: Path | str) -> Path:
+    """The local copy of a vectors file (fsspec URLs are downloaded).
+
+    Raises:
+        VectorsError: the file does not exist.
+    """
+    from transferflow.errors import VectorsError
+
+    try:
+        local = local_copy(path)  # a remote (fsspec URL) file is read from a local copy
+    except FileNotFoundError as exc:
+        raise VectorsError(str(exc)) from None
+    if not local.is_file():
+        raise VectorsError(f"{path}: vectors file not found.")
+    return local
+
+
+def parse_vectors(path: Path | str, fmt: str, out_dir: Path) -> ParsedVectors:
+    """Parse a pretrained vectors file once into native form (the task layer caches it by the
+    file's content hash: parsing a 400k-word text file takes ~18 s, loading the ``.npy`` well under
+    a second).
+
+    Args:
+        path: the vectors file (local path or fsspec URL).
+        fmt: its format (see :func:`transferflow.embeddings.load_pretrained`).
+        out_dir: folder for the two files.
+
+    Returns:
+        References to the matrix and the token list.
+    """
+    from transferflow.embeddings import load_pretrained
+
+    kv = load_pretrained(vectors_file(path), fmt)
+    matrix = write_artifact(out_dir / "vectors.npy",
+                            lambda tmp: np.save(tmp, np.asarray(kv.vectors, dtype=np.float32)))
+    tokens = write_artifact(out_dir / "tokens.json", lambda tmp: tmp.write_text(
+        json.dumps(list(kv.index_to_key)), encoding="utf-8"))
+    return ParsedVectors(vectors=matrix, tokens=tokens)
+
+
+def _load_parsed(parsed: ParsedVectors):  # -> KeyedVectors
+    from gensim.models import KeyedVectors
+
+    with open(parsed.vectors.verified_path(), "rb") as fh:
+        vectors = np.load(fh, allow_pickle=False)
+    tokens = json.loads(parsed.tokens.verified_path().read_text(encoding="utf-8"))
+    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
+    kv.add_vectors(tokens, vectors)
+    return kv
+
+
 def make_embeddings(
     source: DatasetRef,
     target: DatasetRef,
@@ -160,7 +221,7 @@ def make_embeddings(
     *,
     seed: int,
     out_dir: Path,
-    store=None,
+    parsed: ParsedVectors | None = None,
 ) -> EmbeddingsRef:
     """Build word vectors from all source and target *training* texts (never test texts).
 
@@ -173,8 +234,8 @@ def make_embeddings(
         cfg: embedding settings.
         seed: random seed.
         out_dir: folder for the vectors file.
-        store: optional :class:`~transferflow.store.ArtifactStore`: a pretrained vectors file is
-            then parsed once and kept in native form, keyed by its content hash.
+        parsed: the pretrained file already parsed by :func:`parse_vectors` (else it is read
+            from ``cfg.pretrained_path`` here).
 
     Returns:
         A reference to the restricted vectors.
@@ -182,9 +243,7 @@ def make_embeddings(
     from transferflow.embeddings import build_embeddings, save_vectors
 
     texts = [*read_frame(source.pool)[TEXT].dropna(), *read_frame(target.pool)[TEXT].dropna()]
-    pretrained = None
-    if cfg.pretrained_path is not None and store is not None:
-        pretrained = converted_vectors(cfg.pretrained_path, cfg.pretrained_format, store)
+    pretrained = _load_parsed(parsed) if parsed is not None else None
     kv, stats = build_embeddings(texts, cfg, seed, kv=pretrained)
     ref = write_artifact(out_dir / "vectors.kv", lambda tmp: save_vectors(kv, tmp))
     return EmbeddingsRef(
@@ -196,83 +255,18 @@ def make_embeddings(
     )
 
 
-def converted_vectors(path: Path | str, fmt: str, store):  # -> KeyedVectors
-    """Pretrained vectors, parsed from text once and then read from the store's native copy.
-
-    Parsing a 400k-word text file takes ~18 s; the cached copy (a ``.npy`` matrix, memory-mapped,
-    and a JSON token list) loads in well under a second. The key is the file's content hash, so an
-    edited file is parsed again and a renamed one is not.
-
-    Args:
-        path: the vectors file (local path or fsspec URL).
-        fmt: its format (see :func:`transferflow.embeddings.load_pretrained`).
-        store: the artefact store.
-
-    Returns:
-        gensim ``KeyedVectors``.
-    """
-    import tempfile
-
-    from gensim.models import KeyedVectors
-
-    from transferflow.embeddings import load_pretrained
-    from transferflow.errors import VectorsError
-    from transferflow.store import cache_key
-
-    try:
-        local = local_copy(path)  # a remote (fsspec URL) file is read from a local copy
-    except FileNotFoundError as exc:
-        raise VectorsError(str(exc)) from None
-    if not local.is_file():
-        raise VectorsError(f"{path}: vectors file not found.")
-    key = cache_key("convert_vectors", {"sha256": sha256_file(local), "format": fmt})
-    with store.lock(key):
-        hit = store.lookup(key)
-        if hit is None:
-            kv = load_pretrained(local, fmt)
-            with tempfile.TemporaryDirectory(dir=store.root) as tmp:
-                matrix, tokens = Path(tmp) / "v.npy", Path(tmp) / "t.json"
-                np.save(matrix, np.asarray(kv.vectors, dtype=np.float32))
-                tokens.write_text(json.dumps(list(kv.index_to_key)), encoding="utf-8")
-                hit = {"vectors": store.put(matrix), "tokens": store.put(tokens)}
-            store.record(key, "convert_vectors", hit)
-            return kv
-    vectors = np.load(hit["vectors"]["path"], mmap_mode="r")
-    tokens = json.loads(Path(hit["tokens"]["path"]).read_text(encoding="utf-8"))
-    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
-    kv.add_vectors(tokens, vectors)
-    return kv
-
-
-def domain_shift_figures(
-    source: DatasetRef, target: DatasetRef, seed: int, store=None
-) -> dict[str, float]:
+def domain_shift_figures(source: DatasetRef, target: DatasetRef, seed: int) -> dict[str, float]:
     """Vocabulary overlap, label distance and proxy A-distance between the training pools.
 
     Args:
         source: prepared source data.
         target: prepared target data.
         seed: seed for the domain classifier's sample and folds.
-        store: optional artefact store: the figures (a cross-validated classifier: the costly part
-            of the data gates) are then computed once per pair of data contents.
 
     Returns:
         ``{"vocab_overlap", "label_distance", "proxy_a_distance"}``.
     """
     from transferflow.shift import label_distance, proxy_a_distance, vocab_overlap
-
-    if store is not None:
-        from transferflow.store import cache_key
-
-        key = cache_key("domain_shift", {
-            "source": [source.pool.sha256, source.train.sha256],
-            "target": [target.pool.sha256, target.train.sha256], "seed": seed,
-        })
-        with store.lock(key):
-            if (hit := store.lookup(key)) is None:
-                hit = domain_shift_figures(source, target, seed)
-                store.record(key, "domain_shift", hit)
-            return hit
 
     src = read_frame(source.pool)[TEXT].dropna().tolist()
     tgt = read_frame(target.pool)[TEXT].dropna().tolist()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transferflow.text import MAX_CHARS, OOV_ID, PAD_ID, Vocabulary, tokenize
+from transferflow.text import OOV_ID, PAD_ID, Vocabulary, tokenize
 
 # Narrowest padded width of a group (n-grams or tokens); wider ones double from here.
 MIN_WIDTH = 32
@@ -86,7 +86,7 @@ class NgramFeaturizer:
             The fitted featurizer.
         """
         vec = _vectorizer(ngram_range, min_df=min_df if len(texts) >= 50 else 1)
-        vec.fit(texts)
+        vec.fit([tokenize(t) for t in texts])
         ngrams = vec.get_feature_names_out().tolist()
         return cls(ngrams, vec.idf_, ngram_range)
 
@@ -99,14 +99,18 @@ class NgramFeaturizer:
         if self._vectorizer is None:
             vec = _vectorizer(self.ngram_range, min_df=1)
             vec.vocabulary = {g: i for i, g in enumerate(self.ngrams)}
-            vec.fit([""])  # fixed vocabulary: nothing is learnt here; IDF is set next
+            vec.fit([[]])  # fixed vocabulary: nothing is learnt here; IDF is set next
             vec.idf_ = self.idf
             self._vectorizer = vec
         return self._vectorizer
 
     def transform(self, texts: list[str]):  # -> scipy.sparse.csr_matrix
         """TF-IDF rows (CSR, unit length) of ``texts``."""
-        return self._fitted().transform(texts)
+        return self.transform_tokens([tokenize(t) for t in texts])
+
+    def transform_tokens(self, tokens: list[list[str]]):  # -> scipy.sparse.csr_matrix
+        """TF-IDF rows of already tokenised texts (see :func:`transferflow.text.tokenize`)."""
+        return self._fitted().transform(tokens)
 
     def to_bytes(self) -> tuple[bytes, bytes]:
         """(JSON of the n-grams and settings, NPZ of the IDF weights): plain data only."""
@@ -127,11 +131,24 @@ class NgramFeaturizer:
         return cls(meta["ngrams"], idf, tuple(meta["ngram_range"]))
 
 
+class _Ngrams:
+    """Word n-grams of a token list, as scikit-learn's word analyzer makes them (tokens joined
+    by a space); texts are tokenised once and the tokens serve both model parts."""
+
+    def __init__(self, ngram_range: tuple[int, int]) -> None:
+        self.low, self.high = ngram_range
+
+    def __call__(self, tokens: list[str]) -> list[str]:
+        out = list(tokens) if self.low == 1 else []
+        for n in range(max(2, self.low), self.high + 1):
+            out.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+        return out
+
+
 def _vectorizer(ngram_range: tuple[int, int], min_df: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
-                           ngram_range=ngram_range, sublinear_tf=True, min_df=min_df,
+    return TfidfVectorizer(analyzer=_Ngrams(ngram_range), sublinear_tf=True, min_df=min_df,
                            dtype=np.float32)
 
 
@@ -160,8 +177,8 @@ class FeatureEncoder:
         Returns:
             The groups, narrowest first; together their ``rows`` cover every text once.
         """
-        texts = [t[:MAX_CHARS] if isinstance(t, str) else "" for t in texts]
-        csr = self.featurizer.transform(texts)
+        tokens = [tokenize(t) for t in texts]  # once, for both parts
+        csr = self.featurizer.transform_tokens(tokens)
         lengths = np.diff(csr.indptr)
         groups = np.array([width(n) for n in lengths], dtype=np.int64) if len(texts) else \
             np.zeros(0, dtype=np.int64)
@@ -177,11 +194,11 @@ class FeatureEncoder:
             pos = np.arange(sub.nnz) - np.repeat(sub.indptr[:-1], lens)
             ids[r, pos] = sub.indices + 1
             vals[r, pos] = sub.data
-            out.append(Batch(rows, ids, vals, self._tokens([texts[i] for i in rows], n)))
+            out.append(Batch(rows, ids, vals, self._token_ids([tokens[i] for i in rows], n)))
         return out
 
-    def _tokens(self, texts: list[str], n_rows: int) -> np.ndarray:
-        seqs = [self.vocab.ids(t[: self.max_len * 16])[: self.max_len] for t in texts]
+    def _token_ids(self, tokens: list[list[str]], n_rows: int) -> np.ndarray:
+        seqs = [self.vocab.ids_of(t[: self.max_len]) for t in tokens]
         t_width = min(width(max((len(s) for s in seqs), default=1)), width(self.max_len))
         out = np.full((n_rows, t_width), PAD_ID, dtype=np.int32)
         for i, seq in enumerate(seqs):

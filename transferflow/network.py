@@ -173,8 +173,48 @@ def predict_proba(network, batches, n_rows: int, batch_size: int = 1024) -> np.n
 
 
 def save_network(network, path: Path) -> None:
-    """Save as a ``.keras`` file."""
-    network.save(str(path))
+    """Save as a ``.keras`` file whose bytes depend only on the network.
+
+    Keras stamps the save time into ``metadata.json`` and the zip entries; both are set to a fixed
+    value here, so the same weights give the same file and its hash (cache keys of later stages
+    depend on it).
+    """
+    import json
+    import tempfile
+    import zipfile
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "raw.keras"
+        network.save(str(raw))
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                data = src.read(info.filename)
+                if info.filename == "metadata.json":
+                    meta = json.loads(data)
+                    meta["date_saved"] = "1980-01-01@00:00:00"
+                    data = json.dumps(meta).encode("utf-8")
+                elif info.filename == "config.json":
+                    data = _stable_config(data.decode("utf-8")).encode("utf-8")
+                fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                fixed.compress_type = info.compress_type
+                fixed.external_attr = 0o644 << 16
+                dst.writestr(fixed, data)
+
+
+def _stable_config(text: str) -> str:
+    """Keras' config with process-dependent parts made stable: ``shared_object_id`` (an object's
+    memory address) becomes its order of appearance, and the mask op that ``mask_zero`` adds
+    (auto-named ``not_equal_<n>`` by a per-process counter) is named ``not_equal``."""
+    import re
+
+    ids: dict[str, str] = {}
+
+    def number(match: re.Match) -> str:
+        return f'"shared_object_id": {ids.setdefault(match.group(1), str(len(ids) + 1))}'
+
+    text = re.sub(r'"shared_object_id": (\d+)', number, text)
+    return re.sub(r'"not_equal(_\d+)?"', '"not_equal"', text)
 
 
 def load_network(path: Path):  # -> keras.Model

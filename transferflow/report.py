@@ -8,7 +8,6 @@ from typing import Any
 
 from transferflow.files import write_json_atomic, write_text_atomic
 
-
 _STATUS = {"passed": "✅ passed", "warned": "⚠️ warned", "failed": "❌ failed"}
 
 
@@ -145,32 +144,30 @@ def write_report(markdown: str, out_dir: Path) -> Path:
 
 
 def link_artifacts(refs: dict[str, Any], folder: Path) -> Path:
-    """Make a run's models and vectors visible in its folder and list them in ``artifacts.json``.
+    """Copy a run's models and vectors into its folder and list them in ``artifacts.json``.
 
-    The files live in the content-addressed store; the run folder gets hard links to them (copies
-    when the store is on another file system), named by role.
+    Copies, not hard links to the content-addressed store: a later change in the store (a damaged
+    object being recomputed, ``cache clear``) must never change a finished run's files.
 
     Args:
         refs: role -> :class:`~transferflow.artifacts.ArtifactRef`.
-        folder: the run's ``artifacts`` folder.
+        folder: the run's ``artifacts`` folder (inside the staging folder while the run works).
 
     Returns:
-        The path of ``artifacts.json``.
+        The path of ``artifacts.json``; its paths are relative to the run folder, so they stay
+        valid when the staging folder is renamed.
     """
-    import os
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
     listing = {}
     for role, ref in refs.items():
-        src = Path(ref.path)
+        src = Path(ref.verified_path())
         dst = folder / f"{role}{''.join(src.suffixes[-1:])}"
-        dst.unlink(missing_ok=True)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-        listing[role] = {"path": str(dst), "store_path": ref.path, "sha256": ref.sha256}
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+        listing[role] = {"path": str(dst.relative_to(folder.parent)), "sha256": ref.sha256}
     return write_json_atomic(folder.parent / "artifacts.json", listing)
 
 

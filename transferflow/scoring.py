@@ -61,6 +61,34 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {exc}") from None
 
 
+WORKERS = 2  # featurising processes of score_file (the machines this targets have 2+ cores)
+_ENCODER = None
+
+
+def _init_worker(files: dict[str, str]) -> None:
+    """Featurising process: load the n-grams and vocabulary (plain data, hash-verified by the
+    parent before it started the pool)."""
+    import json
+
+    from transferflow.features import FeatureEncoder, NgramFeaturizer
+    from transferflow.text import Vocabulary
+
+    global _ENCODER
+    meta = json.loads(Path(files["model.json"]).read_text(encoding="utf-8"))
+    tokens = json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8"))
+    _ENCODER = FeatureEncoder(NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
+                              Vocabulary(tokens), int(meta["max_len"]))
+
+
+def _prepare(texts: list[str]):
+    return len(texts), _ENCODER.encode(texts, Scorer.BATCH)
+
+
+def _chain(head: list, rest: Iterator):
+    yield from head
+    yield from rest
+
+
 class Scorer:
     """A loaded model version, ready to score texts.
 
@@ -86,9 +114,10 @@ class Scorer:
                 "transferflow no longer loads pickles, because loading one can run any code. "
                 "Train a new version with 'transferflow run' (and promote it if needed)."
             )
-        self.model = TextModel.read({name: registry.verified_file(self.version, name)
-                                     for name in TextModel.FILES})
+        files = {name: registry.verified_file(self.version, name) for name in TextModel.FILES}
+        self.model = TextModel.read(files)
         self.encoder = self.model.encoder()
+        self.encoder_files = {name: str(path) for name, path in files.items()}
 
     def prepare(self, texts: list[str]):
         """Fixed-shape model inputs for ``texts`` (featurising holds the GIL; predicting not)."""
@@ -113,7 +142,7 @@ def score_file(
     version: int | None = None,
     text_columns: list[str] | None = None,
     id_column: str | None = "id",
-    chunk_rows: int = 50_000,
+    chunk_rows: int = 10_000,
 ) -> ScoreStats:
     """Score every row of ``input_path`` and write ``output_path`` (CSV) atomically.
 
@@ -135,8 +164,6 @@ def score_file(
     Raises:
         DataError: unreadable input, missing text columns, rows without text.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     start = time.perf_counter()
     scorer = Scorer(registry, version)
     columns = text_columns or scorer.record.get("text_columns") or ["text"]
@@ -155,18 +182,35 @@ def score_file(
         return texts.tolist()
 
     def prepared(chunks: Iterator[pd.DataFrame]):
-        # Tokenising holds the GIL while XLA's predict does not: prepare chunk i+1 in a thread
-        # while chunk i is predicted.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending, offset = None, 0
-            for chunk in chunks:
-                future = pool.submit(lambda c=chunk, o=offset: scorer.prepare(texts_of(c, o)))
+        # Featurising holds the GIL and costs more than predicting: chunks are featurised in
+        # WORKERS processes (each loads the plain-data vocabularies once) while this process
+        # predicts; a file of one chunk is featurised here, with no process start-up.
+        chunks = iter(chunks)
+        first = next(chunks, None)
+        if first is None:
+            return
+        second = next(chunks, None)
+        if second is None:
+            yield first, scorer.prepare(texts_of(first, 0))
+            return
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs XLA
+        with ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(scorer.encoder_files,)) as pool:
+            pending: deque = deque()
+            offset = 0
+            for chunk in _chain([first, second], chunks):
+                pending.append((chunk, pool.submit(_prepare, texts_of(chunk, offset))))
                 offset += len(chunk)
-                if pending is not None:
-                    yield pending[0], pending[1].result()
-                pending = (chunk, future)
-            if pending is not None:
-                yield pending[0], pending[1].result()
+                if len(pending) > WORKERS:
+                    done_chunk, future = pending.popleft()
+                    yield done_chunk, future.result()
+            while pending:
+                done_chunk, future = pending.popleft()
+                yield done_chunk, future.result()
 
     rows = 0
     with atomic_path(output_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:

@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from transferflow.errors import TransferflowError
 from transferflow.files import (
     atomic_path,
     is_url,
@@ -141,12 +142,60 @@ def open_store(location: str | os.PathLike[str]) -> ArtifactStore:
     return RemoteArtifactStore(str(location)) if is_url(location) else ArtifactStore(location)
 
 
+MARKER = ".transferflow-store"
+# What a store folder holds: commands that delete act on these names only.
+STORE_PARTS = ("objects", "entries", "locks", "tmp", MARKER)
+
+
+class NotAStoreError(TransferflowError):
+    """A folder given as the artefact store holds other things and no store marker."""
+
+
 class ArtifactStore:
-    """A folder of content-addressed artefacts plus a cache of stage results."""
+    """A folder of content-addressed artefacts plus a cache of stage results.
+
+    The folder is claimed with a marker file (``.transferflow-store``) when the store first writes
+    to it; an existing folder with other content and no marker is never used or deleted.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.location = str(self.root)
+        self._claimed = False
+
+    def is_store(self) -> bool:
+        """Whether the folder is a store: it has the marker, or only store parts (a store made by
+        a release before the marker)."""
+        if (self.root / MARKER).is_file():
+            return True
+        try:
+            names = {p.name for p in self.root.iterdir()}
+        except OSError:
+            return False
+        return bool(names) and names <= set(STORE_PARTS) and "entries" in names
+
+    def claim(self) -> None:
+        """Make the folder a store (create it, write the marker) or refuse a foreign folder.
+
+        Raises:
+            NotAStoreError: the folder exists, is not empty and is not a store.
+        """
+        if self._claimed:
+            return
+        if self.root.exists() and not self.root.is_dir():
+            raise NotAStoreError(f"cache.dir {self.root} is a file, not a folder; choose a folder "
+                                 "for the artefact store.")
+        if self.root.is_dir() and any(self.root.iterdir()) and not self.is_store():
+            raise NotAStoreError(
+                f"cache.dir {self.root} already holds other files and is not a transferflow store "
+                f"(no {MARKER} marker). Choose an empty or new folder for the cache."
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / MARKER
+        if not marker.is_file():
+            marker.write_text("transferflow artefact store: objects/, entries/, locks/, tmp/\n",
+                              encoding="utf-8")
+        self._claimed = True
 
     # -- objects ------------------------------------------------------------------------------
     def put(self, path: Path, suffix: str | None = None) -> dict[str, str]:
@@ -159,6 +208,7 @@ class ArtifactStore:
         Returns:
             ``{"path": <object path>, "sha256": <digest>}``.
         """
+        self.claim()
         digest = sha256_file(path)
         suffix = path.suffix if suffix is None else suffix
         final = self.root / "objects" / digest[:2] / f"{digest}{suffix}"
@@ -181,6 +231,7 @@ class ArtifactStore:
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """Hold an exclusive lock on ``key`` (blocks while another process holds it)."""
+        self.claim()
         path = self.root / "locks" / f"{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as fh:
@@ -258,11 +309,32 @@ class ArtifactStore:
         return freed
 
     def clear(self) -> int:
-        """Delete the whole store. Returns bytes freed."""
+        """Delete what the store made (its parts, then the folder if that leaves it empty).
+
+        Returns:
+            Bytes freed.
+
+        Raises:
+            NotAStoreError: the folder is not a store; nothing is deleted.
+        """
         if not self.root.exists():
             return 0
-        size = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
-        shutil.rmtree(self.root)
+        if not self.is_store():
+            raise NotAStoreError(
+                f"{self.root} is not a transferflow store (no {MARKER} marker); nothing was "
+                "deleted. Pass the folder that holds the cache (see 'transferflow cache list')."
+            )
+        size = 0
+        for name in STORE_PARTS:
+            part = self.root / name
+            if part.is_dir():
+                size += sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
+                shutil.rmtree(part)
+            elif part.is_file():
+                size += part.stat().st_size
+                part.unlink()
+        if not any(self.root.iterdir()):
+            self.root.rmdir()
         return size
 
 
@@ -396,8 +468,15 @@ class RemoteArtifactStore(ArtifactStore):
         return freed
 
     def clear(self) -> int:
-        """Delete the whole remote store and the local copy. Returns bytes freed remotely."""
+        """Delete the whole remote store and the local copy. Returns bytes freed remotely.
+
+        Raises:
+            NotAStoreError: the URL holds no store entries; nothing is deleted.
+        """
         size = 0
+        if self.fs.exists(self.base) and not self.fs.exists(self._remote("entries")):
+            raise NotAStoreError(f"{self.location} holds no transferflow store (no entries/); "
+                                 "nothing was deleted.")
         if self.fs.exists(self.base):
             size = sum(self.fs.du(self.base, total=False).values())
             self.fs.rm(self.base, recursive=True)

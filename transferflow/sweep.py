@@ -202,22 +202,19 @@ def run_point(config: RunConfig, budgets: list[int], references: bool = True) ->
             out.mkdir()
             results: dict[str, dict[str, float]] = {}
 
-            def timed(name: str, make, labels=None) -> None:
+            def timed(name: str, train, *args) -> None:
                 t0 = time.perf_counter()
-                ref = make()
+                ref = train(*args, seed=seed, out_dir=out)  # noqa: B023 - called in this iteration
                 results[name] = {**score(candidate_proba(ref, texts), ref.labels),
                                  "seconds": time.perf_counter() - t0}
 
-            timed("transfer", lambda: fine_tune(source_model, src, tgt, emb, config.model,
-                                                config.transfer, seed=seed, out_dir=out))
+            timed("transfer", fine_tune, source_model, src, tgt, emb, config.model, config.transfer)
             results["transfer"]["seconds"] += shared
-            timed("target_only", lambda: train_target_only(tgt, emb, config.model, seed=seed,
-                                                           out_dir=out))
+            timed("target_only", train_target_only, tgt, emb, config.model)
             if same:
                 results["source_only"] = {**score(candidate_proba(source_model, texts), src.labels),
                                           "seconds": 0.0}
-                timed("pooled_lr", lambda: train_pooled_lr(src, tgt, emb, config.model, seed=seed,
-                                                           out_dir=out))
+                timed("pooled_lr", train_pooled_lr, src, tgt, emb, config.model)
             if references:
                 pooled = pd.concat([src_train, train], ignore_index=True)
                 for name, frame in {"tfidf_target": train, "tfidf_pooled": pooled}.items():

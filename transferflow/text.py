@@ -64,6 +64,11 @@ class Vocabulary:
         out = list(map(self._ids.get, tokenize(text), repeat(OOV_ID)))
         return out or [OOV_ID]
 
+    def ids_of(self, tokens: list[str]) -> list[int]:
+        """Ids of already tokenised text; no tokens map to ``[OOV_ID]`` (never empty)."""
+        out = list(map(self._ids.get, tokens, repeat(OOV_ID)))
+        return out or [OOV_ID]
+
     def encode(self, texts: Iterable[str], max_len: int) -> np.ndarray:
         """Padded id matrix of shape (n_texts, max_len), cut and padded at the end.
 

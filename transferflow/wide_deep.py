@@ -131,18 +131,22 @@ def _prior(member_w: dict[str, np.ndarray], use_vectors: bool) -> list[np.ndarra
     return out + [member_w["deep_kernel"]] if use_vectors else out
 
 
+def _settings(cfg):
+    from transferflow.config import ModelConfig
+
+    return cfg if cfg is not None else ModelConfig()
+
+
 def _views(cfg) -> dict[str, bool]:
-    return {v: VIEWS[v] for v in (cfg.views if cfg is not None else VIEWS)}
+    return {v: VIEWS[v] for v in _settings(cfg).views}
 
 
 def _grid(cfg) -> tuple[float, ...]:
-    from transferflow.solver import C_GRID
-
-    return tuple(cfg.c_grid) if cfg is not None else C_GRID
+    return tuple(_settings(cfg).c_grid)
 
 
 def _folds(cfg) -> int:
-    return cfg.cv_folds if cfg is not None else 5
+    return _settings(cfg).cv_folds
 
 
 def _mean(probas: list[np.ndarray | None]) -> np.ndarray | None:

@@ -89,8 +89,8 @@ def test_source_model_gate():
 
 
 def test_promotion_gate():
-    good = {"chosen": "transfer", "transfer_beats_target_only": True, "gain_vs_target_only": 0.04, "margin": 0.02}
-    bad = {"chosen": "tfidf_lr", "transfer_beats_target_only": False, "gain_vs_target_only": -0.03, "margin": 0.0}
-    assert validate_promotion(good, PromotionGate(margin=0.02)).status == "passed"
+    good = {"chosen": "transfer", "transfer_beats_target_only": True, "gain_vs_target_only": 0.04}
+    bad = {"chosen": "pooled_lr", "transfer_beats_target_only": True, "gain_vs_target_only": 0.01}
+    assert validate_promotion(good, PromotionGate()).status == "passed"
     assert validate_promotion(bad, PromotionGate()).status == "warned"
     assert validate_promotion(bad, PromotionGate(mode="fail")).status == "failed"

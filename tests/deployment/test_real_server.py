@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 STAGES = {"load_dataset", "validate_dataset", "check_split_integrity", "check_domain_shift",
           "build_embeddings", "check_embeddings", "train_source_model", "check_source_model",
-          "fine_tune_target_model", "train_target_only_model", "train_tfidf_baseline",
+          "fine_tune_target_model", "train_target_only_model", "train_pooled_baseline",
           "evaluate_models", "check_promotion", "publish_report", "register_model"}
 
 
@@ -104,13 +104,13 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
         raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
         raw["cache"] = {"dir": str(tmp_path / "store")}
         raw["registry"] = {"dir": str(tmp_path / "registry")}
-        raw["baselines"] = {"target_only": False, "source_only": False, "tfidf_lr": False}
+        raw["baselines"] = {"target_only": False, "source_only": False, "pooled_lr": False}
         out = _cli(env, "deployment", "run", "transfer-learning/adhoc", "--params", json.dumps({"config": raw}))
         run, tasks, arts = _wait(env, _run_id(out))
         assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
         assert "→" in run.name  # source → target (strategy, architecture)
         names = {t.name.rsplit("-", 1)[0].split("[")[0] for t in tasks if t.flow_run_id == run.id}
-        assert STAGES - {"train_target_only_model", "train_tfidf_baseline"} <= names
+        assert STAGES - {"train_target_only_model", "train_pooled_baseline"} <= names
         keys = {a.key for a in arts if a.key}
         assert {"transfer-report", "data-docs"} <= keys
 

@@ -12,8 +12,7 @@ from transferflow.files import sha256_file
 
 runner = CliRunner()
 TINY = [
-    "--set", "embeddings.vector_size=16", "--set", "model.hidden_units=[8]", "--epochs", "2",
-    "--max-len", "16", "--set", "transfer.head_epochs=2", "--set", "transfer.finetune_epochs=1",
+    "--set", "embeddings.vector_size=16", "--set", "embeddings.epochs=3",
 ]
 
 
@@ -84,6 +83,37 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
         big.loc[big.index[3], "text"] = "word " * 2_000_000  # one 10 MB line
         _write(big, t)
         return ["--target", str(t)], "expect_column_value_lengths_to_be_between on column 'text'"
+    if name == "list_texts_parquet":
+        p = tmp / "target.parquet"
+        target.assign(text=target.text.str.split()).to_parquet(p)
+        return ["--target", str(p)], "column 'text' holds lists or records, not text"
+    if name == "mixed_label_kinds":
+        mixed = target.astype({"label": object})
+        mixed.loc[mixed.index[:40], "label"] = mixed.label[:40].map({0: "negative", 1: "positive"})
+        _write(mixed, t)
+        return ["--target", str(t)], "mixes number labels"
+    if name == "nan_labels":
+        bad = target.astype({"label": object})
+        bad.loc[bad.index[:20], "label"] = "NaN"
+        _write(bad, t)
+        return ["--target", str(t)], "expect_column_values_to_not_be_null on column 'label'"
+    if name == "duplicate_header":
+        t.write_text("text,label,text\n" + "\n".join(f"{x},{y},z" for x, y in
+                                                       zip(target.text.str.replace(",", " "),
+                                                           target.label, strict=True)) + "\n")
+        return ["--target", str(t)], "names column 'text' twice (columns 1 and 3)"
+    if name == "same_as_source":
+        return ["--target", "SOURCE"], "is both a source and a target file"
+    if name == "truncated_gz":
+        import gzip
+
+        g = tmp / "target.csv.gz"
+        g.write_bytes(gzip.compress(target.to_csv(index=False).encode())[:-200])
+        return ["--target", str(g)], "truncated"
+    if name == "output_dir_is_file":
+        _write(target, t)
+        (tmp / "runs-file").write_text("not a folder")
+        return ["--target", str(t), "--output-dir", str(tmp / "runs-file")], "is a file"
     raise AssertionError(name)
 
 
@@ -91,6 +121,8 @@ CASES = [
     "missing_file", "empty_file", "header_only", "missing_columns", "not_utf8", "blank_texts",
     "single_class", "unseen_test_labels", "label_types", "duplicated_rows", "train_test_overlap",
     "malformed_vectors", "vectors_wrong_length_line", "vectors_size_mismatch", "huge_line",
+    "list_texts_parquet", "mixed_label_kinds", "nan_labels", "duplicate_header", "same_as_source",
+    "truncated_gz", "output_dir_is_file",
 ]
 
 
@@ -99,16 +131,17 @@ def test_bad_input(name, small_domains, tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     args, message = _case(name, inputs, pd.read_csv(small_domains["target"]))
+    args = [str(small_domains["source"]) if a == "SOURCE" else a for a in args]
     before = {p.name: sha256_file(p) for p in inputs.iterdir()}
     out = tmp_path / "runs"
     result = runner.invoke(
-        app, ["run", "--source", str(small_domains["source"]), *args, "--output-dir", str(out), *TINY]
+        app, ["run", "--source", str(small_domains["source"]), "--output-dir", str(out), *args, *TINY]
     )
     assert result.exit_code in (2, 3), result.output
     assert message in result.output, result.output
     assert "Traceback" not in result.output
     assert {p.name: sha256_file(p) for p in inputs.iterdir()} == before  # inputs untouched
-    leftovers = [p.name for p in out.iterdir()] if out.exists() else []
+    leftovers = [p.name for p in out.iterdir()] if out.is_dir() else []
     assert all(n.endswith(".failed") for n in leftovers), leftovers  # never a half-written run
 
 
@@ -123,3 +156,26 @@ def test_csv_with_embedded_newlines_and_quotes_runs(small_domains, tmp_path):
     run_dir = next((tmp_path / "runs").iterdir())
     frames = pd.concat(pd.read_parquet(p) for p in (run_dir / "artifacts").glob("target_*.parquet"))
     assert 'Two lines,\nand "quoted" words, all in "one" field' in set(frames["text"])
+
+
+def test_cache_clear_refuses_a_folder_it_did_not_make(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"not a cache")
+    result = runner.invoke(app, ["cache", "clear", "--cache-dir", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert "not a transferflow store" in result.output and "nothing was deleted" in result.output
+    assert (folder / "holiday.jpg").read_bytes() == b"not a cache"
+    result = runner.invoke(app, ["cache", "prune", "--older-than", "1d", "--cache-dir", str(folder)])
+    assert result.exit_code == 2 and (folder / "holiday.jpg").is_file()
+
+
+def test_score_never_overwrites_its_input(tmp_path):
+    data = tmp_path / "a.csv"
+    data.write_text("id,text\n1,great phone\n")
+    before = sha256_file(data)
+    result = runner.invoke(app, ["score", "--input", str(data), "--output", str(data),
+                                 "--registry", str(tmp_path / "reg")])
+    assert result.exit_code == 2, result.output
+    assert "is the input file; inputs are never overwritten" in result.output
+    assert "Traceback" not in result.output and sha256_file(data) == before

@@ -14,8 +14,6 @@ runner = CliRunner()
 
 TINY = [
     "--set", "embeddings.vector_size=16", "--set", "embeddings.epochs=3",
-    "--set", "model.hidden_units=[8]", "--epochs", "2", "--max-len", "16",
-    "--set", "transfer.head_epochs=2", "--set", "transfer.finetune_epochs=1",
 ]
 
 
@@ -24,11 +22,11 @@ def test_flags_map_onto_config(tmp_path):
         None,
         {"data.source.paths": [tmp_path / "books" / "train.csv"], "data.target.paths": [tmp_path / "k.csv"],
          "text_columns": ["title", "text"], "label_column": "y", "data.target_train_size": 50},
-        ["model.architecture=cnn", "transfer.alpha=0.5"],
+        ["transfer.strategy=joint", "transfer.alpha=0.5"],
     )
     assert cfg.data.source.name == "books" and cfg.data.target.name == "k"
     assert cfg.data.target.text_columns == ["title", "text"] and cfg.data.source.label_column == "y"
-    assert cfg.model.architecture == "cnn" and cfg.transfer.alpha == 0.5
+    assert cfg.transfer.strategy == "joint" and cfg.transfer.alpha == 0.5
     assert cfg.data.target_train_size == 50
 
 
@@ -36,10 +34,10 @@ def test_config_file_and_flag_override(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(
         "data:\n  source: {name: s, paths: [a.csv]}\n  target: {name: t, paths: [b.csv]}\n"
-        "model: {epochs: 7}\nseed: 3\n"
+        "model: {cv_folds: 7}\nseed: 3\n"
     )
     cfg = assemble_config(path, {"seed": 9}, [])
-    assert cfg.model.epochs == 7 and cfg.seed == 9
+    assert cfg.model.cv_folds == 7 and cfg.seed == 9
 
 
 def test_no_data_flags_means_demo():
@@ -53,7 +51,7 @@ def test_run_on_files(small_domains, tmp_path):
                                  str(small_domains["target"]), "--target-train-size", "40",
                                  "--output-dir", str(out), *TINY])
     assert result.exit_code == 0, result.output
-    assert "Results:" in result.output and "tfidf_lr" in result.output
+    assert "Results:" in result.output and "pooled_lr" in result.output
     assert len(list(out.iterdir())) == 1
 
 

@@ -30,11 +30,11 @@ def test_flow_end_to_end(small_domains, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics == result["metrics"]
     cands = metrics["candidates"]
-    assert set(cands) == {"transfer", "target_only", "source_only", "tfidf_lr"}
+    assert set(cands) == {"transfer", "target_only", "source_only", "pooled_lr"}
     counts = metrics["data"]["target"]["counts"]
     n_test = counts["test"]
     assert abs(n_test - 60) <= 2  # ~30 % of 200 rows (duplicate texts stay on one side)
-    assert counts["train"] + counts["val"] == 60 and counts["val"] == 12  # target_train_size
+    assert counts["train"] == 60 and "val" not in counts  # every label trains: none held out
     assert counts["pool"] == 200 - n_test  # all training texts still feed Word2Vec
     assert set(metrics["gates"]) == {
         "raw_input[source]", "raw_input[target]", "leakage", "domain_shift", "embeddings",
@@ -42,30 +42,31 @@ def test_flow_end_to_end(small_domains, tmp_path):
     }
     assert all(g["status"] in ("passed", "warned") for g in metrics["gates"].values())
     assert metrics["selection"]["chosen"] in cands
-    assert set(metrics["validation"]) == set(cands)
+    assert set(metrics["selection"]["oof_accuracy"]) == set(cands)  # out-of-fold, all labels
+    assert metrics["selection"]["n"] == 60
     assert 0 <= metrics["domain_shift"]["proxy_a_distance"] <= 2
     for name, m in cands.items():
         assert 0.0 <= m["accuracy"] <= 1.0 and 0.0 <= m["macro_f1"] <= 1.0, name
         assert sum(map(sum, m["confusion_matrix"]["matrix"])) == n_test, name
         assert 0.0 <= m["roc_auc"] <= 1.0, name
     # Real signal, not chance: the linear baseline and the source model both beat a coin.
-    assert cands["tfidf_lr"]["accuracy"] > 0.6
+    assert cands["pooled_lr"]["accuracy"] > 0.6
     assert cands["source_only"]["accuracy"] > 0.55
     assert metrics["transfer_gain"]["accuracy_vs_target_only"] == pytest.approx(
         cands["transfer"]["accuracy"] - cands["target_only"]["accuracy"], abs=1e-4
     )
 
     report = (run_dir / "report.md").read_text()
-    assert "| transfer" in report and "| tfidf_lr" in report
+    assert "| transfer" in report and "| pooled_lr" in report and "McNemar" in report
     assert "## Data-quality gates" in report and "proxy A-distance" in report
     assert (run_dir / "data_docs" / "index.html").is_file()
-    for png in ("candidates", "confusion", "training_curves", "domain_shift"):
+    for png in ("candidates", "confusion", "domain_shift"):
         assert (run_dir / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     page = (run_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "http" not in page.split("<body>")[1]
+    assert page.count("data:image/png;base64,") == 3 and "http" not in page.split("<body>")[1]
     assert json.loads((run_dir / "config.json").read_text())["seed"] == cfg.seed
     for name in ("source_model.keras", "transfer.keras", "target_only.keras", "vectors.kv",
-                 "tfidf_lr.joblib"):
+                 "pooled_lr.keras"):
         assert (run_dir / "artifacts" / name).is_file()
     assert {"transfer-report", "data-docs", "html-report", "per-class-metrics"} <= _artifact_keys()
 
@@ -130,28 +131,27 @@ def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp
     assert counts["pool"] + counts["test"] == 198
 
 
-def test_default_wide_linear_flow_with_learning_curve(small_domains, tmp_path):
-    """The default architecture end to end: linear source model, fine-tuned towards its weights,
-    a label-budget curve in metrics, report and figures, and a registered model that scores."""
+def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path):
+    """A label-budget curve in metrics, report and figures, and a registered model (.keras plus
+    plain data) that scores."""
     from transferflow.registry import Registry
     from transferflow.scoring import Scorer
 
     raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
-                        learning_curve={"enabled": True, "sizes": [8, 16, 32, 1000]},
+                        learning_curve={"enabled": True, "sizes": [16, 1000]},
                         registry={"dir": str(tmp_path / "reg")})
-    raw["model"] = {}  # the defaults, i.e. wide-linear
     cfg = build_config(raw)
-    assert cfg.model.architecture == "wide-linear"
+    assert cfg.model.architecture == "wide-deep" and cfg.transfer.strategy == "ensemble"
     result = transfer_learning(cfg)
     run_dir = Path(result["run_dir"])
     metrics = result["metrics"]
     cands = metrics["candidates"]
-    assert set(cands) == {"transfer", "target_only", "source_only", "tfidf_lr"}
+    assert set(cands) == {"transfer", "target_only", "source_only", "pooled_lr"}
     assert cands["transfer"]["accuracy"] > 0.6 and cands["source_only"]["accuracy"] > 0.6
 
     curve = metrics["learning_curve"]
     n_train = metrics["data"]["target"]["counts"]["train"]
-    assert curve["sizes"] == [8, 16, 32, n_train]  # 1000 > available labels: skipped
+    assert curve["sizes"] == [16, n_train]  # 1000 > available labels: skipped
     assert curve["transfer"][-1] == cands["transfer"]["accuracy"]
     assert curve["target_only"][-1] == cands["target_only"]["accuracy"]
     assert all(0.0 <= v <= 1.0 for v in curve["transfer"] + curve["target_only"])
@@ -162,7 +162,10 @@ def test_default_wide_linear_flow_with_learning_curve(small_domains, tmp_path):
 
     reg = Registry(tmp_path / "reg")
     version = result["registry"]["version"]
-    assert reg.show(version)["architecture"] in ("wide-linear", "tfidf-1-2gram+logreg")
+    record = reg.show(version)
+    assert record["architecture"] == "wide-deep"
+    assert sorted(record["files"]) == ["idf.npz", "model.json", "model.keras", "ngrams.json",
+                                       "vocab.json"]
     scorer = Scorer(reg, version)
     proba = scorer.predict_proba(["I love this phone, works great", "broke after a day, awful"])
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1.0)

@@ -19,39 +19,43 @@ def test_single_path_is_accepted_as_list():
 
 def test_bad_settings_are_all_named_with_their_path():
     raw = demo_settings()
-    raw["model"] = {"architecture": "lstm", "epochs": 0}
+    raw["model"] = {"architecture": "lstm", "cv_folds": 0}
     raw["transfer"] = {"strategy": "joint", "alpha": 0, "beta": 0}
     with pytest.raises(ConfigError) as info:
         build_config(raw)
     message = str(info.value)
     assert "model.architecture" in message and "'lstm'" in message
-    assert "model.epochs" in message
+    assert "model.cv_folds" in message
     assert "alpha or beta" in message
 
 
 def test_unknown_key_is_rejected():
     raw = demo_settings()
-    raw["modle"] = {"epochs": 3}
+    raw["modle"] = {"max_len": 3}
     with pytest.raises(ConfigError, match="modle"):
         build_config(raw)
 
 
 def test_set_dotted_creates_sections_and_refuses_to_descend_into_values():
     raw: dict = {"seed": 1}
-    set_dotted(raw, "model.epochs", 3)
-    assert raw == {"seed": 1, "model": {"epochs": 3}}
+    set_dotted(raw, "model.max_len", 3)
+    assert raw == {"seed": 1, "model": {"max_len": 3}}
     with pytest.raises(ConfigError, match="not a section"):
         set_dotted(raw, "seed.value", 2)
 
 
-def test_wide_linear_only_fine_tunes_and_learning_curve_sizes_are_checked():
+def test_strategies_grid_and_learning_curve_sizes_are_checked():
     from transferflow.config import build_config
     from transferflow.errors import ConfigError
 
     base = {"data": {"source": {"name": "s", "paths": ["s.csv"]}, "target": {"name": "t", "paths": ["t.csv"]}}}
-    with pytest.raises(ConfigError, match="needs a Keras architecture"):
-        build_config({**base, "transfer": {"strategy": "joint"}})
-    assert build_config({**base, "model": {"architecture": "cnn"}, "transfer": {"strategy": "joint"}})
+    assert build_config(base).transfer.strategy == "ensemble"
+    assert build_config({**base, "transfer": {"strategy": "shared-private"}})
+    with pytest.raises(ConfigError, match="feature-extract"):
+        build_config({**base, "transfer": {"strategy": "feature-extract"}})
+    with pytest.raises(ConfigError, match="above 0"):
+        build_config({**base, "model": {"c_grid": [1.0, -1.0]}})
+    assert build_config({**base, "model": {"c_grid": [3, 1, 3]}}).model.c_grid == [1.0, 3.0]
     with pytest.raises(ConfigError, match="at least 4"):
         build_config({**base, "learning_curve": {"sizes": [2, 50]}})
     assert build_config({**base, "learning_curve": {"sizes": [50, 10, 50]}}).learning_curve.sizes == [10, 50]

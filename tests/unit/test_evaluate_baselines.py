@@ -39,3 +39,15 @@ def test_tfidf_lr_learns_and_orders_columns():
 def test_tfidf_lr_with_one_row_per_class_uses_fixed_c():
     pipe = train_tfidf_lr(["good", "bad"], ["p", "n"], seed=0)
     assert pipe[-1].C == 10.0
+
+
+def test_nb_lr_learns_the_log_count_ratio_direction():
+    from transferflow.baselines import nb_lr_proba, train_nb_lr
+
+    texts = ["great phone", "love it", "awful", "broke fast", "great value", "terrible"] * 4
+    labels = ["pos", "pos", "neg", "neg", "pos", "neg"] * 4
+    model = train_nb_lr(texts, labels)
+    proba = nb_lr_proba(model, ["great", "terrible"], ["pos", "neg"])
+    assert proba[0, 0] > 0.5 and proba[1, 1] > 0.5
+    with pytest.raises(ValueError, match="two classes"):
+        train_nb_lr(["a", "b", "c"], ["x", "y", "z"])

@@ -9,17 +9,17 @@ from transferflow.registry import Registry, RegistryError
 def _files(tmp_path, n):
     f = tmp_path / f"m{n}.bin"
     f.write_bytes(f"model {n}".encode())
-    return {"model.joblib": f}
+    return {"model.keras": f}
 
 
 def test_register_promote_rollback(tmp_path):
     reg = Registry(tmp_path / "reg")
     assert reg.versions() == [] and reg.champion() is None
-    v1 = reg.register(_files(tmp_path, 1), {"kind": "sklearn", "labels": ["a", "b"]})
-    v2 = reg.register(_files(tmp_path, 2), {"kind": "sklearn", "labels": ["a", "b"]})
+    v1 = reg.register(_files(tmp_path, 1), {"kind": "keras", "labels": ["a", "b"]})
+    v2 = reg.register(_files(tmp_path, 2), {"kind": "keras", "labels": ["a", "b"]})
     assert (v1, v2) == (1, 2) and reg.versions() == [1, 2]
     record = reg.show(2)
-    assert record["version"] == 2 and set(record["files"]) == {"model.joblib"}
+    assert record["version"] == 2 and set(record["files"]) == {"model.keras"}
     assert "registered_at" in record and "git_commit" in record
     reg.promote(1)
     reg.promote(2)
@@ -39,10 +39,10 @@ def test_unknown_version_and_no_champion(tmp_path):
 
 def test_modified_file_is_refused(tmp_path):
     reg = Registry(tmp_path / "reg")
-    v = reg.register(_files(tmp_path, 1), {"kind": "sklearn"})
-    (reg.path(v) / "model.joblib").write_bytes(b"tampered")
+    v = reg.register(_files(tmp_path, 1), {"kind": "keras"})
+    (reg.path(v) / "model.keras").write_bytes(b"tampered")
     with pytest.raises(RegistryError, match="modified"):
-        reg.verified_file(v, "model.joblib")
+        reg.verified_file(v, "model.keras")
 
 
 def test_concurrent_registrations_get_distinct_versions(tmp_path):
@@ -56,3 +56,26 @@ def test_concurrent_registrations_get_distinct_versions(tmp_path):
         t.join()
     assert sorted(out) == list(range(1, 9)) == reg.versions()
     assert all(json.loads((reg.path(v) / "version.json").read_text())["version"] == v for v in out)
+
+
+def test_a_pickled_version_of_an_old_release_is_refused_not_loaded(tmp_path):
+    """A version saved as model.joblib (transferflow before the Keras family) is never unpickled,
+    even when its hash matches: loading a pickle can run any code."""
+    import pickle
+
+    from transferflow.scoring import Scorer
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    payload = tmp_path / "m.joblib"
+    payload.write_bytes(pickle.dumps(Boom()))
+    reg = Registry(tmp_path / "reg")
+    v = reg.register({"model.joblib": payload}, {"kind": "sklearn", "architecture": "wide-linear",
+                                                  "labels": ["a", "b"]})
+    reg.promote(v)
+    with pytest.raises(RegistryError, match="old format") as info:
+        Scorer(reg)
+    assert "model.joblib" in str(info.value) and "transferflow run" in str(info.value)
+    assert not (tmp_path / "pwned").exists()

@@ -1,6 +1,7 @@
+import numpy as np
 import pytest
 
-from transferflow.pipeline import select_model
+from transferflow.promotion import mcnemar_p, select_model
 from transferflow.shift import label_distance, proxy_a_distance, vocab_overlap
 
 
@@ -29,11 +30,33 @@ def test_proxy_a_distance_needs_data():
         proxy_a_distance(["a"], ["b"], seed=0)
 
 
-def test_select_model_promotes_transfer_only_when_it_beats_target_only():
-    val = {"transfer": {"accuracy": 0.80}, "target_only": {"accuracy": 0.75}, "tfidf_lr": {"accuracy": 0.78}}
-    assert select_model(val, margin=0.02)["chosen"] == "transfer"
-    out = select_model(val, margin=0.1)
-    assert out["chosen"] == "tfidf_lr" and not out["transfer_beats_target_only"]
-    assert out["gain_vs_target_only"] == 0.05
+def _oof(correct: list[bool]) -> np.ndarray:
+    """Out-of-fold probabilities whose argmax is right where ``correct`` says (truth: all 'p')."""
+    return np.array([[0.2, 0.8] if c else [0.8, 0.2] for c in correct])
+
+
+def test_one_example_cannot_make_a_baseline_replace_transfer():
+    y = ["p"] * 100
+    transfer = _oof([True] * 80 + [False] * 20)
+    one_better = _oof([True] * 81 + [False] * 19)
+    out = select_model({"transfer": transfer, "pooled_lr": one_better}, y, ["n", "p"], 0.05)
+    assert out["chosen"] == "transfer" and out["p_vs_transfer"]["pooled_lr"] > 0.05
+    tie = select_model({"transfer": transfer, "target_only": transfer}, y, ["n", "p"], 0.05)
+    assert tie["chosen"] == "transfer" and tie["transfer_beats_target_only"]
+
+
+def test_a_clearly_better_baseline_replaces_transfer_and_says_why():
+    y = ["p"] * 100
+    transfer = _oof([True] * 70 + [False] * 30)
+    better = _oof([True] * 95 + [False] * 5)
+    out = select_model({"transfer": transfer, "target_only": better}, y, ["n", "p"], 0.05)
+    assert out["chosen"] == "target_only" and not out["transfer_beats_target_only"]
+    assert "significantly better" in out["reason"] and out["oof_accuracy"]["target_only"] == 0.95
+    assert mcnemar_p(np.array([True, False]), np.array([True, False])) == 1.0
     with pytest.raises(ValueError):
-        select_model({"target_only": {"accuracy": 1.0}}, 0.0)
+        select_model({"target_only": better}, y, ["n", "p"], 0.05)
+
+
+def test_without_out_of_fold_predictions_transfer_is_kept_and_it_is_said():
+    out = select_model({"transfer": None, "target_only": None}, ["p"] * 3, ["n", "p"], 0.05)
+    assert out["chosen"] == "transfer" and "too few" in out["reason"]
