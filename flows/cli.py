@@ -223,6 +223,7 @@ def run(
         from transferflow.data import check_inputs
 
         check_inputs(cfg)  # before Prefect and the ML libraries are even imported
+        _check_api()
         from flows.transfer import transfer_learning
         from tasks.caching import prefect_result_storage
 
@@ -267,6 +268,7 @@ def validate(
         from transferflow.data import check_inputs
 
         check_inputs(cfg)
+        _check_api()
         from flows.validate import validate_data
 
         gates = validate_data(cfg, docs_dir)
@@ -405,19 +407,61 @@ def _registry(path: Path):
 
 
 @models_app.command("list")
-def models_list(registry: RegistryOpt = None) -> None:
-    """List registered versions; the champion is marked with *."""
+def models_list(
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of versions.")] = False,
+) -> None:
+    """List registered versions; the champion is marked with *.
+
+    Test accuracies are each version's own target test set (its hash is shown): versions trained
+    on other data are not comparable.
+    """
+    import json
+
     reg = _registry(registry)
     champion = reg.champion()
-    versions = reg.versions()
-    if not versions:
+    rows = []
+    for v in reg.versions():
+        try:
+            r = reg.show(v)
+        except TransferflowError as exc:
+            rows.append({"version": v, "error": str(exc)})
+            continue
+        rows.append({
+            "version": v, "champion": v == champion, "registered_at": r.get("registered_at"),
+            "source": r.get("source"), "target": r.get("target"), "role": r.get("role"),
+            "architecture": r.get("architecture"),
+            "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
+            "test_set_sha256": r.get("target_test_sha256"),
+            "files_ok": _files_ok(reg, v),
+        })
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
         typer.echo(f"no model versions in {reg.root}")
         return
-    for v in versions:
-        r = reg.show(v)
-        mark = "*" if v == champion else " "
-        typer.echo(f"{mark} v{v:<4} {r['registered_at']}  {r['source']} -> {r['target']}  {r['role']:<12}"
-                   f" test accuracy {r['metrics']['test']['accuracy']:.4f}")
+    typer.echo(f"  {'version':<8} {'registered (UTC)':<21} {'source -> target':<28} {'role':<12} "
+               f"{'test acc.':>9}  {'test set':<10} files")
+    for r in rows:
+        if "error" in r:
+            typer.echo(f"  v{r['version']:<7} unreadable: {r['error']}")
+            continue
+        mark = "*" if r["champion"] else " "
+        pair = f"{r['source']} -> {r['target']}"
+        acc = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "–"
+        typer.echo(f"{mark} v{r['version']:<7} {r['registered_at']:<21} {pair:<28} {r['role']:<12} "
+                   f"{acc:>9}  {str(r['test_set_sha256'])[:8]:<10} "
+                   f"{'ok' if r['files_ok'] else 'MODIFIED'}")
+
+
+def _files_ok(reg, version: int) -> bool:
+    try:
+        for name in reg.show(version).get("files", {}):
+            reg.verified_file(version, name)
+    except TransferflowError:
+        return False
+    return True
 
 
 @models_app.command("show")
@@ -433,9 +477,15 @@ def models_show(version: int, registry: RegistryOpt = None) -> None:
 
 @models_app.command("promote")
 def models_promote(version: int, registry: RegistryOpt = None) -> None:
-    """Make VERSION the champion."""
+    """Make VERSION the champion (refused when its files fail their hashes)."""
     try:
-        _registry(registry).promote(version)
+        reg = _registry(registry)
+        reg.show(version)  # an unknown version is named as such
+        if not _files_ok(reg, version):
+            raise ConfigError(f"model version {version} has files that are missing or were modified "
+                              "since it was registered; it is not promoted. Register a new version "
+                              "with 'transferflow run'.")
+        reg.promote(version)
     except TransferflowError as exc:
         raise _fail(exc) from None
     typer.echo(f"champion: v{version}")
@@ -463,6 +513,7 @@ def score(
     """Score a file with a registered model: predicted label and class probabilities per row."""
     try:
         _check_score_paths(input_path, output_path)
+        _check_api()
         from flows.score import score as score_flow
 
         out = score_flow(input_path, output_path, registry, model, text_column, id_column)
@@ -470,6 +521,23 @@ def score(
         raise _fail(exc) from None
     typer.echo(f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
                f"({out['rows_per_second']:.0f} rows/s): {out['output']}")
+
+
+def _check_api() -> None:
+    """With PREFECT_API_URL set, the server must answer its health check (3 s), before any work."""
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:
+        return
+    import httpx
+
+    try:
+        httpx.get(f"{url}/health", timeout=3.0).raise_for_status()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ConfigError(
+            f"The Prefect server at PREFECT_API_URL={url} does not answer ({type(exc).__name__}: "
+            f"{exc}). Start it ('prefect server start'), fix the URL, or unset PREFECT_API_URL to "
+            "run on a temporary local server."
+        ) from None
 
 
 def _check_score_paths(input_path: Path, output_path: Path) -> None:

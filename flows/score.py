@@ -13,7 +13,17 @@ from tasks.stages import score_batch
 _logging.install()
 
 
-@flow(name="score", on_failure=[_logging.log_failure], description="Score a file with a registered model (default: the champion).")
+def _score_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    version = params.get("version")
+    model = f"v{version}" if version is not None else "champion"
+    return f"score {Path(str(params.get('input_path', '?'))).name} with {model}"
+
+
+@flow(name="score", on_failure=[_logging.log_failure], flow_run_name=_score_run_name,
+      description="Score a file with a registered model (default: the champion).")
 def score(
     input_path: Path,
     output_path: Path,

@@ -157,7 +157,7 @@ def _pipeline(
         "domain_shift": gates["domain_shift"]["figures"],
         "source_model": gates["source_model"]["figures"],
     }
-    metrics = evaluate_models(target, models, work, extra)
+    metrics = evaluate_models(target, models, work, extra, cache)
     if config.learning_curve.enabled:
         metrics = learning_curve(
             metrics, source_model, source, target, emb, config.model, config.transfer,

@@ -82,7 +82,7 @@ def validate_dataset(
     return cleaned, summary
 
 
-@task(name="check_split_integrity", cache_policy=NO_CACHE)
+@task(name="check_split_integrity", cache_policy=NO_CACHE, task_run_name="check_split_integrity")
 def check_split_integrity(
     source: DatasetRef, target: DatasetRef, word2vec: bool, cfg: LeakageGate, out_dir: Path,
     docs_dir: Path | None = None,
@@ -114,7 +114,7 @@ def check_split_integrity(
     return roles["source"], roles["target"], summary
 
 
-@task(name="check_embeddings", cache_policy=NO_CACHE)
+@task(name="check_embeddings", cache_policy=NO_CACHE, task_run_name="check_embeddings")
 def check_embeddings(
     emb: EmbeddingsRef, target: DatasetRef, expected_size: int | None, cfg: EmbeddingsGate,
     docs_dir: Path | None = None,
@@ -128,7 +128,7 @@ def check_embeddings(
     return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
 
 
-@task(name="check_domain_shift", cache_policy=NO_CACHE)
+@task(name="check_domain_shift", cache_policy=NO_CACHE, task_run_name="check_domain_shift")
 def check_domain_shift(
     source: DatasetRef, target: DatasetRef, cfg: DomainShiftGate, seed: int,
     docs_dir: Path | None = None, cache: CacheConfig | None = None,
@@ -145,7 +145,7 @@ def check_domain_shift(
     return _conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
 
 
-@task(name="check_source_model", cache_policy=NO_CACHE)
+@task(name="check_source_model", cache_policy=NO_CACHE, task_run_name="check_source_model")
 def check_source_model(
     source_model: ModelRef, source: DatasetRef, cfg: SourceModelGate,
     docs_dir: Path | None = None,
@@ -159,7 +159,7 @@ def check_source_model(
     return _conclude(report, f"source model on '{source.name}' test rows")
 
 
-@task(name="check_promotion", cache_policy=NO_CACHE)
+@task(name="check_promotion", cache_policy=NO_CACHE, task_run_name="check_promotion")
 def check_promotion(
     models: dict[str, ModelRef], target: DatasetRef, cfg: PromotionGate,
     docs_dir: Path | None = None,

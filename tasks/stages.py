@@ -8,7 +8,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.caching import cached, value_of
+from tasks.caching import cached, cached_json, value_of
 from transferflow import candidates, datasets, evaluate, promotion, report
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.config import (
@@ -75,7 +75,7 @@ def _vectors_file_hash(cfg: EmbeddingConfig) -> str | None:
     return sha256_file(datasets.vectors_file(cfg.pretrained_path))
 
 
-@task(name="build_embeddings", cache_policy=NO_CACHE)
+@task(name="build_embeddings", cache_policy=NO_CACHE, task_run_name="build_embeddings")
 def build_embeddings(
     source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, seed: int, cache: CacheConfig
 ) -> EmbeddingsRef:
@@ -110,7 +110,7 @@ def _model_settings(cfg: ModelConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-@task(name="train_source_model", cache_policy=NO_CACHE)
+@task(name="train_source_model", cache_policy=NO_CACHE, task_run_name="train_source_model")
 def train_source_model(
     source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int,
     cache: CacheConfig,
@@ -129,7 +129,7 @@ def train_source_model(
         "source", lambda: candidates.train_source(source, target, emb, cfg, seed=seed, out_dir=out)))
 
 
-@task(name="fine_tune_target_model", cache_policy=NO_CACHE)
+@task(name="fine_tune_target_model", cache_policy=NO_CACHE, task_run_name="fine_tune_target_model")
 def fine_tune_target_model(
     source_model: ModelRef,
     source: DatasetRef,
@@ -156,7 +156,7 @@ def fine_tune_target_model(
                                                  seed=seed, out_dir=out)))
 
 
-@task(name="train_target_only_model", cache_policy=NO_CACHE)
+@task(name="train_target_only_model", cache_policy=NO_CACHE, task_run_name="train_target_only_model")
 def train_target_only_model(
     target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, cache: CacheConfig
 ) -> ModelRef:
@@ -174,7 +174,7 @@ def train_target_only_model(
                                                             out_dir=out)))
 
 
-@task(name="train_pooled_baseline", cache_policy=NO_CACHE)
+@task(name="train_pooled_baseline", cache_policy=NO_CACHE, task_run_name="train_pooled_baseline")
 def train_pooled_baseline(
     source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int,
     cache: CacheConfig,
@@ -194,22 +194,29 @@ def train_pooled_baseline(
                                                         out_dir=out)))
 
 
-@task(name="evaluate_models", cache_policy=NO_CACHE)
+@task(name="evaluate_models", cache_policy=NO_CACHE, task_run_name="evaluate_models")
 def evaluate_models(
     target: DatasetRef,
     models: dict[str, ModelRef],
     out_dir: Path,
     extra: dict[str, Any],
+    cache: CacheConfig | None = None,
 ) -> dict[str, Any]:
-    """Score every candidate on the target test set and write metrics.json."""
-    metrics = evaluate.evaluate(target, models, out_dir=out_dir, extra=extra)
+    """Score every candidate on the target test set and write metrics.json (the scores are
+    cached on the models' and the test set's content: an identical rerun loads no model)."""
+    inputs = {"test": target.test.sha256,
+              "models": {n: [r.model.sha256, sorted((k, v.sha256) for k, v in r.files.items())]
+                         for n, r in models.items()}}
+    scores = cached_json("evaluate_models", inputs, cache,
+                         lambda: evaluate.score_candidates(target, models))
+    metrics = evaluate.write_metrics(scores, out_dir=out_dir, extra=extra)
     logger = get_run_logger()
     for name, m in metrics["candidates"].items():
         logger.info("%-12s accuracy=%.4f macro_f1=%.4f", name, m["accuracy"], m["macro_f1"])
     return metrics
 
 
-@task(name="learning_curve", cache_policy=NO_CACHE)
+@task(name="learning_curve", cache_policy=NO_CACHE, task_run_name="learning_curve")
 def learning_curve(
     metrics: dict[str, Any],
     source_model: ModelRef,
@@ -235,7 +242,7 @@ def learning_curve(
     return {**metrics, "learning_curve": curve}
 
 
-@task(name="publish_report", cache_policy=NO_CACHE)
+@task(name="publish_report", cache_policy=NO_CACHE, task_run_name="publish_report")
 def publish_report(
     metrics: dict[str, Any],
     gates: dict[str, Any],
@@ -245,11 +252,7 @@ def publish_report(
 ) -> dict[str, Any]:
     """Add gate outcomes to metrics.json; write report.md, figures, report.html and Data Docs;
     publish artifacts."""
-    from prefect.artifacts import (
-        create_link_artifact,
-        create_markdown_artifact,
-        create_table_artifact,
-    )
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     from data_checks.runner import build_docs
     from transferflow.figures import write_figures, write_html_report
@@ -259,9 +262,12 @@ def publish_report(
     report.write_report(markdown, out_dir)
     figures = write_figures(metrics, out_dir)
     write_html_report(metrics, figures, title, out_dir / "report.html")
-    create_link_artifact(
-        link=(final_dir / "report.html").resolve().as_uri(), link_text="HTML report",
-        key="html-report", description=f"Standalone report with figures: {title}",
+    # Where the files are, as text: a file:// link opens nothing from the UI's browser, and the
+    # files live on the machine that ran the flow.
+    create_markdown_artifact(
+        markdown=_where(final_dir / "report.html", "Standalone HTML report with the figures "
+                        "(opens offline)"),
+        key="html-report", description=f"Where report.html is: {title}",
     )
     create_markdown_artifact(
         markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
@@ -280,14 +286,21 @@ def publish_report(
     return metrics
 
 
-def _link_data_docs(run_dir: Path) -> None:
-    from prefect.artifacts import create_link_artifact
+def _where(path: Path, what: str) -> str:
+    import socket
 
-    create_link_artifact(
-        link=(run_dir / DOCS / "index.html").resolve().as_uri(),
-        link_text="Great Expectations Data Docs",
+    return (f"**{what}**\n\n- machine: `{socket.gethostname()}`\n- path: `{path.resolve()}`\n\n"
+            f"Open it there, or copy the run folder `{path.parent.resolve()}` to your machine.")
+
+
+def _link_data_docs(run_dir: Path) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(
+        markdown=_where(run_dir / DOCS / "index.html", "Great Expectations Data Docs of this "
+                        "run's gates (HTML; its CSS and scripts load from a CDN)"),
         key="data-docs",
-        description="Data-quality gate results of this run",
+        description="Where the data-quality gate results of this run are",
     )
 
 
@@ -312,7 +325,7 @@ def publish_gate_failure(markdown: str, exc: GateFailedError, run_dir: Path, tit
         _link_data_docs(run_dir)
 
 
-@task(name="register_model", cache_policy=NO_CACHE)
+@task(name="register_model", cache_policy=NO_CACHE, task_run_name="register_model")
 def register_model(
     metrics: dict[str, Any],
     models: dict[str, ModelRef],
@@ -334,7 +347,7 @@ def register_model(
     return outcome
 
 
-@task(name="score_batch", cache_policy=NO_CACHE)
+@task(name="score_batch", cache_policy=NO_CACHE, task_run_name="score_batch")
 def score_batch(
     input_path: Path,
     output_path: Path,

@@ -138,9 +138,11 @@ def train_source(source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg
 
 
 def fine_tune(source_model: ModelRef, source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef,
-              model_cfg: ModelConfig, cfg: TransferConfig, *, seed: int, out_dir: Path) -> ModelRef:
+              model_cfg: ModelConfig, cfg: TransferConfig, *, seed: int, out_dir: Path,
+              oof: bool = True) -> ModelRef:
     """Adapt the source model to the target labels (``cfg.strategy``); with other labels than
     the source's, only the source model's features carry over (a new model on the target).
+    ``oof=False`` (sweeps) skips the out-of-fold predictions that only model selection uses.
 
     Returns:
         A reference to the transfer model, with its out-of-fold target probabilities.
@@ -153,7 +155,7 @@ def fine_tune(source_model: ModelRef, source: DatasetRef, target: DatasetRef, em
     if source.labels == target.labels:
         s_texts, s_labels = _labelled(source.train)
         model, oof = adapt(base, matrix, s_texts, s_labels, texts, labels, strategy=cfg.strategy,
-                           alpha=cfg.alpha, beta=cfg.beta, seed=seed, cfg=model_cfg)
+                           alpha=cfg.alpha, beta=cfg.beta, seed=seed, cfg=model_cfg, oof=oof)
         return save(model, "transfer", out_dir, oof, new_head=False)
     model, oof = train_from_scratch(base.featurizer, base.tokens, matrix, texts, labels,
                                     target.labels, max_len=model_cfg.max_len, seed=seed,

@@ -146,25 +146,17 @@ def label_budget_curve(
     return curve
 
 
-def evaluate(
-    target: DatasetRef,
-    candidates: dict[str, ModelRef],
-    *,
-    out_dir: Path,
-    extra: dict[str, Any] | None = None,
-    score=None,
-) -> dict[str, Any]:
-    """Score every candidate on the target test set and write ``metrics.json``.
+def score_candidates(target: DatasetRef, candidates: dict[str, ModelRef],
+                     score=None) -> dict[str, dict[str, Any]]:
+    """Every candidate's metrics on the target test set, in candidate order.
 
     Args:
         target: prepared target data.
         candidates: role -> model reference (``source_only`` is the source model itself).
-        out_dir: run folder; ``metrics.json`` is written there atomically.
-        extra: more top-level entries for ``metrics.json`` (run info, data summary).
         score: ``score(ref, texts) -> probabilities`` (default: load and predict).
 
     Returns:
-        The metrics dict, as written: ``candidates`` holds the test-set metrics.
+        candidate -> :func:`classification_metrics`.
     """
     from transferflow.candidates import CANDIDATE_ORDER, candidate_proba
 
@@ -172,14 +164,29 @@ def evaluate(
     order = sorted(candidates, key=lambda n: CANDIDATE_ORDER.index(n))
     frame = read_frame(target.test)
     texts, y_true = frame[TEXT].tolist(), frame[LABEL].tolist()
-    results = {name: classification_metrics(y_true, score(candidates[name], texts),
-                                            candidates[name].labels) for name in order}
+    return {name: classification_metrics(y_true, score(candidates[name], texts),
+                                         candidates[name].labels) for name in order}
+
+
+def write_metrics(results: dict[str, dict[str, Any]], *, out_dir: Path,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``metrics.json`` (atomically) from the candidates' test metrics and run facts.
+
+    Returns:
+        The metrics dict, as written: ``candidates`` holds the test-set metrics.
+    """
     metrics: dict[str, Any] = {**(extra or {}), "candidates": results}
     if "transfer" in results and "target_only" in results:
         gain = results["transfer"]["accuracy"] - results["target_only"]["accuracy"]
         metrics["transfer_gain"] = {"accuracy_vs_target_only": round(gain, 4)}
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def evaluate(target: DatasetRef, candidates: dict[str, ModelRef], *, out_dir: Path,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`score_candidates`, then :func:`write_metrics`."""
+    return write_metrics(score_candidates(target, candidates), out_dir=out_dir, extra=extra)
 
 
 def source_holdout(source_model: ModelRef, source: DatasetRef) -> tuple[float, float, int]:

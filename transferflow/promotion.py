@@ -180,6 +180,15 @@ def register_chosen(
         "config": json.loads(config.model_dump_json()),
         "run_dir": str(run_dir),
     }
+    from transferflow.files import sha256_file
+
+    same = registry.identical({name: sha256_file(path) for name, path in files.items()})
+    if same is not None:  # e.g. a nightly run on unchanged data: the same bytes, no new version
+        champion = registry.champion()
+        if champion is None and chosen == "transfer" and config.registry.auto_promote:
+            registry.promote(same)
+        return {"version": same, "champion": registry.champion(), "promoted": False,
+                "reason": f"identical to v{same} (same model files): not registered again"}
     version = registry.register(files, record)
     champion = registry.champion()
     promoted, reason = False, ""

@@ -69,12 +69,24 @@ class Registry:
         path = self.root / "aliases.json"
         if not path.is_file():
             return {"champion": None, "history": []}
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            aliases = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(aliases, dict) or "champion" not in aliases:
+                raise ValueError("no 'champion' entry")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RegistryError(
+                f"{path} is damaged ({exc}); it names the champion. Restore it from a backup, or "
+                "delete it and promote a version again with 'transferflow models promote N'."
+            ) from None
+        return aliases
 
     def versions(self) -> list[int]:
         """Registered version numbers, ascending."""
         folder = self.root / "versions"
-        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+        # Only folders named by a number are versions: stray files and folders are ignored.
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and p.is_dir())
 
     def show(self, version: int) -> dict[str, Any]:
         """A version's record (``version.json``).
@@ -86,7 +98,14 @@ class Registry:
         if not path.is_file():
             known = ", ".join(map(str, self.versions())) or "none"
             raise RegistryError(f"No model version {version} in {self.root} (versions: {known}).")
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"{path} is damaged ({exc}); version {version} cannot be used. "
+                                "Register a new version with 'transferflow run'.") from None
+        return record
 
     def champion(self) -> int | None:
         """The champion version, if any."""
@@ -143,6 +162,16 @@ class Registry:
             write_json_atomic(tmp / "version.json", full)
             tmp.rename(self.path(version))
         return version
+
+    def identical(self, hashes: dict[str, str]) -> int | None:
+        """The version whose files have exactly these SHA-256 hashes, if any."""
+        for v in self.versions():
+            try:
+                if self.show(v).get("files") == hashes:
+                    return v
+            except RegistryError:
+                continue
+        return None
 
     def verified_file(self, version: int, name: str) -> Path:
         """A version's file, after checking its hash (models are only loaded when it matches).

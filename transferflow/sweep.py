@@ -202,13 +202,15 @@ def run_point(config: RunConfig, budgets: list[int], references: bool = True) ->
             out.mkdir()
             results: dict[str, dict[str, float]] = {}
 
-            def timed(name: str, train, *args) -> None:
+            def timed(name: str, train, *args, **kwargs) -> None:
                 t0 = time.perf_counter()
-                ref = train(*args, seed=seed, out_dir=out)  # noqa: B023 - called in this iteration
+                ref = train(*args, seed=seed, out_dir=out, **kwargs)  # noqa: B023
                 results[name] = {**score(candidate_proba(ref, texts), ref.labels),
                                  "seconds": time.perf_counter() - t0}
 
-            timed("transfer", fine_tune, source_model, src, tgt, emb, config.model, config.transfer)
+            # Sweeps choose no model: the out-of-fold predictions for that are skipped.
+            timed("transfer", fine_tune, source_model, src, tgt, emb, config.model, config.transfer,
+                  oof=False)
             results["transfer"]["seconds"] += shared
             timed("target_only", train_target_only, tgt, emb, config.model)
             if same:

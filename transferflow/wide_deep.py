@@ -195,7 +195,7 @@ def train_from_scratch(featurizer: NgramFeaturizer, tokens: list[str], matrix: n
     model.info.update({"role": role, "C": cs,
                        "cv_log_loss": {v: {str(c): round(x, 5) for c, x in sc.items()}
                                        for v, sc in losses.items()}})
-    return model, _mean(oofs)
+    return model, _mean(oofs) if want_oof else None
 
 
 def train_pooled(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndarray,
@@ -225,7 +225,8 @@ def train_pooled(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndar
 
 def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
           source_labels: list[str], texts: list[str], labels: list[str], *, strategy: str,
-          alpha: float, beta: float, seed: int, cfg=None) -> tuple[TextModel, np.ndarray | None]:
+          alpha: float, beta: float, seed: int, cfg=None, oof: bool = True
+          ) -> tuple[TextModel, np.ndarray | None]:
     """Adapt a source model to target labels (same classes), per view.
 
     Args:
@@ -240,6 +241,8 @@ def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
         beta: weight of the target loss (``joint``).
         seed: seed of the folds.
         cfg: :class:`~transferflow.config.ModelConfig` (views, folds, grid).
+        oof: compute the out-of-fold probabilities (extra fold fits of ``joint`` and
+            ``shared-private``; sweeps, which choose no model, skip them).
 
     Returns:
         (adapted model, out-of-fold probabilities of the whole model on the target rows, from the
@@ -266,6 +269,7 @@ def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
         both_full = _design(model, [*source_texts, *texts], np.concatenate([y_s, y_t]),
                             np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]))
     masks = folds(y_t, seed, _folds(cfg))
+    want_oof = oof
     src_members = dict(zip([m.split("/")[0] for m in source.members], source.member_weights(),
                            strict=True))
     members, cs, oofs = [], {}, []
@@ -290,7 +294,7 @@ def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
                     kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
                 w, copies = _fit(both, k, c, row_weight=base, **kwargs)
                 oof = None
-                if masks is not None:  # the same folds, warm-started from the full fit
+                if want_oof and masks is not None:  # the same folds, warm-started from the full fit
                     oof = np.zeros((len(y_t), k), np.float32)
                     offset = len(y_s)
                     for mask in masks:
@@ -305,4 +309,4 @@ def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
     stack_members(model.network, members)
     model.info.update({"role": "transfer", "strategy": strategy, "C": cs,
                        "alpha": alpha, "beta": beta})
-    return model, _mean(oofs)
+    return model, _mean(oofs) if want_oof else None

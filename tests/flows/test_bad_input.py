@@ -179,3 +179,12 @@ def test_score_never_overwrites_its_input(tmp_path):
     assert result.exit_code == 2, result.output
     assert "is the input file; inputs are never overwritten" in result.output
     assert "Traceback" not in result.output and sha256_file(data) == before
+
+
+def test_a_dead_prefect_server_is_named_before_any_work(small_domains, tmp_path):
+    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
+                                 str(small_domains["target"]), "--output-dir", str(tmp_path / "runs")],
+                           env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert result.exit_code == 2, result.output
+    assert "PREFECT_API_URL=http://127.0.0.1:9/api does not answer" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "runs").exists()

@@ -56,12 +56,23 @@ def test_scoring_errors_are_clear(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_a_run_after_a_champion_exists_compares_against_it(small_domains, tmp_path):
-    """The champion is re-scored on the new run's test data (read before the run folder moves)."""
+def test_identical_reruns_add_no_version_and_a_new_model_is_compared_with_the_champion(
+        small_domains, tmp_path):
+    """Byte-identical model files are one version (a nightly run on unchanged data registers
+    nothing new); another model is compared with the champion on the new run's test data."""
+    import json
+
     raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
     raw["registry"] = {"dir": str(tmp_path / "registry")}
     raw["baselines"] = {"target_only": False, "pooled_lr": False, "source_only": False}
     assert transfer_learning(build_config({**raw, "run_name": "a"}))["registry"]["champion"] == 1
-    second = transfer_learning(build_config({**raw, "run_name": "b"}))["registry"]
-    assert second["version"] == 2 and "vs champion v1" in second["reason"]
-    assert second["promoted"] and second["champion"] == 2  # same model, same accuracy: not worse
+    again = transfer_learning(build_config({**raw, "run_name": "b"}))["registry"]
+    assert again["version"] == 1 and not again["promoted"]
+    assert "identical to v1" in again["reason"]
+    listing = CliRunner().invoke(app, ["models", "list", "--json", "--registry",
+                                       str(tmp_path / "registry")])
+    versions = json.loads(listing.output)
+    assert [v["version"] for v in versions] == [1] and versions[0]["champion"]
+    assert versions[0]["files_ok"] and versions[0]["test_set_sha256"]
+    other = transfer_learning(build_config({**raw, "run_name": "c", "seed": 5}))["registry"]
+    assert other["version"] == 2 and "vs champion v1" in other["reason"]

@@ -79,3 +79,27 @@ def test_a_pickled_version_of_an_old_release_is_refused_not_loaded(tmp_path):
         Scorer(reg)
     assert "model.joblib" in str(info.value) and "transferflow run" in str(info.value)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_damaged_registry_files_give_clear_errors_and_stray_folders_are_ignored(tmp_path):
+    reg = Registry(tmp_path / "reg")
+    v = reg.register(_files(tmp_path, 1), {"kind": "keras"})
+    (reg.root / "versions" / "notes").mkdir()
+    (reg.root / "versions" / "7.txt").write_text("x")
+    assert reg.versions() == [v]
+    (reg.root / "aliases.json").write_text("{broken")
+    with pytest.raises(RegistryError, match="aliases.json is damaged"):
+        reg.champion()
+    (reg.path(v) / "version.json").write_text("[1, 2")
+    with pytest.raises(RegistryError, match="version.json is damaged"):
+        reg.show(v)
+
+
+def test_identical_files_are_found(tmp_path):
+    from transferflow.files import sha256_file
+
+    reg = Registry(tmp_path / "reg")
+    files = _files(tmp_path, 1)
+    v = reg.register(files, {"kind": "keras"})
+    assert reg.identical({"model.keras": sha256_file(files["model.keras"])}) == v
+    assert reg.identical({"model.keras": "0" * 64}) is None
