@@ -220,7 +220,7 @@ def run(
         if learning_curve:
             flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
         cfg = assemble_config(config, flags, set_ or [])
-        from transferflow.data import check_inputs
+        from transferflow.preflight import check_inputs
 
         check_inputs(cfg)  # before Prefect and the ML libraries are even imported
         _check_api()
@@ -265,7 +265,7 @@ def validate(
     )
     try:
         cfg = assemble_config(config, flags, set_ or [])
-        from transferflow.data import check_inputs
+        from transferflow.preflight import check_inputs
 
         check_inputs(cfg)
         _check_api()

@@ -362,6 +362,7 @@ class RemoteArtifactStore(ArtifactStore):
             raise ConfigError(f"cache.dir: {exc}") from None
         self.base = self.base.rstrip("/")
         self.root = local_root() / "stores" / sha256_text(self.location)[:16]
+        self._claimed = False
 
     def _remote(self, name: str) -> str:
         return f"{self.base}/{name}"

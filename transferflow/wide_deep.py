@@ -195,7 +195,7 @@ def train_from_scratch(featurizer: NgramFeaturizer, tokens: list[str], matrix: n
     model.info.update({"role": role, "C": cs,
                        "cv_log_loss": {v: {str(c): round(x, 5) for c, x in sc.items()}
                                        for v, sc in losses.items()}})
-    return model, _mean(oofs) if want_oof else None
+    return model, _mean(oofs)
 
 
 def train_pooled(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndarray,

@@ -1,0 +1,69 @@
+"""Checks a run can make in a second, before any Prefect server starts or ML library loads: the
+input files exist and name the configured columns, source and target differ, outputs can be
+written where asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from transferflow.config import DatasetConfig, RunConfig
+from transferflow.data import table_format
+from transferflow.errors import ConfigError, DataError
+from transferflow.files import is_url
+
+
+def check_inputs(cfg: RunConfig) -> None:
+    """Fail fast, before any server starts or heavy library loads: every local input file exists,
+    CSV/TSV headers name the configured columns, source and target are not the same file, and the
+    output folder is not a file. (URLs and the data itself are checked when they are read.)
+
+    Raises:
+        DataError: a missing input file.
+        ConfigError: an output folder that is a file, or source and target being the same file.
+    """
+    for role in ("source", "target"):
+        dataset = getattr(cfg.data, role)
+        for path in [*dataset.paths, *dataset.test_paths]:
+            if is_url(path):
+                continue
+            if not Path(path).exists():
+                raise DataError(f"data.{role}: {path}: file not found.")
+            if not Path(path).is_file():
+                raise DataError(f"data.{role}: {path} is a folder; expected a data file.")
+            _check_columns(Path(path), dataset)
+    vectors = cfg.embeddings.pretrained_path
+    if vectors is not None and not is_url(vectors) and not Path(vectors).is_file():
+        raise DataError(f"embeddings.pretrained_path: {vectors}: vectors file not found.")
+    same = {str(Path(p).resolve()) for p in cfg.data.source.paths if not is_url(p)} & \
+        {str(Path(p).resolve()) for p in cfg.data.target.paths if not is_url(p)}
+    if same:
+        raise ConfigError(
+            f"{sorted(same)[0]} is both a source and a target file. Transfer needs two different "
+            "domains: pass the target domain's own files with --target."
+        )
+    if Path(cfg.output_dir).exists() and not Path(cfg.output_dir).is_dir():
+        raise ConfigError(f"output_dir {cfg.output_dir} is a file; choose a folder for run folders.")
+
+
+def _check_columns(path: Path, cfg: DatasetConfig) -> None:
+    """The configured text and label columns are in a CSV/TSV file's header (read alone)."""
+    try:
+        kind = table_format(path)
+    except DataError:
+        raise
+    if kind not in ("csv", "tsv") or path.stat().st_size == 0:
+        return  # other formats and empty files are reported when read
+    try:
+        header = pd.read_csv(path, sep="," if kind == "csv" else "\t", nrows=0, dtype=str,
+                             encoding="utf-8").columns
+    except (ValueError, UnicodeDecodeError, OSError, EOFError, pd.errors.ParserError):
+        return  # unreadable: read_table says why, with the file's name
+    missing = [c for c in [*cfg.text_columns, cfg.label_column] if c not in header]
+    if missing:
+        present = ", ".join(repr(str(c)) for c in header)
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
+            f"Columns present: {present}. Set the text/label column settings to match the file."
+        )
