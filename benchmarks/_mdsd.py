@@ -8,8 +8,15 @@ from pathlib import Path
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 
 
-def mdsd_grid(mdsd: Path, pairs: str, sizes: str, seeds: str, name: str, output_dir: Path,
-              text_columns: str = "title,text"):
+def mdsd_grid(
+    mdsd: Path,
+    pairs: str,
+    sizes: str,
+    seeds: str,
+    name: str,
+    output_dir: Path,
+    text_columns: str = "title,text",
+):
     """A SweepGrid over MDSD (train.csv for training, test.csv for testing).
 
     Args:
@@ -31,8 +38,11 @@ def mdsd_grid(mdsd: Path, pairs: str, sizes: str, seeds: str, name: str, output_
     """
     from transferflow.sweep import SweepGrid
 
-    chosen = (list(permutations(DOMAINS, 2)) if pairs == "all"
-              else [tuple(p.split(":")) for p in pairs.split(",")])
+    chosen = (
+        list(permutations(DOMAINS, 2))
+        if pairs == "all"
+        else [tuple(p.split(":")) for p in pairs.split(",")]
+    )
     bad = [p for p in chosen if len(p) != 2 or not set(p) <= set(DOMAINS) or p[0] == p[1]]
     if bad:
         raise SystemExit(f"--pairs: {bad} are not source:target pairs of {DOMAINS}")
@@ -41,9 +51,14 @@ def mdsd_grid(mdsd: Path, pairs: str, sizes: str, seeds: str, name: str, output_
         raise SystemExit(f"MDSD data not found under {mdsd}; pass --mdsd")
     return SweepGrid(
         name=name,
-        domains={d: {"paths": [str(mdsd / d / "train.csv")], "test_paths": [str(mdsd / d / "test.csv")],
-                     "text_columns": text_columns.split(",")}
-                 for d in used},
+        domains={
+            d: {
+                "paths": [str(mdsd / d / "train.csv")],
+                "test_paths": [str(mdsd / d / "test.csv")],
+                "text_columns": text_columns.split(","),
+            }
+            for d in used
+        },
         pairs=[list(p) for p in chosen],
         label_budgets=[int(x) for x in sizes.split(",")],
         seeds=[int(x) for x in seeds.split(",")],

@@ -33,11 +33,16 @@ def main() -> int:
     parser.add_argument("--source", default="books")
     parser.add_argument("--target", default="kitchen")
     parser.add_argument("--target-train-size", type=int, default=200)
-    parser.add_argument("--s3", action="store_true",
-                        help="data and store on a local S3-compatible server (moto, dev extra)")
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="data and store on a local S3-compatible server (moto, dev extra)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    args.out = args.out or REPO / "benchmarks" / "results" / ("cache_s3.json" if args.s3 else "cache.json")
+    args.out = args.out or REPO / "benchmarks" / "results" / (
+        "cache_s3.json" if args.s3 else "cache.json"
+    )
     if not (args.mdsd / args.source / "train.csv").is_file():
         print(f"MDSD data not found under {args.mdsd}; pass --mdsd", file=sys.stderr)
         return 2
@@ -52,8 +57,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tf-cache-bench-"))
     target_train = work / "target_train.csv"
     shutil.copy(args.mdsd / args.target / "train.csv", target_train)
-    files = {"source": str(args.mdsd / args.source / "train.csv"), "target": str(target_train),
-             "test": str(args.mdsd / args.target / "test.csv")}
+    files = {
+        "source": str(args.mdsd / args.source / "train.csv"),
+        "target": str(target_train),
+        "test": str(args.mdsd / args.target / "test.csv"),
+    }
     store = str(work / "store")
     if args.s3:
         files, store = _s3(files, work)
@@ -62,8 +70,11 @@ def main() -> int:
         return {
             "data": {
                 "source": {"name": args.source, "paths": [files["source"]]},
-                "target": {"name": args.target, "paths": [files["target"]],
-                           "test_paths": [files["test"]]},
+                "target": {
+                    "name": args.target,
+                    "paths": [files["target"]],
+                    "test_paths": [files["test"]],
+                },
                 "target_train_size": args.target_train_size,
             },
             "cache": {"dir": store},
@@ -77,13 +88,22 @@ def main() -> int:
         wall = time.perf_counter() - start
         metrics = state.result()["metrics"]
         with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-        cached = sorted(r.name.rsplit("-", 1)[0] for r in runs if r.state and r.state.name == "Cached")
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+                )
+            )
+        cached = sorted(
+            r.name.rsplit("-", 1)[0] for r in runs if r.state and r.state.name == "Cached"
+        )
         durations = {r.name: round(r.total_run_time.total_seconds(), 2) for r in runs}
-        return {"run": name, "wall_s": round(wall, 2), "cached_tasks": cached,
-                "task_seconds": durations,
-                "transfer_accuracy": metrics["candidates"]["transfer"]["accuracy"]}
+        return {
+            "run": name,
+            "wall_s": round(wall, 2),
+            "cached_tasks": cached,
+            "task_seconds": durations,
+            "transfer_accuracy": metrics["candidates"]["transfer"]["accuracy"],
+        }
 
     with prefect_test_harness(server_startup_timeout=120):
         rows = [run("cold"), run("warm")]
@@ -92,17 +112,27 @@ def main() -> int:
             rows.append(run("other-machine"))
         else:
             frame = pd.read_csv(target_train)
-            frame.iloc[: len(frame) - 100].to_csv(target_train, index=False)  # the target data changed
+            frame.iloc[: len(frame) - 100].to_csv(
+                target_train, index=False
+            )  # the target data changed
             rows.append(run("target-changed"))
     cold = rows[0]["wall_s"]
     for row in rows:
         row["ratio_to_cold"] = round(row["wall_s"] / cold, 3)
     print(f"\n{'run':<16}{'wall s':>8}{'/cold':>8}  cached tasks")
     for row in rows:
-        print(f"{row['run']:<16}{row['wall_s']:>8.2f}{row['ratio_to_cold']:>8.3f}  {', '.join(row['cached_tasks'])}")
-    print("\nslowest tasks of the warm run:", sorted(rows[1]["task_seconds"].items(), key=lambda kv: -kv[1])[:8])
+        print(
+            f"{row['run']:<16}{row['wall_s']:>8.2f}{row['ratio_to_cold']:>8.3f}  "
+            f"{', '.join(row['cached_tasks'])}"
+        )
+    print(
+        "\nslowest tasks of the warm run:",
+        sorted(rows[1]["task_seconds"].items(), key=lambda kv: -kv[1])[:8],
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"pair": f"{args.source}->{args.target}", "rows": rows}, indent=2))
+    args.out.write_text(
+        json.dumps({"pair": f"{args.source}->{args.target}", "rows": rows}, indent=2)
+    )
     print(f"\nwritten {args.out}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -120,15 +150,19 @@ def _s3(files: dict[str, str], work: Path) -> tuple[dict[str, str], str]:
     port = sock.getsockname()[1]
     sock.close()
     ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False).start()
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                      AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-                      TRANSFERFLOW_LOCAL_DIR=str(work / "machine-a"))
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        TRANSFERFLOW_LOCAL_DIR=str(work / "machine-a"),
+    )
     fs = fsspec.filesystem("s3")
     fs.mkdir("bench")
     urls = {}
     for role, path in files.items():
         urls[role] = f"s3://bench/data/{role}.csv"
-        fs.put_file(path, urls[role][len("s3://"):])
+        fs.put_file(path, urls[role][len("s3://") :])
     return urls, "s3://bench/store"
 
 

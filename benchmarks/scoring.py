@@ -1,4 +1,5 @@
-"""Batch-scoring throughput as users get it: ``transferflow score`` (the CLI, start-up included) with
+"""Batch-scoring throughput as users get it: ``transferflow score`` (the CLI, start-up included)
+with
 the default model on 100,000 MDSD rows (title + text), beside a bare scikit-learn TF-IDF(1-2) +
 logistic regression read -> predict -> write loop on the same rows, both measured in this run.
 
@@ -34,8 +35,10 @@ def sklearn_loop(train: pd.DataFrame, source: Path, out: Path) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                         LogisticRegression(C=10, max_iter=2000))
+    pipe = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        LogisticRegression(C=10, max_iter=2000),
+    )
     pipe.fit((train["title"].fillna("") + " " + train["text"].fillna("")).tolist(), train["label"])
     start = time.perf_counter()
     frame = pd.read_csv(source)
@@ -53,24 +56,49 @@ def main() -> int:
     parser.add_argument("--mdsd", type=Path, default=REPO.parent / "shared" / "data" / "mdsd")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scoring.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "scoring.json"
+    )
     args = parser.parse_args()
     if not (args.mdsd / "books" / "train.csv").is_file():
         print(f"MDSD data not found under {args.mdsd}; pass --mdsd", file=sys.stderr)
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="tf-score-bench-"))
-    env = {**os.environ, "TRANSFERFLOW_REGISTRY_DIR": str(work / "registry"),
-           "TRANSFERFLOW_CACHE_DIR": str(work / "cache")}
+    env = {
+        **os.environ,
+        "TRANSFERFLOW_REGISTRY_DIR": str(work / "registry"),
+        "TRANSFERFLOW_CACHE_DIR": str(work / "cache"),
+    }
     cli = [sys.executable, "-m", "flows.cli"]
     m = args.mdsd
-    subprocess.run([*cli, "run", "--source", str(m / "books" / "train.csv"),
-                    "--target", str(m / "kitchen" / "train.csv"),
-                    "--target-test", str(m / "kitchen" / "test.csv"),
-                    "--text-column", "title", "--text-column", "text",
-                    "--target-train-size", "200", "--output-dir", str(work / "runs")],
-                   env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-    reviews = pd.concat(pd.read_csv(m / d / "train.csv") for d in ("books", "dvd", "electronics", "kitchen"))
+    subprocess.run(
+        [
+            *cli,
+            "run",
+            "--source",
+            str(m / "books" / "train.csv"),
+            "--target",
+            str(m / "kitchen" / "train.csv"),
+            "--target-test",
+            str(m / "kitchen" / "test.csv"),
+            "--text-column",
+            "title",
+            "--text-column",
+            "text",
+            "--target-train-size",
+            "200",
+            "--output-dir",
+            str(work / "runs"),
+        ],
+        env=env,
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
+    reviews = pd.concat(
+        pd.read_csv(m / d / "train.csv") for d in ("books", "dvd", "electronics", "kitchen")
+    )
     reviews = reviews[["title", "text"]].reset_index(drop=True)
     frame = reviews.iloc[[i % len(reviews) for i in range(args.rows)]].reset_index(drop=True)
     frame.insert(0, "id", range(args.rows))
@@ -81,23 +109,44 @@ def main() -> int:
     rows = []
     for i in range(args.repeats):
         start = time.perf_counter()
-        subprocess.run([*cli, "score", "--input", str(source), "--output", str(work / "pred.csv")],
-                       env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*cli, "score", "--input", str(source), "--output", str(work / "pred.csv")],
+            env=env,
+            check=True,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
         cli_s = time.perf_counter() - start
         sk_s = sklearn_loop(kitchen, source, work / "sk.csv")
-        rows.append({"repeat": i + 1, "transferflow_score_s": round(cli_s, 2),
-                     "transferflow_rows_per_s": round(args.rows / cli_s),
-                     "sklearn_loop_s": round(sk_s, 2), "sklearn_rows_per_s": round(args.rows / sk_s),
-                     "ratio": round(sk_s / cli_s, 2)})
+        rows.append(
+            {
+                "repeat": i + 1,
+                "transferflow_score_s": round(cli_s, 2),
+                "transferflow_rows_per_s": round(args.rows / cli_s),
+                "sklearn_loop_s": round(sk_s, 2),
+                "sklearn_rows_per_s": round(args.rows / sk_s),
+                "ratio": round(sk_s / cli_s, 2),
+            }
+        )
     mean_chars = int((frame["title"].fillna("") + " " + frame["text"].fillna("")).str.len().mean())
-    print(f"\n{args.rows} rows (title + text, mean {mean_chars} characters); transferflow score = "
-          "CLI subprocess with start-up; sklearn = in-process read -> predict -> write")
-    print(f"{'repeat':>6} {'tf score s':>11} {'tf rows/s':>10} {'sklearn s':>10} {'sk rows/s':>10} {'ratio':>6}")
+    print(
+        f"\n{args.rows} rows (title + text, mean {mean_chars} characters); transferflow score = "
+        "CLI subprocess with start-up; sklearn = in-process read -> predict -> write"
+    )
+    print(
+        f"{'repeat':>6} {'tf score s':>11} {'tf rows/s':>10} {'sklearn s':>10} "
+        f"{'sk rows/s':>10} {'ratio':>6}"
+    )
     for r in rows:
-        print(f"{r['repeat']:>6} {r['transferflow_score_s']:>11.2f} {r['transferflow_rows_per_s']:>10} "
-              f"{r['sklearn_loop_s']:>10.2f} {r['sklearn_rows_per_s']:>10} {r['ratio']:>6.2f}")
+        print(
+            f"{r['repeat']:>6} {r['transferflow_score_s']:>11.2f} "
+            f"{r['transferflow_rows_per_s']:>10} "
+            f"{r['sklearn_loop_s']:>10.2f} {r['sklearn_rows_per_s']:>10} {r['ratio']:>6.2f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": args.rows, "mean_chars": mean_chars, "runs": rows}, indent=2))
+    args.out.write_text(
+        json.dumps({"rows": args.rows, "mean_chars": mean_chars, "runs": rows}, indent=2)
+    )
     print(f"written {args.out}")
     return 0
 

@@ -37,8 +37,14 @@ def main() -> int:
     from benchmarks._mdsd import mdsd_grid
     from flows.sweep import run_sweep
 
-    grid = mdsd_grid(args.mdsd, args.pairs, args.sizes, args.seeds, "sweep-bench",
-                     Path(tempfile.mkdtemp(prefix="tf-sweep-bench-")))
+    grid = mdsd_grid(
+        args.mdsd,
+        args.pairs,
+        args.sizes,
+        args.seeds,
+        "sweep-bench",
+        Path(tempfile.mkdtemp(prefix="tf-sweep-bench-")),
+    )
     pairs = grid.resolved_pairs()
     n_points = len(pairs) * len(grid.seeds)
     runs, frames = [], []
@@ -49,23 +55,39 @@ def main() -> int:
             wall = time.perf_counter() - start
             frame = pd.DataFrame(result["rows"])
             frames.append(frame)
-            runs.append({"workers": workers, "points": n_points, "wall_seconds": round(wall, 1),
-                         "peak_rss_mb_per_worker": float(frame["peak_rss_mb"].max())})
+            runs.append(
+                {
+                    "workers": workers,
+                    "points": n_points,
+                    "wall_seconds": round(wall, 1),
+                    "peak_rss_mb_per_worker": float(frame["peak_rss_mb"].max()),
+                }
+            )
     keys = ["source", "target", "seed", "n_requested", "candidate"]
     first = frames[0].sort_values(keys)[[*keys, "accuracy"]].reset_index(drop=True)
-    same = all(first.equals(f.sort_values(keys)[[*keys, "accuracy"]].reset_index(drop=True))
-               for f in frames[1:])
+    same = all(
+        first.equals(f.sort_values(keys)[[*keys, "accuracy"]].reset_index(drop=True))
+        for f in frames[1:]
+    )
     base = runs[0]["wall_seconds"]
-    print(f"\ngrid: {len(pairs)} pairs x {len(grid.seeds)} seeds = {n_points} points, "
-          f"budgets {grid.label_budgets}; identical metrics across worker counts: {same}")
+    print(
+        f"\ngrid: {len(pairs)} pairs x {len(grid.seeds)} seeds = {n_points} points, "
+        f"budgets {grid.label_budgets}; identical metrics across worker counts: {same}"
+    )
     print(f"{'workers':>7} {'wall s':>8} {'speed-up':>9} {'peak MiB/worker':>16}")
     for r in runs:
         r["speedup"] = round(base / r["wall_seconds"], 2)
-        print(f"{r['workers']:>7} {r['wall_seconds']:>8.1f} {r['speedup']:>9.2f} "
-              f"{r['peak_rss_mb_per_worker']:>16.0f}")
+        print(
+            f"{r['workers']:>7} {r['wall_seconds']:>8.1f} {r['speedup']:>9.2f} "
+            f"{r['peak_rss_mb_per_worker']:>16.0f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"runs": runs, "identical_metrics": same,
-                                    "grid": grid.model_dump(mode="json")}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {"runs": runs, "identical_metrics": same, "grid": grid.model_dump(mode="json")},
+            indent=2,
+        )
+    )
     print(f"written {args.out}")
     return 0 if same else 1
 

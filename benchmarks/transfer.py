@@ -47,23 +47,32 @@ def report(frame, out: Path, wall: float | None) -> None:
     pd.set_option("display.width", 160)
     pairs = frame.groupby(["source", "target"]).ngroups
     seeds = sorted(frame["seed"].unique().tolist())
-    print(f"\nMean target test accuracy (%) over {pairs} pairs (± sd over pairs; each pair averaged "
-          f"over seeds {seeds}):")
+    print(
+        f"\nMean target test accuracy (%) over {pairs} pairs (± sd over pairs; each pair averaged "
+        f"over seeds {seeds}):"
+    )
     print(mean_table(result["table"]).to_string())
     wins = result["wins"]
     print("\nPaired wins of transfer (per pair, n, seed):")
     print(wins.drop(columns=["architecture", "strategy"]).to_string(index=False))
     print("\nPair-budget means where transfer trails its own target_only most (points):")
-    print(result["worst_vs_target_only"].drop(columns=["architecture", "strategy"]).to_string(index=False))
+    print(
+        result["worst_vs_target_only"]
+        .drop(columns=["architecture", "strategy"])
+        .to_string(index=False)
+    )
     if wall is not None:
         print(f"\nwall time: {wall:.0f} s")
     plot_curves(result["table"], out / "transfer_curve.png")
     table = result["table"]
     summary = {
-        "pairs": pairs, "seeds": seeds, "wall_seconds": None if wall is None else round(wall, 1),
-        "mean_accuracy": {c: {int(r.n_requested): round(float(r["mean"]), 4)
-                              for _, r in part.iterrows()}
-                          for c, part in table.groupby("candidate")},
+        "pairs": pairs,
+        "seeds": seeds,
+        "wall_seconds": None if wall is None else round(wall, 1),
+        "mean_accuracy": {
+            c: {int(r.n_requested): round(float(r["mean"]), 4) for _, r in part.iterrows()}
+            for c, part in table.groupby("candidate")
+        },
         "wins": wins.to_dict(orient="records"),
         "peak_rss_mb_max": float(frame["peak_rss_mb"].max()) if "peak_rss_mb" in frame else None,
     }
@@ -81,8 +90,11 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--task-runner", default="dask", choices=["local", "dask"])
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--text-columns", default="title,text",
-                        help="columns joined into the review text (default: title,text)")
+    parser.add_argument(
+        "--text-columns",
+        default="title,text",
+        help="columns joined into the review text (default: title,text)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--summarise", type=Path, help="only print the tables of this results CSV")
     args = parser.parse_args()
@@ -98,8 +110,15 @@ def main() -> int:
     from benchmarks._mdsd import mdsd_grid
     from flows.sweep import run_sweep
 
-    grid = mdsd_grid(args.mdsd, args.pairs, args.sizes, args.seeds, "mdsd-transfer", args.out / "sweeps",
-                     args.text_columns)
+    grid = mdsd_grid(
+        args.mdsd,
+        args.pairs,
+        args.sizes,
+        args.seeds,
+        "mdsd-transfer",
+        args.out / "sweeps",
+        args.text_columns,
+    )
     start = time.perf_counter()
     # A throwaway Prefect server and database: the benchmark leaves no runs behind.
     with prefect_test_harness(server_startup_timeout=120):

@@ -35,6 +35,11 @@ def validate_domain_shift(
         ),
     ]
     suite = run_suite(
-        GATE, "source vs target", one_row(**figures), expectations, index_columns=[], docs_dir=docs_dir
+        GATE,
+        "source vs target",
+        one_row(**figures),
+        expectations,
+        index_columns=[],
+        docs_dir=docs_dir,
     )
     return GateReport(GATE, cfg.mode, [suite], dict(figures))

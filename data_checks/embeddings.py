@@ -53,14 +53,20 @@ def validate_embeddings(
         "target_coverage": target_coverage(kv, target_texts),
     }
     summary = [
-        ex.ExpectColumnValuesToBeBetween(column="target_coverage", min_value=cfg.min_target_coverage),
+        ex.ExpectColumnValuesToBeBetween(
+            column="target_coverage", min_value=cfg.min_target_coverage
+        ),
         ex.ExpectColumnValuesToBeBetween(column="vocab_size", min_value=1),
     ]
     if expected_size is not None:
-        summary.append(ex.ExpectColumnValuesToBeInSet(column="vector_size", value_set=[expected_size]))
+        summary.append(
+            ex.ExpectColumnValuesToBeInSet(column="vector_size", value_set=[expected_size])
+        )
     vectors = pd.DataFrame({"token": list(kv.index_to_key), "finite": finite})
     suites = [
-        run_suite(GATE, "vector summary", one_row(**figures), summary, index_columns=[], docs_dir=docs_dir),
+        run_suite(
+            GATE, "vector summary", one_row(**figures), summary, index_columns=[], docs_dir=docs_dir
+        ),
         run_suite(
             GATE,
             "vector values",

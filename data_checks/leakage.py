@@ -60,8 +60,11 @@ def validate_leakage(
                 GATE,
                 f"target test vs {what}",
                 frame,
-                [gx.expectations.ExpectColumnValuesToBeInSet(
-                    column=column, value_set=[False], mostly=1.0 - cfg.max_overlap_share)],
+                [
+                    gx.expectations.ExpectColumnValuesToBeInSet(
+                        column=column, value_set=[False], mostly=1.0 - cfg.max_overlap_share
+                    )
+                ],
                 index_columns=["file", "row", "text"],
                 docs_dir=docs_dir,
             )

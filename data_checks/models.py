@@ -13,11 +13,18 @@ PROMOTION_GATE = "promotion"
 
 def source_threshold(cfg: SourceModelGate, majority_share: float) -> float:
     """The accuracy the source model must reach: configured, or majority-class share + 0.05."""
-    return cfg.min_accuracy if cfg.min_accuracy is not None else round(min(majority_share + 0.05, 1.0), 4)
+    return (
+        cfg.min_accuracy
+        if cfg.min_accuracy is not None
+        else round(min(majority_share + 0.05, 1.0), 4)
+    )
 
 
 def validate_source_model(
-    accuracy: float, majority_share: float, n: int, cfg: SourceModelGate,
+    accuracy: float,
+    majority_share: float,
+    n: int,
+    cfg: SourceModelGate,
     docs_dir: Path | None = None,
 ) -> GateReport:
     """The source model's accuracy on held-out source data must reach the threshold.
@@ -35,13 +42,21 @@ def validate_source_model(
     import great_expectations as gx
 
     threshold = source_threshold(cfg, majority_share)
-    figures = {"source_holdout_accuracy": accuracy, "majority_share": majority_share,
-               "holdout_rows": n, "threshold": threshold}
+    figures = {
+        "source_holdout_accuracy": accuracy,
+        "majority_share": majority_share,
+        "holdout_rows": n,
+        "threshold": threshold,
+    }
     suite = run_suite(
         SOURCE_GATE,
         "held-out source accuracy",
         one_row(source_holdout_accuracy=accuracy),
-        [gx.expectations.ExpectColumnValuesToBeBetween(column="source_holdout_accuracy", min_value=threshold)],
+        [
+            gx.expectations.ExpectColumnValuesToBeBetween(
+                column="source_holdout_accuracy", min_value=threshold
+            )
+        ],
         index_columns=[],
         docs_dir=docs_dir,
     )

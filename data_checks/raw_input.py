@@ -52,7 +52,11 @@ def class_frame(labelled: pd.DataFrame) -> pd.DataFrame:
     counts = labelled[LABEL].dropna().value_counts()
     total = max(int(counts.sum()), 1)
     return pd.DataFrame(
-        {"class": counts.index.astype(str), "count": counts.to_numpy(), "share": counts.to_numpy() / total}
+        {
+            "class": counts.index.astype(str),
+            "count": counts.to_numpy(),
+            "share": counts.to_numpy() / total,
+        }
     )
 
 
@@ -117,7 +121,9 @@ def validate_domain(
 
 
 def validate_label_kinds(
-    kinds: dict[str, str], examples: dict[str, list[str]], cfg: RawInputGate,
+    kinds: dict[str, str],
+    examples: dict[str, list[str]],
+    cfg: RawInputGate,
     docs_dir: Path | None = None,
 ) -> SuiteResult:
     """Source and target labels must be of one kind (both numeric or both named).

@@ -94,7 +94,10 @@ def _context(docs_dir: Path | None = None):
             site_name=_SITE,
             site_config={
                 "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": key},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": key,
+                },
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
         )
@@ -140,7 +143,9 @@ def _describe_observed(result: dict[str, Any], index_cols: list[str]) -> str:
         spots = []
         for item in where[:5]:
             if "file" in item and "row" in item:
-                extra = [repr(item[k])[:40] for k in index_cols if k in item and k not in ("file", "row")]
+                extra = [
+                    repr(item[k])[:40] for k in index_cols if k in item and k not in ("file", "row")
+                ]
                 place = " ".join([f"{item['file']} row {item['row']}", *extra])
                 values = [repr(v)[:40] for k, v in item.items() if k not in index_cols]
                 # With the text shown as an index column the flag value adds nothing.

@@ -24,7 +24,12 @@ class UserErrorTracebackFilter(logging.Filter):
 
 def install() -> None:
     """Attach the filter to Prefect's run loggers (idempotent)."""
-    for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.flow_engine", "prefect.task_engine"):
+    for name in (
+        "prefect.task_runs",
+        "prefect.flow_runs",
+        "prefect.flow_engine",
+        "prefect.task_engine",
+    ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, UserErrorTracebackFilter) for f in logger.filters):
             logger.addFilter(UserErrorTracebackFilter())

@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
 @app.callback()
 def _root() -> None:
     """Transfer learning for text classification, orchestrated by Prefect."""
@@ -93,8 +94,13 @@ def assemble_config(config_file: Path | None, flags: dict[str, Any], sets: list[
             for domain in ("source", "target"):
                 set_dotted(raw, f"data.{domain}.label_column", value)
         else:
-            set_dotted(raw, key, [str(v) for v in value] if isinstance(value, list) else
-                       (str(value) if isinstance(value, Path) else value))
+            set_dotted(
+                raw,
+                key,
+                [str(v) for v in value]
+                if isinstance(value, list)
+                else (str(value) if isinstance(value, Path) else value),
+            )
     for key, value in _parse_set(sets):
         set_dotted(raw, key, value)
     return build_config(raw)
@@ -116,10 +122,14 @@ def _opt(kind, *names: str, help: str):  # noqa: A002 - mirrors typer's paramete
 
 ConfigOpt = _opt(Path | None, "--config", "-c", help="YAML config file (see README).")
 SourceOpt = _opt(list[str] | None, "--source", help="Source training file or URL (repeatable).")
-SourceTestOpt = _opt(list[str] | None, "--source-test", help="Source test file or URL (repeatable).")
+SourceTestOpt = _opt(
+    list[str] | None, "--source-test", help="Source test file or URL (repeatable)."
+)
 SourceNameOpt = _opt(str | None, "--source-name", help="Source domain name.")
 TargetOpt = _opt(list[str] | None, "--target", help="Target training file or URL (repeatable).")
-TargetTestOpt = _opt(list[str] | None, "--target-test", help="Target test file or URL (repeatable).")
+TargetTestOpt = _opt(
+    list[str] | None, "--target-test", help="Target test file or URL (repeatable)."
+)
 TargetNameOpt = _opt(str | None, "--target-name", help="Target domain name.")
 TextColumnOpt = _opt(
     list[str] | None, "--text-column", help="Text column, both domains (repeat to join several)."
@@ -139,12 +149,18 @@ SetOpt = _opt(
 def _data_flags(**given: Any) -> dict[str, Any]:
     """Map the data flags shared by ``run`` and ``validate`` onto setting paths."""
     names = {
-        "source": "data.source.paths", "source_test": "data.source.test_paths",
-        "source_name": "data.source.name", "target": "data.target.paths",
-        "target_test": "data.target.test_paths", "target_name": "data.target.name",
-        "text_column": "text_columns", "label_column": "label_column",
-        "target_train_size": "data.target_train_size", "test_size": "data.test_size",
-        "vectors": "embeddings.pretrained_path", "seed": "seed",
+        "source": "data.source.paths",
+        "source_test": "data.source.test_paths",
+        "source_name": "data.source.name",
+        "target": "data.target.paths",
+        "target_test": "data.target.test_paths",
+        "target_name": "data.target.name",
+        "text_column": "text_columns",
+        "label_column": "label_column",
+        "target_train_size": "data.target_train_size",
+        "test_size": "data.test_size",
+        "vectors": "embeddings.pretrained_path",
+        "seed": "seed",
     }
     return {names[k]: v for k, v in given.items()}
 
@@ -153,7 +169,9 @@ def _int_list(text: str, flag: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"{flag}: expected comma-separated whole numbers such as 25,50,100; got '{text}'.") from None
+        raise ConfigError(
+            f"{flag}: expected comma-separated whole numbers such as 25,50,100; got '{text}'."
+        ) from None
 
 
 @app.command()
@@ -177,7 +195,9 @@ def run(
     strategy: _opt(
         str | None, "--strategy", help="ensemble (default) | finetune | joint | shared-private"
     ) = None,
-    max_len: _opt(int | None, "--max-len", help="Tokens per text the word-vector mean reads.") = None,
+    max_len: _opt(
+        int | None, "--max-len", help="Tokens per text the word-vector mean reads."
+    ) = None,
     alpha: _opt(float | None, "--alpha", help="'joint'/'ensemble': source loss weight.") = None,
     beta: _opt(float | None, "--beta", help="'joint'/'ensemble': target loss weight.") = None,
     seed: SeedOpt = None,
@@ -186,36 +206,53 @@ def run(
     refresh_cache: Annotated[
         bool, typer.Option("--refresh-cache", help="Recompute every cached stage.")
     ] = False,
-    cache_dir: _opt(str | None, "--cache-dir", help="Artefact store folder or fsspec URL (s3://...).") = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the cache.")] = False,
+    cache_dir: _opt(
+        str | None, "--cache-dir", help="Artefact store folder or fsspec URL (s3://...)."
+    ) = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
+    ] = False,
     learning_curve: Annotated[
         str | None,
-        typer.Option("--learning-curve", help="Also report accuracy at these target-label budgets, "
-                     "e.g. 25,50,100,200 (transfer vs target_only, table and plot)."),
+        typer.Option(
+            "--learning-curve",
+            help="Also report accuracy at these target-label budgets, "
+            "e.g. 25,50,100,200 (transfer vs target_only, table and plot).",
+        ),
     ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Run the transfer-learning flow. Without data flags: the built-in demo."""
     flags = _data_flags(
-        source=source, source_test=source_test, source_name=source_name, target=target,
-        target_test=target_test, target_name=target_name, text_column=text_column,
-        label_column=label_column, target_train_size=target_train_size, test_size=test_size,
-        vectors=vectors, seed=seed,
+        source=source,
+        source_test=source_test,
+        source_name=source_name,
+        target=target,
+        target_test=target_test,
+        target_name=target_name,
+        text_column=text_column,
+        label_column=label_column,
+        target_train_size=target_train_size,
+        test_size=test_size,
+        vectors=vectors,
+        seed=seed,
     )
-    flags.update({
-        "embeddings.pretrained_format": vectors_format,
-        "embeddings.vector_size": vector_size,
-        "transfer.strategy": strategy,
-        "model.max_len": max_len,
-        "transfer.alpha": alpha,
-        "transfer.beta": beta,
-        "output_dir": output_dir,
-        "run_name": run_name,
-        "cache.refresh": True if refresh_cache else None,
-        "cache.dir": cache_dir,
-        "cache.enabled": False if no_cache else None,
-        "learning_curve.enabled": True if learning_curve else None,
-    })
+    flags.update(
+        {
+            "embeddings.pretrained_format": vectors_format,
+            "embeddings.vector_size": vector_size,
+            "transfer.strategy": strategy,
+            "model.max_len": max_len,
+            "transfer.alpha": alpha,
+            "transfer.beta": beta,
+            "output_dir": output_dir,
+            "run_name": run_name,
+            "cache.refresh": True if refresh_cache else None,
+            "cache.dir": cache_dir,
+            "cache.enabled": False if no_cache else None,
+            "learning_curve.enabled": True if learning_curve else None,
+        }
+    )
     try:
         if learning_curve:
             flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
@@ -228,7 +265,9 @@ def run(
         from tasks.caching import prefect_result_storage
 
         storage = prefect_result_storage(cfg.cache)
-        flow_fn = transfer_learning.with_options(result_storage=storage) if storage else transfer_learning
+        flow_fn = (
+            transfer_learning.with_options(result_storage=storage) if storage else transfer_learning
+        )
         result = flow_fn(cfg)
     except TransferflowError as exc:
         raise _fail(exc) from None
@@ -258,10 +297,18 @@ def validate(
     Exit code 0 when every gate passes (or only warns), 3 when one fails.
     """
     flags = _data_flags(
-        source=source, source_test=source_test, source_name=source_name, target=target,
-        target_test=target_test, target_name=target_name, text_column=text_column,
-        label_column=label_column, target_train_size=target_train_size, test_size=test_size,
-        vectors=vectors, seed=seed,
+        source=source,
+        source_test=source_test,
+        source_name=source_name,
+        target=target,
+        target_test=target_test,
+        target_name=target_name,
+        text_column=text_column,
+        label_column=label_column,
+        target_train_size=target_train_size,
+        test_size=test_size,
+        vectors=vectors,
+        seed=seed,
     )
     try:
         cfg = assemble_config(config, flags, set_ or [])
@@ -287,13 +334,17 @@ def validate(
 def sweep(
     grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (see README).")],
     task_runner: _opt(str, "--task-runner", help="local (default) | dask") = "local",
-    workers: _opt(int | None, "--workers", help="Parallel workers (Dask: LocalCluster processes; "
-                  "default one per core).") = None,
-    dask_address: _opt(str | None, "--dask-address",
-                       help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786.") = None,
+    workers: _opt(
+        int | None,
+        "--workers",
+        help="Parallel workers (Dask: LocalCluster processes; default one per core).",
+    ) = None,
+    dask_address: _opt(
+        str | None, "--dask-address", help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786."
+    ) = None,
     output_dir: _opt(Path | None, "--output-dir", help="Parent of sweep folders.") = None,
 ) -> None:
-    """Run many transfer runs (pairs x label budgets x architectures/strategies x seeds) in parallel."""
+    """Run many transfer runs (pairs x budgets x architectures/strategies x seeds) in parallel."""
     from transferflow.sweep import load_grid
 
     try:
@@ -313,7 +364,9 @@ def sweep(
 
 cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")
 app.add_typer(cache_app, name="cache")
-CacheDirOpt = _opt(str | None, "--cache-dir", help="Store folder or URL (default: the run default).")
+CacheDirOpt = _opt(
+    str | None, "--cache-dir", help="Store folder or URL (default: the run default)."
+)
 
 
 def _store(cache_dir: str | None):
@@ -349,8 +402,10 @@ def cache_list(cache_dir: CacheDirOpt = None) -> None:
     now = time.time()
     typer.echo(f"store: {store.location} ({len(entries)} entries)")
     for e in sorted(entries, key=lambda e: e.created):
-        typer.echo(f"  {e.key:<64} {(now - e.created) / 86400:6.1f} d old  "
-                   f"used {(now - e.last_used) / 86400:5.1f} d ago  {_size(e.size):>9}")
+        typer.echo(
+            f"  {e.key:<64} {(now - e.created) / 86400:6.1f} d old  "
+            f"used {(now - e.last_used) / 86400:5.1f} d ago  {_size(e.size):>9}"
+        )
 
 
 @cache_app.command("clear")
@@ -361,15 +416,19 @@ def cache_clear(cache_dir: CacheDirOpt = None) -> None:
         freed = store.clear()
     except TransferflowError as exc:
         raise _fail(exc) from None
-    typer.echo(f"removed the store at {store.location} (objects/, entries/, locks/, tmp/): "
-               f"{_size(freed)} freed")
+    typer.echo(
+        f"removed the store at {store.location} (objects/, entries/, locks/, tmp/): "
+        f"{_size(freed)} freed"
+    )
 
 
 def _parse_age(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     number, unit = text[:-1], text[-1:]
     if unit not in units or not number.replace(".", "", 1).isdigit():
-        raise ConfigError(f"--older-than '{text}': expected a number and a unit (s, m, h, d, w), e.g. 30d.")
+        raise ConfigError(
+            f"--older-than '{text}': expected a number and a unit (s, m, h, d, w), e.g. 30d."
+        )
     return float(number) * units[unit]
 
 
@@ -387,7 +446,9 @@ def cache_prune(
         raise _fail(exc) from None
     store = _store(cache_dir)
     if not is_url_store(store) and store.root.exists() and not store.is_store():
-        raise _fail(ConfigError(f"{store.location} is not a transferflow store; nothing was pruned."))
+        raise _fail(
+            ConfigError(f"{store.location} is not a transferflow store; nothing was pruned.")
+        )
     old = [e.key for e in store.entries() if time.time() - e.last_used > age]
     freed = store.remove_entries(old)
     typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
@@ -396,7 +457,9 @@ def cache_prune(
 models_app = typer.Typer(help="The model registry: versions and the champion alias.")
 app.add_typer(models_app, name="models")
 RegistryOpt = _opt(
-    Path | None, "--registry", help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry)."
+    Path | None,
+    "--registry",
+    help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry).",
 )
 
 
@@ -427,22 +490,30 @@ def models_list(
         except TransferflowError as exc:
             rows.append({"version": v, "error": str(exc)})
             continue
-        rows.append({
-            "version": v, "champion": v == champion, "registered_at": r.get("registered_at"),
-            "source": r.get("source"), "target": r.get("target"), "role": r.get("role"),
-            "architecture": r.get("architecture"),
-            "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
-            "test_set_sha256": r.get("target_test_sha256"),
-            "files_ok": _files_ok(reg, v),
-        })
+        rows.append(
+            {
+                "version": v,
+                "champion": v == champion,
+                "registered_at": r.get("registered_at"),
+                "source": r.get("source"),
+                "target": r.get("target"),
+                "role": r.get("role"),
+                "architecture": r.get("architecture"),
+                "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
+                "test_set_sha256": r.get("target_test_sha256"),
+                "files_ok": _files_ok(reg, v),
+            }
+        )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         typer.echo(f"no model versions in {reg.root}")
         return
-    typer.echo(f"  {'version':<8} {'registered (UTC)':<21} {'source -> target':<28} {'role':<12} "
-               f"{'test acc.':>9}  {'test set':<10} files")
+    typer.echo(
+        f"  {'version':<8} {'registered (UTC)':<21} {'source -> target':<28} {'role':<12} "
+        f"{'test acc.':>9}  {'test set':<10} files"
+    )
     for r in rows:
         if "error" in r:
             typer.echo(f"  v{r['version']:<7} unreadable: {r['error']}")
@@ -450,9 +521,11 @@ def models_list(
         mark = "*" if r["champion"] else " "
         pair = f"{r['source']} -> {r['target']}"
         acc = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "–"
-        typer.echo(f"{mark} v{r['version']:<7} {r['registered_at']:<21} {pair:<28} {r['role']:<12} "
-                   f"{acc:>9}  {str(r['test_set_sha256'])[:8]:<10} "
-                   f"{'ok' if r['files_ok'] else 'MODIFIED'}")
+        typer.echo(
+            f"{mark} v{r['version']:<7} {r['registered_at']:<21} {pair:<28} {r['role']:<12} "
+            f"{acc:>9}  {str(r['test_set_sha256'])[:8]:<10} "
+            f"{'ok' if r['files_ok'] else 'MODIFIED'}"
+        )
 
 
 def _files_ok(reg, version: int) -> bool:
@@ -482,9 +555,11 @@ def models_promote(version: int, registry: RegistryOpt = None) -> None:
         reg = _registry(registry)
         reg.show(version)  # an unknown version is named as such
         if not _files_ok(reg, version):
-            raise ConfigError(f"model version {version} has files that are missing or were modified "
-                              "since it was registered; it is not promoted. Register a new version "
-                              "with 'transferflow run'.")
+            raise ConfigError(
+                f"model version {version} has files that are missing or were modified "
+                "since it was registered; it is not promoted. Register a new version "
+                "with 'transferflow run'."
+            )
         reg.promote(version)
     except TransferflowError as exc:
         raise _fail(exc) from None
@@ -503,7 +578,9 @@ def models_rollback(registry: RegistryOpt = None) -> None:
 
 @app.command()
 def score(
-    input_path: Annotated[Path, typer.Option("--input", help="File to score (CSV/TSV/JSONL/Parquet).")],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="File to score (CSV/TSV/JSONL/Parquet).")
+    ],
     output_path: Annotated[Path, typer.Option("--output", help="Predictions CSV to write.")],
     model: _opt(int | None, "--model", help="Model version (default: the champion).") = None,
     registry: RegistryOpt = None,
@@ -519,8 +596,10 @@ def score(
         out = score_flow(input_path, output_path, registry, model, text_column, id_column)
     except TransferflowError as exc:
         raise _fail(exc) from None
-    typer.echo(f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
-               f"({out['rows_per_second']:.0f} rows/s): {out['output']}")
+    typer.echo(
+        f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
+        f"({out['rows_per_second']:.0f} rows/s): {out['output']}"
+    )
 
 
 def _check_api() -> None:
@@ -548,11 +627,14 @@ def _check_score_paths(input_path: Path, output_path: Path) -> None:
     if not is_url(input_path) and not Path(input_path).is_file():
         raise DataError(f"--input {input_path}: file not found.")
     if Path(output_path).exists() and Path(output_path).resolve() == Path(input_path).resolve():
-        raise ConfigError(f"--output {output_path} is the input file; inputs are never overwritten. "
-                          "Choose another output path.")
+        raise ConfigError(
+            f"--output {output_path} is the input file; inputs are never overwritten. "
+            "Choose another output path."
+        )
     if Path(output_path).is_dir():
-        raise ConfigError(f"--output {output_path} is a folder; give a file path such as "
-                          "predictions.csv.")
+        raise ConfigError(
+            f"--output {output_path} is a folder; give a file path such as predictions.csv."
+        )
 
 
 def _print_summary(result: dict[str, Any]) -> None:

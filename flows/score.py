@@ -22,8 +22,12 @@ def _score_run_name() -> str:
     return f"score {Path(str(params.get('input_path', '?'))).name} with {model}"
 
 
-@flow(name="score", on_failure=[_logging.log_failure], flow_run_name=_score_run_name,
-      description="Score a file with a registered model (default: the champion).")
+@flow(
+    name="score",
+    on_failure=[_logging.log_failure],
+    flow_run_name=_score_run_name,
+    description="Score a file with a registered model (default: the champion).",
+)
 def score(
     input_path: Path,
     output_path: Path,

@@ -1,5 +1,6 @@
 """The ``sweep`` flow: many transfer runs (pairs x label budgets x architectures/strategies x seeds)
-as parallel tasks, on the local machine or a Dask cluster, collected into one table, plot and report.
+as parallel tasks, on the local machine or a Dask cluster, collected into one table, plot and
+report.
 """
 
 from __future__ import annotations
@@ -68,15 +69,23 @@ def task_runner(kind: str = "local", workers: int | None = None, address: str | 
     api_url = get_current_settings().api.url
     if api_url:  # workers report their task runs to this process's Prefect server
         env["PREFECT_API_URL"] = str(api_url)
-    return DaskTaskRunner(cluster_kwargs={
-        "n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True,
-        "env": env, "dashboard_address": None,
-        "silence_logs": logging.WARNING,  # the workers' INFO lines drown the run log
-    })
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": workers or os.cpu_count() or 1,
+            "threads_per_worker": 1,
+            "processes": True,
+            "env": env,
+            "dashboard_address": None,
+            "silence_logs": logging.WARNING,  # the workers' INFO lines drown the run log
+        }
+    )
 
 
-@flow(name="sweep", on_failure=[_logging.log_failure],
-      description="Many transfer runs in parallel; one results table, plot and report.")
+@flow(
+    name="sweep",
+    on_failure=[_logging.log_failure],
+    description="Many transfer runs in parallel; one results table, plot and report.",
+)
 def sweep(grid: SweepGrid) -> dict[str, Any]:
     """Run every point of the grid as a task; write results.csv, summary.md and curves.png."""
     import pandas as pd
@@ -84,18 +93,24 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
 
     logger = get_run_logger()
     todo = points(grid)
-    logger.info("sweep '%s': %d points x %d label budgets", grid.name, len(todo), len(grid.label_budgets))
+    logger.info(
+        "sweep '%s': %d points x %d label budgets", grid.name, len(todo), len(grid.label_budgets)
+    )
     futures = [
         run_sweep_point.with_options(
             task_run_name=f"sweep[{p['source']}→{p['target']} {p['architecture']} {p['strategy']} "
-                          f"seed {p['seed']}]"
+            f"seed {p['seed']}]"
         ).submit(point_config(grid, p), grid.label_budgets, grid.references)
         for p in todo
     ]
     rows = [row for future in futures for row in future.result()]
-    frame = pd.DataFrame(rows).sort_values(
-        ["source", "target", "architecture", "strategy", "seed", "n_requested", "candidate"]
-    ).reset_index(drop=True)
+    frame = (
+        pd.DataFrame(rows)
+        .sort_values(
+            ["source", "target", "architecture", "strategy", "seed", "n_requested", "candidate"]
+        )
+        .reset_index(drop=True)
+    )
     summary = summarise(frame)
     markdown = _summary_markdown(grid, frame, summary)
 
@@ -109,9 +124,14 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
     plot_curves(summary["table"], work / "curves.png")
     work.rename(final)  # the folder appears complete or not at all
 
-    create_markdown_artifact(markdown=markdown, key="sweep-summary", description=f"Sweep {grid.name}")
-    create_table_artifact(table=frame.to_dict(orient="records"), key="sweep-results",
-                          description=f"Every run of sweep {grid.name}")
+    create_markdown_artifact(
+        markdown=markdown, key="sweep-summary", description=f"Sweep {grid.name}"
+    )
+    create_table_artifact(
+        table=frame.to_dict(orient="records"),
+        key="sweep-results",
+        description=f"Every run of sweep {grid.name}",
+    )
     logger.info("sweep results in %s", final)
     return {"dir": str(final), "rows": rows}
 
@@ -119,13 +139,22 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
 def _summary_markdown(grid: SweepGrid, frame, summary: dict[str, Any]) -> str:
     pairs = frame.groupby(["source", "target"]).ngroups
     lines = [
-        f"# Sweep {grid.name}", "",
-        f"{pairs} pair(s), label budgets {grid.label_budgets}, seeds {grid.seeds}.", "",
-        "## Mean target test accuracy (%) over pairs (± sd over pairs)", "",
-        _markdown(mean_table(summary["table"]).reset_index()), "",
-        "## Paired wins of transfer", "", _markdown(summary["wins"]), "",
-        "## Where transfer trails its own target_only most (points)", "",
-        _markdown(summary["worst_vs_target_only"]), "",
+        f"# Sweep {grid.name}",
+        "",
+        f"{pairs} pair(s), label budgets {grid.label_budgets}, seeds {grid.seeds}.",
+        "",
+        "## Mean target test accuracy (%) over pairs (± sd over pairs)",
+        "",
+        _markdown(mean_table(summary["table"]).reset_index()),
+        "",
+        "## Paired wins of transfer",
+        "",
+        _markdown(summary["wins"]),
+        "",
+        "## Where transfer trails its own target_only most (points)",
+        "",
+        _markdown(summary["worst_vs_target_only"]),
+        "",
     ]
     return "\n".join(lines)
 
@@ -137,8 +166,9 @@ def _markdown(frame) -> str:
     return "\n".join(rows)
 
 
-def run_sweep(grid: SweepGrid, kind: str = "local", workers: int | None = None,
-              address: str | None = None) -> dict[str, Any]:
+def run_sweep(
+    grid: SweepGrid, kind: str = "local", workers: int | None = None, address: str | None = None
+) -> dict[str, Any]:
     """Run the sweep flow with the chosen task runner."""
     # The Dask scheduler and nanny log every worker and connection at INFO in this process.
     for name in ("distributed", "prefect.task_runner.dask"):

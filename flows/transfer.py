@@ -64,7 +64,7 @@ def _flow_run_name() -> str:
     name="transfer-learning",
     on_failure=[_logging.log_failure],
     flow_run_name=_flow_run_name,
-    description="Train on a source domain, adapt to a target domain, and measure whether it helped.",
+    description="Train on a source domain, adapt to a target domain, measure whether it helped.",
 )
 def transfer_learning(config: RunConfig) -> dict[str, Any]:
     """Run the whole transfer-learning pipeline; returns the run folder and the metrics."""
@@ -117,7 +117,9 @@ def _pipeline(
     art, docs = work / "artifacts", work / DOCS
     source, target = run_data_gates(config, art, docs, gates)
     cache = config.cache
-    emb = _value(build_embeddings(source, target, config.embeddings, seed, cache, return_state=True))
+    emb = _value(
+        build_embeddings(source, target, config.embeddings, seed, cache, return_state=True)
+    )
     gates["embeddings"] = check_embeddings(
         emb, target, config.embeddings.vector_size, g.embeddings, docs
     )
@@ -128,7 +130,14 @@ def _pipeline(
     models = {
         "transfer": _value(
             fine_tune_target_model(
-                source_model, source, target, emb, config.model, config.transfer, seed, cache,
+                source_model,
+                source,
+                target,
+                emb,
+                config.model,
+                config.transfer,
+                seed,
+                cache,
                 return_state=True,
             )
         )
@@ -141,31 +150,66 @@ def _pipeline(
         elif role == "source_only":
             models[role] = source_model
         elif role == "pooled_lr":
-            models[role] = _value(train_pooled_baseline(
-                source, target, emb, config.model, seed, cache, return_state=True))
+            models[role] = _value(
+                train_pooled_baseline(
+                    source, target, emb, config.model, seed, cache, return_state=True
+                )
+            )
     extra = {
-        "run": {"name": title, "seed": seed, "strategy": config.transfer.strategy,
-                "architecture": config.model.architecture},
+        "run": {
+            "name": title,
+            "seed": seed,
+            "strategy": config.transfer.strategy,
+            "architecture": config.model.architecture,
+        },
         "data": {
-            role: {"name": ref.name, "counts": ref.counts, "labels": ref.labels,
-                   "label_counts": ref.label_counts, "dropped_blank_text": ref.dropped_blank_text,
-                   "dropped_test_overlap": ref.dropped_test_overlap}
+            role: {
+                "name": ref.name,
+                "counts": ref.counts,
+                "labels": ref.labels,
+                "label_counts": ref.label_counts,
+                "dropped_blank_text": ref.dropped_blank_text,
+                "dropped_test_overlap": ref.dropped_test_overlap,
+            }
             for role, ref in (("source", source), ("target", target))
         },
-        "embeddings": {"origin": emb.origin, "vocab_size": emb.vocab_size,
-                       "vector_size": emb.vector_size, "token_coverage": emb.token_coverage},
+        "embeddings": {
+            "origin": emb.origin,
+            "vocab_size": emb.vocab_size,
+            "vector_size": emb.vector_size,
+            "token_coverage": emb.token_coverage,
+        },
         "domain_shift": gates["domain_shift"]["figures"],
+        "domain_shift_limits": {
+            "vocab_overlap": ["min", g.domain_shift.min_vocab_overlap],
+            "label_distance": ["max", g.domain_shift.max_label_distance],
+            "proxy_a_distance": ["max", g.domain_shift.max_proxy_a_distance],
+        },
         "source_model": gates["source_model"]["figures"],
     }
     metrics = evaluate_models(target, models, work, extra, cache)
     if config.learning_curve.enabled:
         metrics = learning_curve(
-            metrics, source_model, source, target, emb, config.model, config.transfer,
-            config.learning_curve.sizes, seed, art / "learning_curve",
+            metrics,
+            source_model,
+            source,
+            target,
+            emb,
+            config.model,
+            config.transfer,
+            config.learning_curve.sizes,
+            seed,
+            art / "learning_curve",
         )
     gates["promotion"] = check_promotion(models, target, g.promotion, docs)
-    link_artifacts({"vectors": emb.vectors, "source_model": source_model.model,
-                    **{name: ref.model for name, ref in models.items()}}, work / "artifacts")
+    link_artifacts(
+        {
+            "vectors": emb.vectors,
+            "source_model": source_model.model,
+            **{name: ref.model for name, ref in models.items()},
+        },
+        work / "artifacts",
+    )
     metrics = publish_report(metrics, gates, title, work, final_dir)
     # Registered while the staging folder (which the data references point into) still exists.
     registry = None

@@ -35,9 +35,7 @@ def run_data_gates(
     """
     d, g, seed = config.data, config.gates, config.seed
     source = load_dataset(d.source, "source", d.test_size, seed, None, work)
-    target = load_dataset(
-        d.target, "target", d.test_size, seed, d.target_train_size, work
-    )
+    target = load_dataset(d.target, "target", d.test_size, seed, d.target_train_size, work)
     source, gates["raw_input[source]"] = validate_dataset(
         source, "source", g.raw_input, work, docs_dir
     )

@@ -1,1 +1,1 @@
-"""Prefect tasks: thin wrappers that call :mod:`transferflow` stage functions and pass references."""
+"""Prefect tasks: thin wrappers that call :mod:`transferflow` stage functions, pass references."""

@@ -103,8 +103,9 @@ def cached(
         with store.lock(key):
             if not cfg.refresh and (hit := store.lookup(key)) is not None:
                 get_run_logger().info("cache hit %s (%s)", key, store.location)
-                return Completed(data=result_type.model_validate(hit), name="Cached",
-                                 message=f"reused {key}")
+                return Completed(
+                    data=result_type.model_validate(hit), name="Cached", message=f"reused {key}"
+                )
             result = result_type.model_validate(
                 _adopt(compute(work).model_dump(mode="json"), store)
             )
@@ -114,8 +115,12 @@ def cached(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def cached_json(stage: str, inputs: dict[str, Any], cfg: CacheConfig | None,
-                compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def cached_json(
+    stage: str,
+    inputs: dict[str, Any],
+    cfg: CacheConfig | None,
+    compute: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
     """A small JSON result (no files) cached like :func:`cached`; computed when the cache is off."""
     if cfg is None or not cfg.enabled:
         return compute()

@@ -38,7 +38,9 @@ def _conclude(report, subject: str) -> dict[str, Any]:
     if report.status == "warned":
         logger.warning(
             "gate %s failed in warn mode for %s; continuing:\n  - %s",
-            report.gate, subject, "\n  - ".join(summary["failed"]),
+            report.gate,
+            subject,
+            "\n  - ".join(summary["failed"]),
         )
     else:
         logger.info("gate %s passed for %s (%d checks)", report.gate, subject, report.evaluated)
@@ -58,7 +60,9 @@ def validate_dataset(
     from data_checks.raw_input import report, validate_domain, validate_label_kinds
 
     frames = {part: datasets.read_frame(ref) for part, ref in data.parts.items()}
-    labelled = frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
+    labelled = (
+        frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
+    )
     suites = validate_domain(
         f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
     )
@@ -77,14 +81,19 @@ def validate_dataset(
         summary["figures"]["dropped_blank_text"] = cleaned.dropped_blank_text
         get_run_logger().warning(
             "%s: dropped rows without text %s (within gates.raw_input.max_blank_text_share)",
-            role, cleaned.dropped_blank_text,
+            role,
+            cleaned.dropped_blank_text,
         )
     return cleaned, summary
 
 
 @task(name="check_split_integrity", cache_policy=NO_CACHE, task_run_name="check_split_integrity")
 def check_split_integrity(
-    source: DatasetRef, target: DatasetRef, word2vec: bool, cfg: LeakageGate, out_dir: Path,
+    source: DatasetRef,
+    target: DatasetRef,
+    word2vec: bool,
+    cfg: LeakageGate,
+    out_dir: Path,
     docs_dir: Path | None = None,
 ) -> tuple[DatasetRef, DatasetRef, dict[str, Any]]:
     """Leakage gate: no target test text in the target training data or the Word2Vec corpus;
@@ -109,14 +118,18 @@ def check_split_integrity(
             )
             get_run_logger().warning(
                 "%s: removed training rows whose text is also a target test text: %s",
-                role, roles[role].dropped_test_overlap,
+                role,
+                roles[role].dropped_test_overlap,
             )
     return roles["source"], roles["target"], summary
 
 
 @task(name="check_embeddings", cache_policy=NO_CACHE, task_run_name="check_embeddings")
 def check_embeddings(
-    emb: EmbeddingsRef, target: DatasetRef, expected_size: int | None, cfg: EmbeddingsGate,
+    emb: EmbeddingsRef,
+    target: DatasetRef,
+    expected_size: int | None,
+    cfg: EmbeddingsGate,
     docs_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Embeddings gate: size as configured, finite values, coverage of the target's tokens."""
@@ -130,24 +143,36 @@ def check_embeddings(
 
 @task(name="check_domain_shift", cache_policy=NO_CACHE, task_run_name="check_domain_shift")
 def check_domain_shift(
-    source: DatasetRef, target: DatasetRef, cfg: DomainShiftGate, seed: int,
-    docs_dir: Path | None = None, cache: CacheConfig | None = None,
+    source: DatasetRef,
+    target: DatasetRef,
+    cfg: DomainShiftGate,
+    seed: int,
+    docs_dir: Path | None = None,
+    cache: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default)."""
     from data_checks.domain_shift import validate_domain_shift
 
-    inputs = {"source": [source.pool.sha256, source.train.sha256],
-              "target": [target.pool.sha256, target.train.sha256], "seed": seed}
+    inputs = {
+        "source": [source.pool.sha256, source.train.sha256],
+        "target": [target.pool.sha256, target.train.sha256],
+        "seed": seed,
+    }
     # The domain classifier is the costly part of the data gates: computed once per data pair.
-    figures = cached_json("domain_shift", inputs, cache,
-                          lambda: datasets.domain_shift_figures(source, target, seed))
+    figures = cached_json(
+        "domain_shift", inputs, cache, lambda: datasets.domain_shift_figures(source, target, seed)
+    )
     get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
-    return _conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
+    return _conclude(
+        validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}"
+    )
 
 
 @task(name="check_source_model", cache_policy=NO_CACHE, task_run_name="check_source_model")
 def check_source_model(
-    source_model: ModelRef, source: DatasetRef, cfg: SourceModelGate,
+    source_model: ModelRef,
+    source: DatasetRef,
+    cfg: SourceModelGate,
     docs_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Source-model gate: accuracy on held-out source data reaches the threshold."""
@@ -161,7 +186,9 @@ def check_source_model(
 
 @task(name="check_promotion", cache_policy=NO_CACHE, task_run_name="check_promotion")
 def check_promotion(
-    models: dict[str, ModelRef], target: DatasetRef, cfg: PromotionGate,
+    models: dict[str, ModelRef],
+    target: DatasetRef,
+    cfg: PromotionGate,
     docs_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Promotion gate: no baseline may be significantly better than transfer on out-of-fold
@@ -170,8 +197,10 @@ def check_promotion(
     from transferflow.candidates import oof_proba, source_only_oof
     from transferflow.promotion import select_model
 
-    oof = {name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
-           for name, ref in models.items()}
+    oof = {
+        name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
+        for name, ref in models.items()
+    }
     y = datasets.read_frame(target.train)["label"].tolist()
     selection = select_model(oof, y, target.labels, cfg.significance)
     summary = _conclude(validate_promotion(selection, cfg, docs_dir), "transfer model")

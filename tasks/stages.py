@@ -1,4 +1,4 @@
-"""One Prefect task per pipeline stage. Each calls a domain function and returns a small reference."""
+"""One Prefect task per pipeline stage: each calls a domain function, returns a small reference."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def _trained(role: str, train: Any) -> Any:
     progress = _Progress(role)
     result = train()
     progress.done()
-    get_run_logger().info("%s model: %s", role, {k: v for k, v in result.summary.items()
-                                                  if k in ("C", "members", "strategy")})
+    get_run_logger().info(
+        "%s model: %s",
+        role,
+        {k: v for k, v in result.summary.items() if k in ("C", "members", "strategy")},
+    )
     return result
 
 
@@ -61,10 +64,19 @@ def load_dataset(
 ) -> DatasetRef:
     """Read, split and store one domain's data."""
     ref = datasets.prepare_dataset(
-        cfg, role=role, test_size=test_size, seed=seed, train_size=train_size, out_dir=out_dir,
+        cfg,
+        role=role,
+        test_size=test_size,
+        seed=seed,
+        train_size=train_size,
+        out_dir=out_dir,
     )
     get_run_logger().info(
-        "%s '%s': rows %s, training labels %s", role, ref.name, ref.counts, ref.label_counts["train"]
+        "%s '%s': rows %s, training labels %s",
+        role,
+        ref.name,
+        ref.counts,
+        ref.label_counts["train"],
     )
     return ref
 
@@ -90,16 +102,24 @@ def build_embeddings(
 
     parsed = None
     if cfg.pretrained_path is not None:  # parsed once per file content, reused by every run
-        parsed = value_of(cached(
-            "convert_vectors", {"sha256": inputs["pretrained_sha256"], "format": cfg.pretrained_format},
-            cache, datasets.ParsedVectors,
-            lambda out: datasets.parse_vectors(cfg.pretrained_path, cfg.pretrained_format, out)))
+        parsed = value_of(
+            cached(
+                "convert_vectors",
+                {"sha256": inputs["pretrained_sha256"], "format": cfg.pretrained_format},
+                cache,
+                datasets.ParsedVectors,
+                lambda out: datasets.parse_vectors(cfg.pretrained_path, cfg.pretrained_format, out),
+            )
+        )
 
     def compute(out: Path) -> EmbeddingsRef:
         ref = datasets.make_embeddings(source, target, cfg, seed=seed, out_dir=out, parsed=parsed)
         get_run_logger().info(
             "vectors: %s, %d tokens x %d dims, %.1f%% of training tokens covered",
-            ref.origin, ref.vocab_size, ref.vector_size, 100 * ref.token_coverage,
+            ref.origin,
+            ref.vocab_size,
+            ref.vector_size,
+            100 * ref.token_coverage,
         )
         return ref
 
@@ -112,7 +132,11 @@ def _model_settings(cfg: ModelConfig) -> dict[str, Any]:
 
 @task(name="train_source_model", cache_policy=NO_CACHE, task_run_name="train_source_model")
 def train_source_model(
-    source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int,
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
     """Train the network on the source labels (cached on content)."""
@@ -125,8 +149,16 @@ def train_source_model(
         "settings": _model_settings(cfg),
         "seed": seed,
     }
-    return cached("train_source_model", inputs, cache, ModelRef, lambda out: _trained(
-        "source", lambda: candidates.train_source(source, target, emb, cfg, seed=seed, out_dir=out)))
+    return cached(
+        "train_source_model",
+        inputs,
+        cache,
+        ModelRef,
+        lambda out: _trained(
+            "source",
+            lambda: candidates.train_source(source, target, emb, cfg, seed=seed, out_dir=out),
+        ),
+    )
 
 
 @task(name="fine_tune_target_model", cache_policy=NO_CACHE, task_run_name="fine_tune_target_model")
@@ -151,12 +183,23 @@ def fine_tune_target_model(
         "settings": [_model_settings(model_cfg), cfg.model_dump(mode="json")],
         "seed": seed,
     }
-    return cached("fine_tune_target_model", inputs, cache, ModelRef, lambda out: _trained(
-        "transfer", lambda: candidates.fine_tune(source_model, source, target, emb, model_cfg, cfg,
-                                                 seed=seed, out_dir=out)))
+    return cached(
+        "fine_tune_target_model",
+        inputs,
+        cache,
+        ModelRef,
+        lambda out: _trained(
+            "transfer",
+            lambda: candidates.fine_tune(
+                source_model, source, target, emb, model_cfg, cfg, seed=seed, out_dir=out
+            ),
+        ),
+    )
 
 
-@task(name="train_target_only_model", cache_policy=NO_CACHE, task_run_name="train_target_only_model")
+@task(
+    name="train_target_only_model", cache_policy=NO_CACHE, task_run_name="train_target_only_model"
+)
 def train_target_only_model(
     target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, cache: CacheConfig
 ) -> ModelRef:
@@ -169,14 +212,25 @@ def train_target_only_model(
         "settings": _model_settings(cfg),
         "seed": seed,
     }
-    return cached("train_target_only_model", inputs, cache, ModelRef, lambda out: _trained(
-        "target_only", lambda: candidates.train_target_only(target, emb, cfg, seed=seed,
-                                                            out_dir=out)))
+    return cached(
+        "train_target_only_model",
+        inputs,
+        cache,
+        ModelRef,
+        lambda out: _trained(
+            "target_only",
+            lambda: candidates.train_target_only(target, emb, cfg, seed=seed, out_dir=out),
+        ),
+    )
 
 
 @task(name="train_pooled_baseline", cache_policy=NO_CACHE, task_run_name="train_pooled_baseline")
 def train_pooled_baseline(
-    source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int,
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
     """Baseline: TF-IDF n-grams + logistic regression on pooled source + target labels."""
@@ -189,9 +243,16 @@ def train_pooled_baseline(
         "settings": _model_settings(cfg),
         "seed": seed,
     }
-    return cached("train_pooled_baseline", inputs, cache, ModelRef, lambda out: _trained(
-        "pooled_lr", lambda: candidates.train_pooled_lr(source, target, emb, cfg, seed=seed,
-                                                        out_dir=out)))
+    return cached(
+        "train_pooled_baseline",
+        inputs,
+        cache,
+        ModelRef,
+        lambda out: _trained(
+            "pooled_lr",
+            lambda: candidates.train_pooled_lr(source, target, emb, cfg, seed=seed, out_dir=out),
+        ),
+    )
 
 
 @task(name="evaluate_models", cache_policy=NO_CACHE, task_run_name="evaluate_models")
@@ -204,11 +265,16 @@ def evaluate_models(
 ) -> dict[str, Any]:
     """Score every candidate on the target test set and write metrics.json (the scores are
     cached on the models' and the test set's content: an identical rerun loads no model)."""
-    inputs = {"test": target.test.sha256,
-              "models": {n: [r.model.sha256, sorted((k, v.sha256) for k, v in r.files.items())]
-                         for n, r in models.items()}}
-    scores = cached_json("evaluate_models", inputs, cache,
-                         lambda: evaluate.score_candidates(target, models))
+    inputs = {
+        "test": target.test.sha256,
+        "models": {
+            n: [r.model.sha256, sorted((k, v.sha256) for k, v in r.files.items())]
+            for n, r in models.items()
+        },
+    }
+    scores = cached_json(
+        "evaluate_models", inputs, cache, lambda: evaluate.score_candidates(target, models)
+    )
     metrics = evaluate.write_metrics(scores, out_dir=out_dir, extra=extra)
     logger = get_run_logger()
     for name, m in metrics["candidates"].items():
@@ -230,11 +296,22 @@ def learning_curve(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Transfer vs target-only test accuracy at smaller target-label budgets."""
-    full = {n: metrics["candidates"][n]["accuracy"] for n in ("transfer", "target_only")
-            if n in metrics["candidates"]}
+    full = {
+        n: metrics["candidates"][n]["accuracy"]
+        for n in ("transfer", "target_only")
+        if n in metrics["candidates"]
+    }
     curve = evaluate.label_budget_curve(
-        source_model, source, target, emb, model_cfg, transfer_cfg, sizes,
-        seed=seed, out_dir=out_dir, full=full,
+        source_model,
+        source,
+        target,
+        emb,
+        model_cfg,
+        transfer_cfg,
+        sizes,
+        seed=seed,
+        out_dir=out_dir,
+        full=full,
     )
     logger = get_run_logger()
     for n, t, o in zip(curve["sizes"], curve["transfer"], curve["target_only"], strict=True):
@@ -261,20 +338,26 @@ def publish_report(
     markdown = report.render_report(metrics, title)
     report.write_report(markdown, out_dir)
     figures = write_figures(metrics, out_dir)
-    write_html_report(metrics, figures, title, out_dir / "report.html")
+    write_html_report(markdown, figures, title, out_dir / "report.html")
     # Where the files are, as text: a file:// link opens nothing from the UI's browser, and the
     # files live on the machine that ran the flow.
     create_markdown_artifact(
-        markdown=_where(final_dir / "report.html", "Standalone HTML report with the figures "
-                        "(opens offline)"),
-        key="html-report", description=f"Where report.html is: {title}",
+        markdown=_where(
+            final_dir / "report.html", "Standalone HTML report with the figures (opens offline)"
+        ),
+        key="html-report",
+        description=f"Where report.html is: {title}",
     )
     create_markdown_artifact(
         markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
     )
     create_table_artifact(
         table=[
-            {"candidate": name, "class": cls, **{k: pc[k] for k in ("precision", "recall", "f1", "support")}}
+            {
+                "candidate": name,
+                "class": cls,
+                **{k: pc[k] for k in ("precision", "recall", "f1", "support")},
+            }
             for name, m in metrics["candidates"].items()
             for cls, pc in m["per_class"].items()
         ],
@@ -289,16 +372,21 @@ def publish_report(
 def _where(path: Path, what: str) -> str:
     import socket
 
-    return (f"**{what}**\n\n- machine: `{socket.gethostname()}`\n- path: `{path.resolve()}`\n\n"
-            f"Open it there, or copy the run folder `{path.parent.resolve()}` to your machine.")
+    return (
+        f"**{what}**\n\n- machine: `{socket.gethostname()}`\n- path: `{path.resolve()}`\n\n"
+        f"Open it there, or copy the run folder `{path.parent.resolve()}` to your machine."
+    )
 
 
 def _link_data_docs(run_dir: Path) -> None:
     from prefect.artifacts import create_markdown_artifact
 
     create_markdown_artifact(
-        markdown=_where(run_dir / DOCS / "index.html", "Great Expectations Data Docs of this "
-                        "run's gates (HTML; its CSS and scripts load from a CDN)"),
+        markdown=_where(
+            run_dir / DOCS / "index.html",
+            "Great Expectations Data Docs of this "
+            "run's gates (HTML; its CSS and scripts load from a CDN)",
+        ),
         key="data-docs",
         description="Where the data-quality gate results of this run are",
     )
@@ -342,7 +430,10 @@ def register_model(
     )
     get_run_logger().info(
         "registered model version %d (%s); champion: v%s (%s)",
-        outcome["version"], metrics["selection"]["chosen"], outcome["champion"], outcome["reason"],
+        outcome["version"],
+        metrics["selection"]["chosen"],
+        outcome["champion"],
+        outcome["reason"],
     )
     return outcome
 
@@ -360,10 +451,21 @@ def score_batch(
     from transferflow.registry import Registry
     from transferflow.scoring import score_file
 
-    stats = score_file(input_path, output_path, Registry(registry_dir), version, text_columns, id_column)
+    stats = score_file(
+        input_path, output_path, Registry(registry_dir), version, text_columns, id_column
+    )
     get_run_logger().info(
         "scored %d rows with model v%d in %.2f s (%.0f rows/s) -> %s",
-        stats.rows, stats.version, stats.seconds, stats.rows_per_second, stats.output,
+        stats.rows,
+        stats.version,
+        stats.seconds,
+        stats.rows_per_second,
+        stats.output,
     )
-    return {"version": stats.version, "rows": stats.rows, "seconds": round(stats.seconds, 3),
-            "rows_per_second": round(stats.rows_per_second, 1), "output": stats.output}
+    return {
+        "version": stats.version,
+        "rows": stats.rows,
+        "seconds": round(stats.seconds, 3),
+        "rows_per_second": round(stats.rows_per_second, 1),
+        "output": stats.output,
+    }

@@ -12,7 +12,9 @@ from transferflow.sweep import run_point
 
 
 @task(name="run_sweep_point", cache_policy=NO_CACHE)
-def run_sweep_point(config: RunConfig, budgets: list[int], references: bool) -> list[dict[str, Any]]:
+def run_sweep_point(
+    config: RunConfig, budgets: list[int], references: bool
+) -> list[dict[str, Any]]:
     """Train and score every candidate of one sweep point at each label budget."""
     rows = run_point(config, budgets, references)
     logger = get_run_logger()

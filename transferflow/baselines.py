@@ -31,8 +31,12 @@ def train_tfidf_lr(texts: list[str], labels: list[str], seed: int):  # -> sklear
     from sklearn.pipeline import make_pipeline
 
     vectorizer = TfidfVectorizer(
-        tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 2),
-        sublinear_tf=True, min_df=1,
+        tokenizer=tokenize,
+        lowercase=False,
+        token_pattern=None,
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        min_df=1,
     )
     _, counts = np.unique(labels, return_counts=True)
     folds = int(min(5, counts.min()))
@@ -85,8 +89,9 @@ def train_nb_lr(texts: list[str], labels: list[str], C: float = 1.0):  # -> (vec
     classes = sorted(set(labels))
     if len(classes) != 2:
         raise ValueError(f"NB-LR is defined for two classes, got {classes}")
-    vec = CountVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None,
-                          ngram_range=(1, 3), binary=True)
+    vec = CountVectorizer(
+        tokenizer=tokenize, lowercase=False, token_pattern=None, ngram_range=(1, 3), binary=True
+    )
     X = vec.fit_transform(texts)
     y = np.array([classes.index(v) for v in labels])
     p = np.asarray(X[y == 1].sum(axis=0)).ravel() + 1.0

@@ -50,7 +50,9 @@ def _featurizer(texts: list[str], cfg: ModelConfig):
     return NgramFeaturizer.fit(texts, (1, cfg.ngram_max), cfg.min_df)
 
 
-def save(model, role: str, out_dir: Path, oof: np.ndarray | None = None, **summary: Any) -> ModelRef:
+def save(
+    model, role: str, out_dir: Path, oof: np.ndarray | None = None, **summary: Any
+) -> ModelRef:
     """Write a model's files atomically and reference them by hash.
 
     Args:
@@ -67,15 +69,27 @@ def save(model, role: str, out_dir: Path, oof: np.ndarray | None = None, **summa
     folder = out_dir / role
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         written = model.write(Path(tmp))
-        refs = {name: write_artifact(folder / name, lambda dst, src=path: dst.write_bytes(src.read_bytes()))
-                for name, path in written.items()}
+        refs = {
+            name: write_artifact(
+                folder / name, lambda dst, src=path: dst.write_bytes(src.read_bytes())
+            )
+            for name, path in written.items()
+        }
     if oof is not None:
         buf = io.BytesIO()
         np.savez(buf, proba=np.asarray(oof, np.float32))
-        refs["oof.npz"] = write_artifact(folder / "oof.npz", lambda dst: dst.write_bytes(buf.getvalue()))
-    return ModelRef(role=role, kind="keras", model=refs.pop("model.keras"), files=refs,
-                    labels=model.labels, architecture=ARCHITECTURE,
-                    summary={"members": model.members, **model.info, **summary})
+        refs["oof.npz"] = write_artifact(
+            folder / "oof.npz", lambda dst: dst.write_bytes(buf.getvalue())
+        )
+    return ModelRef(
+        role=role,
+        kind="keras",
+        model=refs.pop("model.keras"),
+        files=refs,
+        labels=model.labels,
+        architecture=ARCHITECTURE,
+        summary={"members": model.members, **model.info, **summary},
+    )
 
 
 def load(ref: ModelRef):  # -> TextModel
@@ -86,8 +100,10 @@ def load(ref: ModelRef):  # -> TextModel
     """
     from transferflow.wide_deep import TextModel
 
-    files = {"model.keras": ref.model.verified_path(),
-             **{name: r.verified_path() for name, r in ref.files.items() if name != "oof.npz"}}
+    files = {
+        "model.keras": ref.model.verified_path(),
+        **{name: r.verified_path() for name, r in ref.files.items() if name != "oof.npz"},
+    }
     return TextModel.read(files)
 
 
@@ -109,8 +125,15 @@ def _labelled(ref: ArtifactRef) -> tuple[list[str], list[str]]:
     return frame[TEXT].tolist(), frame[LABEL].tolist()
 
 
-def train_source(source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig,
-                 *, seed: int, out_dir: Path) -> ModelRef:
+def train_source(
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+) -> ModelRef:
     """Train the source model on all source training labels.
 
     Its n-grams are fitted on both domains' training texts (no labels), so the target model can
@@ -132,14 +155,33 @@ def train_source(source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg
     tokens, matrix = _vectors(emb)
     featurizer = _featurizer(_texts(source.pool, target.pool), cfg)
     texts, labels = _labelled(source.train)
-    model, _ = train_from_scratch(featurizer, tokens, matrix, texts, labels, source.labels,
-                                  max_len=cfg.max_len, seed=seed, role="source", cfg=cfg)
+    model, _ = train_from_scratch(
+        featurizer,
+        tokens,
+        matrix,
+        texts,
+        labels,
+        source.labels,
+        max_len=cfg.max_len,
+        seed=seed,
+        role="source",
+        cfg=cfg,
+    )
     return save(model, "source", out_dir)
 
 
-def fine_tune(source_model: ModelRef, source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef,
-              model_cfg: ModelConfig, cfg: TransferConfig, *, seed: int, out_dir: Path,
-              oof: bool = True) -> ModelRef:
+def fine_tune(
+    source_model: ModelRef,
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    model_cfg: ModelConfig,
+    cfg: TransferConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    oof: bool = True,
+) -> ModelRef:
     """Adapt the source model to the target labels (``cfg.strategy``); with other labels than
     the source's, only the source model's features carry over (a new model on the target).
     ``oof=False`` (sweeps) skips the out-of-fold predictions that only model selection uses.
@@ -154,17 +196,39 @@ def fine_tune(source_model: ModelRef, source: DatasetRef, target: DatasetRef, em
     texts, labels = _labelled(target.train)
     if source.labels == target.labels:
         s_texts, s_labels = _labelled(source.train)
-        model, oof = adapt(base, matrix, s_texts, s_labels, texts, labels, strategy=cfg.strategy,
-                           alpha=cfg.alpha, beta=cfg.beta, seed=seed, cfg=model_cfg, oof=oof)
+        model, oof = adapt(
+            base,
+            matrix,
+            s_texts,
+            s_labels,
+            texts,
+            labels,
+            strategy=cfg.strategy,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            seed=seed,
+            cfg=model_cfg,
+            oof=oof,
+        )
         return save(model, "transfer", out_dir, oof, new_head=False)
-    model, oof = train_from_scratch(base.featurizer, base.tokens, matrix, texts, labels,
-                                    target.labels, max_len=model_cfg.max_len, seed=seed,
-                                    role="transfer", cfg=model_cfg)
+    model, oof = train_from_scratch(
+        base.featurizer,
+        base.tokens,
+        matrix,
+        texts,
+        labels,
+        target.labels,
+        max_len=model_cfg.max_len,
+        seed=seed,
+        role="transfer",
+        cfg=model_cfg,
+    )
     return save(model, "transfer", out_dir, oof, new_head=True)
 
 
-def train_target_only(target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, *, seed: int,
-                      out_dir: Path) -> ModelRef:
+def train_target_only(
+    target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, *, seed: int, out_dir: Path
+) -> ModelRef:
     """Baseline: the same network trained on the target labels only (n-grams fitted on the
     target's texts: nothing of the source but the word vectors)."""
     from transferflow.wide_deep import train_from_scratch
@@ -172,13 +236,30 @@ def train_target_only(target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, 
     tokens, matrix = _vectors(emb)
     featurizer = _featurizer(_texts(target.pool), cfg)
     texts, labels = _labelled(target.train)
-    model, oof = train_from_scratch(featurizer, tokens, matrix, texts, labels, target.labels,
-                                    max_len=cfg.max_len, seed=seed, role="target_only", cfg=cfg)
+    model, oof = train_from_scratch(
+        featurizer,
+        tokens,
+        matrix,
+        texts,
+        labels,
+        target.labels,
+        max_len=cfg.max_len,
+        seed=seed,
+        role="target_only",
+        cfg=cfg,
+    )
     return save(model, "target_only", out_dir, oof)
 
 
-def train_pooled_lr(source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig,
-                    *, seed: int, out_dir: Path) -> ModelRef:
+def train_pooled_lr(
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+) -> ModelRef:
     """Baseline: TF-IDF n-grams + logistic regression on pooled source + target labels (the
     network's n-gram part alone), ``C`` by cross-validation over the target rows."""
     from transferflow.wide_deep import train_pooled
@@ -187,8 +268,19 @@ def train_pooled_lr(source: DatasetRef, target: DatasetRef, emb: EmbeddingsRef, 
     featurizer = _featurizer(_texts(source.pool, target.pool), cfg)
     s_texts, s_labels = _labelled(source.train)
     texts, labels = _labelled(target.train)
-    model, oof = train_pooled(featurizer, tokens, matrix, s_texts, s_labels, texts, labels,
-                              target.labels, max_len=cfg.max_len, seed=seed, cfg=cfg)
+    model, oof = train_pooled(
+        featurizer,
+        tokens,
+        matrix,
+        s_texts,
+        s_labels,
+        texts,
+        labels,
+        target.labels,
+        max_len=cfg.max_len,
+        seed=seed,
+        cfg=cfg,
+    )
     return save(model, "pooled_lr", out_dir, oof)
 
 

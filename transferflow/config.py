@@ -54,7 +54,7 @@ class DatasetConfig(_Section):
     text_columns: list[str] = Field(
         default=["text"],
         min_length=1,
-        description="Column(s) holding the text; several are joined with a space (e.g. title, text).",
+        description="Column(s) holding the text; several are joined with a space (title, text).",
     )
     label_column: str = Field(default="label", description="Column holding the class label.")
 
@@ -135,13 +135,19 @@ class ModelConfig(_Section):
     )
     ngram_max: int = Field(default=2, ge=1, le=3, description="Longest word n-gram (from 1).")
     min_df: int = Field(
-        default=2, ge=1, description="Fewest training texts an n-gram must occur in (1 under 50 texts)."
+        default=2,
+        ge=1,
+        description="Fewest training texts an n-gram must occur in (1 under 50 texts).",
     )
     max_len: int = Field(
-        default=256, ge=4, description="Tokens per text the word-vector mean reads (longer are cut)."
+        default=256,
+        ge=4,
+        description="Tokens per text the word-vector mean reads (longer are cut).",
     )
     cv_folds: int = Field(
-        default=3, ge=2, le=20,
+        default=3,
+        ge=2,
+        le=20,
         description="Folds of the cross-validation that chooses C and yields the out-of-fold "
         "predictions the promotion decision compares (fewer when a class has fewer labels).",
     )
@@ -492,8 +498,11 @@ def reference_markdown() -> str:
                 value = field.get_default(call_default_factory=True)
                 default = json.dumps(value, default=str)
             kind = str(ann).replace("typing.", "").replace("pathlib.", "")
-            kind = re.sub(r"Annotated\[str \| Path, AfterValidator\(func=<function _location[^)]*\)\]",
-                          "path or URL", kind).replace("Optional[path or URL]", "path or URL or None")
+            kind = re.sub(
+                r"Annotated\[str \| Path, AfterValidator\(func=<function _location[^)]*\)\]",
+                "path or URL",
+                kind,
+            ).replace("Optional[path or URL]", "path or URL or None")
             kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
             if kind.startswith("Literal["):
                 kind = "one of " + kind[len("Literal[") : -1].replace("'", "`")
@@ -502,4 +511,3 @@ def reference_markdown() -> str:
 
     walk(RunConfig, "")
     return "\n".join(rows)
-

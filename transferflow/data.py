@@ -76,7 +76,7 @@ def _utf8_error(path: Path | str, exc: UnicodeDecodeError, local: Path | None = 
             except UnicodeDecodeError as bad:
                 return DataError(
                     f"{path}: not valid UTF-8 at byte offset {offset + bad.start} (line {lineno}): "
-                    f"{bad.object[bad.start:bad.end]!r}. Save the file as UTF-8 and try again."
+                    f"{bad.object[bad.start : bad.end]!r}. Save the file as UTF-8 and try again."
                 )
             offset += len(line)
     return DataError(f"{path}: not valid UTF-8 ({exc.reason}). Save the file as UTF-8.")
@@ -130,8 +130,10 @@ def read_table(path: Path | str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file has no header and no rows.") from None
     except EOFError:
-        raise DataError(f"{path}: the compressed file is truncated (it ends before its data "
-                        "does). Copy or download it again.") from None
+        raise DataError(
+            f"{path}: the compressed file is truncated (it ends before its data "
+            "does). Copy or download it again."
+        ) from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {first}") from None
@@ -144,17 +146,26 @@ def read_table(path: Path | str) -> pd.DataFrame:
 
 def _check_header(local: Path, path: Path | str, sep: str) -> None:
     """Refuse duplicated or blank column names (pandas would silently rename them)."""
-    header = pd.read_csv(local, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False,
-                         encoding="utf-8").iloc[0].tolist()
+    header = (
+        pd.read_csv(
+            local, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False, encoding="utf-8"
+        )
+        .iloc[0]
+        .tolist()
+    )
     blank = [i + 1 for i, name in enumerate(header) if not str(name).strip()]
     if blank:
-        raise DataError(f"{path}: column {blank[0]} of the header has no name. Name every column "
-                        "(the text and label columns are chosen by name).")
+        raise DataError(
+            f"{path}: column {blank[0]} of the header has no name. Name every column "
+            "(the text and label columns are chosen by name)."
+        )
     seen: dict[str, int] = {}
     for i, name in enumerate(header):
         if name in seen:
-            raise DataError(f"{path}: the header names column '{name}' twice (columns "
-                            f"{seen[name] + 1} and {i + 1}). Give each column its own name.")
+            raise DataError(
+                f"{path}: the header names column '{name}' twice (columns "
+                f"{seen[name] + 1} and {i + 1}). Give each column its own name."
+            )
         seen[name] = i
 
 

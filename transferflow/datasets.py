@@ -32,8 +32,14 @@ def _label_counts(frame: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in sorted(frame[LABEL].value_counts(dropna=True).items())}
 
 
-def _dataset_ref(name: str, frames: dict[str, pd.DataFrame], role: str, out_dir: Path,
-                 suffix: str = "", **fields: Any) -> DatasetRef:
+def _dataset_ref(
+    name: str,
+    frames: dict[str, pd.DataFrame],
+    role: str,
+    out_dir: Path,
+    suffix: str = "",
+    **fields: Any,
+) -> DatasetRef:
     parts = {
         part: _write_frame(frame, out_dir / f"{role}_{part}{suffix}.parquet")
         for part, frame in frames.items()
@@ -148,9 +154,16 @@ def drop_test_texts_from_training(
     if not any(dropped.values()):
         return data
     return _dataset_ref(
-        data.name, frames, role, out_dir, suffix="_noleak", test_from_split=data.test_from_split,
-        label_kind=data.label_kind, input_sha256=data.input_sha256,
-        dropped_blank_text=data.dropped_blank_text, dropped_test_overlap=dropped,
+        data.name,
+        frames,
+        role,
+        out_dir,
+        suffix="_noleak",
+        test_from_split=data.test_from_split,
+        label_kind=data.label_kind,
+        input_sha256=data.input_sha256,
+        dropped_blank_text=data.dropped_blank_text,
+        dropped_test_overlap=dropped,
     )
 
 
@@ -196,10 +209,13 @@ def parse_vectors(path: Path | str, fmt: str, out_dir: Path) -> ParsedVectors:
     from transferflow.embeddings import load_pretrained
 
     kv = load_pretrained(vectors_file(path), fmt)
-    matrix = write_artifact(out_dir / "vectors.npy",
-                            lambda tmp: np.save(tmp, np.asarray(kv.vectors, dtype=np.float32)))
-    tokens = write_artifact(out_dir / "tokens.json", lambda tmp: tmp.write_text(
-        json.dumps(list(kv.index_to_key)), encoding="utf-8"))
+    matrix = write_artifact(
+        out_dir / "vectors.npy", lambda tmp: np.save(tmp, np.asarray(kv.vectors, dtype=np.float32))
+    )
+    tokens = write_artifact(
+        out_dir / "tokens.json",
+        lambda tmp: tmp.write_text(json.dumps(list(kv.index_to_key)), encoding="utf-8"),
+    )
     return ParsedVectors(vectors=matrix, tokens=tokens)
 
 

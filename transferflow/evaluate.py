@@ -41,9 +41,7 @@ def classification_metrics(
 
     proba = np.asarray(proba)
     if proba.ndim != 2 or proba.shape != (len(y_true), len(labels)):
-        raise ValueError(
-            f"proba has shape {proba.shape}; expected ({len(y_true)}, {len(labels)})"
-        )
+        raise ValueError(f"proba has shape {proba.shape}; expected ({len(y_true)}, {len(labels)})")
     y_pred = [labels[i] for i in proba.argmax(axis=1)]
     # Report over the union of true and known labels so an unseen test label is visible, not lost.
     classes = list(labels) + sorted(set(y_true) - set(labels))
@@ -127,12 +125,26 @@ def label_budget_curve(
         folder = out_dir / f"labels_{n}"
         folder.mkdir(parents=True, exist_ok=True)
         frames = {"pool": read_frame(target.pool), "train": sub, "test": test}
-        subset = _dataset_ref(target.name, frames, "target", folder, label_kind=target.label_kind,
-                              input_sha256=target.input_sha256,
-                              test_from_split=target.test_from_split)
+        subset = _dataset_ref(
+            target.name,
+            frames,
+            "target",
+            folder,
+            label_kind=target.label_kind,
+            input_sha256=target.input_sha256,
+            test_from_split=target.test_from_split,
+        )
         models = {
-            "transfer": fine_tune(source_model, source, subset, emb, model_cfg, transfer_cfg,
-                                  seed=seed, out_dir=folder),
+            "transfer": fine_tune(
+                source_model,
+                source,
+                subset,
+                emb,
+                model_cfg,
+                transfer_cfg,
+                seed=seed,
+                out_dir=folder,
+            ),
             "target_only": train_target_only(subset, emb, model_cfg, seed=seed, out_dir=folder),
         }
         curve["sizes"].append(n)
@@ -146,8 +158,9 @@ def label_budget_curve(
     return curve
 
 
-def score_candidates(target: DatasetRef, candidates: dict[str, ModelRef],
-                     score=None) -> dict[str, dict[str, Any]]:
+def score_candidates(
+    target: DatasetRef, candidates: dict[str, ModelRef], score=None
+) -> dict[str, dict[str, Any]]:
     """Every candidate's metrics on the target test set, in candidate order.
 
     Args:
@@ -164,12 +177,17 @@ def score_candidates(target: DatasetRef, candidates: dict[str, ModelRef],
     order = sorted(candidates, key=lambda n: CANDIDATE_ORDER.index(n))
     frame = read_frame(target.test)
     texts, y_true = frame[TEXT].tolist(), frame[LABEL].tolist()
-    return {name: classification_metrics(y_true, score(candidates[name], texts),
-                                         candidates[name].labels) for name in order}
+    return {
+        name: classification_metrics(
+            y_true, score(candidates[name], texts), candidates[name].labels
+        )
+        for name in order
+    }
 
 
-def write_metrics(results: dict[str, dict[str, Any]], *, out_dir: Path,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_metrics(
+    results: dict[str, dict[str, Any]], *, out_dir: Path, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write ``metrics.json`` (atomically) from the candidates' test metrics and run facts.
 
     Returns:
@@ -183,8 +201,13 @@ def write_metrics(results: dict[str, dict[str, Any]], *, out_dir: Path,
     return metrics
 
 
-def evaluate(target: DatasetRef, candidates: dict[str, ModelRef], *, out_dir: Path,
-             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate(
+    target: DatasetRef,
+    candidates: dict[str, ModelRef],
+    *,
+    out_dir: Path,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """:func:`score_candidates`, then :func:`write_metrics`."""
     return write_metrics(score_candidates(target, candidates), out_dir=out_dir, extra=extra)
 

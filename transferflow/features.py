@@ -38,8 +38,11 @@ class Batch:
 
     def inputs(self) -> dict[str, np.ndarray]:
         """The Keras model's input dict."""
-        return {"ngram_ids": self.ngram_ids, "ngram_values": self.ngram_values,
-                "token_ids": self.token_ids}
+        return {
+            "ngram_ids": self.ngram_ids,
+            "ngram_values": self.ngram_values,
+            "token_ids": self.token_ids,
+        }
 
 
 def width(n: int) -> int:
@@ -77,8 +80,9 @@ class NgramFeaturizer:
         self._vectorizer = None
 
     @classmethod
-    def fit(cls, texts: list[str], ngram_range: tuple[int, int] = (1, 2), min_df: int = 2
-            ) -> NgramFeaturizer:
+    def fit(
+        cls, texts: list[str], ngram_range: tuple[int, int] = (1, 2), min_df: int = 2
+    ) -> NgramFeaturizer:
         """Learn the vocabulary (n-grams in at least ``min_df`` texts) and IDF weights.
 
         Args:
@@ -118,8 +122,14 @@ class NgramFeaturizer:
 
     def to_bytes(self) -> tuple[bytes, bytes]:
         """(JSON of the n-grams and settings, NPZ of the IDF weights): plain data only."""
-        meta = json.dumps({"format": "transferflow.ngrams/1", "ngram_range": self.ngram_range,
-                           "ngrams": self.ngrams}, ensure_ascii=False).encode("utf-8")
+        meta = json.dumps(
+            {
+                "format": "transferflow.ngrams/1",
+                "ngram_range": self.ngram_range,
+                "ngrams": self.ngrams,
+            },
+            ensure_ascii=False,
+        ).encode("utf-8")
         buf = io.BytesIO()
         np.savez(buf, idf=self.idf)
         return meta, buf.getvalue()
@@ -145,15 +155,16 @@ class _Ngrams:
     def __call__(self, tokens: list[str]) -> list[str]:
         out = list(tokens) if self.low == 1 else []
         for n in range(max(2, self.low), self.high + 1):
-            out.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+            out.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False)))
         return out
 
 
 def _vectorizer(ngram_range: tuple[int, int], min_df: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(analyzer=_Ngrams(ngram_range), sublinear_tf=True, min_df=min_df,
-                           dtype=np.float32)
+    return TfidfVectorizer(
+        analyzer=_Ngrams(ngram_range), sublinear_tf=True, min_df=min_df, dtype=np.float32
+    )
 
 
 class FeatureEncoder:
@@ -184,8 +195,11 @@ class FeatureEncoder:
         tokens = [tokenize(t) for t in texts]  # once, for both parts
         csr = self.featurizer.transform_tokens(tokens)
         lengths = np.diff(csr.indptr)
-        groups = np.array([width(n) for n in lengths], dtype=np.int64) if len(texts) else \
-            np.zeros(0, dtype=np.int64)
+        groups = (
+            np.array([width(n) for n in lengths], dtype=np.int64)
+            if len(texts)
+            else np.zeros(0, dtype=np.int64)
+        )
         out = []
         for w in np.unique(groups):
             rows = np.flatnonzero(groups == w)

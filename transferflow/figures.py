@@ -33,9 +33,12 @@ def confusion(metrics: dict[str, Any], title: str, path: Path) -> Path:
     matrix = metrics["confusion_matrix"]["matrix"]
     fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
     ax.imshow(matrix, cmap="Blues")
+    top = max((v for row in matrix for v in row), default=0)
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
-            ax.text(j, i, str(value), ha="center", va="center")
+            # White on the dark cells, black on the light ones: readable on every shade.
+            colour = "white" if top and value > top / 2 else "black"
+            ax.text(j, i, str(value), ha="center", va="center", color=colour, fontsize=12)
     ax.set_xticks(range(len(labels)), labels, rotation=45)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
@@ -61,15 +64,30 @@ def candidates_chart(candidates: dict[str, dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def domain_shift_chart(shift: dict[str, float], path: Path) -> Path:
-    """The three domain-shift figures, each on its own scale."""
+def domain_shift_chart(shift: dict[str, float], path: Path,
+                       limits: dict[str, tuple[str, float]] | None = None) -> Path:
+    """The three domain-shift figures, each on its own scale, with the gate's threshold.
+
+    Args:
+        shift: the figures.
+        path: PNG to write.
+        limits: figure -> ("min" or "max", threshold) of the domain-shift gate.
+    """
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(9, 2.6))
-    for ax, (key, top) in zip(axes, (("vocab_overlap", 1), ("label_distance", 1), ("proxy_a_distance", 2)), strict=True):
+    limits = limits or {}
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 2.8))
+    for ax, (key, top) in zip(
+        axes, (("vocab_overlap", 1), ("label_distance", 1), ("proxy_a_distance", 2)), strict=True
+    ):
         ax.barh([0], [shift[key]], color="tab:orange")
         ax.set_xlim(0, top)
         ax.set_yticks([])
-        ax.set_title(f"{key}\n{shift[key]:.3f}", fontsize=9)
+        title = f"{key}\n{shift[key]:.3f}"
+        if key in limits:
+            kind, value = limits[key]
+            ax.axvline(value, color="black", linestyle="--", linewidth=1.5)
+            title += f" ({kind} {value:g})"
+        ax.set_title(title, fontsize=9)
     return _save(fig, path)
 
 
@@ -102,47 +120,55 @@ def write_figures(metrics: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     shown = metrics.get("selection", {}).get("chosen", "transfer")
     out = {
         "candidates": candidates_chart(metrics["candidates"], folder / "candidates.png"),
-        "confusion": confusion(metrics["candidates"][shown], f"{shown}: confusion matrix", folder / "confusion.png"),
+        "confusion": confusion(
+            metrics["candidates"][shown], f"{shown}: confusion matrix", folder / "confusion.png"
+        ),
     }
     if metrics.get("learning_curve", {}).get("sizes"):
-        out["learning_curve"] = learning_curve_chart(metrics["learning_curve"], folder / "learning_curve.png")
+        out["learning_curve"] = learning_curve_chart(
+            metrics["learning_curve"], folder / "learning_curve.png"
+        )
     if metrics.get("domain_shift"):
-        out["domain_shift"] = domain_shift_chart(metrics["domain_shift"], folder / "domain_shift.png")
+        limits = {k: tuple(v) for k, v in metrics.get("domain_shift_limits", {}).items()}
+        out["domain_shift"] = domain_shift_chart(
+            metrics["domain_shift"], folder / "domain_shift.png", limits
+        )
     return out
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return ""
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1b1b1b;
+background:#fff;line-height:1.45}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #bbb;padding:4px 10px}
+th{background:#eef2f7}td{background:#fff;color:#1b1b1b}code{background:#f3f3f3;padding:0 3px}
+img{max-width:100%;border:1px solid #ddd;margin:.4em 0}h1{font-size:1.6em}h2{margin-top:1.6em}
+"""
 
 
-def write_html_report(metrics: dict[str, Any], figures: dict[str, Path], title: str, path: Path) -> Path:
-    """A standalone HTML report: tables plus the PNGs embedded as data URIs (no network needed)."""
-    cands = [{"candidate": n, "accuracy": m["accuracy"], "macro-F1": m["macro_f1"],
-              "ROC AUC": m.get("roc_auc", "–"),
-              "out-of-fold accuracy": metrics.get("selection", {}).get("oof_accuracy", {}).get(n, "–")}
-             for n, m in metrics["candidates"].items()]
-    gates = [{"gate": n, "status": g["status"], "mode": g["mode"], "checks": g["checks"],
-              "failed": "; ".join(g["failed"])} for n, g in metrics.get("gates", {}).items()]
-    selection = metrics.get("selection", {})
-    verdict = ""
-    if selection:
-        verdict = (f"<p><b>Negative transfer</b>: chosen model <b>{html.escape(selection['chosen'])}</b>.</p>"
-                   if selection.get("negative_transfer")
-                   else f"<p>Chosen model: <b>{html.escape(selection['chosen'])}</b>.</p>")
+def write_html_report(markdown_text: str, figures: dict[str, Path], title: str, path: Path) -> Path:
+    """A standalone HTML report: everything report.md says, then the figures as data URIs (opens
+    offline, from any folder).
+
+    Args:
+        markdown_text: the run's report.md.
+        figures: name -> PNG.
+        title: page title.
+        path: where to write.
+
+    Returns:
+        ``path``.
+    """
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
     images = "".join(
-        f"<h2>{html.escape(name.replace('_', ' '))}</h2><img alt='{name}' src='data:image/png;base64,"
+        f"<h2>Figure: {html.escape(name.replace('_', ' '))}</h2>"
+        f"<img alt='{html.escape(name)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'>"
         for name, p in figures.items()
     )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px}}img{{max-width:100%}}</style></head><body>
-<h1>{html.escape(title)}</h1>{verdict}<h2>Candidates (target test set)</h2>{_table(cands)}
-<h2>Data-quality gates</h2>{_table(gates)}{images}</body></html>"""
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body>{body}<h2>Figures</h2>{images}</body></html>"
+    )
     return write_text_atomic(path, page)

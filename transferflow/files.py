@@ -14,8 +14,18 @@ from urllib.parse import urlsplit
 
 _CHUNK = 1 << 20
 # Fields of fsspec's info() that change when a remote file changes (S3, GCS, Azure, memory, local).
-_VERSION_KEYS = ("size", "ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified",
-                 "mtime", "updated", "created")
+_VERSION_KEYS = (
+    "size",
+    "ETag",
+    "etag",
+    "generation",
+    "md5Hash",
+    "LastModified",
+    "last_modified",
+    "mtime",
+    "updated",
+    "created",
+)
 
 
 def _read_umask() -> int:
@@ -54,7 +64,7 @@ def is_url(location: object) -> bool:
 def as_local_path(location: str | os.PathLike[str]) -> Path:
     """A local location as a Path (a ``file://`` prefix removed)."""
     text = str(location)
-    return Path(text[len("file://"):] if text.startswith("file://") else text)
+    return Path(text[len("file://") :] if text.startswith("file://") else text)
 
 
 def location_path(location: str | os.PathLike[str]) -> PurePath:

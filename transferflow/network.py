@@ -3,10 +3,10 @@ over the gensim word vectors, several weight sets ("members") averaged in one mo
 
 ::
 
-    ngram_ids, ngram_values ──► NgramBag (n-grams x members*classes, + bias) ──┐
-                                                                              + ─► logits (members x classes)
-    token_ids ─► Embedding (word vectors, frozen) ─► masked mean ─► unit length ─► Dense ─┘
-                                                   ─► softmax per member ─► mean over members ─► probabilities
+    ngram_ids, ngram_values ─► NgramBag (n-grams x members*classes, + bias) ─┐
+                                                                            + ─► logits
+    token_ids ─► Embedding (vectors, frozen) ─► masked mean ─► unit length ─► Dense ─┘
+    logits (members x classes) ─► softmax per member ─► mean over members ─► probabilities
 
 With one member this is softmax regression over [TF-IDF n-grams, mean word vector]; a member
 whose deep weights are zero reads the n-grams alone. Members are fitted one by one (see
@@ -50,8 +50,9 @@ class NgramBag(k.layers.Layer):
         self.units = int(units)
 
     def build(self, ids_shape, values_shape=None) -> None:
-        self.kernel = self.add_weight(shape=(self.n_features + 1, self.units), initializer="zeros",
-                                      name="kernel")
+        self.kernel = self.add_weight(
+            shape=(self.n_features + 1, self.units), initializer="zeros", name="kernel"
+        )
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
 
     def call(self, ids, values):
@@ -74,14 +75,16 @@ def _inputs():
 
 
 def _deep_features(token_ids, matrix_shape: tuple[int, int]):
-    emb = k.layers.Embedding(matrix_shape[0], matrix_shape[1], mask_zero=True, trainable=False,
-                             name=VECTORS)
+    emb = k.layers.Embedding(
+        matrix_shape[0], matrix_shape[1], mask_zero=True, trainable=False, name=VECTORS
+    )
     x = k.layers.GlobalAveragePooling1D(name="mean_vector")(emb(token_ids))
     return emb, k.layers.UnitNormalization(name=DEEP_FEATURES)(x)
 
 
-def build_network(n_features: int, matrix: np.ndarray, n_classes: int, n_members: int = 1,
-                  name: str = "wide_deep"):  # -> keras.Model
+def build_network(
+    n_features: int, matrix: np.ndarray, n_classes: int, n_members: int = 1, name: str = "wide_deep"
+):  # -> keras.Model
     """The full network: texts' inputs -> averaged class probabilities.
 
     Args:
@@ -97,10 +100,12 @@ def build_network(n_features: int, matrix: np.ndarray, n_classes: int, n_members
     inputs = _inputs()
     emb, deep = _deep_features(inputs["token_ids"], matrix.shape)
     units = n_members * n_classes
-    logits = k.layers.Add(name="logits")([
-        NgramBag(n_features, units, name=WIDE)(inputs["ngram_ids"], inputs["ngram_values"]),
-        k.layers.Dense(units, use_bias=False, kernel_initializer="zeros", name=DEEP)(deep),
-    ])
+    logits = k.layers.Add(name="logits")(
+        [
+            NgramBag(n_features, units, name=WIDE)(inputs["ngram_ids"], inputs["ngram_values"]),
+            k.layers.Dense(units, use_bias=False, kernel_initializer="zeros", name=DEEP)(deep),
+        ]
+    )
     x = k.layers.Reshape((n_members, n_classes), name="members")(logits)
     x = k.layers.Softmax(axis=-1, name="member_probabilities")(x)
     outputs = k.layers.GlobalAveragePooling1D(name="average")(x)
@@ -118,7 +123,9 @@ def deep_features(network, encoder, texts: list[str]) -> np.ndarray:
     body = k.Model(network.get_layer(VECTORS).input, network.get_layer(DEEP_FEATURES).output)
     out = np.zeros((len(texts), network.get_layer(DEEP).kernel.shape[0]), np.float32)
     for b in encoder.encode(texts, batch_size=1024):
-        out[b.rows] = np.asarray(body.predict(b.token_ids, batch_size=1024, verbose=0))[: len(b.rows)]
+        out[b.rows] = np.asarray(body.predict(b.token_ids, batch_size=1024, verbose=0))[
+            : len(b.rows)
+        ]
     return out
 
 
@@ -131,8 +138,15 @@ def stack_members(network, members: list[dict[str, np.ndarray]]) -> None:
     bias = np.concatenate([m["wide_bias"] for m in members])
     n_classes = members[0]["wide_bias"].shape[0]
     dim = deep.kernel.shape[0]
-    deep_kernel = np.concatenate([m["deep_kernel"] if m["deep_kernel"] is not None
-                                  else np.zeros((dim, n_classes), np.float32) for m in members], axis=1)
+    deep_kernel = np.concatenate(
+        [
+            m["deep_kernel"]
+            if m["deep_kernel"] is not None
+            else np.zeros((dim, n_classes), np.float32)
+            for m in members
+        ],
+        axis=1,
+    )
     wide.kernel.assign(kernel)
     wide.bias.assign(bias)
     deep.kernel.assign(deep_kernel)
@@ -142,9 +156,14 @@ def member_slices(network, n_classes: int) -> list[dict[str, np.ndarray]]:
     """The members' weights of a fitted network (inverse of :func:`stack_members`)."""
     wide, deep = network.get_layer(WIDE), network.get_layer(DEEP)
     kernel, bias, deep_k = (np.asarray(v) for v in (wide.kernel, wide.bias, deep.kernel))
-    return [{"wide_kernel": kernel[1:, i:i + n_classes], "wide_bias": bias[i:i + n_classes],
-             "deep_kernel": deep_k[:, i:i + n_classes]}
-            for i in range(0, kernel.shape[1], n_classes)]
+    return [
+        {
+            "wide_kernel": kernel[1:, i : i + n_classes],
+            "wide_bias": bias[i : i + n_classes],
+            "deep_kernel": deep_k[:, i : i + n_classes],
+        }
+        for i in range(0, kernel.shape[1], n_classes)
+    ]
 
 
 def n_members(network) -> int:

@@ -36,15 +36,18 @@ def check_inputs(cfg: RunConfig) -> None:
     vectors = cfg.embeddings.pretrained_path
     if vectors is not None and not is_url(vectors) and not Path(vectors).is_file():
         raise DataError(f"embeddings.pretrained_path: {vectors}: vectors file not found.")
-    same = {str(Path(p).resolve()) for p in cfg.data.source.paths if not is_url(p)} & \
-        {str(Path(p).resolve()) for p in cfg.data.target.paths if not is_url(p)}
+    same = {str(Path(p).resolve()) for p in cfg.data.source.paths if not is_url(p)} & {
+        str(Path(p).resolve()) for p in cfg.data.target.paths if not is_url(p)
+    }
     if same:
         raise ConfigError(
             f"{sorted(same)[0]} is both a source and a target file. Transfer needs two different "
             "domains: pass the target domain's own files with --target."
         )
     if Path(cfg.output_dir).exists() and not Path(cfg.output_dir).is_dir():
-        raise ConfigError(f"output_dir {cfg.output_dir} is a file; choose a folder for run folders.")
+        raise ConfigError(
+            f"output_dir {cfg.output_dir} is a file; choose a folder for run folders."
+        )
 
 
 def _check_columns(path: Path, cfg: DatasetConfig) -> None:
@@ -56,8 +59,9 @@ def _check_columns(path: Path, cfg: DatasetConfig) -> None:
     if kind not in ("csv", "tsv") or path.stat().st_size == 0:
         return  # other formats and empty files are reported when read
     try:
-        header = pd.read_csv(path, sep="," if kind == "csv" else "\t", nrows=0, dtype=str,
-                             encoding="utf-8").columns
+        header = pd.read_csv(
+            path, sep="," if kind == "csv" else "\t", nrows=0, dtype=str, encoding="utf-8"
+        ).columns
     except (ValueError, UnicodeDecodeError, OSError, EOFError, pd.errors.ParserError):
         return  # unreadable: read_table says why, with the file's name
     missing = [c for c in [*cfg.text_columns, cfg.label_column] if c not in header]

@@ -43,8 +43,9 @@ def mcnemar_p(transfer_right: np.ndarray, other_right: np.ndarray) -> float:
     return float(binomtest(b, b + c, 0.5, alternative="greater").pvalue)
 
 
-def select_model(oof: dict[str, np.ndarray | None], y_true: list[str], labels: list[str],
-                 significance: float) -> dict[str, Any]:
+def select_model(
+    oof: dict[str, np.ndarray | None], y_true: list[str], labels: list[str], significance: float
+) -> dict[str, Any]:
     """Choose the model to register from out-of-fold predictions (never test data).
 
     Args:
@@ -64,31 +65,61 @@ def select_model(oof: dict[str, np.ndarray | None], y_true: list[str], labels: l
     """
     if "transfer" not in oof:
         raise ValueError("no 'transfer' candidate to judge")
-    rule = (f"a baseline replaces transfer only with more correct out-of-fold predictions and an "
-            f"exact McNemar p < {significance}")
-    base = {"rule": rule, "n": len(y_true), "oof_accuracy": {}, "p_vs_transfer": {},
-            "transfer_beats_target_only": True, "gain_vs_target_only": None}
+    rule = (
+        f"a baseline replaces transfer only with more correct out-of-fold predictions and an "
+        f"exact McNemar p < {significance}"
+    )
+    base = {
+        "rule": rule,
+        "n": len(y_true),
+        "oof_accuracy": {},
+        "p_vs_transfer": {},
+        "transfer_beats_target_only": True,
+        "gain_vs_target_only": None,
+    }
     if oof["transfer"] is None:
-        return {**base, "chosen": "transfer",
-                "reason": "too few target labels to cross-validate: transfer kept untested"}
+        return {
+            **base,
+            "chosen": "transfer",
+            "reason": "too few target labels to cross-validate: transfer kept untested",
+        }
     truth = np.asarray(y_true, dtype=object)
-    right = {name: np.asarray(labels, dtype=object)[p.argmax(axis=1)] == truth
-             for name, p in oof.items() if p is not None}
+    right = {
+        name: np.asarray(labels, dtype=object)[p.argmax(axis=1)] == truth
+        for name, p in oof.items()
+        if p is not None
+    }
     acc = {name: round(float(r.mean()), 4) for name, r in right.items()}
-    p_values = {name: round(mcnemar_p(right["transfer"], r), 4)
-                for name, r in right.items() if name != "transfer"}
-    winners = [n for n in p_values
-               if right[n].sum() > right["transfer"].sum() and p_values[n] < significance]
-    chosen = max(winners, key=lambda n: (acc[n], -CANDIDATE_ORDER.index(n))) if winners else "transfer"
+    p_values = {
+        name: round(mcnemar_p(right["transfer"], r), 4)
+        for name, r in right.items()
+        if name != "transfer"
+    }
+    winners = [
+        n
+        for n in p_values
+        if right[n].sum() > right["transfer"].sum() and p_values[n] < significance
+    ]
+    chosen = (
+        max(winners, key=lambda n: (acc[n], -CANDIDATE_ORDER.index(n))) if winners else "transfer"
+    )
     if chosen == "transfer":
         reason = "no baseline is significantly better on out-of-fold predictions"
     else:
-        reason = (f"{chosen} is significantly better than transfer on out-of-fold predictions "
-                  f"({acc[chosen]:.4f} vs {acc['transfer']:.4f}, McNemar p = {p_values[chosen]})")
+        reason = (
+            f"{chosen} is significantly better than transfer on out-of-fold predictions "
+            f"({acc[chosen]:.4f} vs {acc['transfer']:.4f}, McNemar p = {p_values[chosen]})"
+        )
     gain = round(acc["transfer"] - acc["target_only"], 4) if "target_only" in acc else None
-    return {**base, "chosen": chosen, "reason": reason, "oof_accuracy": acc,
-            "p_vs_transfer": p_values, "transfer_beats_target_only": "target_only" not in winners,
-            "gain_vs_target_only": gain}
+    return {
+        **base,
+        "chosen": chosen,
+        "reason": reason,
+        "oof_accuracy": acc,
+        "p_vs_transfer": p_values,
+        "transfer_beats_target_only": "target_only" not in winners,
+        "gain_vs_target_only": gain,
+    }
 
 
 def baseline_roles(cfg: BaselineConfig, same_labels: bool) -> list[str]:
@@ -161,8 +192,10 @@ def register_chosen(
     chosen = selection["chosen"]
     ref = candidates[chosen]
     # verified_path() checks the hashes: a damaged artefact is never registered.
-    files = {"model.keras": ref.model.verified_path(),
-             **{name: r.verified_path() for name, r in ref.files.items() if name != "oof.npz"}}
+    files = {
+        "model.keras": ref.model.verified_path(),
+        **{name: r.verified_path() for name, r in ref.files.items() if name != "oof.npz"},
+    }
     test_metrics = metrics["candidates"][chosen]
     record = {
         "role": chosen,
@@ -174,8 +207,10 @@ def register_chosen(
         "target": target.name,
         "data_sha256": {**source.input_sha256, **target.input_sha256},
         "target_test_sha256": target.test.sha256,
-        "metrics": {"test": {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
-                    "oof_accuracy": selection.get("oof_accuracy", {}).get(chosen)},
+        "metrics": {
+            "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
+            "oof_accuracy": selection.get("oof_accuracy", {}).get(chosen),
+        },
         "selection": selection,
         "config": json.loads(config.model_dump_json()),
         "run_dir": str(run_dir),
@@ -187,8 +222,12 @@ def register_chosen(
         champion = registry.champion()
         if champion is None and chosen == "transfer" and config.registry.auto_promote:
             registry.promote(same)
-        return {"version": same, "champion": registry.champion(), "promoted": False,
-                "reason": f"identical to v{same} (same model files): not registered again"}
+        return {
+            "version": same,
+            "champion": registry.champion(),
+            "promoted": False,
+            "reason": f"identical to v{same} (same model files): not registered again",
+        }
     version = registry.register(files, record)
     champion = registry.champion()
     promoted, reason = False, ""
@@ -211,8 +250,15 @@ def register_chosen(
                 float(np.mean([p == t for p, t in zip(predicted, test[LABEL], strict=True)])), 4
             )
             promoted = test_metrics["accuracy"] >= champ_acc
-            reason = (f"accuracy {test_metrics['accuracy']:.4f} vs champion v{champion} "
-                      f"{champ_acc:.4f} on this run's target test data")
+            reason = (
+                f"accuracy {test_metrics['accuracy']:.4f} vs champion v{champion} "
+                f"{champ_acc:.4f} on this run's target test data"
+            )
     if promoted:
         registry.promote(version)
-    return {"version": version, "champion": registry.champion(), "promoted": promoted, "reason": reason}
+    return {
+        "version": version,
+        "champion": registry.champion(),
+        "promoted": promoted,
+        "reason": reason,
+    }

@@ -103,8 +103,10 @@ class Registry:
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{path} is damaged ({exc}); version {version} cannot be used. "
-                                "Register a new version with 'transferflow run'.") from None
+            raise RegistryError(
+                f"{path} is damaged ({exc}); version {version} cannot be used. "
+                "Register a new version with 'transferflow run'."
+            ) from None
         return record
 
     def champion(self) -> int | None:
@@ -136,7 +138,7 @@ class Registry:
         """Add a version.
 
         Args:
-            files: name in the version folder -> file to copy (e.g. ``model.keras``, ``vocab.json``).
+            files: name in the version folder -> file to copy (``model.keras``, ``vocab.json``...).
             record: what to remember (kind, labels, metrics, config, data hashes...); the version
                 number, files with hashes, time and git commit are added.
 

@@ -19,8 +19,10 @@ def _gate_table(gates: dict[str, Any]) -> list[str]:
         if not details and figures:
             details = ", ".join(f"{k}={v}" for k, v in figures.items())
         details = details.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {name} | {_STATUS.get(g['status'], g['status'])} | {g['mode']} | "
-                     f"{g['checks']} | {details} |")
+        lines.append(
+            f"| {name} | {_STATUS.get(g['status'], g['status'])} | {g['mode']} | "
+            f"{g['checks']} | {details} |"
+        )
     return lines
 
 
@@ -48,17 +50,24 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
         ]
     selection = metrics.get("selection")
     if selection:
-        lines += [f"Chosen model: **{selection['chosen']}**: {selection['reason']}. Rule: "
-                  f"{selection['rule']}, on {selection['n']} target training labels.", ""]
+        lines += [
+            f"Chosen model: **{selection['chosen']}**: {selection['reason']}. Rule: "
+            f"{selection['rule']}, on {selection['n']} target training labels.",
+            "",
+        ]
         if selection["negative_transfer"]:
-            lines += ["**Negative transfer**: target_only is significantly better than transfer "
-                      "out-of-fold.", ""]
+            lines += [
+                "**Negative transfer**: target_only is significantly better than transfer "
+                "out-of-fold.",
+                "",
+            ]
     oof = (selection or {}).get("oof_accuracy", {})
     pvals = (selection or {}).get("p_vs_transfer", {})
     lines += [
         "## Candidates on the target test set",
         "",
-        "| candidate | accuracy | macro-F1 | ROC AUC | out-of-fold accuracy | McNemar p vs transfer |",
+        "| candidate | accuracy | macro-F1 | ROC AUC | out-of-fold accuracy "
+        "| McNemar p vs transfer |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, m in cands.items():
@@ -66,11 +75,18 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
         mark = " **(chosen)**" if selection and name == selection["chosen"] else ""
         v = f"{oof[name]:.4f}" if name in oof else "–"
         p = f"{pvals[name]:.4f}" if name in pvals else "–"
-        lines.append(f"| {name}{mark} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {auc} | {v} | {p} |")
+        lines.append(
+            f"| {name}{mark} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {auc} | {v} | {p} |"
+        )
     gain = metrics.get("transfer_gain", {}).get("accuracy_vs_target_only")
     if gain is not None:
-        verdict = "helped" if gain > 0 else ("did not help" if gain == 0 else "hurt (negative transfer)")
-        lines += ["", f"On the test set, transfer {verdict}: {gain:+.4f} accuracy versus target-only."]
+        verdict = (
+            "helped" if gain > 0 else ("did not help" if gain == 0 else "hurt (negative transfer)")
+        )
+        lines += [
+            "",
+            f"On the test set, transfer {verdict}: {gain:+.4f} accuracy versus target-only.",
+        ]
     if metrics.get("gates"):
         lines += ["", "## Data-quality gates", "", *_gate_table(metrics["gates"])]
     shift = metrics.get("domain_shift")
@@ -86,15 +102,25 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
         ]
     curve = metrics.get("learning_curve")
     if curve and curve["sizes"]:
-        lines += ["", "## How many target labels? (test accuracy)", "",
-                  "| target labels | transfer | target_only | gain |", "|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## How many target labels? (test accuracy)",
+            "",
+            "| target labels | transfer | target_only | gain |",
+            "|---:|---:|---:|---:|",
+        ]
         for n, t, o in zip(curve["sizes"], curve["transfer"], curve["target_only"], strict=True):
             gain = f"{t - o:+.4f}" if t is not None and o is not None else "–"
             fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
             lines.append(f"| {n} | {fmt(t)} | {fmt(o)} | {gain} |")
     lines += ["", "## Per-class results (test set)", ""]
     for name, m in cands.items():
-        lines += [f"### {name}", "", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            f"### {name}",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for cls, pc in m["per_class"].items():
             lines.append(
                 f"| {cls} | {pc['precision']:.4f} | {pc['recall']:.4f} | {pc['f1']:.4f} | "
@@ -123,7 +149,8 @@ def render_gate_failure(exc, gates: dict[str, Any], title: str) -> str:
     lines = [
         f"# {title}: stopped by gate `{exc.gate}`",
         "",
-        f"The `{exc.gate}` gate failed{' for ' + exc.subject if exc.subject else ''}; nothing after "
+        f"The `{exc.gate}` gate failed{' for ' + exc.subject if exc.subject else ''}; "
+        "nothing after "
         "it ran and no model was chosen.",
         "",
         "| expectation | column | observed | expected |",
@@ -131,7 +158,9 @@ def render_gate_failure(exc, gates: dict[str, Any], title: str) -> str:
     ]
     for f in exc.failures:
         row = [f.expectation, f.column or "", f.observed, f.expected]
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |")
+        lines.append(
+            "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |"
+        )
     if gates:
         lines += ["", "Gates that passed before it:", "", *_gate_table(gates)]
     lines += ["", "Data Docs (HTML, all expectations and their results): `data_docs/index.html`."]

@@ -46,8 +46,14 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(f"{path}: the file is empty (0 bytes); expected a header and data rows.")
     try:
         if kind in ("csv", "tsv"):
-            yield from pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str,
-                                   keep_default_na=False, na_values=[""], chunksize=chunk_rows)
+            yield from pd.read_csv(
+                path,
+                sep="," if kind == "csv" else "\t",
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                chunksize=chunk_rows,
+            )
         elif kind == "jsonl":
             yield from pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows)
         else:
@@ -56,7 +62,9 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid UTF-8 ({exc.reason}). Save the file as UTF-8.") from None
+        raise DataError(
+            f"{path}: not valid UTF-8 ({exc.reason}). Save the file as UTF-8."
+        ) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {exc}") from None
 
@@ -76,8 +84,11 @@ def _init_worker(files: dict[str, str]) -> None:
     global _ENCODER
     meta = json.loads(Path(files["model.json"]).read_text(encoding="utf-8"))
     tokens = json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8"))
-    _ENCODER = FeatureEncoder(NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
-                              Vocabulary(tokens), int(meta["max_len"]))
+    _ENCODER = FeatureEncoder(
+        NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
+        Vocabulary(tokens),
+        int(meta["max_len"]),
+    )
 
 
 def _prepare(texts: list[str]):
@@ -172,7 +183,9 @@ def score_file(
         missing = [c for c in columns if c not in chunk.columns]
         if missing:
             present = ", ".join(repr(str(c)) for c in chunk.columns)
-            raise DataError(f"{input_path}: missing text column(s) {missing}; columns present: {present}.")
+            raise DataError(
+                f"{input_path}: missing text column(s) {missing}; columns present: {present}."
+            )
         parts = chunk[columns].astype("string").fillna("")
         texts = (parts.agg(" ".join, axis=1) if len(columns) > 1 else parts.iloc[:, 0]).str.strip()
         blank = texts.eq("")
@@ -198,8 +211,9 @@ def score_file(
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs XLA
-        with ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(scorer.encoder_files,)) as pool:
+        with ProcessPoolExecutor(
+            WORKERS, mp_context=ctx, initializer=_init_worker, initargs=(scorer.encoder_files,)
+        ) as pool:
             pending: deque = deque()
             offset = 0
             for chunk in _chain([first, second], chunks):
@@ -218,7 +232,9 @@ def score_file(
         for chunk, inputs in prepared(iter_chunks(input_path, chunk_rows)):
             proba = scorer.predict_prepared(inputs)
             frame = pd.DataFrame(proba, columns=[f"proba_{lab}" for lab in scorer.labels])
-            frame.insert(0, "predicted_label", np.asarray(scorer.labels, dtype=object)[proba.argmax(axis=1)])
+            frame.insert(
+                0, "predicted_label", np.asarray(scorer.labels, dtype=object)[proba.argmax(axis=1)]
+            )
             if id_column and id_column in chunk.columns:
                 frame.insert(0, id_column, chunk[id_column].to_numpy())
             frame.to_csv(out, header=not header_written, index=False, float_format="%.6f")

@@ -20,7 +20,9 @@ def vocab_overlap(source_texts: list[str], target_texts: list[str]) -> float:
     source_vocab = set(count_tokens(source_texts))
     target = count_tokens(target_texts)
     total = sum(target.values())
-    return round(sum(n for t, n in target.items() if t in source_vocab) / total, 4) if total else 0.0
+    return (
+        round(sum(n for t, n in target.items() if t in source_vocab) / total, 4) if total else 0.0
+    )
 
 
 def label_distance(source_counts: dict[str, int], target_counts: dict[str, int]) -> float:
@@ -41,7 +43,8 @@ def label_distance(source_counts: dict[str, int], target_counts: dict[str, int])
         raise ValueError("label_distance needs rows on both sides")
     labels = set(source_counts) | set(target_counts)
     return round(
-        0.5 * sum(abs(source_counts.get(k, 0) / ns - target_counts.get(k, 0) / nt) for k in labels), 4
+        0.5 * sum(abs(source_counts.get(k, 0) / ns - target_counts.get(k, 0) / nt) for k in labels),
+        4,
     )
 
 

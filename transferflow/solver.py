@@ -84,8 +84,9 @@ class Design:
 
     def without_vectors(self) -> Design:
         """The same rows for a member that reads no word vectors."""
-        return Design(self.rows, self.cols, self.vals, None, self.y, self.domain, self.n,
-                      self.n_features)
+        return Design(
+            self.rows, self.cols, self.vals, None, self.y, self.domain, self.n, self.n_features
+        )
 
 
 def make_design(csr, deep: np.ndarray | None, y: np.ndarray, domain: np.ndarray) -> Design:
@@ -94,8 +95,11 @@ def make_design(csr, deep: np.ndarray | None, y: np.ndarray, domain: np.ndarray)
     n_pad, nnz_pad = bucket(n), bucket(nnz)
     coo = csr.tocoo()
     # Padding entries (value 0) point at the last padded row, so row indices stay sorted.
-    rows, cols, vals = (np.full(nnz_pad, n_pad - 1, np.int32), np.zeros(nnz_pad, np.int32),
-                        np.zeros(nnz_pad, np.float32))
+    rows, cols, vals = (
+        np.full(nnz_pad, n_pad - 1, np.int32),
+        np.zeros(nnz_pad, np.int32),
+        np.zeros(nnz_pad, np.float32),
+    )
     rows[:nnz], cols[:nnz], vals[:nnz] = coo.row, coo.col, coo.data
 
     def padded(a, dtype):
@@ -103,17 +107,25 @@ def make_design(csr, deep: np.ndarray | None, y: np.ndarray, domain: np.ndarray)
         out[:n] = a
         return jnp.asarray(out)
 
-    return Design(jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(vals),
-                  None if deep is None else padded(deep, np.float32),
-                  padded(y, np.int32), padded(domain, np.int32), n, csr.shape[1])
+    return Design(
+        jnp.asarray(rows),
+        jnp.asarray(cols),
+        jnp.asarray(vals),
+        None if deep is None else padded(deep, np.float32),
+        padded(y, np.int32),
+        padded(domain, np.int32),
+        n,
+        csr.shape[1],
+    )
 
 
 def _logits(params, design_arrays):
     rows, cols, vals, deep, n_pad = design_arrays
     wide, bias = params[0], params[1]
     # X @ W for X in coordinate form; rows are sorted (row-major CSR order).
-    z = jax.ops.segment_sum(vals[:, None] * wide[cols], rows, num_segments=n_pad,
-                            indices_are_sorted=True)
+    z = jax.ops.segment_sum(
+        vals[:, None] * wide[cols], rows, num_segments=n_pad, indices_are_sorted=True
+    )
     z = z + bias
     if len(params) > 2:
         z = z + deep @ params[2]
@@ -131,8 +143,9 @@ def _objective(mix: tuple, n_pad: int, prior, rows, cols, vals, deep, y, domain,
         if mix[SOURCE] == mix[TARGET]:  # one set of weights for both domains
             logp = logp_for(copies, TARGET)
         else:
-            logp = jnp.where((domain == TARGET)[:, None], logp_for(copies, TARGET),
-                             logp_for(copies, SOURCE))
+            logp = jnp.where(
+                (domain == TARGET)[:, None], logp_for(copies, TARGET), logp_for(copies, SOURCE)
+            )
         nll = -jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
         total = C * jnp.sum(weights * nll)
         for i, (v, p) in enumerate(zip(copies, prior, strict=True)):
@@ -144,8 +157,21 @@ def _objective(mix: tuple, n_pad: int, prior, rows, cols, vals, deep, y, domain,
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
-def _minimize(mix: tuple, n_pad: int, max_iter: int, init, prior, rows, cols, vals, deep, y,
-              domain, weights, C):
+def _minimize(
+    mix: tuple,
+    n_pad: int,
+    max_iter: int,
+    init,
+    prior,
+    rows,
+    cols,
+    vals,
+    deep,
+    y,
+    domain,
+    weights,
+    C,
+):
     import optax
 
     objective = _objective(mix, n_pad, prior, rows, cols, vals, deep, y, domain, weights, C)
@@ -155,8 +181,7 @@ def _minimize(mix: tuple, n_pad: int, max_iter: int, init, prior, rows, cols, va
     def step(carry):
         params, state, last, _ = carry
         value, grad = value_and_grad(params, state=state)
-        updates, state = opt.update(grad, state, params, value=value, grad=grad,
-                                    value_fn=objective)
+        updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=objective)
         return optax.apply_updates(params, updates), state, value, last
 
     def going(carry):
@@ -195,23 +220,48 @@ def fit(design: Design, n_classes: int, C: float, **kwargs) -> list[np.ndarray]:
     return _fit(design, n_classes, C, **kwargs)[0]
 
 
-def _fit(design: Design, n_classes: int, C: float, *, row_weight: np.ndarray | None = None,
-        prior: list[np.ndarray] | None = None, copies: int = 1,
-        mix: tuple = ((1.0,), (1.0,)), max_iter: int = 500,
-        init: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _fit(
+    design: Design,
+    n_classes: int,
+    C: float,
+    *,
+    row_weight: np.ndarray | None = None,
+    prior: list[np.ndarray] | None = None,
+    copies: int = 1,
+    mix: tuple = ((1.0,), (1.0,)),
+    max_iter: int = 500,
+    init: list[np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """:func:`fit`, also returning every weight copy (``init`` of a warm-started next fit)."""
     shapes = _shapes(design, n_classes)
     prior = [np.zeros(s, np.float32) for s in shapes] if prior is None else prior
-    prior_c = [jnp.asarray(np.concatenate([np.asarray(p, np.float32)[None],
-                                           np.zeros((copies - 1, *s), np.float32)]))
-               for p, s in zip(prior, shapes, strict=True)]
+    prior_c = [
+        jnp.asarray(
+            np.concatenate(
+                [np.asarray(p, np.float32)[None], np.zeros((copies - 1, *s), np.float32)]
+            )
+        )
+        for p, s in zip(prior, shapes, strict=True)
+    ]
     start = prior_c if init is None else [jnp.asarray(v) for v in init]
     weights = design.pad(np.ones(design.n) if row_weight is None else row_weight)
     mix_t = tuple(tuple(float(v) for v in r) for r in mix)
     deep = design.deep if design.deep is not None else jnp.zeros((design.y.shape[0], 0))
-    out, count = _minimize(mix_t, int(design.y.shape[0]), max_iter, start, prior_c, design.rows,
-                           design.cols, design.vals, deep, design.y, design.domain, weights,
-                           jnp.float32(C))
+    out, count = _minimize(
+        mix_t,
+        int(design.y.shape[0]),
+        max_iter,
+        start,
+        prior_c,
+        design.rows,
+        design.cols,
+        design.vals,
+        deep,
+        design.y,
+        design.domain,
+        weights,
+        jnp.float32(C),
+    )
     copies_out = [np.asarray(v) for v in out]
     A = np.asarray(mix, dtype=np.float32)
     return [np.tensordot(A[TARGET], v, axes=1) for v in copies_out], copies_out
@@ -225,8 +275,14 @@ def _log_proba(n_pad: int, params, rows, cols, vals, deep):
 def log_proba(params: list[np.ndarray], design: Design) -> np.ndarray:
     """Per-row log-probabilities of a member with ``params`` (real rows only)."""
     deep = design.deep if design.deep is not None else jnp.zeros((design.y.shape[0], 0))
-    out = _log_proba(int(design.y.shape[0]), [jnp.asarray(p) for p in params], design.rows,
-                     design.cols, design.vals, deep)
+    out = _log_proba(
+        int(design.y.shape[0]),
+        [jnp.asarray(p) for p in params],
+        design.rows,
+        design.cols,
+        design.vals,
+        deep,
+    )
     return np.asarray(out)[: design.n]
 
 
@@ -239,16 +295,26 @@ def folds(y: np.ndarray, seed: int, k: int = 3) -> list[np.ndarray] | None:
     if n_folds < 2:
         return None
     out = []
-    for _, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+    for _, held in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(y)), y
+    ):
         mask = np.zeros(len(y), dtype=bool)
         mask[held] = True
         out.append(mask)
     return out
 
 
-def choose_c(design: Design, n_classes: int, seed: int, *, cv_rows: np.ndarray | None = None,
-             grid: tuple[float, ...] = C_GRID, base_weight: np.ndarray | None = None,
-             k: int = 3, **fit_kwargs) -> tuple[float, dict[float, float], np.ndarray | None]:
+def choose_c(
+    design: Design,
+    n_classes: int,
+    seed: int,
+    *,
+    cv_rows: np.ndarray | None = None,
+    grid: tuple[float, ...] = C_GRID,
+    base_weight: np.ndarray | None = None,
+    k: int = 3,
+    **fit_kwargs,
+) -> tuple[float, dict[float, float], np.ndarray | None]:
     """Pick ``C`` by stratified k-fold cross-validation (mean held-out log-loss).
 
     Args:
@@ -274,6 +340,7 @@ def choose_c(design: Design, n_classes: int, seed: int, *, cv_rows: np.ndarray |
     masks = folds(y[idx], seed, k)
     if masks is None:
         return grid[len(grid) // 2], {}, None
+
     def run_fold(mask: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
         held = np.zeros(design.n, dtype=bool)
         held[idx[mask]] = True
@@ -281,11 +348,13 @@ def choose_c(design: Design, n_classes: int, seed: int, *, cv_rows: np.ndarray |
         # Along the grid from the most regularised fit, each starting from the last: neighbouring
         # solutions are close, so L-BFGS needs a few dozen iterations instead of hundreds.
         for c in sorted(grid):
-            params, warm = _fit(design, n_classes, c, row_weight=np.where(held, 0.0, base),
-                                init=warm, **fit_kwargs)
+            params, warm = _fit(
+                design, n_classes, c, row_weight=np.where(held, 0.0, base), init=warm, **fit_kwargs
+            )
             logp = log_proba(params, design)[held]
-            out.append((c, float(-np.take_along_axis(logp, y[held][:, None], axis=1).mean()),
-                        np.exp(logp)))
+            out.append(
+                (c, float(-np.take_along_axis(logp, y[held][:, None], axis=1).mean()), np.exp(logp))
+            )
         return out
 
     from concurrent.futures import ThreadPoolExecutor

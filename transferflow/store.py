@@ -8,7 +8,8 @@ Layout under the store's root::
                                  the other waits, then reuses)
 
 Every write goes to a temporary file first and is renamed into place, so a killed run never leaves
-a partial object or entry behind. Every read of a cache entry re-verifies the hashes of the objects it
+a partial object or entry behind. Every read of a cache entry re-verifies the hashes of the objects
+it
 references; a missing or corrupt object turns the entry into a miss (recomputed, never a crash).
 
 The store may also live at an fsspec URL (``s3://bucket/prefix``, ``gs://...``; see
@@ -89,7 +90,12 @@ def cache_key(stage: str, inputs: dict[str, Any]) -> str:
     Returns:
         A hex digest.
     """
-    payload = {"stage": stage, "code": code_version(), "libraries": library_versions(), "inputs": inputs}
+    payload = {
+        "stage": stage,
+        "code": code_version(),
+        "libraries": library_versions(),
+        "inputs": inputs,
+    }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return f"{stage}-{hashlib.sha256(blob).hexdigest()[:40]}"
 
@@ -118,7 +124,7 @@ class Entry:
 
 
 def _with_paths(value: Any, fn) -> Any:
-    """A copy of a JSON-like value with ``fn(path, sha256)`` as the path of every artefact reference."""
+    """A copy of a JSON-like value with ``fn(path, sha256)`` as the path of every artefact ref."""
     if isinstance(value, dict):
         out = {k: _with_paths(v, fn) for k, v in value.items()}
         if set(value) >= {"path", "sha256"} and isinstance(value.get("sha256"), str):
@@ -183,8 +189,10 @@ class ArtifactStore:
         if self._claimed:
             return
         if self.root.exists() and not self.root.is_dir():
-            raise NotAStoreError(f"cache.dir {self.root} is a file, not a folder; choose a folder "
-                                 "for the artefact store.")
+            raise NotAStoreError(
+                f"cache.dir {self.root} is a file, not a folder; choose a folder "
+                "for the artefact store."
+            )
         if self.root.is_dir() and any(self.root.iterdir()) and not self.is_store():
             raise NotAStoreError(
                 f"cache.dir {self.root} already holds other files and is not a transferflow store "
@@ -193,8 +201,9 @@ class ArtifactStore:
         self.root.mkdir(parents=True, exist_ok=True)
         marker = self.root / MARKER
         if not marker.is_file():
-            marker.write_text("transferflow artefact store: objects/, entries/, locks/, tmp/\n",
-                              encoding="utf-8")
+            marker.write_text(
+                "transferflow artefact store: objects/, entries/, locks/, tmp/\n", encoding="utf-8"
+            )
         self._claimed = True
 
     # -- objects ------------------------------------------------------------------------------
@@ -274,11 +283,18 @@ class ArtifactStore:
             except (OSError, ValueError):
                 continue
             size = sum(
-                Path(p).stat().st_size for p, _ in _hashes_in(entry.get("result")) if Path(p).is_file()
+                Path(p).stat().st_size
+                for p, _ in _hashes_in(entry.get("result"))
+                if Path(p).is_file()
             )
             out.append(
-                Entry(entry.get("key", path.stem), entry.get("stage", "?"),
-                      entry.get("created", 0.0), entry.get("last_used", 0.0), size)
+                Entry(
+                    entry.get("key", path.stem),
+                    entry.get("stage", "?"),
+                    entry.get("created", 0.0),
+                    entry.get("last_used", 0.0),
+                    size,
+                )
             )
         return out
 
@@ -422,8 +438,13 @@ class RemoteArtifactStore(ArtifactStore):
     def record(self, key: str, stage: str, result: dict[str, Any]) -> None:
         """Upload a stage's (JSON) result under ``key``, objects named relative to the store."""
         now = time.time()
-        entry = {"key": key, "stage": stage, "created": now, "last_used": now,
-                 "result": _with_paths(result, lambda p, _h: self._name(p))}
+        entry = {
+            "key": key,
+            "stage": stage,
+            "created": now,
+            "last_used": now,
+            "result": _with_paths(result, lambda p, _h: self._name(p)),
+        }
         self.fs.pipe_file(self._remote(f"entries/{key}.json"), json.dumps(entry, indent=2).encode())
 
     def _entries_raw(self) -> list[tuple[str, dict[str, Any]]]:
@@ -443,8 +464,15 @@ class RemoteArtifactStore(ArtifactStore):
             for obj, _ in _hashes_in(entry.get("result")):
                 with contextlib.suppress(OSError):
                     size += self.fs.size(self._remote(obj))
-            out.append(Entry(entry.get("key", Path(name).stem), entry.get("stage", "?"),
-                             entry.get("created", 0.0), entry.get("last_used", 0.0), size))
+            out.append(
+                Entry(
+                    entry.get("key", Path(name).stem),
+                    entry.get("stage", "?"),
+                    entry.get("created", 0.0),
+                    entry.get("last_used", 0.0),
+                    size,
+                )
+            )
         return out
 
     def remove_entries(self, keys: list[str]) -> int:
@@ -455,8 +483,10 @@ class RemoteArtifactStore(ArtifactStore):
         return self.collect_garbage()
 
     def collect_garbage(self, min_age_s: float = 3600.0) -> int:
-        """Delete remote objects no entry references (older than ``min_age_s``). Returns bytes freed."""
-        referenced = {self._remote(p) for _, e in self._entries_raw() for p, _ in _hashes_in(e.get("result"))}
+        """Delete remote objects no entry references (older than ``min_age_s``); bytes freed."""
+        referenced = {
+            self._remote(p) for _, e in self._entries_raw() for p, _ in _hashes_in(e.get("result"))
+        }
         freed, now = 0, time.time()
         for obj in self.fs.find(self._remote("objects")):
             try:
@@ -476,8 +506,9 @@ class RemoteArtifactStore(ArtifactStore):
         """
         size = 0
         if self.fs.exists(self.base) and not self.fs.exists(self._remote("entries")):
-            raise NotAStoreError(f"{self.location} holds no transferflow store (no entries/); "
-                                 "nothing was deleted.")
+            raise NotAStoreError(
+                f"{self.location} holds no transferflow store (no entries/); nothing was deleted."
+            )
         if self.fs.exists(self.base):
             size = sum(self.fs.du(self.base, total=False).values())
             self.fs.rm(self.base, recursive=True)

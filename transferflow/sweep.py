@@ -24,8 +24,15 @@ from pydantic import Field, field_validator, model_validator
 from transferflow.config import DatasetConfig, RunConfig, _Section, build_config, set_dotted
 from transferflow.errors import ConfigError
 
-CANDIDATES = ("transfer", "target_only", "source_only", "pooled_lr", "tfidf_target",
-              "tfidf_pooled", "nblr_pooled")
+CANDIDATES = (
+    "transfer",
+    "target_only",
+    "source_only",
+    "pooled_lr",
+    "tfidf_target",
+    "tfidf_pooled",
+    "nblr_pooled",
+)
 
 
 class SweepGrid(_Section):
@@ -68,8 +75,9 @@ class SweepGrid(_Section):
         for pair in self.resolved_pairs():
             unknown = [d for d in pair if d not in self.domains]
             if unknown or pair[0] == pair[1]:
-                raise ValueError(f"pair {list(pair)}: needs two different domains from "
-                                 f"{sorted(self.domains)}")
+                raise ValueError(
+                    f"pair {list(pair)}: needs two different domains from {sorted(self.domains)}"
+                )
         return self
 
     def resolved_pairs(self) -> list[tuple[str, str]]:
@@ -112,8 +120,9 @@ def points(grid: SweepGrid) -> list[dict[str, Any]]:
     """Every sweep point: source, target, architecture, strategy, seed (budgets are shared)."""
     return [
         {"source": s, "target": t, "architecture": a, "strategy": st, "seed": seed}
-        for (s, t), a, st, seed in product(grid.resolved_pairs(), grid.architectures,
-                                           grid.strategies, grid.seeds)
+        for (s, t), a, st, seed in product(
+            grid.resolved_pairs(), grid.architectures, grid.strategies, grid.seeds
+        )
     ]
 
 
@@ -137,7 +146,9 @@ def point_config(grid: SweepGrid, point: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"sweep point {point}: {exc}") from None
 
 
-def run_point(config: RunConfig, budgets: list[int], references: bool = True) -> list[dict[str, Any]]:
+def run_point(
+    config: RunConfig, budgets: list[int], references: bool = True
+) -> list[dict[str, Any]]:
     """Train and score every candidate of one sweep point at each label budget.
 
     The candidates are trained by the same stage functions as a ``transferflow run`` (every one
@@ -176,8 +187,9 @@ def run_point(config: RunConfig, budgets: list[int], references: bool = True) ->
         def dataset(cfg: DatasetConfig, role: str, n: int | None):
             out = work / f"{role}-{n}"
             out.mkdir(exist_ok=True)
-            ref = prepare_dataset(cfg, role=role, test_size=d.test_size, seed=seed, train_size=n,
-                                  out_dir=out)
+            ref = prepare_dataset(
+                cfg, role=role, test_size=d.test_size, seed=seed, train_size=n, out_dir=out
+            )
             return drop_blank_texts(ref, role=role, out_dir=out)  # as the flow does after its gate
 
         start = time.perf_counter()
@@ -205,39 +217,65 @@ def run_point(config: RunConfig, budgets: list[int], references: bool = True) ->
             def timed(name: str, train, *args, **kwargs) -> None:
                 t0 = time.perf_counter()
                 ref = train(*args, seed=seed, out_dir=out, **kwargs)  # noqa: B023
-                results[name] = {**score(candidate_proba(ref, texts), ref.labels),
-                                 "seconds": time.perf_counter() - t0}
+                results[name] = {
+                    **score(candidate_proba(ref, texts), ref.labels),
+                    "seconds": time.perf_counter() - t0,
+                }
 
             # Sweeps choose no model: the out-of-fold predictions for that are skipped.
-            timed("transfer", fine_tune, source_model, src, tgt, emb, config.model, config.transfer,
-                  oof=False)
+            timed(
+                "transfer",
+                fine_tune,
+                source_model,
+                src,
+                tgt,
+                emb,
+                config.model,
+                config.transfer,
+                oof=False,
+            )
             results["transfer"]["seconds"] += shared
             timed("target_only", train_target_only, tgt, emb, config.model)
             if same:
-                results["source_only"] = {**score(candidate_proba(source_model, texts), src.labels),
-                                          "seconds": 0.0}
+                results["source_only"] = {
+                    **score(candidate_proba(source_model, texts), src.labels),
+                    "seconds": 0.0,
+                }
                 timed("pooled_lr", train_pooled_lr, src, tgt, emb, config.model)
             if references:
                 pooled = pd.concat([src_train, train], ignore_index=True)
                 for name, frame in {"tfidf_target": train, "tfidf_pooled": pooled}.items():
                     t0 = time.perf_counter()
-                    pipe = baselines.train_tfidf_lr(frame[TEXT].tolist(), frame[LABEL].tolist(), seed)
-                    results[name] = {**score(baselines.tfidf_proba(pipe, texts, tgt.labels), tgt.labels),
-                                     "seconds": time.perf_counter() - t0}
+                    pipe = baselines.train_tfidf_lr(
+                        frame[TEXT].tolist(), frame[LABEL].tolist(), seed
+                    )
+                    results[name] = {
+                        **score(baselines.tfidf_proba(pipe, texts, tgt.labels), tgt.labels),
+                        "seconds": time.perf_counter() - t0,
+                    }
                 if same and len(tgt.labels) == 2:
                     t0 = time.perf_counter()
                     nb = baselines.train_nb_lr(pooled[TEXT].tolist(), pooled[LABEL].tolist())
-                    results["nblr_pooled"] = {**score(baselines.nb_lr_proba(nb, texts, tgt.labels),
-                                                      tgt.labels),
-                                              "seconds": time.perf_counter() - t0}
+                    results["nblr_pooled"] = {
+                        **score(baselines.nb_lr_proba(nb, texts, tgt.labels), tgt.labels),
+                        "seconds": time.perf_counter() - t0,
+                    }
             for name, r in results.items():
-                rows.append({
-                    "source": d.source.name, "target": d.target.name,
-                    "architecture": config.model.architecture, "strategy": config.transfer.strategy,
-                    "seed": seed, "n_requested": n, "n": len(train), "candidate": name,
-                    "accuracy": round(r["accuracy"], 4), "macro_f1": round(r["macro_f1"], 4),
-                    "seconds": round(r["seconds"], 2),
-                })
+                rows.append(
+                    {
+                        "source": d.source.name,
+                        "target": d.target.name,
+                        "architecture": config.model.architecture,
+                        "strategy": config.transfer.strategy,
+                        "seed": seed,
+                        "n_requested": n,
+                        "n": len(train),
+                        "candidate": name,
+                        "accuracy": round(r["accuracy"], 4),
+                        "macro_f1": round(r["macro_f1"], 4),
+                        "seconds": round(r["seconds"], 2),
+                    }
+                )
     peak = _peak_rss_mb()
     for row in rows:
         row["peak_rss_mb"] = peak
@@ -262,23 +300,46 @@ def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of run_point 
     import pandas as pd
 
     keys = ["architecture", "strategy"]
-    per_pair = frame.groupby([*keys, "candidate", "n_requested", "source", "target"])["accuracy"].mean()
-    table = per_pair.groupby([*keys, "candidate", "n_requested"]).agg(["mean", "std", "count"]).reset_index()
-    wide = frame.pivot_table(index=[*keys, "source", "target", "n_requested", "seed"],
-                             columns="candidate", values="accuracy")
+    per_pair = frame.groupby([*keys, "candidate", "n_requested", "source", "target"])[
+        "accuracy"
+    ].mean()
+    table = (
+        per_pair.groupby([*keys, "candidate", "n_requested"])
+        .agg(["mean", "std", "count"])
+        .reset_index()
+    )
+    wide = frame.pivot_table(
+        index=[*keys, "source", "target", "n_requested", "seed"],
+        columns="candidate",
+        values="accuracy",
+    )
     wins = []
     for other in [c for c in CANDIDATES if c != "transfer" and c in wide]:
         for (arch, strat, n), part in wide.groupby(level=[*keys, "n_requested"]):
             diff = (part["transfer"] - part[other]).dropna()
-            wins.append({"architecture": arch, "strategy": strat, "vs": other, "n": int(n),
-                         "wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
-                         "losses": int((diff < 0).sum()),
-                         "mean_gain_points": round(100 * float(diff.mean()), 2)})
-    gap = (per_pair.xs("transfer", level="candidate")
-           - per_pair.xs("target_only", level="candidate")).rename("points").reset_index()
+            wins.append(
+                {
+                    "architecture": arch,
+                    "strategy": strat,
+                    "vs": other,
+                    "n": int(n),
+                    "wins": int((diff > 0).sum()),
+                    "ties": int((diff == 0).sum()),
+                    "losses": int((diff < 0).sum()),
+                    "mean_gain_points": round(100 * float(diff.mean()), 2),
+                }
+            )
+    gap = (
+        (per_pair.xs("transfer", level="candidate") - per_pair.xs("target_only", level="candidate"))
+        .rename("points")
+        .reset_index()
+    )
     gap["points"] = (100 * gap["points"]).round(2)
-    return {"table": table, "wins": pd.DataFrame(wins),
-            "worst_vs_target_only": gap.sort_values("points").head(5)}
+    return {
+        "table": table,
+        "wins": pd.DataFrame(wins),
+        "worst_vs_target_only": gap.sort_values("points").head(5),
+    }
 
 
 def mean_table(table) -> Any:  # -> DataFrame of "mean ± sd" strings, candidates x budgets
@@ -291,8 +352,10 @@ def mean_table(table) -> Any:  # -> DataFrame of "mean ± sd" strings, candidate
         sds = part.pivot(index="candidate", columns="n_requested", values="std").fillna(0.0)
         order = [c for c in CANDIDATES if c in means.index]
         cells = pd.DataFrame(
-            [[f"{100 * means.loc[c, n]:.1f} ± {100 * sds.loc[c, n]:.1f}" for n in means.columns]
-             for c in order],
+            [
+                [f"{100 * means.loc[c, n]:.1f} ± {100 * sds.loc[c, n]:.1f}" for n in means.columns]
+                for c in order
+            ],
             index=pd.Index([f"{c} ({arch}, {strat})" for c in order], name="candidate"),
             columns=means.columns,
         )
@@ -310,10 +373,20 @@ def plot_curves(table, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.4))
     for (arch, strat, name), part in table.groupby(["architecture", "strategy", "candidate"]):
         part = part.sort_values("n_requested")
-        label = name if table[["architecture", "strategy"]].drop_duplicates().shape[0] == 1 \
+        label = (
+            name
+            if table[["architecture", "strategy"]].drop_duplicates().shape[0] == 1
             else f"{name} ({arch}, {strat})"
-        ax.errorbar(part["n_requested"], 100 * part["mean"], yerr=100 * part["std"].fillna(0),
-                    label=label, marker="o", capsize=3, linewidth=2 if name == "transfer" else 1)
+        )
+        ax.errorbar(
+            part["n_requested"],
+            100 * part["mean"],
+            yerr=100 * part["std"].fillna(0),
+            label=label,
+            marker="o",
+            capsize=3,
+            linewidth=2 if name == "transfer" else 1,
+        )
     sizes = sorted(table["n_requested"].unique())
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])

@@ -54,8 +54,9 @@ class TextModel:
         from transferflow.network import predict_proba
 
         texts = list(texts)
-        return predict_proba(self.network, self.encoder().encode(texts, batch_size), len(texts),
-                             batch_size)
+        return predict_proba(
+            self.network, self.encoder().encode(texts, batch_size), len(texts), batch_size
+        )
 
     def member_weights(self) -> list[dict[str, np.ndarray]]:
         """Each member's weights (wide kernel and bias, deep kernel)."""
@@ -75,10 +76,23 @@ class TextModel:
         meta, idf = self.featurizer.to_bytes()
         (folder / "ngrams.json").write_bytes(meta)
         (folder / "idf.npz").write_bytes(idf)
-        (folder / "vocab.json").write_text(json.dumps(self.tokens, ensure_ascii=False), encoding="utf-8")
-        (folder / "model.json").write_text(json.dumps({
-            "format": "transferflow.wide-deep/1", "labels": self.labels, "max_len": self.max_len,
-            "members": self.members, "info": self.info}, indent=1, sort_keys=True), encoding="utf-8")
+        (folder / "vocab.json").write_text(
+            json.dumps(self.tokens, ensure_ascii=False), encoding="utf-8"
+        )
+        (folder / "model.json").write_text(
+            json.dumps(
+                {
+                    "format": "transferflow.wide-deep/1",
+                    "labels": self.labels,
+                    "max_len": self.max_len,
+                    "members": self.members,
+                    "info": self.info,
+                },
+                indent=1,
+                sort_keys=True,
+            ),
+            encoding="utf-8",
+        )
         return {name: folder / name for name in self.FILES}
 
     @classmethod
@@ -93,8 +107,10 @@ class TextModel:
             network=load_network(files["model.keras"]),
             featurizer=NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
             tokens=json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8")),
-            labels=list(meta["labels"]), max_len=int(meta["max_len"]),
-            members=list(meta["members"]), info=dict(meta.get("info", {})),
+            labels=list(meta["labels"]),
+            max_len=int(meta["max_len"]),
+            members=list(meta["members"]),
+            info=dict(meta.get("info", {})),
         )
 
 
@@ -122,8 +138,11 @@ def _index(labels: list[str], classes: list[str]) -> np.ndarray:
 
 
 def _as_member(weights: list[np.ndarray], use_vectors: bool) -> dict[str, np.ndarray | None]:
-    return {"wide_kernel": weights[0], "wide_bias": weights[1],
-            "deep_kernel": weights[2] if use_vectors else None}
+    return {
+        "wide_kernel": weights[0],
+        "wide_bias": weights[1],
+        "deep_kernel": weights[2] if use_vectors else None,
+    }
 
 
 def _prior(member_w: dict[str, np.ndarray], use_vectors: bool) -> list[np.ndarray]:
@@ -153,9 +172,19 @@ def _mean(probas: list[np.ndarray | None]) -> np.ndarray | None:
     return None if any(p is None for p in probas) else np.mean(probas, axis=0)
 
 
-def train_from_scratch(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndarray,
-                       texts: list[str], labels: list[str], classes: list[str], *, max_len: int,
-                       seed: int, role: str, cfg=None) -> tuple[TextModel, np.ndarray | None]:
+def train_from_scratch(
+    featurizer: NgramFeaturizer,
+    tokens: list[str],
+    matrix: np.ndarray,
+    texts: list[str],
+    labels: list[str],
+    classes: list[str],
+    *,
+    max_len: int,
+    seed: int,
+    role: str,
+    cfg=None,
+) -> tuple[TextModel, np.ndarray | None]:
     """Fit one member per view on labelled texts, ``C`` by cross-validation each (the source
     model, or the target-only baseline).
 
@@ -192,16 +221,32 @@ def train_from_scratch(featurizer: NgramFeaturizer, tokens: list[str], matrix: n
         cs[view], losses[view] = c, scores
         oofs.append(oof)
     stack_members(model.network, members)
-    model.info.update({"role": role, "C": cs,
-                       "cv_log_loss": {v: {str(c): round(x, 5) for c, x in sc.items()}
-                                       for v, sc in losses.items()}})
+    model.info.update(
+        {
+            "role": role,
+            "C": cs,
+            "cv_log_loss": {
+                v: {str(c): round(x, 5) for c, x in sc.items()} for v, sc in losses.items()
+            },
+        }
+    )
     return model, _mean(oofs)
 
 
-def train_pooled(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndarray,
-                 source_texts: list[str], source_labels: list[str], texts: list[str],
-                 labels: list[str], classes: list[str], *, max_len: int, seed: int, cfg=None
-                 ) -> tuple[TextModel, np.ndarray | None]:
+def train_pooled(
+    featurizer: NgramFeaturizer,
+    tokens: list[str],
+    matrix: np.ndarray,
+    source_texts: list[str],
+    source_labels: list[str],
+    texts: list[str],
+    labels: list[str],
+    classes: list[str],
+    *,
+    max_len: int,
+    seed: int,
+    cfg=None,
+) -> tuple[TextModel, np.ndarray | None]:
     """TF-IDF n-grams + logistic regression on pooled source + target labels: the network's
     n-gram part alone (one member), ``C`` by cross-validation over the target rows (the source
     rows are always trained on).
@@ -216,17 +261,29 @@ def train_pooled(featurizer: NgramFeaturizer, tokens: list[str], matrix: np.ndar
     dom = np.concatenate([np.full(len(source_labels), SOURCE), np.full(len(labels), TARGET)])
     model = _new(featurizer, tokens, matrix, classes, max_len, ["ngrams/pooled"])
     design = _design(model, [*source_texts, *texts], y, dom).without_vectors()
-    c, _, oof = choose_c(design, len(classes), seed, cv_rows=dom == TARGET, grid=_grid(cfg),
-                         k=_folds(cfg))
+    c, _, oof = choose_c(
+        design, len(classes), seed, cv_rows=dom == TARGET, grid=_grid(cfg), k=_folds(cfg)
+    )
     stack_members(model.network, [_as_member(fit(design, len(classes), c), False)])
     model.info.update({"role": "pooled_lr", "C": {"ngrams": c}})
     return model, oof
 
 
-def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
-          source_labels: list[str], texts: list[str], labels: list[str], *, strategy: str,
-          alpha: float, beta: float, seed: int, cfg=None, oof: bool = True
-          ) -> tuple[TextModel, np.ndarray | None]:
+def adapt(
+    source: TextModel,
+    matrix: np.ndarray,
+    source_texts: list[str],
+    source_labels: list[str],
+    texts: list[str],
+    labels: list[str],
+    *,
+    strategy: str,
+    alpha: float,
+    beta: float,
+    seed: int,
+    cfg=None,
+    oof: bool = True,
+) -> tuple[TextModel, np.ndarray | None]:
     """Adapt a source model to target labels (same classes), per view.
 
     Args:
@@ -257,7 +314,9 @@ def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
     classes = source.labels
     chosen = list(STRATEGIES) if strategy == ENSEMBLE else [strategy]
     if any(s not in STRATEGIES for s in chosen):
-        raise ValueError(f"unknown strategy {strategy!r}; expected one of {[*STRATEGIES, ENSEMBLE]}")
+        raise ValueError(
+            f"unknown strategy {strategy!r}; expected one of {[*STRATEGIES, ENSEMBLE]}"
+        )
     views = _views(cfg)
     k = len(classes)
     y_t, y_s = _index(labels, classes), _index(source_labels, classes)
@@ -266,17 +325,25 @@ def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
     tgt_full = _design(model, texts, y_t, np.full(len(y_t), TARGET))
     both_full = None
     if any(s != "finetune" for s in chosen):
-        both_full = _design(model, [*source_texts, *texts], np.concatenate([y_s, y_t]),
-                            np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]))
+        both_full = _design(
+            model,
+            [*source_texts, *texts],
+            np.concatenate([y_s, y_t]),
+            np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]),
+        )
     masks = folds(y_t, seed, _folds(cfg))
     want_oof = oof
-    src_members = dict(zip([m.split("/")[0] for m in source.members], source.member_weights(),
-                           strict=True))
+    src_members = dict(
+        zip([m.split("/")[0] for m in source.members], source.member_weights(), strict=True)
+    )
     members, cs, oofs = [], {}, []
     for view, use_vectors in views.items():
         tgt = tgt_full if use_vectors else tgt_full.without_vectors()
-        both = None if both_full is None else (both_full if use_vectors else
-                                               both_full.without_vectors())
+        both = (
+            None
+            if both_full is None
+            else (both_full if use_vectors else both_full.without_vectors())
+        )
         prior = _prior(src_members[view], use_vectors)
         c_src = float(source.info.get("C", {}).get(view, 1.0))
         for s in chosen:
@@ -300,13 +367,15 @@ def adapt(source: TextModel, matrix: np.ndarray, source_texts: list[str],
                     for mask in masks:
                         held = np.zeros(both.n, dtype=bool)
                         held[offset + np.flatnonzero(mask)] = True
-                        params, _ = _fit(both, k, c, row_weight=np.where(held, 0.0, base),
-                                         init=copies, **kwargs)
+                        params, _ = _fit(
+                            both, k, c, row_weight=np.where(held, 0.0, base), init=copies, **kwargs
+                        )
                         oof[mask] = np.exp(log_proba(params, both)[held])
             members.append(_as_member(w, use_vectors))
             cs[f"{view}/{s}"] = c
             oofs.append(oof)
     stack_members(model.network, members)
-    model.info.update({"role": "transfer", "strategy": strategy, "C": cs,
-                       "alpha": alpha, "beta": beta})
+    model.info.update(
+        {"role": "transfer", "strategy": strategy, "C": cs, "alpha": alpha, "beta": beta}
+    )
     return model, _mean(oofs) if want_oof else None

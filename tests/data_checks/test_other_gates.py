@@ -18,30 +18,44 @@ from transferflow.config import (
 
 
 def _texts(prefix, n):
-    return pd.DataFrame({"text": [f"{prefix} text {i}" for i in range(n)], "label": "1",
-                         "file": f"{prefix}.csv", "row": range(1, n + 1)})
+    return pd.DataFrame(
+        {
+            "text": [f"{prefix} text {i}" for i in range(n)],
+            "label": "1",
+            "file": f"{prefix}.csv",
+            "row": range(1, n + 1),
+        }
+    )
 
 
 def test_leakage_passes_on_disjoint_splits():
-    report = validate_leakage(_texts("test", 20), _texts("train", 50), _texts("src", 50), LeakageGate())
+    report = validate_leakage(
+        _texts("test", 20), _texts("train", 50), _texts("src", 50), LeakageGate()
+    )
     assert report.status == "passed"
     assert report.figures == {"test_rows_in_target_train": 0, "test_rows_in_word2vec_corpus": 0}
 
 
 def test_leakage_counts_copied_test_rows_after_normalising():
     test = _texts("test", 20)
-    train = pd.concat([_texts("train", 50), test.head(6).assign(text=lambda f: "  " + f.text.str.upper())])
+    train = pd.concat(
+        [_texts("train", 50), test.head(6).assign(text=lambda f: "  " + f.text.str.upper())]
+    )
     report = validate_leakage(test, train, None, LeakageGate(max_overlap_share=0.0))
     assert report.status == "failed"
     (failure,) = report.failures
     assert failure.observed.startswith("6 bad row(s) (30.0%)")
     assert report.figures["test_rows_in_target_train"] == 6
-    assert validate_leakage(test, train, None, LeakageGate(max_overlap_share=0.3)).status == "passed"
+    assert (
+        validate_leakage(test, train, None, LeakageGate(max_overlap_share=0.3)).status == "passed"
+    )
 
 
 def test_leakage_into_the_word2vec_corpus():
     test = _texts("test", 10)
-    report = validate_leakage(test, _texts("train", 10), test.head(2), LeakageGate(mode="warn", max_overlap_share=0.1))
+    report = validate_leakage(
+        test, _texts("train", 10), test.head(2), LeakageGate(mode="warn", max_overlap_share=0.1)
+    )
     assert report.status == "warned"
     assert report.figures["test_rows_in_word2vec_corpus"] == 2
 
@@ -62,7 +76,9 @@ def test_embeddings_nonfinite_wrong_size_and_low_coverage():
     vectors = np.ones((3, 4), dtype=np.float32)
     vectors[1, 2] = np.nan
     kv = _kv(vectors, ["good", "phone", "bad"])
-    report = validate_embeddings(kv, 8, ["good phone", "terrible battery life"], EmbeddingsGate(min_target_coverage=0.6))
+    report = validate_embeddings(
+        kv, 8, ["good phone", "terrible battery life"], EmbeddingsGate(min_target_coverage=0.6)
+    )
     failed = {(f.column, f.expectation) for f in report.failures}
     assert ("finite", "expect_column_values_to_be_in_set") in failed
     assert ("vector_size", "expect_column_values_to_be_in_set") in failed

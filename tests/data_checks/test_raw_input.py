@@ -66,7 +66,9 @@ def test_too_few_rows_in_a_class_names_the_class():
 
 
 def test_minority_class_share():
-    train = pd.concat([_frame(100, labels=("0",)), _frame(3, labels=("1",), start=500)], ignore_index=True)
+    train = pd.concat(
+        [_frame(100, labels=("0",)), _frame(3, labels=("1",), start=500)], ignore_index=True
+    )
     failures = _failures(train, _frame(6, start=900), min_class_count=1, min_minority_share=0.1)
     assert [(f.column, "class 1" in f.observed) for f in failures] == [("share", True)]
 
@@ -74,7 +76,8 @@ def test_minority_class_share():
 def test_test_labels_must_be_training_labels():
     failures = _failures(_frame(), _frame(6, labels=("0", "1", "7"), start=100))
     assert {f.expectation for f in failures} == {
-        "expect_column_values_to_be_in_set", "expect_column_distinct_values_to_equal_set"
+        "expect_column_values_to_be_in_set",
+        "expect_column_distinct_values_to_equal_set",
     }
     assert any("'7'" in f.observed for f in failures)
 
@@ -114,6 +117,8 @@ def test_label_kinds_must_match_unless_allowed():
     result = validate_label_kinds(kinds, examples, RawInputGate())
     (failure,) = result.failures
     assert "domain target" in failure.observed and "negative, positive" in failure.observed
-    assert validate_label_kinds(kinds, examples, RawInputGate(allow_label_type_mismatch=True)).success
+    assert validate_label_kinds(
+        kinds, examples, RawInputGate(allow_label_type_mismatch=True)
+    ).success
     same = {"source": "text", "target": "text"}
     assert validate_label_kinds(same, examples, RawInputGate()).success

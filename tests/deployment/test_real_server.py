@@ -18,10 +18,23 @@ from tests.conftest import REPO, tiny_settings
 
 pytestmark = pytest.mark.slow
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-STAGES = {"load_dataset", "validate_dataset", "check_split_integrity", "check_domain_shift",
-          "build_embeddings", "check_embeddings", "train_source_model", "check_source_model",
-          "fine_tune_target_model", "train_target_only_model", "train_pooled_baseline",
-          "evaluate_models", "check_promotion", "publish_report", "register_model"}
+STAGES = {
+    "load_dataset",
+    "validate_dataset",
+    "check_split_integrity",
+    "check_domain_shift",
+    "build_embeddings",
+    "check_embeddings",
+    "train_source_model",
+    "check_source_model",
+    "fine_tune_target_model",
+    "train_target_only_model",
+    "train_pooled_baseline",
+    "evaluate_models",
+    "check_promotion",
+    "publish_report",
+    "register_model",
+}
 
 
 def _free_port() -> int:
@@ -34,12 +47,21 @@ def _free_port() -> int:
 def server(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PWD=str(REPO),
-               PREFECT_LOGGING_LEVEL="INFO")
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PWD=str(REPO),
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
     log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     import httpx
 
     deadline = time.time() + 120
@@ -51,7 +73,9 @@ def server(tmp_path):
             time.sleep(1)
     else:
         proc.kill()
-        pytest.fail("prefect server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+        pytest.fail(
+            "prefect server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:]
+        )
     yield env
     proc.terminate()
     try:
@@ -61,8 +85,9 @@ def server(tmp_path):
 
 
 def _cli(env, *args, timeout=300):
-    out = subprocess.run([PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run(
+        [PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
 
@@ -97,15 +122,27 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
     deployed = _cli(env, "--no-prompt", "deploy", "--all")
     for name in ("transfer-learning/nightly-retrain", "transfer-learning/adhoc", "score/batch"):
         assert name in deployed, deployed
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "transferflow-process"],
-                              env=env, cwd=tmp_path, stdout=open(tmp_path / "worker.log", "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen(
+        [PREFECT, "worker", "start", "--pool", "transferflow-process"],
+        env=env,
+        cwd=tmp_path,
+        stdout=open(tmp_path / "worker.log", "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
         raw["cache"] = {"dir": str(tmp_path / "store")}
         raw["registry"] = {"dir": str(tmp_path / "registry")}
         raw["baselines"] = {"target_only": False, "source_only": False, "pooled_lr": False}
-        out = _cli(env, "deployment", "run", "transfer-learning/adhoc", "--params", json.dumps({"config": raw}))
+        out = _cli(
+            env,
+            "deployment",
+            "run",
+            "transfer-learning/adhoc",
+            "--params",
+            json.dumps({"config": raw}),
+        )
         run, tasks, arts = _wait(env, _run_id(out))
         assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
         assert "→" in run.name  # source → target (strategy, architecture)
@@ -116,9 +153,20 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
 
         data = pd.read_csv(small_domains["target"]).reset_index().rename(columns={"index": "id"})
         data.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
-        out = _cli(env, "deployment", "run", "score/batch", "--params", json.dumps({
-            "input_path": str(tmp_path / "new.csv"), "output_path": str(tmp_path / "pred.csv"),
-            "registry_dir": str(tmp_path / "registry")}))
+        out = _cli(
+            env,
+            "deployment",
+            "run",
+            "score/batch",
+            "--params",
+            json.dumps(
+                {
+                    "input_path": str(tmp_path / "new.csv"),
+                    "output_path": str(tmp_path / "pred.csv"),
+                    "registry_dir": str(tmp_path / "registry"),
+                }
+            ),
+        )
         run, _, _ = _wait(env, _run_id(out))
         assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
         pred = pd.read_csv(tmp_path / "pred.csv")

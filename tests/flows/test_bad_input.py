@@ -12,7 +12,10 @@ from transferflow.files import sha256_file
 
 runner = CliRunner()
 TINY = [
-    "--set", "embeddings.vector_size=16", "--set", "embeddings.epochs=3",
+    "--set",
+    "embeddings.vector_size=16",
+    "--set",
+    "embeddings.epochs=3",
 ]
 
 
@@ -49,8 +52,12 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
     if name == "unseen_test_labels":
         test = target.iloc[:50].assign(label=lambda f: f.label.map({0: 0, 1: 7}))
         _write(target.iloc[50:], t)
-        return ["--target", str(t), "--target-test", str(_write(test, tmp / "test.csv"))], \
-            "expect_column_values_to_be_in_set on column 'label'"
+        return [
+            "--target",
+            str(t),
+            "--target-test",
+            str(_write(test, tmp / "test.csv")),
+        ], "expect_column_values_to_be_in_set on column 'label'"
     if name == "label_types":
         _write(target.assign(label=target.label.map({0: "negative", 1: "positive"})), t)
         return ["--target", str(t)], "domain target labels negative, positive: 'text'"
@@ -60,8 +67,12 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
     if name == "train_test_overlap":
         test = target.iloc[:60]
         _write(pd.concat([target.iloc[60:], test.iloc[:20]]), t)
-        return ["--target", str(t), "--target-test", str(_write(test, tmp / "test.csv"))], \
-            "Gate 'leakage' failed"
+        return [
+            "--target",
+            str(t),
+            "--target-test",
+            str(_write(test, tmp / "test.csv")),
+        ], "Gate 'leakage' failed"
     if name == "malformed_vectors":
         _write(target, t)
         v = tmp / "v.vec"
@@ -76,8 +87,14 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
         _write(target, t)
         v = tmp / "v.vec"
         v.write_text("2 3\ngood 0.1 0.2 0.3\nphone 0.1 0.2 0.3\n")
-        return ["--target", str(t), "--vectors", str(v), "--vector-size", "50"], \
-            "vectors have 3 dimensions but the configuration says embeddings.vector_size = 16"
+        return [
+            "--target",
+            str(t),
+            "--vectors",
+            str(v),
+            "--vector-size",
+            "50",
+        ], "vectors have 3 dimensions but the configuration says embeddings.vector_size = 16"
     if name == "huge_line":
         big = target.copy()
         big.loc[big.index[3], "text"] = "word " * 2_000_000  # one 10 MB line
@@ -98,9 +115,14 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
         _write(bad, t)
         return ["--target", str(t)], "expect_column_values_to_not_be_null on column 'label'"
     if name == "duplicate_header":
-        t.write_text("text,label,text\n" + "\n".join(f"{x},{y},z" for x, y in
-                                                       zip(target.text.str.replace(",", " "),
-                                                           target.label, strict=True)) + "\n")
+        t.write_text(
+            "text,label,text\n"
+            + "\n".join(
+                f"{x},{y},z"
+                for x, y in zip(target.text.str.replace(",", " "), target.label, strict=True)
+            )
+            + "\n"
+        )
         return ["--target", str(t)], "names column 'text' twice (columns 1 and 3)"
     if name == "same_as_source":
         return ["--target", "SOURCE"], "is both a source and a target file"
@@ -118,11 +140,28 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
 
 
 CASES = [
-    "missing_file", "empty_file", "header_only", "missing_columns", "not_utf8", "blank_texts",
-    "single_class", "unseen_test_labels", "label_types", "duplicated_rows", "train_test_overlap",
-    "malformed_vectors", "vectors_wrong_length_line", "vectors_size_mismatch", "huge_line",
-    "list_texts_parquet", "mixed_label_kinds", "nan_labels", "duplicate_header", "same_as_source",
-    "truncated_gz", "output_dir_is_file",
+    "missing_file",
+    "empty_file",
+    "header_only",
+    "missing_columns",
+    "not_utf8",
+    "blank_texts",
+    "single_class",
+    "unseen_test_labels",
+    "label_types",
+    "duplicated_rows",
+    "train_test_overlap",
+    "malformed_vectors",
+    "vectors_wrong_length_line",
+    "vectors_size_mismatch",
+    "huge_line",
+    "list_texts_parquet",
+    "mixed_label_kinds",
+    "nan_labels",
+    "duplicate_header",
+    "same_as_source",
+    "truncated_gz",
+    "output_dir_is_file",
 ]
 
 
@@ -135,7 +174,8 @@ def test_bad_input(name, small_domains, tmp_path):
     before = {p.name: sha256_file(p) for p in inputs.iterdir()}
     out = tmp_path / "runs"
     result = runner.invoke(
-        app, ["run", "--source", str(small_domains["source"]), "--output-dir", str(out), *args, *TINY]
+        app,
+        ["run", "--source", str(small_domains["source"]), "--output-dir", str(out), *args, *TINY],
     )
     assert result.exit_code in (2, 3), result.output
     assert message in result.output, result.output
@@ -150,8 +190,19 @@ def test_csv_with_embedded_newlines_and_quotes_runs(small_domains, tmp_path):
     target.loc[0, "text"] = 'Two lines,\nand "quoted" words, all in "one" field'
     target.loc[1, "text"] = '""Double"" quotes, commas, and a\r\nCRLF'
     path = _write(target, tmp_path / "awkward.csv")
-    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
-                                 str(path), "--output-dir", str(tmp_path / "runs"), *TINY])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(path),
+            "--output-dir",
+            str(tmp_path / "runs"),
+            *TINY,
+        ],
+    )
     assert result.exit_code == 0, result.output
     run_dir = next((tmp_path / "runs").iterdir())
     frames = pd.concat(pd.read_parquet(p) for p in (run_dir / "artifacts").glob("target_*.parquet"))
@@ -166,7 +217,9 @@ def test_cache_clear_refuses_a_folder_it_did_not_make(tmp_path):
     assert result.exit_code == 2, result.output
     assert "not a transferflow store" in result.output and "nothing was deleted" in result.output
     assert (folder / "holiday.jpg").read_bytes() == b"not a cache"
-    result = runner.invoke(app, ["cache", "prune", "--older-than", "1d", "--cache-dir", str(folder)])
+    result = runner.invoke(
+        app, ["cache", "prune", "--older-than", "1d", "--cache-dir", str(folder)]
+    )
     assert result.exit_code == 2 and (folder / "holiday.jpg").is_file()
 
 
@@ -174,17 +227,29 @@ def test_score_never_overwrites_its_input(tmp_path):
     data = tmp_path / "a.csv"
     data.write_text("id,text\n1,great phone\n")
     before = sha256_file(data)
-    result = runner.invoke(app, ["score", "--input", str(data), "--output", str(data),
-                                 "--registry", str(tmp_path / "reg")])
+    result = runner.invoke(
+        app,
+        ["score", "--input", str(data), "--output", str(data), "--registry", str(tmp_path / "reg")],
+    )
     assert result.exit_code == 2, result.output
     assert "is the input file; inputs are never overwritten" in result.output
     assert "Traceback" not in result.output and sha256_file(data) == before
 
 
 def test_a_dead_prefect_server_is_named_before_any_work(small_domains, tmp_path):
-    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
-                                 str(small_domains["target"]), "--output-dir", str(tmp_path / "runs")],
-                           env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(small_domains["target"]),
+            "--output-dir",
+            str(tmp_path / "runs"),
+        ],
+        env={"PREFECT_API_URL": "http://127.0.0.1:9/api"},
+    )
     assert result.exit_code == 2, result.output
     assert "PREFECT_API_URL=http://127.0.0.1:9/api does not answer" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "runs").exists()

@@ -1,4 +1,4 @@
-"""Cross-run caching: content-keyed hits and misses, damaged artefacts, concurrency, kill-and-resume."""
+"""Cross-run caching: content-keyed hits and misses, damaged artefacts, concurrency, resume."""
 
 import json
 import os
@@ -19,8 +19,13 @@ from tests.conftest import tiny_settings
 from transferflow.config import build_config
 from transferflow.store import ArtifactStore
 
-EXPENSIVE = {"build_embeddings", "train_source_model", "fine_tune_target_model",
-             "train_target_only_model", "train_pooled_baseline"}
+EXPENSIVE = {
+    "build_embeddings",
+    "train_source_model",
+    "fine_tune_target_model",
+    "train_target_only_model",
+    "train_pooled_baseline",
+}
 
 
 def _run(raw):
@@ -29,7 +34,9 @@ def _run(raw):
     metrics = state.result()["metrics"]
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
         )
     return metrics, {r.name.rsplit("-", 1)[0]: r.state.name for r in runs if r.state}
 
@@ -77,13 +84,19 @@ def _pretrained_vectors(path: Path, source: Path, target: Path) -> Path:
     from transferflow.text import tokenize
 
     texts = [*pd.read_csv(source)["text"], *pd.read_csv(target)["text"]]
-    model = Word2Vec([tokenize(t) for t in texts], vector_size=16, min_count=1, epochs=20, seed=1, workers=1)
+    model = Word2Vec(
+        [tokenize(t) for t in texts], vector_size=16, min_count=1, epochs=20, seed=1, workers=1
+    )
     model.wv.save_word2vec_format(str(path))
     return path
 
 
-def test_only_target_changed_reuses_the_parsed_pretrained_vectors(cached_raw, small_domains, tmp_path):
-    vectors = _pretrained_vectors(tmp_path / "v.vec", small_domains["source"], small_domains["target"])
+def test_only_target_changed_reuses_the_parsed_pretrained_vectors(
+    cached_raw, small_domains, tmp_path
+):
+    vectors = _pretrained_vectors(
+        tmp_path / "v.vec", small_domains["source"], small_domains["target"]
+    )
     raw = {**cached_raw, "embeddings": {"pretrained_path": str(vectors)}}
     _run(raw)
     frame = pd.read_csv(small_domains["target"])
@@ -102,7 +115,9 @@ def test_only_target_changed_reuses_the_parsed_pretrained_vectors(cached_raw, sm
 def _objects_of(store: ArtifactStore, stage: str) -> list[Path]:
     (entry,) = [e for e in store.entries() if e.stage == stage]
     data = json.loads((store.root / "entries" / f"{entry.key}.json").read_text())
-    return [Path(v["path"]) for v in data["result"].values() if isinstance(v, dict) and "sha256" in v]
+    return [
+        Path(v["path"]) for v in data["result"].values() if isinstance(v, dict) and "sha256" in v
+    ]
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
@@ -124,15 +139,30 @@ def test_damaged_artefact_is_recomputed(cached_raw, damage):
 def _cli(raw_args, env, out):
     return subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "run", *raw_args, "--output-dir", str(out)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
 def _cli_args(small_domains, store):
-    return ["--source", str(small_domains["source"]), "--target", str(small_domains["target"]),
-            "--target-train-size", "60", "--test-size", "0.3",
-            "--set", "embeddings.vector_size=32", "--set", "embeddings.min_count=1",
-            "--set", f"cache.dir={store}"]
+    return [
+        "--source",
+        str(small_domains["source"]),
+        "--target",
+        str(small_domains["target"]),
+        "--target-train-size",
+        "60",
+        "--test-size",
+        "0.3",
+        "--set",
+        "embeddings.vector_size=32",
+        "--set",
+        "embeddings.min_count=1",
+        "--set",
+        f"cache.dir={store}",
+    ]
 
 
 def _env():
@@ -151,7 +181,10 @@ def test_two_identical_runs_at_once_both_succeed_with_one_entry_each(small_domai
     entries = ArtifactStore(store).entries()
     stages = [e.stage for e in entries]
     assert sorted(stages) == sorted(set(stages))  # one entry per stage
-    metrics = [json.loads(next((tmp_path / f"runs{i}").glob("*/metrics.json")).read_text()) for i in range(2)]
+    metrics = [
+        json.loads(next((tmp_path / f"runs{i}").glob("*/metrics.json")).read_text())
+        for i in range(2)
+    ]
     assert metrics[0]["candidates"] == metrics[1]["candidates"]
 
 
@@ -161,7 +194,9 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     args = _cli_args(small_domains, store)
     proc = _cli(args, _env(), tmp_path / "runs")
     deadline = time.time() + 300
-    while time.time() < deadline and not list((store / "entries").glob("train_source_model-*.json")):
+    while time.time() < deadline and not list(
+        (store / "entries").glob("train_source_model-*.json")
+    ):
         time.sleep(0.05)
     assert proc.poll() is None, "run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)  # after the source model, before fine-tuning ends
@@ -173,8 +208,11 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     output = rerun.communicate(timeout=600)[0]
     assert rerun.returncode == 0, output
     assert "Task run 'build_embeddings" in output and "Finished in state Cached" in output
-    cached_tasks = {line.split("'")[1].rsplit("-", 1)[0] for line in output.splitlines()
-                    if "Finished in state Cached" in line}
+    cached_tasks = {
+        line.split("'")[1].rsplit("-", 1)[0]
+        for line in output.splitlines()
+        if "Finished in state Cached" in line
+    }
     assert {"build_embeddings", "train_source_model"} <= cached_tasks
     assert "fine_tune_target_model" not in cached_tasks
 

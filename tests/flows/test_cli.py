@@ -13,15 +13,23 @@ from flows.cli import app, assemble_config
 runner = CliRunner()
 
 TINY = [
-    "--set", "embeddings.vector_size=16", "--set", "embeddings.epochs=3",
+    "--set",
+    "embeddings.vector_size=16",
+    "--set",
+    "embeddings.epochs=3",
 ]
 
 
 def test_flags_map_onto_config(tmp_path):
     cfg = assemble_config(
         None,
-        {"data.source.paths": [tmp_path / "books" / "train.csv"], "data.target.paths": [tmp_path / "k.csv"],
-         "text_columns": ["title", "text"], "label_column": "y", "data.target_train_size": 50},
+        {
+            "data.source.paths": [tmp_path / "books" / "train.csv"],
+            "data.target.paths": [tmp_path / "k.csv"],
+            "text_columns": ["title", "text"],
+            "label_column": "y",
+            "data.target_train_size": 50,
+        },
         ["transfer.strategy=joint", "transfer.alpha=0.5"],
     )
     assert cfg.data.source.name == "books" and cfg.data.target.name == "k"
@@ -47,9 +55,21 @@ def test_no_data_flags_means_demo():
 
 def test_run_on_files(small_domains, tmp_path):
     out = tmp_path / "runs"
-    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
-                                 str(small_domains["target"]), "--target-train-size", "40",
-                                 "--output-dir", str(out), *TINY])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(small_domains["target"]),
+            "--target-train-size",
+            "40",
+            "--output-dir",
+            str(out),
+            *TINY,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Results:" in result.output and "pooled_lr" in result.output
     assert len(list(out.iterdir())) == 1
@@ -57,13 +77,19 @@ def test_run_on_files(small_domains, tmp_path):
 
 @pytest.mark.parametrize(
     ("case", "message"),
-    [("missing_column", "missing column(s) 'text'"), ("empty", "the file is empty"),
-     ("extension", "cannot read files with extension '.xlsx'"), ("no_file", "file not found")],
+    [
+        ("missing_column", "missing column(s) 'text'"),
+        ("empty", "the file is empty"),
+        ("extension", "cannot read files with extension '.xlsx'"),
+        ("no_file", "file not found"),
+    ],
 )
 def test_user_mistakes_get_one_paragraph_and_exit_code(small_domains, tmp_path, case, message):
     bad = tmp_path / "bad.csv"
     if case == "missing_column":
-        pd.read_csv(small_domains["target"]).rename(columns={"text": "review"}).to_csv(bad, index=False)
+        pd.read_csv(small_domains["target"]).rename(columns={"text": "review"}).to_csv(
+            bad, index=False
+        )
     elif case == "empty":
         bad.write_bytes(b"")
     elif case == "extension":
@@ -72,8 +98,19 @@ def test_user_mistakes_get_one_paragraph_and_exit_code(small_domains, tmp_path, 
     else:
         bad = tmp_path / "absent.csv"
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target", str(bad),
-                                 "--output-dir", str(tmp_path / "runs"), *TINY])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(bad),
+            "--output-dir",
+            str(tmp_path / "runs"),
+            *TINY,
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
@@ -81,8 +118,18 @@ def test_user_mistakes_get_one_paragraph_and_exit_code(small_domains, tmp_path, 
 
 
 def test_invalid_setting_is_named(small_domains):
-    result = runner.invoke(app, ["run", "--source", str(small_domains["source"]), "--target",
-                                 str(small_domains["target"]), "--strategy", "magic"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(small_domains["target"]),
+            "--strategy",
+            "magic",
+        ],
+    )
     assert result.exit_code == 2
     assert "transfer.strategy" in result.output and "'magic'" in result.output
 
@@ -94,9 +141,23 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--source", str(small_domains["source"]),
-         "--target", str(bad), "--output-dir", str(tmp_path / "runs"), *TINY],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(bad),
+            "--output-dir",
+            str(tmp_path / "runs"),
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "missing column(s) 'label'" in proc.stderr
@@ -106,8 +167,18 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
 
 def test_validate_runs_only_the_data_gates(small_domains, tmp_path):
     docs = tmp_path / "docs"
-    result = runner.invoke(app, ["validate", "--source", str(small_domains["source"]), "--target",
-                                 str(small_domains["target"]), "--docs-dir", str(docs)])
+    result = runner.invoke(
+        app,
+        [
+            "validate",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(small_domains["target"]),
+            "--docs-dir",
+            str(docs),
+        ],
+    )
     assert result.exit_code == 0, result.output
     for gate in ("raw_input[source]", "raw_input[target]", "leakage", "domain_shift"):
         assert gate in result.output
@@ -121,7 +192,17 @@ def test_validate_fails_with_exit_code_3_on_leakage(small_domains, tmp_path):
     test, train = data.iloc[:60], data.iloc[60:]
     pd.concat([train, test.head(20)]).to_csv(tmp_path / "train.csv", index=False)
     test.to_csv(tmp_path / "test.csv", index=False)
-    result = runner.invoke(app, ["validate", "--source", str(small_domains["source"]), "--target",
-                                 str(tmp_path / "train.csv"), "--target-test", str(tmp_path / "test.csv")])
+    result = runner.invoke(
+        app,
+        [
+            "validate",
+            "--source",
+            str(small_domains["source"]),
+            "--target",
+            str(tmp_path / "train.csv"),
+            "--target-test",
+            str(tmp_path / "test.csv"),
+        ],
+    )
     assert result.exit_code == 3, result.output
     assert "Gate 'leakage' failed" in result.output and "Traceback" not in result.output

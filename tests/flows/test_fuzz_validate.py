@@ -34,7 +34,9 @@ def _variant(rng: random.Random, clean: bytes, frame: pd.DataFrame) -> bytes:
         return frame.drop(columns=[rng.choice(list(frame.columns))]).to_csv(index=False).encode()
     if kind == "encoding":
         text = frame.to_csv(index=False) + "café, naïve, 日本語,1\n"
-        return text.encode(rng.choice(["utf-16", "latin-1", "cp1252", "utf-8-sig"]), errors="replace")
+        return text.encode(
+            rng.choice(["utf-16", "latin-1", "cp1252", "utf-8-sig"]), errors="replace"
+        )
     if kind == "nul":
         pos = rng.randrange(len(clean))
         return clean[:pos] + b"\x00" * rng.randint(1, 50) + clean[pos:]
@@ -50,8 +52,9 @@ def _run(n: int, small_domains, tmp_path: Path) -> None:
         path = tmp_path / f"v{i}.csv"
         path.write_bytes(_variant(rng, clean, frame))
         before = sha256_file(path)
-        result = runner.invoke(app, ["validate", "--source", str(small_domains["source"]),
-                                     "--target", str(path)])
+        result = runner.invoke(
+            app, ["validate", "--source", str(small_domains["source"]), "--target", str(path)]
+        )
         assert result.exit_code in (0, 2, 3), (i, result.output, result.exception)
         assert "Traceback" not in result.output, (i, result.output)
         if result.exit_code:

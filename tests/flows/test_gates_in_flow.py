@@ -15,7 +15,9 @@ def _run(raw):
     state = transfer_learning(build_config(raw), return_state=True)
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
         )
     return state, {r.name.split("-")[0].split("[")[0] for r in runs}
 
@@ -49,8 +51,12 @@ def test_leakage_gate_counts_copied_test_rows(small_domains, tmp_path):
 
 
 def test_source_model_gate_stops_before_fine_tuning(small_domains, tmp_path):
-    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
-                        gates={"source_model": {"min_accuracy": 0.99}})
+    raw = tiny_settings(
+        small_domains["source"],
+        small_domains["target"],
+        tmp_path / "runs",
+        gates={"source_model": {"min_accuracy": 0.99}},
+    )
     state, tasks = _run(raw)
     assert _exception(state).gate == "source_model"
     assert "train_source_model" in tasks and "fine_tune_target_model" not in tasks
@@ -59,8 +65,12 @@ def test_source_model_gate_stops_before_fine_tuning(small_domains, tmp_path):
 def test_embeddings_gate_on_poor_pretrained_vectors(small_domains, tmp_path):
     vectors = tmp_path / "tiny.vec"
     vectors.write_text("3 4\nthe 0.1 0.2 0.3 0.4\ngood 0.5 0.1 0.2 0.3\nbad 0.3 0.3 0.1 0.0\n")
-    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
-                        embeddings={"pretrained_path": str(vectors)})
+    raw = tiny_settings(
+        small_domains["source"],
+        small_domains["target"],
+        tmp_path / "runs",
+        embeddings={"pretrained_path": str(vectors)},
+    )
     raw["embeddings"].pop("vector_size")
     state, tasks = _run(raw)
     exc = _exception(state)
@@ -69,16 +79,24 @@ def test_embeddings_gate_on_poor_pretrained_vectors(small_domains, tmp_path):
 
 
 def test_domain_shift_gate_warns_by_default_and_fails_when_asked(small_domains, tmp_path):
-    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
-                        gates={"domain_shift": {"mode": "fail", "max_proxy_a_distance": 0.0}})
+    raw = tiny_settings(
+        small_domains["source"],
+        small_domains["target"],
+        tmp_path / "runs",
+        gates={"domain_shift": {"mode": "fail", "max_proxy_a_distance": 0.0}},
+    )
     state, tasks = _run(raw)
     assert _exception(state).gate == "domain_shift"
     assert "build_embeddings" not in tasks
 
 
 def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
-    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
-                        gates={"promotion": {"mode": "fail", "margin": 1.0}})
+    raw = tiny_settings(
+        small_domains["source"],
+        small_domains["target"],
+        tmp_path / "runs",
+        gates={"promotion": {"mode": "fail", "margin": 1.0}},
+    )
     state, tasks = _run(raw)
     assert _exception(state).gate == "promotion"
     assert "publish_report" not in tasks
@@ -86,8 +104,12 @@ def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
 
 
 def test_negative_transfer_is_said_plainly_and_a_baseline_chosen(small_domains, tmp_path):
-    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
-                        gates={"promotion": {"margin": 1.0}})
+    raw = tiny_settings(
+        small_domains["source"],
+        small_domains["target"],
+        tmp_path / "runs",
+        gates={"promotion": {"margin": 1.0}},
+    )
     result = transfer_learning(build_config(raw))
     selection = result["metrics"]["selection"]
     assert selection["negative_transfer"] and selection["chosen"] != "transfer"

@@ -10,7 +10,9 @@ from transferflow.config import build_config
 from transferflow.registry import Registry
 
 
-def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(small_domains, tmp_path):
+def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
+    small_domains, tmp_path
+):
     reg_dir = tmp_path / "registry"
     raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
     raw["registry"] = {"dir": str(reg_dir)}
@@ -27,8 +29,18 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(smal
     data = pd.read_csv(small_domains["target"]).reset_index().rename(columns={"index": "id"})
     data.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
     out = tmp_path / "pred.csv"
-    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "new.csv"), "--output", str(out),
-                                      "--registry", str(reg_dir)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--input",
+            str(tmp_path / "new.csv"),
+            "--output",
+            str(out),
+            "--registry",
+            str(reg_dir),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "with model v1" in result.output
     pred = pd.read_csv(out)
@@ -39,25 +51,53 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(smal
     assert accuracy > 0.55  # a real model, not a constant
 
     # Explicit version, then rollback semantics through the CLI.
-    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "new.csv"), "--output",
-                                      str(tmp_path / "p2.csv"), "--registry", str(reg_dir), "--model", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--input",
+            str(tmp_path / "new.csv"),
+            "--output",
+            str(tmp_path / "p2.csv"),
+            "--registry",
+            str(reg_dir),
+            "--model",
+            "2",
+        ],
+    )
     assert result.exit_code == 0 and "with model v2" in result.output
-    assert CliRunner().invoke(app, ["models", "promote", "2", "--registry", str(reg_dir)]).exit_code == 0
+    assert (
+        CliRunner().invoke(app, ["models", "promote", "2", "--registry", str(reg_dir)]).exit_code
+        == 0
+    )
     listing = CliRunner().invoke(app, ["models", "list", "--registry", str(reg_dir)]).output
     assert "* v2" in listing
-    assert CliRunner().invoke(app, ["models", "rollback", "--registry", str(reg_dir)]).exit_code == 0
+    assert (
+        CliRunner().invoke(app, ["models", "rollback", "--registry", str(reg_dir)]).exit_code == 0
+    )
     assert Registry(reg_dir).champion() == 1
 
 
 def test_scoring_errors_are_clear(tmp_path):
-    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "x.csv"), "--output",
-                                      str(tmp_path / "o.csv"), "--registry", str(tmp_path / "empty")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--input",
+            str(tmp_path / "x.csv"),
+            "--output",
+            str(tmp_path / "o.csv"),
+            "--registry",
+            str(tmp_path / "empty"),
+        ],
+    )
     assert result.exit_code == 2 and "No champion model" in result.output
     assert "Traceback" not in result.output
 
 
 def test_identical_reruns_add_no_version_and_a_new_model_is_compared_with_the_champion(
-        small_domains, tmp_path):
+    small_domains, tmp_path
+):
     """Byte-identical model files are one version (a nightly run on unchanged data registers
     nothing new); another model is compared with the champion on the new run's test data."""
     import json
@@ -69,8 +109,9 @@ def test_identical_reruns_add_no_version_and_a_new_model_is_compared_with_the_ch
     again = transfer_learning(build_config({**raw, "run_name": "b"}))["registry"]
     assert again["version"] == 1 and not again["promoted"]
     assert "identical to v1" in again["reason"]
-    listing = CliRunner().invoke(app, ["models", "list", "--json", "--registry",
-                                       str(tmp_path / "registry")])
+    listing = CliRunner().invoke(
+        app, ["models", "list", "--json", "--registry", str(tmp_path / "registry")]
+    )
     versions = json.loads(listing.output)
     assert [v["version"] for v in versions] == [1] and versions[0]["champion"]
     assert versions[0]["files_ok"] and versions[0]["test_set_sha256"]

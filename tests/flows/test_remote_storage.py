@@ -56,9 +56,12 @@ def s3(monkeypatch):
     sock.close()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }.items():
         monkeypatch.setenv(key, value)
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     bucket = f"tf-{uuid.uuid4().hex[:8]}"
@@ -81,14 +84,22 @@ def test_cli_run_on_s3_data_store_and_result_storage(s3, small_domains, tmp_path
         result = CliRunner().invoke(app, [*args, "--run-name", "s3-a"])
     assert result.exit_code == 0, result.output
     entries = fs.find(f"{bucket}/store/entries")
-    assert {Path(e).name.split("-")[0] for e in entries} >= {"build_embeddings", "train_source_model"}
+    assert {Path(e).name.split("-")[0] for e in entries} >= {
+        "build_embeddings",
+        "train_source_model",
+    }
     assert fs.find(f"{bucket}/store/objects")
     # Prefect's persisted results follow the store to S3.
     assert fs.find(f"{bucket}/store/prefect-results")
     listing = CliRunner().invoke(app, ["cache", "list", "--cache-dir", f"s3://{bucket}/store"])
-    assert listing.exit_code == 0 and f"s3://{bucket}/store ({len(entries)} entries)" in listing.output
+    assert (
+        listing.exit_code == 0 and f"s3://{bucket}/store ({len(entries)} entries)" in listing.output
+    )
     # A wrong bucket key is a clear, traceback-free error naming the URL.
-    bad = {**raw, "data": {**raw["data"], "target": {"name": "t", "paths": [f"s3://{bucket}/nope.csv"]}}}
+    bad = {
+        **raw,
+        "data": {**raw["data"], "target": {"name": "t", "paths": [f"s3://{bucket}/nope.csv"]}},
+    }
     config.write_text(yaml.safe_dump(bad))
     result = CliRunner().invoke(app, [*args, "--run-name", "s3-b"])
     assert result.exit_code != 0
@@ -97,11 +108,15 @@ def test_cli_run_on_s3_data_store_and_result_storage(s3, small_domains, tmp_path
 
 
 def test_cli_rejects_a_store_url_it_cannot_open(tmp_path):
-    for url, reason in (("nosuch://bucket/cache", "Protocol not known: nosuch"),
-                        ("gcs://bucket/cache", "gcsfs")):
+    for url, reason in (
+        ("nosuch://bucket/cache", "Protocol not known: nosuch"),
+        ("gcs://bucket/cache", "gcsfs"),
+    ):
         result = CliRunner().invoke(app, ["run", "--cache-dir", url, "--output-dir", str(tmp_path)])
         assert result.exit_code != 0
-        assert f"cache.dir: {url}: cannot open this URL" in result.output and reason in result.output
+        assert (
+            f"cache.dir: {url}: cannot open this URL" in result.output and reason in result.output
+        )
         assert "Traceback" not in result.output and not any(tmp_path.iterdir())
 
 
@@ -112,13 +127,23 @@ def test_dask_sweep_reads_s3_data_like_local_files(s3, tmp_path):
     from transferflow.sweep import load_grid
 
     fs, bucket = s3
-    urls = _upload(fs, f"s3://{bucket}", {"yelp": DEMO_DIR / "yelp.csv", "amazon": DEMO_DIR / "amazon.csv"})
+    urls = _upload(
+        fs, f"s3://{bucket}", {"yelp": DEMO_DIR / "yelp.csv", "amazon": DEMO_DIR / "amazon.csv"}
+    )
     local = load_grid(_grid(tmp_path))
-    remote = local.model_copy(update={"domains": {
-        name: d.model_copy(update={"paths": [urls[name]]}) for name, d in local.domains.items()}})
+    remote = local.model_copy(
+        update={
+            "domains": {
+                name: d.model_copy(update={"paths": [urls[name]]})
+                for name, d in local.domains.items()
+            }
+        }
+    )
     # Dask worker processes inherit AWS_ENDPOINT_URL and the credentials from this process.
     a = pd.DataFrame(run_sweep(local, "local")["rows"])
     b = pd.DataFrame(run_sweep(remote, "dask", workers=2)["rows"])
     cols = ["source", "target", "seed", "n_requested", "candidate", "accuracy", "macro_f1"]
-    pd.testing.assert_frame_equal(a[cols].sort_values(cols[:5]).reset_index(drop=True),
-                                  b[cols].sort_values(cols[:5]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        a[cols].sort_values(cols[:5]).reset_index(drop=True),
+        b[cols].sort_values(cols[:5]).reset_index(drop=True),
+    )

@@ -18,8 +18,10 @@ from transferflow.sweep import load_grid, points
 def _grid(tmp_path: Path, **extra) -> Path:
     raw = {
         "name": "tiny",
-        "domains": {"yelp": {"paths": [str(DEMO_DIR / "yelp.csv")]},
-                    "amazon": {"paths": [str(DEMO_DIR / "amazon.csv")]}},
+        "domains": {
+            "yelp": {"paths": [str(DEMO_DIR / "yelp.csv")]},
+            "amazon": {"paths": [str(DEMO_DIR / "amazon.csv")]},
+        },
         "pairs": [["yelp", "amazon"]],
         "label_budgets": [40],
         "seeds": [0, 1],
@@ -60,7 +62,9 @@ def test_dask_local_cluster_sweep_matches_sequential_run(tmp_path):
 
 
 def test_sweep_cli_errors_are_one_paragraph(tmp_path):
-    result = CliRunner().invoke(app, ["sweep", "--grid", str(_grid(tmp_path)), "--task-runner", "ray"])
+    result = CliRunner().invoke(
+        app, ["sweep", "--grid", str(_grid(tmp_path)), "--task-runner", "ray"]
+    )
     assert result.exit_code == 2 and "expected 'local' or 'dask'" in result.output
     assert "Traceback" not in result.output
     bad = tmp_path / "bad.yaml"

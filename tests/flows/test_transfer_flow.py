@@ -21,7 +21,9 @@ def _artifact_keys() -> set[str]:
 
 
 def test_flow_end_to_end(small_domains, tmp_path):
-    cfg = build_config(tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs"))
+    cfg = build_config(
+        tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    )
     result = transfer_learning(cfg)
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == tmp_path / "runs"
@@ -37,8 +39,13 @@ def test_flow_end_to_end(small_domains, tmp_path):
     assert counts["train"] == 60 and "val" not in counts  # every label trains: none held out
     assert counts["pool"] == 200 - n_test  # all training texts still feed Word2Vec
     assert set(metrics["gates"]) == {
-        "raw_input[source]", "raw_input[target]", "leakage", "domain_shift", "embeddings",
-        "source_model", "promotion",
+        "raw_input[source]",
+        "raw_input[target]",
+        "leakage",
+        "domain_shift",
+        "embeddings",
+        "source_model",
+        "promotion",
     }
     assert all(g["status"] in ("passed", "warned") for g in metrics["gates"].values())
     assert metrics["selection"]["chosen"] in cands
@@ -65,8 +72,13 @@ def test_flow_end_to_end(small_domains, tmp_path):
     page = (run_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "http" not in page.split("<body>")[1]
     assert json.loads((run_dir / "config.json").read_text())["seed"] == cfg.seed
-    for name in ("source_model.keras", "transfer.keras", "target_only.keras", "vectors.kv",
-                 "pooled_lr.keras"):
+    for name in (
+        "source_model.keras",
+        "transfer.keras",
+        "target_only.keras",
+        "vectors.kv",
+        "pooled_lr.keras",
+    ):
         assert (run_dir / "artifacts" / name).is_file()
     assert {"transfer-report", "data-docs", "html-report", "per-class-metrics"} <= _artifact_keys()
 
@@ -137,9 +149,13 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     from transferflow.registry import Registry
     from transferflow.scoring import Scorer
 
-    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs",
-                        learning_curve={"enabled": True, "sizes": [16, 1000]},
-                        registry={"dir": str(tmp_path / "reg")})
+    raw = tiny_settings(
+        small_domains["source"],
+        small_domains["target"],
+        tmp_path / "runs",
+        learning_curve={"enabled": True, "sizes": [16, 1000]},
+        registry={"dir": str(tmp_path / "reg")},
+    )
     cfg = build_config(raw)
     assert cfg.model.architecture == "wide-deep" and cfg.transfer.strategy == "ensemble"
     result = transfer_learning(cfg)
@@ -164,8 +180,13 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     version = result["registry"]["version"]
     record = reg.show(version)
     assert record["architecture"] == "wide-deep"
-    assert sorted(record["files"]) == ["idf.npz", "model.json", "model.keras", "ngrams.json",
-                                       "vocab.json"]
+    assert sorted(record["files"]) == [
+        "idf.npz",
+        "model.json",
+        "model.keras",
+        "ngrams.json",
+        "vocab.json",
+    ]
     scorer = Scorer(reg, version)
     proba = scorer.predict_proba(["I love this phone, works great", "broke after a day, awful"])
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1.0)

@@ -48,7 +48,12 @@ def test_strategies_grid_and_learning_curve_sizes_are_checked():
     from transferflow.config import build_config
     from transferflow.errors import ConfigError
 
-    base = {"data": {"source": {"name": "s", "paths": ["s.csv"]}, "target": {"name": "t", "paths": ["t.csv"]}}}
+    base = {
+        "data": {
+            "source": {"name": "s", "paths": ["s.csv"]},
+            "target": {"name": "t", "paths": ["t.csv"]},
+        }
+    }
     assert build_config(base).transfer.strategy == "ensemble"
     assert build_config({**base, "transfer": {"strategy": "shared-private"}})
     with pytest.raises(ConfigError, match="feature-extract"):
@@ -58,4 +63,6 @@ def test_strategies_grid_and_learning_curve_sizes_are_checked():
     assert build_config({**base, "model": {"c_grid": [3, 1, 3]}}).model.c_grid == [1.0, 3.0]
     with pytest.raises(ConfigError, match="at least 4"):
         build_config({**base, "learning_curve": {"sizes": [2, 50]}})
-    assert build_config({**base, "learning_curve": {"sizes": [50, 10, 50]}}).learning_curve.sizes == [10, 50]
+    assert build_config(
+        {**base, "learning_curve": {"sizes": [50, 10, 50]}}
+    ).learning_curve.sizes == [10, 50]

@@ -22,8 +22,13 @@ def _cfg(path: Path, **kw) -> DatasetConfig:
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("a.csv", "csv"), ("a.TSV", "tsv"), ("a.parquet", "parquet"), ("a.jsonl", "jsonl"),
-     ("a.csv.gz", "csv")],
+    [
+        ("a.csv", "csv"),
+        ("a.TSV", "tsv"),
+        ("a.parquet", "parquet"),
+        ("a.jsonl", "jsonl"),
+        ("a.csv.gz", "csv"),
+    ],
 )
 def test_table_format_from_extension(name, kind):
     assert table_format(Path(name)) == kind
@@ -57,7 +62,11 @@ def test_csv_with_embedded_newlines_and_quotes_is_parsed(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "empty"), (b"text,label\n", "no data rows"), (b"text,label\nok,1\n\xff\xfebad,0\n", "UTF-8 at byte offset 16 \\(line 3\\)")],
+    [
+        (b"", "empty"),
+        (b"text,label\n", "no data rows"),
+        (b"text,label\nok,1\n\xff\xfebad,0\n", "UTF-8 at byte offset 16 \\(line 3\\)"),
+    ],
 )
 def test_unreadable_files_get_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.csv"
@@ -100,7 +109,9 @@ def test_split_of_too_little_data_fails():
 
 
 def test_balanced_sample_spreads_over_classes_and_fills_shortfall():
-    frame = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "label": ["a"] * 50 + ["b"] * 5 + ["c"] * 5})
+    frame = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(60)], "label": ["a"] * 50 + ["b"] * 5 + ["c"] * 5}
+    )
     out = balanced_sample(frame, 30, seed=0)
     assert len(out) == 30
     assert out["label"].value_counts().to_dict() == {"a": 20, "b": 5, "c": 5}
@@ -109,9 +120,14 @@ def test_balanced_sample_spreads_over_classes_and_fills_shortfall():
 
 def test_load_domain_caps_train_but_not_test(tmp_path):
     path = tmp_path / "d.csv"
-    pd.DataFrame({"text": [f"text {i}" for i in range(200)], "label": [i % 2 for i in range(200)]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"text": [f"text {i}" for i in range(200)], "label": [i % 2 for i in range(200)]}
+    ).to_csv(path, index=False)
     data = load_domain(_cfg(path), test_size=0.2, seed=3, train_size=20)
-    assert len(data.train) == 20 and data.train["label"].value_counts().to_dict() == {"0": 10, "1": 10}
+    assert len(data.train) == 20 and data.train["label"].value_counts().to_dict() == {
+        "0": 10,
+        "1": 10,
+    }
     assert len(data.test) == 40 and data.test_from_split
 
 

@@ -12,7 +12,9 @@ SETTINGS = (REPO / "docs" / "settings.md").read_text()
 
 
 def test_settings_doc_lists_every_setting_exactly():
-    block = re.search(r"<!-- config-reference:start -->\n(.*?)\n<!-- config-reference:end -->", SETTINGS, re.S)
+    block = re.search(
+        r"<!-- config-reference:start -->\n(.*?)\n<!-- config-reference:end -->", SETTINGS, re.S
+    )
     assert block, "config reference markers missing from docs/settings.md"
     assert block.group(1).strip() == reference_markdown().strip(), (
         "docs/settings.md table is stale; regenerate with transferflow.config.reference_markdown()"

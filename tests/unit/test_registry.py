@@ -48,8 +48,10 @@ def test_modified_file_is_refused(tmp_path):
 def test_concurrent_registrations_get_distinct_versions(tmp_path):
     reg = Registry(tmp_path / "reg")
     out = []
-    threads = [threading.Thread(target=lambda i=i: out.append(reg.register(_files(tmp_path, i), {"i": i})))
-               for i in range(8)]
+    threads = [
+        threading.Thread(target=lambda i=i: out.append(reg.register(_files(tmp_path, i), {"i": i})))
+        for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -72,8 +74,10 @@ def test_a_pickled_version_of_an_old_release_is_refused_not_loaded(tmp_path):
     payload = tmp_path / "m.joblib"
     payload.write_bytes(pickle.dumps(Boom()))
     reg = Registry(tmp_path / "reg")
-    v = reg.register({"model.joblib": payload}, {"kind": "sklearn", "architecture": "wide-linear",
-                                                  "labels": ["a", "b"]})
+    v = reg.register(
+        {"model.joblib": payload},
+        {"kind": "sklearn", "architecture": "wide-linear", "labels": ["a", "b"]},
+    )
     reg.promote(v)
     with pytest.raises(RegistryError, match="old format") as info:
         Scorer(reg)

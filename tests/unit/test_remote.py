@@ -1,4 +1,5 @@
-"""fsspec URLs for data files and the artefact store, on fsspec's in-process ``memory://`` file system.
+"""fsspec URLs for data files and the artefact store, on fsspec's in-process ``memory://``
+file system.
 
 Two stores opened on the same URL with different local folders stand for two machines.
 """

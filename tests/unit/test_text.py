@@ -4,7 +4,16 @@ from transferflow.text import MAX_CHARS, OOV_ID, PAD_ID, Vocabulary, count_token
 
 
 def test_tokenize_lowercases_keeps_contractions_and_sentiment_punctuation():
-    assert tokenize("Don't BUY it!! Worst_ever?") == ["don't", "buy", "it", "!", "!", "worst", "ever", "?"]
+    assert tokenize("Don't BUY it!! Worst_ever?") == [
+        "don't",
+        "buy",
+        "it",
+        "!",
+        "!",
+        "worst",
+        "ever",
+        "?",
+    ]
 
 
 def test_tokenize_non_text_and_huge_text():

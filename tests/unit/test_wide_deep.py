@@ -1,5 +1,6 @@
 """The wide-deep network, its solver and its adaptation strategies on small real data (demo
-reviews): each strategy must do what it names, and the Keras network must predict what was fitted."""
+reviews): each strategy must do what it names, and the Keras network must predict what was
+fitted."""
 
 from __future__ import annotations
 
@@ -27,17 +28,33 @@ def data():
     src = (yelp["text"].tolist(), yelp["label"].astype(str).tolist())
     tgt = (amazon["text"][:60].tolist(), amazon["label"][:60].astype(str).tolist())
     test = (amazon["text"][60:].tolist(), amazon["label"][60:].astype(str).tolist())
-    kv, _ = build_embeddings([*src[0], *tgt[0]], EmbeddingConfig(vector_size=16, min_count=1, epochs=3), 0)
+    kv, _ = build_embeddings(
+        [*src[0], *tgt[0]], EmbeddingConfig(vector_size=16, min_count=1, epochs=3), 0
+    )
     tokens = list(kv.index_to_key)
     featurizer = NgramFeaturizer.fit([*src[0], *tgt[0]])
-    return {"src": src, "tgt": tgt, "test": test, "tokens": tokens,
-            "matrix": embedding_matrix(kv, tokens), "featurizer": featurizer}
+    return {
+        "src": src,
+        "tgt": tgt,
+        "test": test,
+        "tokens": tokens,
+        "matrix": embedding_matrix(kv, tokens),
+        "featurizer": featurizer,
+    }
 
 
 @pytest.fixture(scope="module")
 def source_model(data):
-    model, _ = wd.train_from_scratch(data["featurizer"], data["tokens"], data["matrix"],
-                                     *data["src"], CLASSES, max_len=64, seed=0, role="source")
+    model, _ = wd.train_from_scratch(
+        data["featurizer"],
+        data["tokens"],
+        data["matrix"],
+        *data["src"],
+        CLASSES,
+        max_len=64,
+        seed=0,
+        role="source",
+    )
     return model
 
 
@@ -58,11 +75,13 @@ def test_keras_network_predicts_what_the_solver_fitted(data, source_model):
     texts = data["test"][0][:50]
     member = source_model.member_weights()[0]  # the 'wide' view: n-grams + vectors
     design = wd._design(source_model, texts, np.zeros(len(texts), int), np.zeros(len(texts), int))
-    solver_proba = np.exp(log_proba([member["wide_kernel"], member["wide_bias"],
-                                     member["deep_kernel"]], design))
+    solver_proba = np.exp(
+        log_proba([member["wide_kernel"], member["wide_bias"], member["deep_kernel"]], design)
+    )
     ngrams = source_model.member_weights()[1]
-    solver_proba2 = np.exp(log_proba([ngrams["wide_kernel"], ngrams["wide_bias"]],
-                                     design.without_vectors()))
+    solver_proba2 = np.exp(
+        log_proba([ngrams["wide_kernel"], ngrams["wide_bias"]], design.without_vectors())
+    )
     keras_proba = source_model.predict_proba(texts)
     np.testing.assert_allclose(keras_proba, (solver_proba + solver_proba2) / 2, atol=1e-5)
 
@@ -72,16 +91,35 @@ def _members(model):
 
 
 def test_finetune_with_infinite_penalty_is_the_source_model(data, source_model):
-    model, _ = wd.adapt(source_model, data["matrix"], *data["src"], *data["tgt"],
-                        strategy="finetune", alpha=1, beta=1, seed=0, cfg=_cfg(c_grid=[1e-9]))
+    model, _ = wd.adapt(
+        source_model,
+        data["matrix"],
+        *data["src"],
+        *data["tgt"],
+        strategy="finetune",
+        alpha=1,
+        beta=1,
+        seed=0,
+        cfg=_cfg(c_grid=[1e-9]),
+    )
     for got, src in zip(_members(model), _members(source_model), strict=True):
         np.testing.assert_allclose(got["wide_kernel"], src["wide_kernel"], atol=1e-5)
 
 
 def test_finetune_moves_towards_the_target_with_a_weak_penalty(data, source_model):
-    model, oof = wd.adapt(source_model, data["matrix"], *data["src"], *data["tgt"],
-                          strategy="finetune", alpha=1, beta=1, seed=0)
-    moved = np.abs(_members(model)[0]["wide_kernel"] - _members(source_model)[0]["wide_kernel"]).max()
+    model, oof = wd.adapt(
+        source_model,
+        data["matrix"],
+        *data["src"],
+        *data["tgt"],
+        strategy="finetune",
+        alpha=1,
+        beta=1,
+        seed=0,
+    )
+    moved = np.abs(
+        _members(model)[0]["wide_kernel"] - _members(source_model)[0]["wide_kernel"]
+    ).max()
     assert moved > 1e-2
     assert oof is not None and oof.shape == (60, 2)
 
@@ -90,8 +128,12 @@ def test_joint_with_alpha_zero_is_target_only(data, source_model):
     """alpha = 0: the source rows weigh nothing, so the fit equals one on the target rows alone."""
     model = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, ["x"])
     y_s, y_t = wd._index(data["src"][1], CLASSES), wd._index(data["tgt"][1], CLASSES)
-    both = wd._design(model, [*data["src"][0], *data["tgt"][0]], np.concatenate([y_s, y_t]),
-                      np.r_[np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)])
+    both = wd._design(
+        model,
+        [*data["src"][0], *data["tgt"][0]],
+        np.concatenate([y_s, y_t]),
+        np.r_[np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)],
+    )
     tgt = wd._design(model, data["tgt"][0], y_t, np.full(len(y_t), TARGET))
     w_joint = fit(both, 2, 3.0, row_weight=np.r_[np.zeros(len(y_s)), np.ones(len(y_t))])
     w_tgt = fit(tgt, 2, 3.0)
@@ -104,8 +146,12 @@ def test_joint_with_alpha_zero_is_target_only(data, source_model):
 def test_shared_private_uses_domain_specific_weights(data):
     model = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, ["x"])
     y_s, y_t = wd._index(data["src"][1], CLASSES), wd._index(data["tgt"][1], CLASSES)
-    both = wd._design(model, [*data["src"][0], *data["tgt"][0]], np.concatenate([y_s, y_t]),
-                      np.r_[np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)])
+    both = wd._design(
+        model,
+        [*data["src"][0], *data["tgt"][0]],
+        np.concatenate([y_s, y_t]),
+        np.r_[np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)],
+    )
     mix = ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))
     w, copies = _fit(both, 2, 3.0, copies=3, mix=mix)
     shared, source_only, target_only = copies[0][0], copies[0][1], copies[0][2]
@@ -115,26 +161,46 @@ def test_shared_private_uses_domain_specific_weights(data):
 
 
 def test_ensemble_averages_three_strategies_per_view(data, source_model):
-    model, oof = wd.adapt(source_model, data["matrix"], *data["src"], *data["tgt"],
-                          strategy="ensemble", alpha=1, beta=1, seed=0)
-    assert model.members == [f"{v}/{s}" for v in ("wide", "ngrams")
-                             for s in ("finetune", "joint", "shared-private")]
+    model, oof = wd.adapt(
+        source_model,
+        data["matrix"],
+        *data["src"],
+        *data["tgt"],
+        strategy="ensemble",
+        alpha=1,
+        beta=1,
+        seed=0,
+    )
+    assert model.members == [
+        f"{v}/{s}" for v in ("wide", "ngrams") for s in ("finetune", "joint", "shared-private")
+    ]
     assert _accuracy(model, *data["test"]) > 0.6
     assert oof.shape == (60, 2) and np.allclose(oof.sum(axis=1), 1, atol=1e-4)
 
 
 def test_saved_model_loads_safely_and_is_byte_reproducible(data, source_model, tmp_path: Path):
     files = source_model.write(tmp_path / "a")
-    again, _ = wd.train_from_scratch(data["featurizer"], data["tokens"], data["matrix"],
-                                     *data["src"], CLASSES, max_len=64, seed=0, role="source")
+    again, _ = wd.train_from_scratch(
+        data["featurizer"],
+        data["tokens"],
+        data["matrix"],
+        *data["src"],
+        CLASSES,
+        max_len=64,
+        seed=0,
+        role="source",
+    )
     files2 = again.write(tmp_path / "b")
     for name in wd.TextModel.FILES:
-        assert hashlib.sha256(files[name].read_bytes()).digest() == \
-            hashlib.sha256(files2[name].read_bytes()).digest(), name
+        assert (
+            hashlib.sha256(files[name].read_bytes()).digest()
+            == hashlib.sha256(files2[name].read_bytes()).digest()
+        ), name
     loaded = wd.TextModel.read(files)
     texts = data["test"][0][:40]
-    np.testing.assert_allclose(loaded.predict_proba(texts), source_model.predict_proba(texts),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict_proba(texts), source_model.predict_proba(texts), atol=1e-6
+    )
 
 
 def _cfg(**kw):
