@@ -23,25 +23,28 @@ from transferflow.files import sha256_file, write_text_atomic
 
 
 class _Progress:
-    """A Prefect progress artifact per model, titled with the model's role, moved by stage."""
+    """One Prefect progress artifact per model, titled with the model's role; it moves as the
+    network's members are fitted (and says so in the log)."""
 
     def __init__(self, role: str) -> None:
         from prefect.artifacts import create_progress_artifact
 
+        self.role = role
         self.artifact_id = create_progress_artifact(
-            progress=0.0, description=f"Training progress: {role} model"
+            progress=0.0, description=f"Training progress: {role} model (members fitted)"
         )
 
-    def done(self) -> None:
+    def __call__(self, share: float) -> None:
         from prefect.artifacts import update_progress_artifact
 
-        update_progress_artifact(self.artifact_id, progress=100.0)
+        update_progress_artifact(self.artifact_id, progress=round(100.0 * share, 1))
+        get_run_logger().info("%s model: %.0f%% of its members fitted", self.role, 100 * share)
 
 
 def _trained(role: str, train: Any) -> Any:
     progress = _Progress(role)
-    result = train()
-    progress.done()
+    result = train(progress)
+    progress(1.0)
     get_run_logger().info(
         "%s model: %s",
         role,
@@ -156,7 +159,9 @@ def train_source_model(
         ModelRef,
         lambda out: _trained(
             "source",
-            lambda: candidates.train_source(source, target, emb, cfg, seed=seed, out_dir=out),
+            lambda report: candidates.train_source(
+                source, target, emb, cfg, seed=seed, out_dir=out, progress=report
+            ),
         ),
     )
 
@@ -190,8 +195,16 @@ def fine_tune_target_model(
         ModelRef,
         lambda out: _trained(
             "transfer",
-            lambda: candidates.fine_tune(
-                source_model, source, target, emb, model_cfg, cfg, seed=seed, out_dir=out
+            lambda report: candidates.fine_tune(
+                source_model,
+                source,
+                target,
+                emb,
+                model_cfg,
+                cfg,
+                seed=seed,
+                out_dir=out,
+                progress=report,
             ),
         ),
     )
@@ -219,7 +232,9 @@ def train_target_only_model(
         ModelRef,
         lambda out: _trained(
             "target_only",
-            lambda: candidates.train_target_only(target, emb, cfg, seed=seed, out_dir=out),
+            lambda report: candidates.train_target_only(
+                target, emb, cfg, seed=seed, out_dir=out, progress=report
+            ),
         ),
     )
 
@@ -250,7 +265,9 @@ def train_pooled_baseline(
         ModelRef,
         lambda out: _trained(
             "pooled_lr",
-            lambda: candidates.train_pooled_lr(source, target, emb, cfg, seed=seed, out_dir=out),
+            lambda report: candidates.train_pooled_lr(
+                source, target, emb, cfg, seed=seed, out_dir=out, progress=report
+            ),
         ),
     )
 

@@ -11,7 +11,6 @@ verified before it is read.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pandas as pd
 from transferflow.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef, write_artifact
 from transferflow.config import ModelConfig, TransferConfig
 from transferflow.data import LABEL, TEXT
+from transferflow.files import npz_bytes
 
 ARCHITECTURE = "wide-deep"
 CANDIDATE_ORDER = ["transfer", "target_only", "source_only", "pooled_lr"]
@@ -76,11 +76,8 @@ def save(
             for name, path in written.items()
         }
     if oof is not None:
-        buf = io.BytesIO()
-        np.savez(buf, proba=np.asarray(oof, np.float32))
-        refs["oof.npz"] = write_artifact(
-            folder / "oof.npz", lambda dst: dst.write_bytes(buf.getvalue())
-        )
+        data = npz_bytes(proba=np.asarray(oof, np.float32))
+        refs["oof.npz"] = write_artifact(folder / "oof.npz", lambda dst: dst.write_bytes(data))
     return ModelRef(
         role=role,
         kind="keras",
@@ -133,6 +130,7 @@ def train_source(
     *,
     seed: int,
     out_dir: Path,
+    progress=None,
 ) -> ModelRef:
     """Train the source model on all source training labels.
 
@@ -166,6 +164,7 @@ def train_source(
         seed=seed,
         role="source",
         cfg=cfg,
+        progress=progress,
     )
     return save(model, "source", out_dir)
 
@@ -181,6 +180,7 @@ def fine_tune(
     seed: int,
     out_dir: Path,
     oof: bool = True,
+    progress=None,
 ) -> ModelRef:
     """Adapt the source model to the target labels (``cfg.strategy``); with other labels than
     the source's, only the source model's features carry over (a new model on the target).
@@ -209,6 +209,7 @@ def fine_tune(
             seed=seed,
             cfg=model_cfg,
             oof=oof,
+            progress=progress,
         )
         return save(model, "transfer", out_dir, oof, new_head=False)
     model, oof = train_from_scratch(
@@ -222,12 +223,19 @@ def fine_tune(
         seed=seed,
         role="transfer",
         cfg=model_cfg,
+        progress=progress,
     )
     return save(model, "transfer", out_dir, oof, new_head=True)
 
 
 def train_target_only(
-    target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, *, seed: int, out_dir: Path
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    progress=None,
 ) -> ModelRef:
     """Baseline: the same network trained on the target labels only (n-grams fitted on the
     target's texts: nothing of the source but the word vectors)."""
@@ -247,6 +255,7 @@ def train_target_only(
         seed=seed,
         role="target_only",
         cfg=cfg,
+        progress=progress,
     )
     return save(model, "target_only", out_dir, oof)
 
@@ -259,6 +268,7 @@ def train_pooled_lr(
     *,
     seed: int,
     out_dir: Path,
+    progress=None,
 ) -> ModelRef:
     """Baseline: TF-IDF n-grams + logistic regression on pooled source + target labels (the
     network's n-gram part alone), ``C`` by cross-validation over the target rows."""
@@ -280,6 +290,7 @@ def train_pooled_lr(
         max_len=cfg.max_len,
         seed=seed,
         cfg=cfg,
+        progress=progress,
     )
     return save(model, "pooled_lr", out_dir, oof)
 

@@ -261,7 +261,7 @@ def make_embeddings(
     texts = [*read_frame(source.pool)[TEXT].dropna(), *read_frame(target.pool)[TEXT].dropna()]
     pretrained = _load_parsed(parsed) if parsed is not None else None
     kv, stats = build_embeddings(texts, cfg, seed, kv=pretrained)
-    ref = write_artifact(out_dir / "vectors.kv", lambda tmp: save_vectors(kv, tmp))
+    ref = write_artifact(out_dir / "vectors.npz", lambda tmp: save_vectors(kv, tmp))
     return EmbeddingsRef(
         vectors=ref,
         vector_size=stats.vector_size,

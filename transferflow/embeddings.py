@@ -248,19 +248,26 @@ def build_embeddings(train_texts: list[str], cfg: EmbeddingConfig, seed: int, kv
 
 
 def save_vectors(kv, path: Path) -> None:
-    """Save ``KeyedVectors`` in gensim's native format as one file (no side arrays)."""
-    kv.save(str(path), separately=[])
+    """Save ``KeyedVectors`` as plain data: one ``.npz`` with the float32 matrix and the tokens
+    (gensim's own format is a pickle, which could run code when loaded from a shared store)."""
+    from transferflow.files import npz_bytes
+
+    tokens = np.array(list(kv.index_to_key), dtype=str)
+    Path(path).write_bytes(
+        npz_bytes(vectors=np.asarray(kv.vectors, dtype=np.float32), tokens=tokens)
+    )
 
 
 def load_vectors(path: Path):  # -> KeyedVectors
-    """Load vectors written by :func:`save_vectors`.
-
-    Only call this on files this program wrote and whose hash was verified: gensim's native format
-    is a pickle.
-    """
+    """Load vectors written by :func:`save_vectors` (``allow_pickle=False``)."""
     from gensim.models import KeyedVectors
 
-    return KeyedVectors.load(str(path))
+    with np.load(path, allow_pickle=False) as npz:
+        vectors, tokens = npz["vectors"], npz["tokens"].tolist()
+    kv = KeyedVectors(vector_size=vectors.shape[1], count=0, dtype=np.float32)
+    if tokens:
+        kv.add_vectors(tokens, vectors)
+    return kv
 
 
 def vocabulary_of(kv) -> Vocabulary:

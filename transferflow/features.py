@@ -9,13 +9,13 @@ once and reuses it from batch to batch and from run to run.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from transferflow.files import npz_bytes
 from transferflow.text import OOV_ID, PAD_ID, Vocabulary, tokenize
 
 # Narrowest padded width of a group (n-grams or tokens); wider ones are 4x the previous. Few widths
@@ -130,9 +130,7 @@ class NgramFeaturizer:
             },
             ensure_ascii=False,
         ).encode("utf-8")
-        buf = io.BytesIO()
-        np.savez(buf, idf=self.idf)
-        return meta, buf.getvalue()
+        return meta, npz_bytes(idf=self.idf)
 
     @classmethod
     def from_files(cls, meta_path: Path, weights_path: Path) -> NgramFeaturizer:

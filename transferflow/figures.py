@@ -64,8 +64,9 @@ def candidates_chart(candidates: dict[str, dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def domain_shift_chart(shift: dict[str, float], path: Path,
-                       limits: dict[str, tuple[str, float]] | None = None) -> Path:
+def domain_shift_chart(
+    shift: dict[str, float], path: Path, limits: dict[str, tuple[str, float]] | None = None
+) -> Path:
     """The three domain-shift figures, each on its own scale, with the gate's threshold.
 
     Args:

@@ -199,3 +199,30 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write indented JSON atomically (keys kept in insertion order)."""
     return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    """An ``.npz`` archive of ``arrays`` whose bytes depend only on the arrays (``np.savez`` stamps
+    the current time into the zip entries). Object arrays are refused: the archive must load with
+    ``allow_pickle=False``.
+
+    Returns:
+        The archive's bytes.
+    """
+    import io
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, value in arrays.items():
+            array = np.asarray(value)
+            if array.dtype.hasobject:
+                raise ValueError(f"array {name!r} holds Python objects; it would need pickle")
+            entry = io.BytesIO()
+            np.lib.format.write_array(entry, array, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, entry.getvalue())
+    return buf.getvalue()

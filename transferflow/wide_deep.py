@@ -130,6 +130,12 @@ def _new(featurizer, tokens, matrix, labels, max_len, members, **info) -> TextMo
     return TextModel(network, featurizer, list(tokens), list(labels), max_len, list(members), info)
 
 
+def _report(progress, done: int, total: int) -> None:
+    """Tell ``progress(share)`` (0..1) how many members are fitted; fitting is per member."""
+    if progress is not None:
+        progress(done / total)
+
+
 def _index(labels: list[str], classes: list[str]) -> np.ndarray:
     unknown = sorted(set(labels) - set(classes))
     if unknown:
@@ -184,6 +190,7 @@ def train_from_scratch(
     seed: int,
     role: str,
     cfg=None,
+    progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """Fit one member per view on labelled texts, ``C`` by cross-validation each (the source
     model, or the target-only baseline).
@@ -200,6 +207,7 @@ def train_from_scratch(
         role: name recorded in the model (e.g. ``source``).
         cfg: :class:`~transferflow.config.ModelConfig` (views, folds, grid); default settings
             when omitted.
+        progress: optional ``progress(share)`` called as members are fitted.
 
     Returns:
         (model, the members' averaged out-of-fold probabilities at their chosen ``C``, ``None``
@@ -218,6 +226,7 @@ def train_from_scratch(
         design = full if use_vectors else full.without_vectors()
         c, scores, oof = choose_c(design, len(classes), seed, grid=_grid(cfg), k=_folds(cfg))
         members.append(_as_member(fit(design, len(classes), c), use_vectors))
+        _report(progress, len(members), len(views))
         cs[view], losses[view] = c, scores
         oofs.append(oof)
     stack_members(model.network, members)
@@ -246,6 +255,7 @@ def train_pooled(
     max_len: int,
     seed: int,
     cfg=None,
+    progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """TF-IDF n-grams + logistic regression on pooled source + target labels: the network's
     n-gram part alone (one member), ``C`` by cross-validation over the target rows (the source
@@ -265,6 +275,7 @@ def train_pooled(
         design, len(classes), seed, cv_rows=dom == TARGET, grid=_grid(cfg), k=_folds(cfg)
     )
     stack_members(model.network, [_as_member(fit(design, len(classes), c), False)])
+    _report(progress, 1, 1)
     model.info.update({"role": "pooled_lr", "C": {"ngrams": c}})
     return model, oof
 
@@ -283,6 +294,7 @@ def adapt(
     seed: int,
     cfg=None,
     oof: bool = True,
+    progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """Adapt a source model to target labels (same classes), per view.
 
@@ -372,6 +384,7 @@ def adapt(
                         )
                         oof[mask] = np.exp(log_proba(params, both)[held])
             members.append(_as_member(w, use_vectors))
+            _report(progress, len(members), len(names))
             cs[f"{view}/{s}"] = c
             oofs.append(oof)
     stack_members(model.network, members)

@@ -78,7 +78,7 @@ def test_embeddings_gate_on_poor_pretrained_vectors(small_domains, tmp_path):
     assert "train_source_model" not in tasks
 
 
-def test_domain_shift_gate_warns_by_default_and_fails_when_asked(small_domains, tmp_path):
+def test_domain_shift_gate_fails_when_asked(small_domains, tmp_path):
     raw = tiny_settings(
         small_domains["source"],
         small_domains["target"],
@@ -90,13 +90,17 @@ def test_domain_shift_gate_warns_by_default_and_fails_when_asked(small_domains, 
     assert "build_embeddings" not in tasks
 
 
+def _inverted_source(small_domains, tmp_path):
+    """A source labelled the other way round: learning from it can only hurt (negative transfer)."""
+    source = pd.read_csv(small_domains["source"])
+    path = tmp_path / "inverted_source.csv"
+    source.assign(label=1 - source["label"]).to_csv(path, index=False)
+    return path
+
+
 def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
-    raw = tiny_settings(
-        small_domains["source"],
-        small_domains["target"],
-        tmp_path / "runs",
-        gates={"promotion": {"mode": "fail", "margin": 1.0}},
-    )
+    raw = tiny_settings(_inverted_source(small_domains, tmp_path), small_domains["target"],
+                        tmp_path / "runs", gates={"promotion": {"mode": "fail"}})
     state, tasks = _run(raw)
     assert _exception(state).gate == "promotion"
     assert "publish_report" not in tasks
@@ -104,14 +108,15 @@ def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
 
 
 def test_negative_transfer_is_said_plainly_and_a_baseline_chosen(small_domains, tmp_path):
-    raw = tiny_settings(
-        small_domains["source"],
-        small_domains["target"],
-        tmp_path / "runs",
-        gates={"promotion": {"margin": 1.0}},
-    )
+    """Default settings (promotion gate in warn mode): the run completes with the baseline."""
+    raw = tiny_settings(_inverted_source(small_domains, tmp_path), small_domains["target"],
+                        tmp_path / "runs", registry={"dir": str(tmp_path / "reg")})
     result = transfer_learning(build_config(raw))
     selection = result["metrics"]["selection"]
-    assert selection["negative_transfer"] and selection["chosen"] != "transfer"
+    assert selection["negative_transfer"] and selection["chosen"] == "target_only"
+    assert selection["p_vs_transfer"]["target_only"] < 0.05
+    assert result["metrics"]["gates"]["promotion"]["status"] == "warned"
     report = (tmp_path / "runs" / result["run_dir"].split("/")[-1] / "report.md").read_text()
-    assert "**Negative transfer**" in report
+    assert "**Negative transfer**" in report and "Chosen model: **target_only**" in report
+    # The baseline is registered, but a model chosen over transfer does not become champion.
+    assert result["registry"]["champion"] is None and not result["registry"]["promoted"]

@@ -76,7 +76,7 @@ def test_flow_end_to_end(small_domains, tmp_path):
         "source_model.keras",
         "transfer.keras",
         "target_only.keras",
-        "vectors.kv",
+        "vectors.npz",
         "pooled_lr.keras",
     ):
         assert (run_dir / "artifacts" / name).is_file()

@@ -79,8 +79,8 @@ def test_missing_vectors_file(tmp_path):
 
 def test_save_load_and_matrix(tmp_path):
     kv, _ = build_embeddings(TEXTS, EmbeddingConfig(vector_size=4, min_count=1, epochs=2), seed=0)
-    save_vectors(kv, tmp_path / "v.kv")
-    back = load_vectors(tmp_path / "v.kv")
+    save_vectors(kv, tmp_path / "v.npz")
+    back = load_vectors(tmp_path / "v.npz")
     assert back.index_to_key == kv.index_to_key
     matrix = embedding_matrix(back)
     assert matrix.shape == (len(kv) + 2, 4)
