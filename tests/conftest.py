@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Tests never touch the user's cache: one store for the whole session (and its subprocesses).
 os.environ["TRANSFERFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-cache-")
 os.environ["TRANSFERFLOW_REGISTRY_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-registry-")
+# XLA's compiled programs are shared by this session's processes, not with the user's cache.
+os.environ["TRANSFERFLOW_XLA_CACHE"] = tempfile.mkdtemp(prefix="transferflow-test-xla-")
 MDSD = Path(os.environ.get("TRANSFERFLOW_MDSD", REPO.parent / "shared" / "data" / "mdsd"))
 
 

@@ -28,9 +28,25 @@ def keras() -> ModuleType:
         logging.getLogger("jax._src.xla_bridge").setLevel(logging.ERROR)
     import keras as _keras
 
+    _persistent_compilation_cache()
     if _keras.backend.backend() != BACKEND:
         raise RuntimeError(
             f"Keras was imported with the '{_keras.backend.backend()}' backend before transferflow "
             f"could select '{BACKEND}'. Import transferflow before keras, or set KERAS_BACKEND=jax."
         )
     return _keras
+
+
+def _persistent_compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk (``$TRANSFERFLOW_XLA_CACHE`` or ``<local root>/xla``),
+    so a new process (the next CLI call, a sweep worker) reuses them instead of compiling again;
+    programs that compiled in under half a second are not kept."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return  # the user chose one
+    from transferflow.files import local_root
+
+    folder = os.environ.get("TRANSFERFLOW_XLA_CACHE") or str(local_root() / "xla")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -79,18 +79,11 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
 
 
 def test_scoring_errors_are_clear(tmp_path):
-    result = CliRunner().invoke(
-        app,
-        [
-            "score",
-            "--input",
-            str(tmp_path / "x.csv"),
-            "--output",
-            str(tmp_path / "o.csv"),
-            "--registry",
-            str(tmp_path / "empty"),
-        ],
-    )
+    args = ["--output", str(tmp_path / "o.csv"), "--registry", str(tmp_path / "empty")]
+    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "x.csv"), *args])
+    assert result.exit_code == 2 and "x.csv: file not found" in result.output  # before any work
+    (tmp_path / "x.csv").write_text("id,text\n1,great phone\n")
+    result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "x.csv"), *args])
     assert result.exit_code == 2 and "No champion model" in result.output
     assert "Traceback" not in result.output
 

@@ -120,6 +120,7 @@ def test_cli_rejects_a_store_url_it_cannot_open(tmp_path):
         assert "Traceback" not in result.output and not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # two sweeps, one on a 2-worker Dask cluster: ~3 minutes
 def test_dask_sweep_reads_s3_data_like_local_files(s3, tmp_path):
     from flows.sweep import run_sweep
     from tests.flows.test_sweep import _grid
