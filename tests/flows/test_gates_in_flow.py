@@ -99,8 +99,12 @@ def _inverted_source(small_domains, tmp_path):
 
 
 def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
-    raw = tiny_settings(_inverted_source(small_domains, tmp_path), small_domains["target"],
-                        tmp_path / "runs", gates={"promotion": {"mode": "fail"}})
+    raw = tiny_settings(
+        _inverted_source(small_domains, tmp_path),
+        small_domains["target"],
+        tmp_path / "runs",
+        gates={"promotion": {"mode": "fail"}},
+    )
     state, tasks = _run(raw)
     assert _exception(state).gate == "promotion"
     assert "publish_report" not in tasks
@@ -109,8 +113,12 @@ def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
 
 def test_negative_transfer_is_said_plainly_and_a_baseline_chosen(small_domains, tmp_path):
     """Default settings (promotion gate in warn mode): the run completes with the baseline."""
-    raw = tiny_settings(_inverted_source(small_domains, tmp_path), small_domains["target"],
-                        tmp_path / "runs", registry={"dir": str(tmp_path / "reg")})
+    raw = tiny_settings(
+        _inverted_source(small_domains, tmp_path),
+        small_domains["target"],
+        tmp_path / "runs",
+        registry={"dir": str(tmp_path / "reg")},
+    )
     result = transfer_learning(build_config(raw))
     selection = result["metrics"]["selection"]
     assert selection["negative_transfer"] and selection["chosen"] == "target_only"
