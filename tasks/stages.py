@@ -37,6 +37,9 @@ class _Progress:
     def __call__(self, share: float) -> None:
         from prefect.artifacts import update_progress_artifact
 
+        if share == getattr(self, "last", None):
+            return
+        self.last = share
         update_progress_artifact(self.artifact_id, progress=round(100.0 * share, 1))
         get_run_logger().info("%s model: %.0f%% of its members fitted", self.role, 100 * share)
 

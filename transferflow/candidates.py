@@ -122,6 +122,28 @@ def _labelled(ref: ArtifactRef) -> tuple[list[str], list[str]]:
     return frame[TEXT].tolist(), frame[LABEL].tolist()
 
 
+def _from_scratch(
+    featurizer, tokens, matrix, data: DatasetRef, role: str, cfg: ModelConfig, seed: int, progress
+):  # -> (TextModel, out-of-fold probabilities)
+    """One member per view on ``data``'s training labels (see ``wide_deep.train_from_scratch``)."""
+    from transferflow.wide_deep import train_from_scratch
+
+    texts, labels = _labelled(data.train)
+    return train_from_scratch(
+        featurizer,
+        tokens,
+        matrix,
+        texts,
+        labels,
+        data.labels,
+        max_len=cfg.max_len,
+        seed=seed,
+        role=role,
+        cfg=cfg,
+        progress=progress,
+    )
+
+
 def train_source(
     source: DatasetRef,
     target: DatasetRef,
@@ -148,24 +170,9 @@ def train_source(
     Returns:
         A reference to the model.
     """
-    from transferflow.wide_deep import train_from_scratch
-
     tokens, matrix = _vectors(emb)
     featurizer = _featurizer(_texts(source.pool, target.pool), cfg)
-    texts, labels = _labelled(source.train)
-    model, _ = train_from_scratch(
-        featurizer,
-        tokens,
-        matrix,
-        texts,
-        labels,
-        source.labels,
-        max_len=cfg.max_len,
-        seed=seed,
-        role="source",
-        cfg=cfg,
-        progress=progress,
-    )
+    model, _ = _from_scratch(featurizer, tokens, matrix, source, "source", cfg, seed, progress)
     return save(model, "source", out_dir)
 
 
@@ -189,7 +196,7 @@ def fine_tune(
     Returns:
         A reference to the transfer model, with its out-of-fold target probabilities.
     """
-    from transferflow.wide_deep import adapt, train_from_scratch
+    from transferflow.wide_deep import adapt
 
     base = load(source_model)
     _, matrix = _vectors(emb)
@@ -212,18 +219,8 @@ def fine_tune(
             progress=progress,
         )
         return save(model, "transfer", out_dir, oof, new_head=False)
-    model, oof = train_from_scratch(
-        base.featurizer,
-        base.tokens,
-        matrix,
-        texts,
-        labels,
-        target.labels,
-        max_len=model_cfg.max_len,
-        seed=seed,
-        role="transfer",
-        cfg=model_cfg,
-        progress=progress,
+    model, oof = _from_scratch(
+        base.featurizer, base.tokens, matrix, target, "transfer", model_cfg, seed, progress
     )
     return save(model, "transfer", out_dir, oof, new_head=True)
 
@@ -239,23 +236,10 @@ def train_target_only(
 ) -> ModelRef:
     """Baseline: the same network trained on the target labels only (n-grams fitted on the
     target's texts: nothing of the source but the word vectors)."""
-    from transferflow.wide_deep import train_from_scratch
-
     tokens, matrix = _vectors(emb)
     featurizer = _featurizer(_texts(target.pool), cfg)
-    texts, labels = _labelled(target.train)
-    model, oof = train_from_scratch(
-        featurizer,
-        tokens,
-        matrix,
-        texts,
-        labels,
-        target.labels,
-        max_len=cfg.max_len,
-        seed=seed,
-        role="target_only",
-        cfg=cfg,
-        progress=progress,
+    model, oof = _from_scratch(
+        featurizer, tokens, matrix, target, "target_only", cfg, seed, progress
     )
     return save(model, "target_only", out_dir, oof)
 
