@@ -74,7 +74,7 @@ class DatasetRef(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    parts: dict[str, ArtifactRef]  # pool, train, test and (target) val -> Parquet files
+    parts: dict[str, ArtifactRef]  # pool, train, test -> Parquet files
     counts: dict[str, int]  # part -> rows
     labels: list[str]  # sorted training labels: the class order of every model of this domain
     label_counts: dict[str, dict[str, int]]  # part -> label -> rows
@@ -93,11 +93,6 @@ class DatasetRef(BaseModel):
     def test(self) -> ArtifactRef:
         """The test rows."""
         return self.parts["test"]
-
-    @property
-    def val(self) -> ArtifactRef | None:
-        """The labelled validation rows (target only)."""
-        return self.parts.get("val")
 
     @property
     def pool(self) -> ArtifactRef:

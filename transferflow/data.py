@@ -273,15 +273,14 @@ class DomainData:
     """One domain's prepared data.
 
     ``pool`` is every training row read from the files (before any cap): its texts, without labels,
-    may train Word2Vec. ``train`` is the labelled rows the models learn from, ``val`` (target only)
-    the labelled rows held out from them for early stopping and model selection.
+    may train Word2Vec. ``train`` is the labelled rows the models learn from (all of them: model
+    selection uses out-of-fold predictions, no hold-out).
     """
 
     name: str
     pool: pd.DataFrame
     train: pd.DataFrame
     test: pd.DataFrame
-    val: pd.DataFrame | None
     test_from_split: bool
 
 
@@ -384,17 +383,15 @@ def load_domain(
     test_size: float,
     seed: int,
     train_size: int | None = None,
-    val_size: float | None = None,
 ) -> DomainData:
-    """Read one domain and produce its pool, train, validation and test frames.
+    """Read one domain and produce its pool, train and test frames.
 
     Args:
         cfg: where the files are and which columns to use.
         test_size: test share when ``cfg.test_paths`` is empty.
         seed: seed for the splits and the sample.
-        train_size: optional cap on labelled training rows, balanced by class (validation rows
-            included; the test part and the pool are unaffected).
-        val_size: optional share of the labelled training rows held out for validation.
+        train_size: optional cap on labelled training rows, balanced by class (the test part and
+            the pool are unaffected).
 
     Returns:
         The domain's data.
@@ -407,13 +404,7 @@ def load_domain(
         pool, test = stratified_split(pool, test_size, seed)
         from_split = True
     train = balanced_sample(pool, train_size, seed) if train_size is not None else pool
-    val = None
-    if val_size:
-        # A different seed than the test split, so the two splits are not correlated.
-        train, val = stratified_split(train, val_size, seed + 1)
-    return DomainData(
-        name=cfg.name, pool=pool, train=train, test=test, val=val, test_from_split=from_split
-    )
+    return DomainData(name=cfg.name, pool=pool, train=train, test=test, test_from_split=from_split)
 
 
 def label_kind(labels: pd.Series) -> str:

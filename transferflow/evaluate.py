@@ -201,17 +201,6 @@ def write_metrics(
     return metrics
 
 
-def evaluate(
-    target: DatasetRef,
-    candidates: dict[str, ModelRef],
-    *,
-    out_dir: Path,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """:func:`score_candidates`, then :func:`write_metrics`."""
-    return write_metrics(score_candidates(target, candidates), out_dir=out_dir, extra=extra)
-
-
 def source_holdout(source_model: ModelRef, source: DatasetRef) -> tuple[float, float, int]:
     """Accuracy of the source model on the source test rows (never trained on).
 

@@ -166,11 +166,6 @@ def member_slices(network, n_classes: int) -> list[dict[str, np.ndarray]]:
     ]
 
 
-def n_members(network) -> int:
-    """How many weight sets the network averages."""
-    return int(network.get_layer("members").output.shape[1])
-
-
 def predict_proba(network, batches, n_rows: int, batch_size: int = 1024) -> np.ndarray:
     """Class probabilities for the rows covered by ``batches`` (from ``FeatureEncoder.encode``).
 

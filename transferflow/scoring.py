@@ -95,11 +95,6 @@ def _prepare(texts: list[str]):
     return len(texts), _ENCODER.encode(texts, Scorer.BATCH)
 
 
-def _chain(head: list, rest: Iterator):
-    yield from head
-    yield from rest
-
-
 class Scorer:
     """A loaded model version, ready to score texts.
 
@@ -209,6 +204,7 @@ def score_file(
         import multiprocessing
         from collections import deque
         from concurrent.futures import ProcessPoolExecutor
+        from itertools import chain
 
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs XLA
         with ProcessPoolExecutor(
@@ -216,7 +212,7 @@ def score_file(
         ) as pool:
             pending: deque = deque()
             offset = 0
-            for chunk in _chain([first, second], chunks):
+            for chunk in chain([first, second], chunks):
                 pending.append((chunk, pool.submit(_prepare, texts_of(chunk, offset))))
                 offset += len(chunk)
                 if len(pending) > WORKERS:
