@@ -6,8 +6,10 @@ gives any of them in a file, ``--set section.field=value`` reaches the rest. Fla
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -260,15 +262,17 @@ def run(
         from transferflow.preflight import check_inputs
 
         check_inputs(cfg)  # before Prefect and the ML libraries are even imported
-        _check_api()
-        from flows.transfer import transfer_learning
-        from tasks.caching import prefect_result_storage
+        with _prefect_server():
+            from flows.transfer import transfer_learning
+            from tasks.caching import prefect_result_storage
 
-        storage = prefect_result_storage(cfg.cache)
-        flow_fn = (
-            transfer_learning.with_options(result_storage=storage) if storage else transfer_learning
-        )
-        result = flow_fn(cfg)
+            storage = prefect_result_storage(cfg.cache)
+            flow_fn = (
+                transfer_learning.with_options(result_storage=storage)
+                if storage
+                else transfer_learning
+            )
+            result = flow_fn(cfg)
     except TransferflowError as exc:
         raise _fail(exc) from None
     _print_summary(result)
@@ -315,10 +319,10 @@ def validate(
         from transferflow.preflight import check_inputs
 
         check_inputs(cfg)
-        _check_api()
-        from flows.validate import validate_data
+        with _prefect_server():
+            from flows.validate import validate_data
 
-        gates = validate_data(cfg, docs_dir)
+            gates = validate_data(cfg, docs_dir)
     except TransferflowError as exc:
         raise _fail(exc) from None
     typer.echo("")
@@ -354,12 +358,55 @@ def sweep(
         from flows.sweep import run_sweep
 
         # run_sweep builds the task runner (and raises on bad options) before the flow starts.
-        result = run_sweep(parsed, task_runner, workers, dask_address)
+        with _prefect_server():
+            result = run_sweep(parsed, task_runner, workers, dask_address)
     except TransferflowError as exc:
         raise _fail(exc) from None
     typer.echo("")
     typer.echo((Path(result["dir"]) / "summary.md").read_text(encoding="utf-8"))
     typer.echo(f"Results: {result['dir']} (results.csv, summary.md, curves.png)")
+
+
+server_app = typer.Typer(
+    help="The local Prefect server that CLI runs share (used when PREFECT_API_URL is not set)."
+)
+app.add_typer(server_app, name="server")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the local background server now (runs start it on first use anyway)."""
+    from flows import local_server
+
+    try:
+        url, started = local_server.ensure(local_server.prefect_home())
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    state = "started" if started else "already running"
+    typer.echo(f"{state}: {url.removesuffix('/api')} (API {url})")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the local background server runs, and where (exit 1 when it does not)."""
+    from flows import local_server
+
+    home = local_server.prefect_home()
+    state = local_server.read_state(home)
+    if state is None or not local_server.healthy(state["url"]):
+        typer.echo(f"not running (PREFECT_HOME={home})")
+        raise typer.Exit(1)
+    address = state["url"].removesuffix("/api")
+    typer.echo(f"running: {address} (pid {state['pid']}, log {state['log']})")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local background server (its database, with the run history, is kept)."""
+    from flows import local_server
+
+    url = local_server.stop(local_server.prefect_home())
+    typer.echo(f"stopped {url.removesuffix('/api')}" if url else "no background server was running")
 
 
 cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")
@@ -590,10 +637,10 @@ def score(
     """Score a file with a registered model: predicted label and class probabilities per row."""
     try:
         _check_score_paths(input_path, output_path)
-        _check_api()
-        from flows.score import score as score_flow
+        with _prefect_server():
+            from flows.score import score as score_flow
 
-        out = score_flow(input_path, output_path, registry, model, text_column, id_column)
+            out = score_flow(input_path, output_path, registry, model, text_column, id_column)
     except TransferflowError as exc:
         raise _fail(exc) from None
     typer.echo(
@@ -602,21 +649,52 @@ def score(
     )
 
 
-def _check_api() -> None:
-    """With PREFECT_API_URL set, the server must answer its health check (3 s), before any work."""
+@contextlib.contextmanager
+def _prefect_server() -> Iterator[None]:
+    """The Prefect server this call's flow runs on, checked before any work.
+
+    ``PREFECT_API_URL`` (environment or Prefect profile) wins and must answer its health check
+    within 3 s. Without it, the local background server is reused or started (see
+    :mod:`flows.local_server`), unless ``TRANSFERFLOW_SERVER=temporary`` asks for Prefect's
+    per-call temporary server.
+    """
+    from flows import local_server
+
     url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
     if not url:
-        return
-    import httpx
+        from prefect.settings import PREFECT_API_URL
 
-    try:
-        httpx.get(f"{url}/health", timeout=3.0).raise_for_status()
-    except (httpx.HTTPError, ValueError) as exc:
+        url = (PREFECT_API_URL.value() or "").rstrip("/")
+    if url:
+        if not local_server.healthy(url):
+            raise ConfigError(
+                f"The Prefect server at PREFECT_API_URL={url} does not answer its health check. "
+                "Start it ('prefect server start'), fix the URL, or unset PREFECT_API_URL to "
+                "run on transferflow's local background server."
+            )
+        yield
+        return
+    mode = os.environ.get("TRANSFERFLOW_SERVER", "background")
+    if mode not in ("background", "temporary"):
         raise ConfigError(
-            f"The Prefect server at PREFECT_API_URL={url} does not answer ({type(exc).__name__}: "
-            f"{exc}). Start it ('prefect server start'), fix the URL, or unset PREFECT_API_URL to "
-            "run on a temporary local server."
-        ) from None
+            f"TRANSFERFLOW_SERVER={mode!r}: expected 'background' (the default: one local server "
+            "that later calls reuse) or 'temporary' (a server for this call only)."
+        )
+    if mode == "temporary":
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url, started = local_server.ensure(local_server.prefect_home())
+    if started:
+        typer.echo(
+            f"Started a Prefect server in the background at {url.removesuffix('/api')} (the UI "
+            "is there); later calls reuse it. Stop it with 'transferflow server stop'.",
+            err=True,
+        )
+    os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
 
 
 def _check_score_paths(input_path: Path, output_path: Path) -> None:

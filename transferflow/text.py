@@ -51,6 +51,11 @@ class Vocabulary:
         self.tokens = list(tokens)
         self._ids = {tok: i + 2 for i, tok in enumerate(self.tokens)}
 
+    @property
+    def id_table(self) -> dict[str, int]:
+        """Token -> id (read-only use: unknown tokens are absent, and map to ``OOV_ID``)."""
+        return self._ids
+
     def __len__(self) -> int:
         """Number of ids, padding and out-of-vocabulary included."""
         return len(self.tokens) + 2
@@ -90,3 +95,66 @@ class Vocabulary:
         for i, seq in enumerate(seqs):
             out[i, : len(seq)] = seq
         return out
+
+
+# Joins texts in tokenize_many: not a token character, so no token spans two texts, and the
+# pattern below turns each occurrence into one marker token.
+_SEP = "\x00"
+_TOKEN_OR_SEP = re.compile(_TOKEN.pattern + "|" + _SEP)
+
+
+class Tokens:
+    """The tokens of many texts, flat: what :func:`tokenize_many` returns.
+
+    ``flat`` keeps one separator token between texts (that is what lets one regex pass do the
+    work of one call per text); :meth:`ids` and :meth:`lists` drop them.
+    """
+
+    def __init__(self, flat: list[str], separators: np.ndarray, n_rows: int) -> None:
+        self.flat = flat
+        self.n_rows = int(n_rows)
+        keep = np.ones(len(flat), bool)
+        keep[separators] = False
+        self._keep = None if len(separators) == 0 else keep
+        bounds = np.concatenate([[-1], separators, [len(flat)]])
+        self.lengths = (np.diff(bounds) - 1).astype(np.int64)
+        # Row and position within the row of each (non-separator) token.
+        self.row = np.repeat(np.arange(self.n_rows), self.lengths)
+        starts = np.cumsum(self.lengths) - self.lengths
+        self.pos = np.arange(len(self.row)) - np.repeat(starts, self.lengths)
+
+    def ids(self, table: dict[str, int], default: int) -> np.ndarray:
+        """Each token's id in ``table`` (``default`` when absent), int64, rows in order."""
+        out = np.fromiter(map(table.get, self.flat, repeat(default)), np.int64, len(self.flat))
+        return out if self._keep is None else out[self._keep]
+
+    def lists(self) -> list[list[str]]:
+        """One token list per text, as :func:`tokenize` gives them."""
+        out, start = [], 0
+        for n in self.lengths.tolist():
+            out.append(self.flat[start : start + n])
+            start += n + 1
+        return out
+
+
+def tokenize_many(texts: list[str]) -> Tokens:
+    """:func:`tokenize` for many texts at once (same tokens; one regex pass, ~2x faster).
+
+    Args:
+        texts: the texts (non-strings give no tokens).
+
+    Returns:
+        The tokens, flat, with each text's count.
+    """
+    parts = [t[:MAX_CHARS] if isinstance(t, str) else "" for t in texts]
+    joined = _SEP.join(parts)
+    if joined.count(_SEP) != max(len(parts) - 1, 0):  # a text holds the separator itself
+        joined = _SEP.join(p.replace(_SEP, " ") for p in parts)
+    if not parts:
+        return Tokens([], np.zeros(0, np.int64), 0)
+    flat = _TOKEN_OR_SEP.findall(joined.lower())
+    separators, at, index = [], -1, flat.index
+    for _ in range(len(parts) - 1):
+        at = index(_SEP, at + 1)
+        separators.append(at)
+    return Tokens(flat, np.asarray(separators, np.int64), len(parts))
