@@ -206,3 +206,48 @@ def test_validate_fails_with_exit_code_3_on_leakage(small_domains, tmp_path):
     )
     assert result.exit_code == 3, result.output
     assert "Gate 'leakage' failed" in result.output and "Traceback" not in result.output
+
+
+def test_cli_starts_one_background_server_and_reuses_it(small_domains, tmp_path):
+    """Without PREFECT_API_URL, the first call starts a local server; later calls run their flows
+    on it (they show up in its API, so in its UI); `server stop` ends it."""
+    import httpx
+
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    env.pop("PREFECT_API_URL", None)
+
+    def cli(*args, check=True):
+        proc = subprocess.run(
+            [sys.executable, "-m", "flows.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert not check or proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    try:
+        first = cli(
+            "validate", "--source", str(small_domains["source"]), "--target",
+            str(small_domains["target"]),
+        )  # fmt: skip
+        assert "Started a Prefect server in the background" in first.stderr
+        status = cli("server", "status")
+        assert status.stdout.startswith("running: http://127.0.0.1:")
+        url = status.stdout.split()[1] + "/api"
+        again = cli("server", "start")
+        assert again.stdout.startswith("already running")
+        second = cli(
+            "validate", "--source", str(small_domains["source"]), "--target",
+            str(small_domains["target"]),
+        )  # fmt: skip
+        assert "Started a Prefect server" not in second.stderr
+        runs = httpx.post(f"{url}/flow_runs/filter", json={}, timeout=10).json()
+        assert sum(r["state_type"] == "COMPLETED" for r in runs) == 2
+    finally:
+        stopped = cli("server", "stop")
+    assert stopped.stdout.startswith("stopped http://127.0.0.1:")
+    assert cli("server", "status", check=False).returncode == 1
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/health", timeout=2)

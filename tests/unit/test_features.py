@@ -1,0 +1,62 @@
+"""Featurising: the vectorised tokeniser and TF-IDF give exactly what the reference
+implementations (one regex call per text; scikit-learn's TfidfVectorizer) give."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from transferflow.config import DEMO_DIR
+from transferflow.features import FeatureEncoder, NgramFeaturizer, _Ngrams
+from transferflow.text import OOV_ID, Vocabulary, tokenize, tokenize_many
+
+EDGES = ["", None, 3.5, "a\x00b c", "Don't!! 'quoted' ??", "x" * 30_000, "ÉTÉ Straße İstanbul"]
+
+
+@pytest.fixture(scope="module")
+def texts() -> list:
+    frame = pd.read_csv(DEMO_DIR / "amazon.csv")
+    return [*frame["text"].tolist()[:400], *EDGES]
+
+
+def test_tokenize_many_equals_tokenize(texts):
+    tokens = tokenize_many(texts)
+    assert tokens.lists() == [tokenize(t) for t in texts]
+    assert tokens.n_rows == len(texts) and tokens.lengths.sum() == len(tokens.row)
+    assert tokenize_many([]).n_rows == 0
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 2), (1, 3), (2, 3)])
+def test_transform_equals_scikit_learn_tfidf(texts, ngram_range):
+    featurizer = NgramFeaturizer.fit(texts[:300], ngram_range, min_df=2)
+    reference = TfidfVectorizer(
+        analyzer=_Ngrams(ngram_range),
+        sublinear_tf=True,
+        vocabulary={g: i for i, g in enumerate(featurizer.ngrams)},
+        dtype=np.float32,
+    )
+    reference.fit([[]])
+    reference.idf_ = featurizer.idf
+    expected = reference.transform([tokenize(t) for t in texts])
+    expected.sort_indices()
+    got = featurizer.transform(texts)
+    assert got.shape == expected.shape
+    assert np.array_equal(got.indptr, expected.indptr)
+    assert np.array_equal(got.indices, expected.indices)
+    np.testing.assert_allclose(got.data, expected.data, rtol=1e-6)
+
+
+def test_encoder_token_ids_are_the_first_max_len_tokens(texts):
+    featurizer = NgramFeaturizer.fit(texts[:300])
+    vocab = Vocabulary(sorted({w for t in texts[:100] for w in tokenize(t)}))
+    batches = FeatureEncoder(featurizer, vocab, max_len=16).encode(texts, batch_size=64)
+    covered = np.sort(np.concatenate([b.rows for b in batches]))
+    assert covered.tolist() == list(range(len(texts)))
+    for b in batches:
+        for i, row in enumerate(b.rows):
+            expected = vocab.ids_of(tokenize(texts[row])[:16])  # [OOV_ID] for no tokens
+            assert b.token_ids[i, : len(expected)].tolist() == expected
+            assert not b.token_ids[i, len(expected) :].any()
+        assert b.token_ids.shape[1] in (32,)  # max_len 16 fits the narrowest token width
+        assert b.token_ids.shape[0] >= len(b.rows)
+    assert OOV_ID in np.concatenate([b.token_ids[: len(b.rows), 0] for b in batches])
