@@ -335,6 +335,89 @@ def validate(
 
 
 @app.command()
+def suggest(
+    unlabeled: _opt(
+        Path | None,
+        "--unlabeled",
+        help="Unlabelled target texts to choose from (CSV/TSV/JSONL/Parquet; any label column "
+        "is ignored). Default with the demo: the demo's target file.",
+    ) = None,
+    output: _opt(
+        Path, "--output", help="CSV to write: the texts to label next, most useful first."
+    ) = Path("to_label.csv"),
+    n: _opt(int | None, "--n", help="How many texts to suggest (default 100).") = None,
+    method: _opt(
+        str | None,
+        "--method",
+        help="margin-cluster (default) | margin | badge | random (see docs/models.md).",
+    ) = None,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    source_test: SourceTestOpt = None,
+    source_name: SourceNameOpt = None,
+    target: TargetOpt = None,
+    target_test: TargetTestOpt = None,
+    target_name: TargetNameOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    target_train_size: TrainSizeOpt = None,
+    test_size: TestSizeOpt = None,
+    vectors: VectorsOpt = None,
+    seed: SeedOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Which unlabelled target texts to label next: trains (or reuses from the cache) the transfer
+    model on the labels there are and writes the texts whose labels should help most.
+
+    Never suggests a text that is already labelled or in the test set. Without data flags: the
+    built-in demo (the demo's unused amazon reviews are the unlabelled texts).
+    """
+    flags = _data_flags(
+        source=source,
+        source_test=source_test,
+        source_name=source_name,
+        target=target,
+        target_test=target_test,
+        target_name=target_name,
+        text_column=text_column,
+        label_column=label_column,
+        target_train_size=target_train_size,
+        test_size=test_size,
+        vectors=vectors,
+        seed=seed,
+    )
+    flags.update({"suggest.n": n, "suggest.strategy": method})
+    try:
+        cfg = assemble_config(config, flags, set_ or [])
+        if unlabeled is None:
+            from transferflow.config import DEMO_DIR
+
+            if cfg.data.target.paths != [DEMO_DIR / "amazon.csv"]:
+                raise ConfigError(
+                    "--unlabeled FILE is needed: the target texts without labels to choose from."
+                )
+            unlabeled = DEMO_DIR / "amazon.csv"
+        from transferflow.preflight import check_inputs, check_output_file
+
+        check_inputs(cfg)
+        check_output_file(cfg, output, unlabeled, "--output")
+        with _prefect_server():
+            from flows.suggest import suggest as suggest_flow
+
+            result = suggest_flow(cfg, unlabeled, output)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo("")
+    typer.echo(
+        f"Suggested {result['suggested']} of {result['candidates']} candidate texts "
+        f"({result['strategy']}): {result['output']}"
+    )
+    left = {k: result[k] for k in ("blank", "labelled_or_test", "repeated") if result[k]}
+    if left:
+        typer.echo(f"  left out of {result['rows']} rows: {left}")
+
+
+@app.command()
 def sweep(
     grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (see README).")],
     task_runner: _opt(str, "--task-runner", help="local (default) | dask") = "local",

@@ -16,6 +16,7 @@ from transferflow.config import (
     DatasetConfig,
     EmbeddingConfig,
     ModelConfig,
+    SuggestConfig,
     TransferConfig,
 )
 from transferflow.errors import GateFailedError
@@ -489,3 +490,59 @@ def score_batch(
         "rows_per_second": round(stats.rows_per_second, 1),
         "output": stats.output,
     }
+
+
+@task(name="suggest_labels", cache_policy=NO_CACHE, task_run_name="suggest_labels")
+def suggest_labels(
+    model: ModelRef,
+    target: DatasetRef,
+    unlabeled: Path,
+    output: Path,
+    text_columns: list[str],
+    cfg: SuggestConfig,
+    seed: int,
+) -> dict[str, Any]:
+    """Rank the unlabelled texts with the transfer model and write the ones to label next; the
+    list is also a table artifact (``label-suggestions``)."""
+    from prefect.artifacts import create_table_artifact
+
+    from transferflow.data import TEXT, normalise_text
+    from transferflow.suggest import suggest_file
+
+    # The labels the model trained on and the test texts; pool rows left out by
+    # data.target_train_size count as unlabelled (that is how the demo and the benchmark work).
+    labelled = [datasets.read_frame(ref)[TEXT] for ref in (target.train, target.test)]
+    exclude = {normalise_text(t) for frame in labelled for t in frame} - {""}
+    result = suggest_file(
+        candidates.load(model),
+        unlabeled,
+        output,
+        text_columns=text_columns,
+        id_column="id",
+        exclude=exclude,
+        n=cfg.n,
+        strategy=cfg.strategy,
+        seed=seed,
+    )
+    logger = get_run_logger()
+    logger.info(
+        "suggested %d of %d candidate texts (%s; %d rows read: %d blank, %d already labelled or "
+        "in the test set, %d repeated) -> %s",
+        result["suggested"],
+        result["candidates"],
+        result["strategy"],
+        result["rows"],
+        result["blank"],
+        result["labelled_or_test"],
+        result["repeated"],
+        result["output"],
+    )
+    if result["suggested"] < cfg.n:
+        logger.warning("only %d candidate texts; all of them are suggested", result["suggested"])
+    create_table_artifact(
+        key="label-suggestions",
+        table=[{**r, "text": r["text"][:200]} for r in result.pop("table")],
+        description=f"Texts to label next ({result['strategy']}), most useful first. "
+        + _where(Path(result["output"]), "The full list"),
+    )
+    return result

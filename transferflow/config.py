@@ -377,6 +377,18 @@ class RegistryConfig(_Section):
     )
 
 
+class SuggestConfig(_Section):
+    """``transferflow suggest``: which unlabelled target texts to label next."""
+
+    n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
+    strategy: Literal["margin-cluster", "margin", "badge", "random"] = Field(
+        default="margin-cluster",
+        description="margin-cluster: the least sure texts, one per group of similar ones "
+        "(default; see docs/benchmarks.md); margin: the least sure texts; badge: k-means++ on "
+        "gradient embeddings; random: a uniform sample.",
+    )
+
+
 class RunConfig(_Section):
     """Everything a transferflow run needs, nested per stage."""
 
@@ -389,6 +401,7 @@ class RunConfig(_Section):
     gates: GatesConfig = GatesConfig()
     cache: CacheConfig = CacheConfig()
     registry: RegistryConfig = RegistryConfig()
+    suggest: SuggestConfig = SuggestConfig()
     seed: int = Field(default=42, description="Seed for splits, vectors and weights.")
     output_dir: Path = Field(default=Path("runs"), description="Parent folder of run folders.")
     run_name: str | None = Field(

@@ -293,3 +293,35 @@ def domain_shift_figures(source: DatasetRef, target: DatasetRef, seed: int) -> d
         ),
         "proxy_a_distance": proxy_a_distance(src, tgt, seed),
     }
+
+
+def with_training_rows(
+    data: DatasetRef, train: pd.DataFrame, *, role: str, out_dir: Path, suffix: str
+) -> DatasetRef:
+    """``data`` with another set of labelled training rows (pool and test unchanged): what a
+    user has after labelling more texts.
+
+    Args:
+        data: prepared domain data.
+        train: the new training rows (``text``, ``label``).
+        role: ``source`` or ``target`` (names the files).
+        out_dir: folder for the new artefacts.
+        suffix: distinguishes the files of this training set.
+
+    Returns:
+        A reference to the data with the new training rows.
+    """
+    frames = {part: pd.read_parquet(ref.verified_path()) for part, ref in data.parts.items()}
+    frames["train"] = train.reset_index(drop=True)
+    return _dataset_ref(
+        data.name,
+        frames,
+        role,
+        out_dir,
+        suffix=suffix,
+        test_from_split=data.test_from_split,
+        label_kind=data.label_kind,
+        input_sha256=data.input_sha256,
+        dropped_blank_text=data.dropped_blank_text,
+        dropped_test_overlap=data.dropped_test_overlap,
+    )

@@ -71,3 +71,31 @@ def _check_columns(path: Path, cfg: DatasetConfig) -> None:
             f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
             f"Columns present: {present}. Set the text/label column settings to match the file."
         )
+
+
+def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) -> None:
+    """The unlabelled file exists and the output file is neither a folder nor any input.
+
+    Raises:
+        DataError: the unlabelled file is missing or a folder.
+        ConfigError: the output would overwrite an input, or is a folder.
+    """
+    if not is_url(unlabeled):
+        if not Path(unlabeled).exists():
+            raise DataError(f"--unlabeled {unlabeled}: file not found.")
+        if not Path(unlabeled).is_file():
+            raise DataError(f"--unlabeled {unlabeled} is a folder; expected a data file.")
+    inputs = [unlabeled, cfg.embeddings.pretrained_path] + [
+        p
+        for d in (cfg.data.source, cfg.data.target)
+        for p in [*d.paths, *d.test_paths]
+    ]
+    out = Path(output).resolve()
+    for path in inputs:
+        if path is not None and not is_url(path) and Path(path).resolve() == out:
+            raise ConfigError(
+                f"{flag} {output} is an input file ({path}); inputs are never overwritten. "
+                "Choose another output path."
+            )
+    if Path(output).is_dir():
+        raise ConfigError(f"{flag} {output} is a folder; give a file path such as to_label.csv.")

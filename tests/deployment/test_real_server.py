@@ -120,7 +120,12 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
     env = server
     _cli(env, "work-pool", "create", "transferflow-process", "--type", "process")
     deployed = _cli(env, "--no-prompt", "deploy", "--all")
-    for name in ("transfer-learning/nightly-retrain", "transfer-learning/adhoc", "score/batch"):
+    for name in (
+        "transfer-learning/nightly-retrain",
+        "transfer-learning/adhoc",
+        "score/batch",
+        "suggest-labels/next-labels",
+    ):
         assert name in deployed, deployed
     worker = subprocess.Popen(
         [PREFECT, "worker", "start", "--pool", "transferflow-process"],
@@ -171,6 +176,31 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
         assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
         pred = pd.read_csv(tmp_path / "pred.csv")
         assert len(pred) == len(data) and {"id", "predicted_label"} <= set(pred.columns)
+
+        # Label suggestions from the same (cached) transfer model, on the unlabelled file.
+        raw["suggest"] = {"n": 10}
+        out = _cli(
+            env,
+            "deployment",
+            "run",
+            "suggest-labels/next-labels",
+            "--params",
+            json.dumps(
+                {
+                    "config": raw,
+                    "unlabeled": str(tmp_path / "new.csv"),
+                    "output": str(tmp_path / "to_label.csv"),
+                }
+            ),
+        )
+        run, tasks, arts = _wait(env, _run_id(out))
+        assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
+        mine = [t for t in tasks if t.flow_run_id == run.id]
+        fine_tune = [t for t in mine if t.name.startswith("fine_tune_target_model")]
+        assert fine_tune and fine_tune[0].state.name == "Cached"  # the adhoc run's model
+        suggested = pd.read_csv(tmp_path / "to_label.csv")
+        assert len(suggested) == 10 and suggested["rank"].tolist() == list(range(1, 11))
+        assert "label-suggestions" in {a.key for a in arts if a.key}
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(timeout=30)

@@ -1,0 +1,88 @@
+"""The ``suggest-labels`` flow: which unlabelled target texts to label next.
+
+load → validate → embed → train on source → fine-tune on target (the same cached stages as
+``transfer-learning``: after a run on the same data they are cache hits) → rank the unlabelled
+texts → write the list.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from flows import _logging
+from flows.transfer import _value
+from flows.validate import run_data_gates
+from tasks.gates import check_embeddings, check_source_model
+from tasks.stages import (
+    build_embeddings,
+    fine_tune_target_model,
+    suggest_labels,
+    train_source_model,
+)
+from transferflow.config import RunConfig
+
+_logging.install()
+
+
+def _run_name() -> str:
+    params = flow_run.parameters
+    cfg = params.get("config")
+    try:
+        cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.model_validate(cfg)
+    except Exception:  # noqa: BLE001 - a bad config fails validation later with a clear message
+        return "suggest-labels"
+    return f"suggest {cfg.suggest.n} {cfg.data.target.name} texts to label"
+
+
+@flow(
+    name="suggest-labels",
+    on_failure=[_logging.log_failure],
+    flow_run_name=_run_name,
+    description="Rank unlabelled target texts by how much labelling them should help.",
+)
+def suggest(config: RunConfig, unlabeled: Path, output: Path) -> dict[str, Any]:
+    """Train (or reuse from the cache) the transfer model on the labels there are, then write the
+    ``config.suggest.n`` unlabelled texts to label next to ``output`` (CSV)."""
+    work = Path(tempfile.mkdtemp(prefix="transferflow-suggest-"))
+    gates: dict[str, Any] = {}
+    g, seed, cache = config.gates, config.seed, config.cache
+    try:
+        source, target = run_data_gates(config, work, None, gates)
+        emb = _value(
+            build_embeddings(source, target, config.embeddings, seed, cache, return_state=True)
+        )
+        check_embeddings(emb, target, config.embeddings.vector_size, g.embeddings, None)
+        source_model = _value(
+            train_source_model(source, target, emb, config.model, seed, cache, return_state=True)
+        )
+        check_source_model(source_model, source, g.source_model, None)
+        transfer = _value(
+            fine_tune_target_model(
+                source_model,
+                source,
+                target,
+                emb,
+                config.model,
+                config.transfer,
+                seed,
+                cache,
+                return_state=True,
+            )
+        )
+        return suggest_labels(
+            transfer,
+            target,
+            Path(unlabeled),
+            Path(output),
+            config.data.target.text_columns,
+            config.suggest,
+            seed,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,311 @@
+"""Which unlabelled target texts to label next (active learning, one batch).
+
+Given the current transfer model's class probabilities on the unlabelled texts, pick ``n`` texts
+whose labels should help most. Strategies (compared in ``benchmarks/suggest.py``; the default is
+the one that won there, see docs/benchmarks.md):
+
+* ``random``: uniform sample (the baseline every other strategy must beat);
+* ``margin``: smallest gap between the two most probable classes (least confident);
+* ``margin-cluster``: the ``POOL_FACTOR * n`` smallest-margin texts, clustered into ``n`` groups
+  by k-means on the model's features; the smallest-margin text of each group (Zhdanov 2019,
+  "Diverse mini-batch active learning"), so a batch does not spend labels on near-duplicates;
+* ``badge``: k-means++ seeding on gradient embeddings (Ash et al. 2020), where a text's
+  embedding is ``(p - onehot(argmax p)) ⊗ x``: long vectors for uncertain texts, spread out by
+  the seeding.
+
+Texts already labelled or in the test set (same normalised text) are never suggested, and each
+distinct text is suggested once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STRATEGIES = ("random", "margin", "margin-cluster", "badge")
+DEFAULT_STRATEGY = "margin-cluster"
+POOL_FACTOR = 10
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """The chosen rows (indices into the candidates, in the order picked) and why each one."""
+
+    rows: np.ndarray
+    margin: np.ndarray  # top-1 minus top-2 probability of each chosen row
+    reason: list[str]
+
+
+def margins(proba: np.ndarray) -> np.ndarray:
+    """Top-1 minus top-2 class probability per row (0: the model cannot tell; 1: certain)."""
+    if proba.shape[1] < 2:
+        return np.ones(len(proba))
+    top = np.sort(proba, axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def suggest(
+    proba: np.ndarray,
+    features,
+    n: int,
+    strategy: str = DEFAULT_STRATEGY,
+    seed: int = 0,
+) -> Suggestion:
+    """Pick ``n`` rows to label next.
+
+    Args:
+        proba: class probabilities of the candidate texts, (rows, classes).
+        features: the model's view of each row, (rows, d), dense or SciPy sparse, rows of unit
+            length (``margin-cluster`` and ``badge`` use it; the others ignore it).
+        n: how many rows (fewer when there are fewer candidates).
+        strategy: one of :data:`STRATEGIES`.
+        seed: random seed (``random``, k-means and k-means++ are seeded: same inputs, same pick).
+
+    Returns:
+        The rows and a reason for each.
+
+    Raises:
+        ValueError: unknown strategy.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    total = len(proba)
+    n = min(int(n), total)
+    m = margins(proba)
+    rng = np.random.default_rng(seed)
+    if n <= 0:
+        return Suggestion(np.zeros(0, np.int64), np.zeros(0), [])
+    if strategy == "random":
+        rows = np.sort(rng.choice(total, size=n, replace=False))
+        return Suggestion(rows, m[rows], ["random sample"] * n)
+    order = np.argsort(m, kind="stable")
+    rank = np.empty(total, np.int64)
+    rank[order] = np.arange(1, total + 1)
+    if strategy == "margin":
+        rows = order[:n]
+        return Suggestion(
+            rows, m[rows], [f"margin {m[r]:.3f} (rank {rank[r]} of {total})" for r in rows]
+        )
+    if strategy == "margin-cluster":
+        return _margin_cluster(m, rank, features, n, seed)
+    return _badge(proba, m, rank, features, n, rng)
+
+
+def _margin_cluster(m, rank, features, n, seed) -> Suggestion:
+    from sklearn.cluster import KMeans
+
+    total = len(m)
+    pool = np.argsort(m, kind="stable")[: min(total, POOL_FACTOR * n)]
+    if len(pool) <= n:
+        rows = pool
+        labels = np.arange(len(pool))
+    else:
+        km = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(features[pool])
+        labels = km.labels_
+        # In each cluster, its smallest-margin member (pool is sorted by margin, so the first).
+        _, first = np.unique(labels, return_index=True)
+        rows = pool[np.sort(first)]
+        labels = labels[np.sort(first)]
+    return Suggestion(
+        rows,
+        m[rows],
+        [
+            f"margin {m[r]:.3f} (rank {rank[r]} of {total}); least sure of its group "
+            f"{int(c) + 1} of {n} similar uncertain texts"
+            for r, c in zip(rows, labels, strict=True)
+        ],
+    )
+
+
+def _badge(proba, m, rank, features, n, rng) -> Suggestion:
+    import scipy.sparse as sp
+
+    total = len(m)
+    # g_i = (p_i - e_i) ⊗ x_i; <g_i, g_j> = <p_i - e_i, p_j - e_j> * <x_i, x_j>.
+    resid = proba.copy()
+    resid[np.arange(total), proba.argmax(axis=1)] -= 1.0
+    x = sp.csr_matrix(features) if sp.issparse(features) else np.asarray(features)
+    x_sq = np.asarray(x.multiply(x).sum(axis=1)).ravel() if sp.issparse(x) else (x * x).sum(1)
+    g_sq = (resid * resid).sum(axis=1) * x_sq
+
+    def sq_dist_to(c: int) -> np.ndarray:
+        xc = x[c]
+        dots = np.asarray((x @ xc.T).todense()).ravel() if sp.issparse(x) else x @ xc
+        return np.maximum(g_sq + g_sq[c] - 2.0 * (resid @ resid[c]) * dots, 0.0)
+
+    first = int(np.argmax(g_sq))  # the largest gradient, as BADGE starts
+    rows = [first]
+    dist = sq_dist_to(first)
+    reasons = [f"largest expected update (margin {m[first]:.3f}, rank {rank[first]} of {total})"]
+    while len(rows) < n:
+        dist[rows] = 0.0
+        if dist.sum() <= 0:  # every remaining text duplicates a chosen one
+            rest = np.setdiff1d(np.arange(total), rows)
+            rows.extend(rng.choice(rest, size=n - len(rows), replace=False).tolist())
+            reasons.extend(["random fill (no distinct texts left)"] * (n - len(reasons)))
+            break
+        nxt = int(rng.choice(total, p=dist / dist.sum()))
+        rows.append(nxt)
+        reasons.append(
+            f"margin {m[nxt]:.3f} (rank {rank[nxt]} of {total}); far from those already chosen"
+        )
+        dist = np.minimum(dist, sq_dist_to(nxt))
+    out = np.asarray(rows, np.int64)
+    return Suggestion(out, m[out], reasons)
+
+
+def model_features(model, texts: list[str]):
+    """The model's view of ``texts`` for diversity: TF-IDF n-gram rows beside the unit mean word
+    vector, each half scaled to length 1/sqrt(2) (rows of unit length), SciPy CSR."""
+    import scipy.sparse as sp
+
+    from transferflow.network import deep_features
+
+    wide = model.featurizer.transform(texts)
+    deep = deep_features(model.network, model.encoder(), texts)
+    return sp.hstack([wide, sp.csr_matrix(deep)], format="csr") * np.float32(np.sqrt(0.5))
+
+
+def read_unlabeled(
+    path, text_columns: list[str], id_column: str | None, exclude: set[str]
+) -> tuple[list[str], list[str], dict[str, int]]:
+    """The candidate texts of an unlabelled file: blank texts, texts in ``exclude`` (normalised:
+    already labelled or in the test set) and repeats of an earlier row are left out.
+
+    Args:
+        path: CSV/TSV/JSONL/Parquet file (any label column in it is ignored).
+        text_columns: text column(s), joined with a space.
+        id_column: column whose value identifies a row in the output (else the data row number).
+        exclude: normalised texts never to suggest.
+
+    Returns:
+        (texts, ids, counts of rows read / left out per reason).
+
+    Raises:
+        DataError: unreadable file, missing text columns, no rows.
+    """
+    from transferflow.data import normalise_text
+    from transferflow.errors import DataError
+    from transferflow.scoring import iter_chunks
+
+    texts, ids = [], []
+    counts = {"rows": 0, "blank": 0, "labelled_or_test": 0, "repeated": 0}
+    seen: set[str] = set()
+    for chunk in iter_chunks(path, 50_000):
+        missing = [c for c in text_columns if c not in chunk.columns]
+        if missing:
+            present = ", ".join(repr(str(c)) for c in chunk.columns)
+            raise DataError(
+                f"{path}: missing text column(s) {missing}; columns present: {present}. "
+                "Pass --text-column to name the text column(s) of the unlabelled file."
+            )
+        parts = [chunk[c].astype("string").fillna("") for c in text_columns]
+        joined = (parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]).str.strip()
+        has_id = id_column is not None and id_column in chunk.columns
+        row_ids = (
+            chunk[id_column].astype(str).tolist()
+            if has_id
+            else [str(counts["rows"] + i + 1) for i in range(len(chunk))]
+        )
+        for text, row_id in zip(joined.tolist(), row_ids, strict=True):
+            key = normalise_text(text)
+            if not key:
+                counts["blank"] += 1
+            elif key in exclude:
+                counts["labelled_or_test"] += 1
+            elif key in seen:
+                counts["repeated"] += 1
+            else:
+                seen.add(key)
+                texts.append(text)
+                ids.append(row_id)
+        counts["rows"] += len(chunk)
+    if counts["rows"] == 0:
+        raise DataError(f"{path}: has a header but no data rows.")
+    return texts, ids, counts
+
+
+def suggest_file(
+    model,
+    path,
+    output,
+    *,
+    text_columns: list[str],
+    id_column: str | None,
+    exclude: set[str],
+    n: int,
+    strategy: str,
+    seed: int,
+) -> dict:
+    """Rank an unlabelled file's texts with ``model`` and write the ``n`` to label next.
+
+    The output CSV (written atomically) has: ``rank``, ``id`` (the id column's value or the data
+    row number), ``text``, ``predicted_label``, ``confidence`` (top class probability),
+    ``margin`` and ``reason``.
+
+    Args:
+        model: the transfer model (a ``TextModel``).
+        path: the unlabelled file.
+        output: CSV to write.
+        text_columns, id_column, exclude: see :func:`read_unlabeled`.
+        n: how many texts.
+        strategy: one of :data:`STRATEGIES`.
+        seed: random seed.
+
+    Returns:
+        Counts, the strategy and the first rows of the table (for the report and the UI).
+
+    Raises:
+        DataError: see :func:`read_unlabeled`; also when no candidate text is left.
+    """
+    import pandas as pd
+
+    from transferflow.errors import DataError
+    from transferflow.files import atomic_path
+
+    texts, ids, counts = read_unlabeled(path, text_columns, id_column, exclude)
+    if not texts:
+        raise DataError(
+            f"{path}: no text left to suggest ({counts['rows']} rows: {counts['blank']} blank, "
+            f"{counts['labelled_or_test']} already labelled or in the test set, "
+            f"{counts['repeated']} repeated)."
+        )
+    proba = model.predict_proba(texts)
+    features = model_features(model, texts) if strategy in ("margin-cluster", "badge") else None
+    picked = suggest(proba, features, n, strategy, seed)
+    labels = np.asarray(model.labels, dtype=object)
+    rows = picked.rows
+    table = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(rows) + 1),
+            "id": [ids[r] for r in rows],
+            "text": [texts[r] for r in rows],
+            "predicted_label": labels[proba[rows].argmax(axis=1)],
+            "confidence": proba[rows].max(axis=1).round(4),
+            "margin": picked.margin.round(4),
+            "reason": picked.reason,
+        }
+    )
+    with atomic_path(output) as tmp:
+        table.to_csv(tmp, index=False)
+    return {
+        **counts,
+        "candidates": len(texts),
+        "suggested": len(rows),
+        "strategy": strategy,
+        "output": str(output),
+        "table": table.head(100).to_dict(orient="records"),
+    }
+
+
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "STRATEGIES",
+    "Suggestion",
+    "margins",
+    "model_features",
+    "read_unlabeled",
+    "suggest",
+    "suggest_file",
+]
