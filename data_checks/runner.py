@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from data_checks.messages import plain
 from transferflow.errors import FailedCheck
 
 # GX sends usage statistics unless told not to; this machine and many users' are offline anyway.
@@ -128,6 +129,16 @@ def _plain(value: Any) -> Any:
 
 
 def _describe_observed(result: dict[str, Any], index_cols: list[str]) -> str:
+    if result.get("observed_value") is None and (
+        result.get("partial_unexpected_list") is not None
+        and result.get("partial_missing_list") is not None
+    ):  # set comparisons (distinct values): say what is extra and what is missing
+        extra = [_plain(v) for v in result["partial_unexpected_list"]]
+        missing = [_plain(v) for v in result["partial_missing_list"]]
+        parts = ([f"unexpected {extra}"] if extra else []) + (
+            [f"missing {missing}"] if missing else []
+        )
+        return "; ".join(parts) or "(no value)"
     if "observed_value" in result:
         return repr(_plain(result["observed_value"]))
     count = result.get("unexpected_count")
@@ -258,6 +269,7 @@ def run_suite(
                 column=kwargs.get("column"),
                 observed=observed,
                 expected=_describe_expected(kwargs),
+                hint=plain(gate, cfg.type, kwargs.get("column")),
             )
         )
     return SuiteResult(

@@ -35,6 +35,42 @@ def install() -> None:
             logger.addFilter(UserErrorTracebackFilter())
 
 
+class ConsoleUserErrorFilter(logging.Filter):
+    """On the terminal of a CLI call, drop Prefect's records that repeat a user mistake (the task
+    and flow failure lines and the failure hook's line): the CLI prints the error once, in full,
+    at the end. The run's log on the server (the UI) keeps every record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from transferflow import errors
+
+        self.names = tuple(
+            name
+            for name, obj in vars(errors).items()
+            if isinstance(obj, type) and issubclass(obj, TransferflowError)
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, TransferflowError) or getattr(record, "user_error", False):
+            return False
+        if record.levelno >= logging.ERROR and record.name.startswith("prefect."):
+            text = record.getMessage()
+            return not any(f"exception {n}:" in text or f"{n}(" in text for n in self.names)
+        return True
+
+
+def quiet_user_errors_on_console() -> None:
+    """Install :class:`ConsoleUserErrorFilter` on Prefect's console handler (idempotent)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, ConsoleUserErrorFilter) for f in handler.filters
+        ):
+            handler.addFilter(ConsoleUserErrorFilter())
+
+
 def failure_cause(state) -> str:
     """One line saying why a run failed: the gate and subject, or the file and problem."""
     from transferflow.errors import GateFailedError
@@ -56,4 +92,14 @@ def log_failure(flow, flow_run, state) -> None:
     show it)."""
     from prefect.logging.loggers import flow_run_logger
 
-    flow_run_logger(flow_run, flow).error("Run failed: %s", failure_cause(state))
+    flow_run_logger(flow_run, flow).error(
+        "Run failed: %s", failure_cause(state), extra={"user_error": _is_user_error(state)}
+    )
+
+
+def _is_user_error(state) -> bool:
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001
+        return False
+    return isinstance(exc, TransferflowError)

@@ -741,8 +741,13 @@ def _prefect_server() -> Iterator[None]:
     :mod:`flows.local_server`), unless ``TRANSFERFLOW_SERVER=temporary`` asks for Prefect's
     per-call temporary server.
     """
-    from flows import local_server
+    import prefect.main  # noqa: F401 - configures Prefect's logging, filtered next
 
+    from flows import _logging, local_server
+
+    # The CLI prints a user mistake once, in full, at the end: Prefect's console lines about it
+    # would repeat it three or four times (the server's run log keeps them).
+    _logging.quiet_user_errors_on_console()
     url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
     if not url:
         from prefect.settings import PREFECT_API_URL

@@ -136,6 +136,8 @@ def read_table(path: Path | str) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if kind == "jsonl":
+            first = _bad_json_line(local) or first
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {first}") from None
     if frame.empty:
         raise DataError(f"{path}: has a header but no data rows.")
@@ -282,6 +284,31 @@ class DomainData:
     train: pd.DataFrame
     test: pd.DataFrame
     test_from_split: bool
+
+
+def _bad_json_line(path: Path) -> str | None:
+    """Where a JSON Lines file first goes wrong, as users count (line numbers from 1)."""
+    import bz2
+    import gzip
+    import json
+    import lzma
+
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    opener = openers.get(Path(path).suffix.lower(), open)
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except ValueError as exc:
+                    return f"line {number} is not valid JSON ({exc.msg}): {line.strip()[:80]!r}"
+                if not isinstance(value, dict):
+                    return f"line {number} is not a JSON object: {line.strip()[:80]!r}"
+    except (OSError, UnicodeDecodeError, EOFError):
+        return None
+    return None
 
 
 def normalise_text(text: object) -> str:

@@ -36,11 +36,14 @@ class FailedCheck:
     column: str | None
     observed: str
     expected: str
+    hint: str | None = None  # plain words: what is wrong, the setting, what to do
 
     def describe(self) -> str:
-        """One line: which expectation, on which column, observed versus expected."""
+        """One line: what is wrong in words (when known), then the expectation, its column,
+        observed versus expected."""
         where = f" on column '{self.column}'" if self.column else ""
-        return f"{self.expectation}{where}: observed {self.observed}, expected {self.expected}"
+        check = f"{self.expectation}{where}: observed {self.observed}, expected {self.expected}"
+        return f"{self.hint} [{check}]" if self.hint else check
 
 
 class GateFailedError(TransferflowError):

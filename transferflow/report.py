@@ -153,11 +153,12 @@ def render_gate_failure(exc, gates: dict[str, Any], title: str) -> str:
         "nothing after "
         "it ran and no model was chosen.",
         "",
-        "| expectation | column | observed | expected |",
+        "| what is wrong, and what to do | observed | expected | expectation (column) |",
         "|---|---|---|---|",
     ]
     for f in exc.failures:
-        row = [f.expectation, f.column or "", f.observed, f.expected]
+        check = f.expectation + (f" ({f.column})" if f.column else "")
+        row = [f.hint or "", f.observed, f.expected, check]
         lines.append(
             "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |"
         )

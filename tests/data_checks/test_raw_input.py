@@ -80,6 +80,8 @@ def test_test_labels_must_be_training_labels():
         "expect_column_distinct_values_to_equal_set",
     }
     assert any("'7'" in f.observed for f in failures)
+    distinct = [f for f in failures if f.expectation.endswith("distinct_values_to_equal_set")]
+    assert distinct[0].observed == "unexpected ['7']"  # not "None"
 
 
 def test_duplicate_rows_beyond_share():

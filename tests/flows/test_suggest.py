@@ -87,5 +87,7 @@ def test_suggest_bad_input_is_one_clear_paragraph(small_domains, unlabeled, tmp_
     assert bad.exit_code == 2, bad.output
     assert "missing text column(s) ['text']" in bad.output and "'review'" in bad.output
     assert "Traceback" not in bad.output and not (tmp_path / "o.csv").exists()
-    method = runner.invoke(app, _args(small_domains, unlabeled, tmp_path / "o.csv", "--method", "x"))
+    method = runner.invoke(
+        app, _args(small_domains, unlabeled, tmp_path / "o.csv", "--method", "x")
+    )
     assert method.exit_code == 2 and "suggest.strategy" in method.output

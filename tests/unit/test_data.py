@@ -134,3 +134,17 @@ def test_load_domain_caps_train_but_not_test(tmp_path):
 def test_label_kind():
     assert label_kind(pd.Series(["1", "0"])) == "numeric"
     assert label_kind(pd.Series(["positive", "0"])) == "text"
+
+
+def test_malformed_jsonl_is_reported_by_line_number(tmp_path):
+    import gzip
+
+    from transferflow.data import read_table
+    from transferflow.errors import DataError
+
+    body = '{"text": "good", "label": 1}\n{"text": "bad", "label": 0}\n{"text": "x" "label": 1}\n'
+    (tmp_path / "a.jsonl").write_text(body)
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(body.encode()))
+    for name in ("a.jsonl", "b.jsonl.gz"):
+        with pytest.raises(DataError, match=r"line 3 is not valid JSON"):
+            read_table(tmp_path / name)
