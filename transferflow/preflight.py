@@ -50,20 +50,25 @@ def check_inputs(cfg: RunConfig) -> None:
         )
 
 
+def _csv_header(path: Path) -> list[str] | None:
+    """A CSV/TSV file's column names (read alone), or None for other formats, empty or
+    unreadable files (those are reported, with the reason, when read)."""
+    kind = table_format(path)
+    if kind not in ("csv", "tsv") or path.stat().st_size == 0:
+        return None
+    try:
+        return pd.read_csv(
+            path, sep="," if kind == "csv" else "\t", nrows=0, dtype=str, encoding="utf-8"
+        ).columns.tolist()
+    except (ValueError, UnicodeDecodeError, OSError, EOFError, pd.errors.ParserError):
+        return None
+
+
 def _check_columns(path: Path, cfg: DatasetConfig) -> None:
     """The configured text and label columns are in a CSV/TSV file's header (read alone)."""
-    try:
-        kind = table_format(path)
-    except DataError:
-        raise
-    if kind not in ("csv", "tsv") or path.stat().st_size == 0:
-        return  # other formats and empty files are reported when read
-    try:
-        header = pd.read_csv(
-            path, sep="," if kind == "csv" else "\t", nrows=0, dtype=str, encoding="utf-8"
-        ).columns
-    except (ValueError, UnicodeDecodeError, OSError, EOFError, pd.errors.ParserError):
-        return  # unreadable: read_table says why, with the file's name
+    header = _csv_header(path)
+    if header is None:
+        return
     missing = [c for c in [*cfg.text_columns, cfg.label_column] if c not in header]
     if missing:
         present = ", ".join(repr(str(c)) for c in header)
@@ -85,10 +90,16 @@ def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) 
             raise DataError(f"--unlabeled {unlabeled}: file not found.")
         if not Path(unlabeled).is_file():
             raise DataError(f"--unlabeled {unlabeled} is a folder; expected a data file.")
+        header = _csv_header(Path(unlabeled)) or []
+        missing = [c for c in cfg.data.target.text_columns if header and c not in header]
+        if missing:
+            present = ", ".join(repr(str(c)) for c in header)
+            raise DataError(
+                f"--unlabeled {unlabeled}: missing text column(s) {missing}; columns present: "
+                f"{present}. Pass --text-column to name the text column(s)."
+            )
     inputs = [unlabeled, cfg.embeddings.pretrained_path] + [
-        p
-        for d in (cfg.data.source, cfg.data.target)
-        for p in [*d.paths, *d.test_paths]
+        p for d in (cfg.data.source, cfg.data.target) for p in [*d.paths, *d.test_paths]
     ]
     out = Path(output).resolve()
     for path in inputs:

@@ -53,6 +53,7 @@ def _expensive_states(states):
     return {k: v for k, v in states.items() if k in EXPENSIVE}
 
 
+@pytest.mark.slow
 def test_identical_rerun_hits_every_expensive_task(cached_raw):
     first, states1 = _run(cached_raw)
     assert set(_expensive_states(states1).values()) == {"Completed"}
@@ -61,12 +62,14 @@ def test_identical_rerun_hits_every_expensive_task(cached_raw):
     assert second["candidates"] == first["candidates"]
 
 
+@pytest.mark.slow
 def test_refresh_recomputes(cached_raw):
     _run(cached_raw)
     _, states = _run({**cached_raw, "cache": {**cached_raw["cache"], "refresh": True}})
     assert set(_expensive_states(states).values()) == {"Completed"}
 
 
+@pytest.mark.slow
 def test_in_place_edit_of_target_invalidates_what_depends_on_it(cached_raw, small_domains):
     _run(cached_raw)
     target = Path(small_domains["target"])
@@ -91,6 +94,7 @@ def _pretrained_vectors(path: Path, source: Path, target: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_only_target_changed_reuses_the_parsed_pretrained_vectors(
     cached_raw, small_domains, tmp_path
 ):
@@ -120,6 +124,7 @@ def _objects_of(store: ArtifactStore, stage: str) -> list[Path]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_damaged_artefact_is_recomputed(cached_raw, damage):
     _run(cached_raw)
@@ -217,6 +222,7 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     assert "fine_tune_target_model" not in cached_tasks
 
 
+@pytest.mark.slow
 def test_cold_runs_with_the_same_seed_give_identical_metrics(cached_raw):
     raw = {**cached_raw, "cache": {"enabled": False}}
     first, states = _run({**raw, "run_name": "a"})

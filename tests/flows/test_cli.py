@@ -53,6 +53,7 @@ def test_no_data_flags_means_demo():
     assert cfg.data.target.name == "amazon"
 
 
+@pytest.mark.slow
 def test_run_on_files(small_domains, tmp_path):
     out = tmp_path / "runs"
     result = runner.invoke(
@@ -208,6 +209,7 @@ def test_validate_fails_with_exit_code_3_on_leakage(small_domains, tmp_path):
     assert "Gate 'leakage' failed" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_cli_starts_one_background_server_and_reuses_it(small_domains, tmp_path):
     """Without PREFECT_API_URL, the first call starts a local server; later calls run their flows
     on it (they show up in its API, so in its UI); `server stop` ends it."""

@@ -63,7 +63,7 @@ def _run(n: int, small_domains, tmp_path: Path) -> None:
 
 
 def test_fuzzed_csv_never_gives_a_traceback_quick(small_domains, tmp_path):
-    _run(12, small_domains, tmp_path)
+    _run(6, small_domains, tmp_path)
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ def test_leakage_gate_counts_copied_test_rows(small_domains, tmp_path):
     assert "build_embeddings" not in tasks and "train_source_model" not in tasks
 
 
+@pytest.mark.slow
 def test_source_model_gate_stops_before_fine_tuning(small_domains, tmp_path):
     raw = tiny_settings(
         small_domains["source"],
@@ -62,6 +63,7 @@ def test_source_model_gate_stops_before_fine_tuning(small_domains, tmp_path):
     assert "train_source_model" in tasks and "fine_tune_target_model" not in tasks
 
 
+@pytest.mark.slow
 def test_embeddings_gate_on_poor_pretrained_vectors(small_domains, tmp_path):
     vectors = tmp_path / "tiny.vec"
     vectors.write_text("3 4\nthe 0.1 0.2 0.3 0.4\ngood 0.5 0.1 0.2 0.3\nbad 0.3 0.3 0.1 0.0\n")
@@ -98,6 +100,7 @@ def _inverted_source(small_domains, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
     raw = tiny_settings(
         _inverted_source(small_domains, tmp_path),
@@ -111,6 +114,7 @@ def test_promotion_gate_in_fail_mode(small_domains, tmp_path):
     assert not any(p.name.endswith(("partial",)) for p in (tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_negative_transfer_is_said_plainly_and_a_baseline_chosen(small_domains, tmp_path):
     """Default settings (promotion gate in warn mode): the run completes with the baseline."""
     raw = tiny_settings(

@@ -1,6 +1,7 @@
 """Registry and batch scoring through the real flows and CLI."""
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -10,6 +11,7 @@ from transferflow.config import build_config
 from transferflow.registry import Registry
 
 
+@pytest.mark.slow
 def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
     small_domains, tmp_path
 ):
@@ -88,6 +90,7 @@ def test_scoring_errors_are_clear(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_identical_reruns_add_no_version_and_a_new_model_is_compared_with_the_champion(
     small_domains, tmp_path
 ):

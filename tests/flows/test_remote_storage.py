@@ -27,6 +27,7 @@ def _upload(fs, base: str, domains: dict[str, Path]) -> dict[str, str]:
     return urls
 
 
+@pytest.mark.slow
 def test_flow_shares_remote_store_between_machines(small_domains, tmp_path, monkeypatch):
     base = f"memory://tf-flow-{uuid.uuid4().hex[:8]}"
     urls = _upload(fsspec.filesystem("memory"), base, small_domains)
@@ -72,6 +73,7 @@ def s3(monkeypatch):
         server.stop()
 
 
+@pytest.mark.slow
 def test_cli_run_on_s3_data_store_and_result_storage(s3, small_domains, tmp_path, monkeypatch):
     fs, bucket = s3
     urls = _upload(fs, f"s3://{bucket}", small_domains)

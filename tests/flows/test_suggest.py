@@ -38,6 +38,7 @@ def _args(small_domains, unlabeled, output, *extra):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_suggest_writes_the_texts_to_label_next(small_domains, unlabeled, tmp_path):
     out = tmp_path / "to_label.csv"
     result = runner.invoke(app, _args(small_domains, unlabeled, out))

@@ -46,6 +46,7 @@ def test_grid_expands_and_rejects_bad_combinations(tmp_path):
         load_grid(tmp_path / "absent.yaml")
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_sweep_matches_sequential_run(tmp_path):
     grid = load_grid(_grid(tmp_path))
     local = run_sweep(grid, "local")

@@ -83,6 +83,7 @@ def test_flow_end_to_end(small_domains, tmp_path):
     assert {"transfer-report", "data-docs", "html-report", "per-class-metrics"} <= _artifact_keys()
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_metrics(small_domains, tmp_path):
     raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
     first = transfer_learning(build_config({**raw, "run_name": "a"}))["metrics"]["candidates"]
@@ -90,6 +91,7 @@ def test_same_seed_gives_same_metrics(small_domains, tmp_path):
     assert first == second
 
 
+@pytest.mark.slow
 def test_multiclass_target_with_other_labels_gets_new_head(small_domains, tmp_path):
     amazon = pd.read_csv(small_domains["target"])
     amazon["label"] = amazon["label"].map({0: "neg", 1: "pos"})
@@ -129,6 +131,7 @@ def test_gate_failure_stops_the_flow_and_leaves_no_run_folder(small_domains, tmp
     assert {"gate-results", "data-docs"} <= _artifact_keys()
 
 
+@pytest.mark.slow
 def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp_path):
     data = pd.read_csv(small_domains["target"])
     data.loc[[3, 40], "text"] = None  # 1 % of the rows
@@ -143,6 +146,7 @@ def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp
     assert counts["pool"] + counts["test"] == 198
 
 
+@pytest.mark.slow
 def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path):
     """A label-budget curve in metrics, report and figures, and a registered model (.keras plus
     plain data) that scores."""
