@@ -33,7 +33,9 @@ sys.path.insert(0, str(REPO))
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 
 
-def run_pair(mdsd: str, source: str, target: str, seed: int, starts: list[int], add: int):
+def run_pair(
+    mdsd: str, source: str, target: str, seed: int, starts: list[int], add: int, strategies
+):
     """All strategies at every start size for one pair and seed; one row per (start, strategy)."""
     import numpy as np
 
@@ -101,7 +103,7 @@ def run_pair(mdsd: str, source: str, target: str, seed: int, starts: list[int], 
                 {"source": source, "target": target, "seed": seed, "start": start,
                  "strategy": "start", "labels": len(train), "accuracy": acc0, "seconds": 0.0}
             )  # fmt: skip
-            for strategy in STRATEGIES:
+            for strategy in strategies or STRATEGIES:
                 t1 = time.perf_counter()
                 picked = suggest(proba, features, add, strategy, seed=seed)
                 chosen = pool.iloc[picked.rows]
@@ -173,9 +175,7 @@ def report(frame, out: Path) -> dict:
     summary = {
         "pairs": int(frame.groupby(["source", "target"]).ngroups),
         "seeds": sorted(int(s) for s in frame["seed"].unique()),
-        "mean_accuracy": {
-            f"{int(s)}:{k}": float(v["mean"]) for (s, k), v in table.iterrows()
-        },
+        "mean_accuracy": {f"{int(s)}:{k}": float(v["mean"]) for (s, k), v in table.iterrows()},
         "paired": wins,
     }
     (out / "suggest_summary.json").write_text(json.dumps(summary, indent=2))
@@ -189,6 +189,7 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--starts", default="50,100")
     parser.add_argument("--add", type=int, default=100)
+    parser.add_argument("--strategies", default=None, help="comma-separated (default: all)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--summarise", type=Path)
@@ -206,7 +207,12 @@ def main() -> int:
     )
     seeds = [int(s) for s in args.seeds.split(",")]
     starts = [int(s) for s in args.starts.split(",")]
-    jobs = [(str(args.mdsd), s, t, seed, starts, args.add) for seed in seeds for s, t in pairs]
+    strategies = args.strategies.split(",") if args.strategies else None
+    jobs = [
+        (str(args.mdsd), s, t, seed, starts, args.add, strategies)
+        for seed in seeds
+        for s, t in pairs
+    ]
     csv = args.out / "suggest.csv"
     done: list[dict] = []
     start = time.perf_counter()

@@ -138,11 +138,15 @@ TextColumnOpt = _opt(
 )
 LabelColumnOpt = _opt(str | None, "--label-column", help="Label column, both domains.")
 TrainSizeOpt = _opt(
-    int | None, "--target-train-size", help="Cap on target training labels, balanced by class."
+    int | None,
+    "--target-train-size",
+    help="Cap on target training labels, balanced by class (default: all).",
 )
-TestSizeOpt = _opt(float | None, "--test-size", help="Test share when there is no test file.")
+TestSizeOpt = _opt(
+    float | None, "--test-size", help="Test share when there is no test file (default 0.2)."
+)
 VectorsOpt = _opt(str | None, "--vectors", help="Pretrained vectors file or URL.")
-SeedOpt = _opt(int | None, "--seed", help="Random seed.")
+SeedOpt = _opt(int | None, "--seed", help="Random seed (default 42).")
 SetOpt = _opt(
     list[str] | None, "--set", help="Any setting: section.field=value (YAML value). Repeatable."
 )
@@ -206,13 +210,13 @@ def run(
     output_dir: _opt(Path | None, "--output-dir", help="Parent of run folders.") = None,
     run_name: _opt(str | None, "--run-name", help="Run folder name.") = None,
     refresh_cache: Annotated[
-        bool, typer.Option("--refresh-cache", help="Recompute every cached stage.")
+        bool, typer.Option("--refresh-cache", help="Recompute every cached stage.", metavar="")
     ] = False,
     cache_dir: _opt(
         str | None, "--cache-dir", help="Artefact store folder or fsspec URL (s3://...)."
     ) = None,
     no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.", metavar="")
     ] = False,
     learning_curve: Annotated[
         str | None,
@@ -602,7 +606,9 @@ def _registry(path: Path):
 @models_app.command("list")
 def models_list(
     registry: RegistryOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of versions.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list of versions.", metavar="")
+    ] = False,
 ) -> None:
     """List registered versions; the champion is marked with *.
 

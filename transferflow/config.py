@@ -381,11 +381,12 @@ class SuggestConfig(_Section):
     """``transferflow suggest``: which unlabelled target texts to label next."""
 
     n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
-    strategy: Literal["margin-cluster", "margin", "badge", "random"] = Field(
+    strategy: Literal["margin-cluster", "margin", "badge", "typical-cluster", "random"] = Field(
         default="margin-cluster",
         description="margin-cluster: the least sure texts, one per group of similar ones "
         "(default; see docs/benchmarks.md); margin: the least sure texts; badge: k-means++ on "
-        "gradient embeddings; random: a uniform sample.",
+        "gradient embeddings; typical-cluster: the most typical text of each of n groups; "
+        "random: a uniform sample.",
     )
 
 

@@ -11,7 +11,12 @@ the one that won there, see docs/benchmarks.md):
   "Diverse mini-batch active learning"), so a batch does not spend labels on near-duplicates;
 * ``badge``: k-means++ seeding on gradient embeddings (Ash et al. 2020), where a text's
   embedding is ``(p - onehot(argmax p)) ⊗ x``: long vectors for uncertain texts, spread out by
-  the seeding.
+  the seeding;
+* ``typical-cluster``: no uncertainty at all: the texts are clustered into ``n`` groups by k-means
+  on the model's features and the most typical text of each group (densest: smallest mean
+  distance to its nearest neighbours) is picked, after TypiClust (Hacohen et al. 2022, "Active
+  learning on a budget"), which found representative picks beat uncertain ones when labels are
+  few.
 
 Texts already labelled or in the test set (same normalised text) are never suggested, and each
 distinct text is suggested once.
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRATEGIES = ("random", "margin", "margin-cluster", "badge")
+STRATEGIES = ("random", "margin", "margin-cluster", "badge", "typical-cluster")
 DEFAULT_STRATEGY = "margin-cluster"
 POOL_FACTOR = 10
 
@@ -89,6 +94,8 @@ def suggest(
         )
     if strategy == "margin-cluster":
         return _margin_cluster(m, rank, features, n, seed)
+    if strategy == "typical-cluster":
+        return _typical_cluster(m, features, n, seed)
     return _badge(proba, m, rank, features, n, rng)
 
 
@@ -116,6 +123,56 @@ def _margin_cluster(m, rank, features, n, seed) -> Suggestion:
             for r, c in zip(rows, labels, strict=True)
         ],
     )
+
+
+def _dense(features, seed: int, dims: int = 64) -> np.ndarray:
+    """Rows of ``features`` in a few dense dimensions (truncated SVD if sparse), unit length."""
+    import scipy.sparse as sp
+
+    if sp.issparse(features):
+        from sklearn.decomposition import TruncatedSVD
+
+        k = max(1, min(dims, features.shape[1] - 1, features.shape[0] - 1))
+        x = TruncatedSVD(k, random_state=seed).fit_transform(features)
+    else:
+        x = np.asarray(features, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def _typical_cluster(m, features, n, seed, neighbours: int = 20) -> Suggestion:
+    from sklearn.cluster import KMeans
+
+    x = _dense(features, seed)
+    labels = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(x).labels_
+    rows, sizes = [], []
+    for c in range(n):
+        members = np.flatnonzero(labels == c)
+        if len(members) == 0:
+            continue
+        d = np.sqrt(np.maximum(2.0 - 2.0 * x[members] @ x[members].T, 0.0))
+        k = min(neighbours, len(members) - 1)
+        if k == 0:
+            typicality = np.ones(1)
+        else:
+            nearest = np.sort(d, axis=1)[:, 1 : k + 1]  # column 0 is the text itself
+            typicality = 1.0 / (nearest.mean(axis=1) + 1e-9)
+        rows.append(int(members[np.argmax(typicality)]))
+        sizes.append(len(members))
+    order = np.argsort(-np.asarray(sizes), kind="stable")  # largest groups first
+    out = np.asarray(rows, np.int64)[order]
+    sizes = np.asarray(sizes)[order]
+    reasons = [
+        f"most typical of a group of {size} similar texts (group {i + 1} of {len(out)} by "
+        f"size); margin {m[r]:.3f}"
+        for i, (r, size) in enumerate(zip(out, sizes, strict=True))
+    ]
+    if len(out) < n:  # k-means found fewer distinct groups (repeated texts)
+        rest = np.setdiff1d(np.arange(len(m)), out)
+        fill = np.random.default_rng(seed).choice(rest, size=n - len(out), replace=False)
+        out = np.concatenate([out, fill])
+        reasons += ["random fill (fewer distinct groups than texts asked for)"] * len(fill)
+    return Suggestion(out, m[out], reasons)
 
 
 def _badge(proba, m, rank, features, n, rng) -> Suggestion:
@@ -272,7 +329,8 @@ def suggest_file(
             f"{counts['repeated']} repeated)."
         )
     proba = model.predict_proba(texts)
-    features = model_features(model, texts) if strategy in ("margin-cluster", "badge") else None
+    needs_features = strategy in ("margin-cluster", "badge", "typical-cluster")
+    features = model_features(model, texts) if needs_features else None
     picked = suggest(proba, features, n, strategy, seed)
     labels = np.asarray(model.labels, dtype=object)
     rows = picked.rows

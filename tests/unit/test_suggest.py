@@ -51,7 +51,7 @@ def test_margin_takes_the_least_sure_rows():
     assert set(picked.rows.tolist()) <= set(range(20))  # all from the uncertain duplicates
 
 
-@pytest.mark.parametrize("strategy", ["margin-cluster", "badge"])
+@pytest.mark.parametrize("strategy", ["margin-cluster", "badge", "typical-cluster"])
 def test_diverse_strategies_do_not_spend_labels_on_near_duplicates(strategy):
     proba, features = _pool()
     picked = suggest(proba, features, 10, strategy, seed=1)
