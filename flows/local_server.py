@@ -79,7 +79,14 @@ def ensure(home: Path) -> tuple[str, bool]:
         port = _free_port()
         url = f"http://127.0.0.1:{port}/api"
         log_path = home / LOG
-        env = {**os.environ, "PREFECT_HOME": str(home)}
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(port),
+            # The UI asks its own server for this address; without it the UI calls port 4200.
+            "PREFECT_UI_API_URL": url,
+        }
         env.pop("PREFECT_API_URL", None)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(

@@ -504,6 +504,8 @@ def suggest_labels(
 ) -> dict[str, Any]:
     """Rank the unlabelled texts with the transfer model and write the ones to label next; the
     list is also a table artifact (``label-suggestions``)."""
+    import socket
+
     from prefect.artifacts import create_table_artifact
 
     from transferflow.data import TEXT, normalise_text
@@ -541,8 +543,13 @@ def suggest_labels(
         logger.warning("only %d candidate texts; all of them are suggested", result["suggested"])
     create_table_artifact(
         key="label-suggestions",
-        table=[{**r, "text": r["text"][:200]} for r in result.pop("table")],
-        description=f"Texts to label next ({result['strategy']}), most useful first. "
-        + _where(Path(result["output"]), "The full list"),
+        # The text last and cut: the UI's table is only as wide as the page.
+        table=[
+            {**{k: v for k, v in r.items() if k != "text"}, "text": r["text"][:120]}
+            for r in result.pop("table")
+        ],
+        description=f"**Texts to label next** ({result['strategy']}), most useful first; the "
+        f"full list with every column: `{Path(result['output']).resolve()}` on machine "
+        f"`{socket.gethostname()}`.",
     )
     return result

@@ -8,7 +8,8 @@ from typing import Any
 
 from transferflow.files import write_json_atomic, write_text_atomic
 
-_STATUS = {"passed": "✅ passed", "warned": "⚠️ warned", "failed": "❌ failed"}
+# Plain symbols from common text fonts: emoji need an emoji font, which servers often lack.
+_STATUS = {"passed": "✓ passed", "warned": "! warned", "failed": "✗ failed"}
 
 
 def _gate_table(gates: dict[str, Any]) -> list[str]:

@@ -238,6 +238,9 @@ def test_cli_starts_one_background_server_and_reuses_it(small_domains, tmp_path)
         status = cli("server", "status")
         assert status.stdout.startswith("running: http://127.0.0.1:")
         url = status.stdout.split()[1] + "/api"
+        # The UI served there talks to this server (not to Prefect's default port).
+        ui = httpx.get(status.stdout.split()[1] + "/ui-settings", timeout=10).json()
+        assert ui["api_url"] == url
         again = cli("server", "start")
         assert again.stdout.startswith("already running")
         second = cli(
