@@ -78,10 +78,13 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
     # Work in a staging folder and rename it at the end, so a run folder is never half-written.
     work = parent / f".{name}.partial"
     shutil.rmtree(work, ignore_errors=True)
+    _remove_abandoned_partials(parent, logger)
     work.mkdir(parents=True)
+    _claim(work)
     gates: dict[str, Any] = {}
     try:
         metrics, registry = _pipeline(config, work, name, gates, final_dir)
+        (work / OWNER).unlink(missing_ok=True)
         work.rename(final_dir)
     except GateFailedError as exc:
         # Keep what explains the failure (gate report, Data Docs), clearly marked as failed.
@@ -99,6 +102,46 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
         raise
     logger.info("Results in %s", final_dir)
     return {"run_dir": str(final_dir), "metrics": metrics, "registry": registry}
+
+
+OWNER = ".owner.json"  # in a staging folder: which process on which machine writes it
+
+
+def _claim(work: Path) -> None:
+    import json
+    import os
+    import socket
+
+    (work / OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+
+
+def _remove_abandoned_partials(parent: Path, logger) -> None:
+    """Delete staging folders of runs that were killed (``kill -9``, power loss): only folders
+    this product made (they hold :data:`OWNER`), only when their process was on this machine and
+    is gone. A run in progress, or one on another machine sharing the folder, is left alone."""
+    import json
+    import os
+    import socket
+
+    if not parent.is_dir():
+        return
+    host = socket.gethostname()
+    for folder in parent.glob(".*.partial"):
+        try:
+            owner = json.loads((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if owner.get("host") != host or not isinstance(owner.get("pid"), int):
+            continue
+        try:
+            os.kill(owner["pid"], 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        shutil.rmtree(folder, ignore_errors=True)
+        logger.info("removed %s, left by a run that was killed (process %d)", folder, owner["pid"])
 
 
 def _keep_only_failure_record(work: Path) -> None:

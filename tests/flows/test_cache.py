@@ -206,6 +206,7 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     assert proc.poll() is None, "run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)  # after the source model, before fine-tuning ends
     proc.wait()
+    assert list((tmp_path / "runs").glob(".*.partial"))  # the killed run's staging folder
     stages_done = {e.stage for e in ArtifactStore(store).entries()}
     assert "fine_tune_target_model" not in stages_done
     # No partial artefact is ever read: every recorded object is complete and verified.
@@ -220,6 +221,7 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     }
     assert {"build_embeddings", "train_source_model"} <= cached_tasks
     assert "fine_tune_target_model" not in cached_tasks
+    assert not list((tmp_path / "runs").glob(".*.partial"))  # removed by the next run
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """End-to-end runs of the transfer-learning flow on a real Prefect engine with small real data."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,28 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     scorer = Scorer(reg, version)
     proba = scorer.predict_proba(["I love this phone, works great", "broke after a day, awful"])
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_only_abandoned_staging_folders_of_this_product_are_removed(tmp_path):
+    import json
+    import logging
+    import socket
+    import subprocess
+    import sys
+
+    from flows.transfer import OWNER, _remove_abandoned_partials
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    owners = {
+        "killed": {"host": socket.gethostname(), "pid": int(dead)},
+        "running": {"host": socket.gethostname(), "pid": os.getpid()},
+        "elsewhere": {"host": "another-machine", "pid": int(dead)},
+    }
+    for name, owner in owners.items():
+        (tmp_path / f".{name}.partial").mkdir()
+        (tmp_path / f".{name}.partial" / OWNER).write_text(json.dumps(owner))
+    (tmp_path / ".not-ours.partial").mkdir()  # no owner file: not made by transferflow
+    _remove_abandoned_partials(tmp_path, logging.getLogger("test"))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".elsewhere.partial", ".not-ours.partial", ".running.partial"]
