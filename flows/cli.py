@@ -15,6 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.cli_common import RegistryOpt, _fail, _opt
+from flows.cli_manage import cache_app, models_app, server_app
+from transferflow.config_sources import assemble_config
 from transferflow.errors import ConfigError, TransferflowError
 
 app = typer.Typer(
@@ -26,100 +29,14 @@ app = typer.Typer(
 )
 
 
+app.add_typer(server_app, name="server")
+app.add_typer(cache_app, name="cache")
+app.add_typer(models_app, name="models")
+
+
 @app.callback()
 def _root() -> None:
     """Transfer learning for text classification, orchestrated by Prefect."""
-
-
-def _fail(exc: TransferflowError) -> typer.Exit:
-    typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
-    return typer.Exit(exc.exit_code)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level.")
-    return raw
-
-
-def _parse_set(items: list[str]) -> list[tuple[str, Any]]:
-    import yaml
-
-    out = []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set '{item}': expected section.field=value.")
-        out.append((key.strip(), yaml.safe_load(value)))
-    return out
-
-
-def assemble_config(config_file: Path | None, flags: dict[str, Any], sets: list[str]):
-    """Build the RunConfig from (in rising priority) the demo or a file, flags, and ``--set``.
-
-    Args:
-        config_file: optional YAML file.
-        flags: dotted setting path -> value, for flags the user gave (None = not given).
-        sets: ``section.field=value`` strings.
-
-    Returns:
-        The validated RunConfig.
-    """
-    from transferflow.config import build_config, demo_settings, set_dotted
-
-    given = {k: v for k, v in flags.items() if v is not None and v != []}
-    if config_file is not None:
-        raw = _read_yaml(config_file)
-    elif "data.source.paths" in given or "data.target.paths" in given:
-        raw = {}
-    else:  # no data given: the built-in demo
-        raw = demo_settings()
-    for key in ("data.source.paths", "data.target.paths"):
-        domain = key.split(".")[1]
-        if key in given and not raw.get("data", {}).get(domain, {}).get("name"):
-            set_dotted(raw, f"data.{domain}.name", _default_name(given[key][0]))
-    if "data.source.paths" in given and "data.target.paths" not in given and config_file is None:
-        raise ConfigError("--source was given without --target: both domains are needed.")
-    for key, value in given.items():
-        if key == "text_columns":
-            for domain in ("source", "target"):
-                set_dotted(raw, f"data.{domain}.text_columns", value)
-        elif key == "label_column":
-            for domain in ("source", "target"):
-                set_dotted(raw, f"data.{domain}.label_column", value)
-        else:
-            set_dotted(
-                raw,
-                key,
-                [str(v) for v in value]
-                if isinstance(value, list)
-                else (str(value) if isinstance(value, Path) else value),
-            )
-    for key, value in _parse_set(sets):
-        set_dotted(raw, key, value)
-    return build_config(raw)
-
-
-def _default_name(location: str | Path) -> str:
-    # 'mdsd/books/train.csv' (or 's3://b/mdsd/books/train.csv') -> 'books': the file stem unless it
-    # is a generic split name.
-    from transferflow.files import location_path
-
-    path = location_path(location)
-    stem = path.name.split(".")[0]
-    return path.parent.name if stem.lower() in {"train", "test", "data", "dev"} else stem
-
-
-def _opt(kind, *names: str, help: str):  # noqa: A002 - mirrors typer's parameter name
-    return Annotated[kind, typer.Option(*names, help=help, show_default=False)]
 
 
 ConfigOpt = _opt(Path | None, "--config", "-c", help="YAML config file (see README).")
@@ -370,8 +287,10 @@ def suggest(
     seed: SeedOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Which unlabelled target texts to label next: trains (or reuses from the cache) the transfer
-    model on the labels there are and writes the texts whose labels should help most.
+    """Which unlabelled target texts to label next (trains or reuses the transfer model).
+
+    Trains (or reuses from the cache) the transfer model on the labels there are and writes the
+    texts whose labels should help most.
 
     Never suggests a text that is already labelled or in the test set. Without data flags: the
     built-in demo (the demo's unused amazon reviews are the unlabelled texts).
@@ -452,264 +371,6 @@ def sweep(
     typer.echo("")
     typer.echo((Path(result["dir"]) / "summary.md").read_text(encoding="utf-8"))
     typer.echo(f"Results: {result['dir']} (results.csv, summary.md, curves.png)")
-
-
-server_app = typer.Typer(
-    help="The local Prefect server that CLI runs share (used when PREFECT_API_URL is not set)."
-)
-app.add_typer(server_app, name="server")
-
-
-@server_app.command("start")
-def server_start() -> None:
-    """Start the local background server now (runs start it on first use anyway)."""
-    from flows import local_server
-
-    try:
-        url, started = local_server.ensure(local_server.prefect_home())
-    except TransferflowError as exc:
-        raise _fail(exc) from None
-    state = "started" if started else "already running"
-    typer.echo(f"{state}: {url.removesuffix('/api')} (API {url})")
-
-
-@server_app.command("status")
-def server_status() -> None:
-    """Say whether the local background server runs, and where (exit 1 when it does not)."""
-    from flows import local_server
-
-    home = local_server.prefect_home()
-    state = local_server.read_state(home)
-    if state is None or not local_server.healthy(state["url"]):
-        typer.echo(f"not running (PREFECT_HOME={home})")
-        raise typer.Exit(1)
-    address = state["url"].removesuffix("/api")
-    typer.echo(f"running: {address} (pid {state['pid']}, log {state['log']})")
-
-
-@server_app.command("stop")
-def server_stop() -> None:
-    """Stop the local background server (its database, with the run history, is kept)."""
-    from flows import local_server
-
-    url = local_server.stop(local_server.prefect_home())
-    typer.echo(f"stopped {url.removesuffix('/api')}" if url else "no background server was running")
-
-
-cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")
-app.add_typer(cache_app, name="cache")
-CacheDirOpt = _opt(
-    str | None, "--cache-dir", help="Store folder or URL (default: the run default)."
-)
-
-
-def _store(cache_dir: str | None):
-    from transferflow.store import default_root, open_store
-
-    try:
-        return open_store(cache_dir or default_root())
-    except TransferflowError as exc:  # e.g. a URL whose fsspec package is not installed
-        raise _fail(exc) from None
-
-
-def is_url_store(store) -> bool:
-    from transferflow.store import RemoteArtifactStore
-
-    return isinstance(store, RemoteArtifactStore)
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-@cache_app.command("list")
-def cache_list(cache_dir: CacheDirOpt = None) -> None:
-    """List cache entries: stage, age, last use, size."""
-    import time
-
-    store = _store(cache_dir)
-    entries = store.entries()
-    now = time.time()
-    typer.echo(f"store: {store.location} ({len(entries)} entries)")
-    for e in sorted(entries, key=lambda e: e.created):
-        typer.echo(
-            f"  {e.key:<64} {(now - e.created) / 86400:6.1f} d old  "
-            f"used {(now - e.last_used) / 86400:5.1f} d ago  {_size(e.size):>9}"
-        )
-
-
-@cache_app.command("clear")
-def cache_clear(cache_dir: CacheDirOpt = None) -> None:
-    """Delete the whole store."""
-    store = _store(cache_dir)
-    try:
-        freed = store.clear()
-    except TransferflowError as exc:
-        raise _fail(exc) from None
-    typer.echo(
-        f"removed the store at {store.location} (objects/, entries/, locks/, tmp/): "
-        f"{_size(freed)} freed"
-    )
-
-
-def _parse_age(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.replace(".", "", 1).isdigit():
-        raise ConfigError(
-            f"--older-than '{text}': expected a number and a unit (s, m, h, d, w), e.g. 30d."
-        )
-    return float(number) * units[unit]
-
-
-@cache_app.command("prune")
-def cache_prune(
-    older_than: Annotated[str, typer.Option("--older-than", help="Age of last use, e.g. 30d.")],
-    cache_dir: CacheDirOpt = None,
-) -> None:
-    """Delete entries not used for a while, and the artefacts only they referenced."""
-    import time
-
-    try:
-        age = _parse_age(older_than)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
-    store = _store(cache_dir)
-    if not is_url_store(store) and store.root.exists() and not store.is_store():
-        raise _fail(
-            ConfigError(f"{store.location} is not a transferflow store; nothing was pruned.")
-        )
-    old = [e.key for e in store.entries() if time.time() - e.last_used > age]
-    freed = store.remove_entries(old)
-    typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
-
-
-models_app = typer.Typer(help="The model registry: versions and the champion alias.")
-app.add_typer(models_app, name="models")
-RegistryOpt = _opt(
-    Path | None,
-    "--registry",
-    help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry).",
-)
-
-
-def _registry(path: Path):
-    from transferflow.registry import Registry
-
-    return Registry(path)
-
-
-@models_app.command("list")
-def models_list(
-    registry: RegistryOpt = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list of versions.", metavar="")
-    ] = False,
-) -> None:
-    """List registered versions; the champion is marked with *.
-
-    Test accuracies are each version's own target test set (its hash is shown): versions trained
-    on other data are not comparable.
-    """
-    import json
-
-    reg = _registry(registry)
-    champion = reg.champion()
-    rows = []
-    for v in reg.versions():
-        try:
-            r = reg.show(v)
-        except TransferflowError as exc:
-            rows.append({"version": v, "error": str(exc)})
-            continue
-        rows.append(
-            {
-                "version": v,
-                "champion": v == champion,
-                "registered_at": r.get("registered_at"),
-                "source": r.get("source"),
-                "target": r.get("target"),
-                "role": r.get("role"),
-                "architecture": r.get("architecture"),
-                "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
-                "test_set_sha256": r.get("target_test_sha256"),
-                "files_ok": _files_ok(reg, v),
-            }
-        )
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        typer.echo(f"no model versions in {reg.root}")
-        return
-    typer.echo(
-        f"  {'version':<8} {'registered (UTC)':<21} {'source -> target':<28} {'role':<12} "
-        f"{'test acc.':>9}  {'test set':<10} files"
-    )
-    for r in rows:
-        if "error" in r:
-            typer.echo(f"  v{r['version']:<7} unreadable: {r['error']}")
-            continue
-        mark = "*" if r["champion"] else " "
-        pair = f"{r['source']} -> {r['target']}"
-        acc = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "–"
-        typer.echo(
-            f"{mark} v{r['version']:<7} {r['registered_at']:<21} {pair:<28} {r['role']:<12} "
-            f"{acc:>9}  {str(r['test_set_sha256'])[:8]:<10} "
-            f"{'ok' if r['files_ok'] else 'MODIFIED'}"
-        )
-
-
-def _files_ok(reg, version: int) -> bool:
-    try:
-        for name in reg.show(version).get("files", {}):
-            reg.verified_file(version, name)
-    except TransferflowError:
-        return False
-    return True
-
-
-@models_app.command("show")
-def models_show(version: int, registry: RegistryOpt = None) -> None:
-    """Print a version's record (JSON)."""
-    import json
-
-    try:
-        typer.echo(json.dumps(_registry(registry).show(version), indent=2))
-    except TransferflowError as exc:
-        raise _fail(exc) from None
-
-
-@models_app.command("promote")
-def models_promote(version: int, registry: RegistryOpt = None) -> None:
-    """Make VERSION the champion (refused when its files fail their hashes)."""
-    try:
-        reg = _registry(registry)
-        reg.show(version)  # an unknown version is named as such
-        if not _files_ok(reg, version):
-            raise ConfigError(
-                f"model version {version} has files that are missing or were modified "
-                "since it was registered; it is not promoted. Register a new version "
-                "with 'transferflow run'."
-            )
-        reg.promote(version)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
-    typer.echo(f"champion: v{version}")
-
-
-@models_app.command("rollback")
-def models_rollback(registry: RegistryOpt = None) -> None:
-    """Make the previous champion the champion again."""
-    try:
-        version = _registry(registry).rollback()
-    except TransferflowError as exc:
-        raise _fail(exc) from None
-    typer.echo(f"champion: v{version}")
 
 
 @app.command()

@@ -1,0 +1,261 @@
+"""``transferflow server|cache|models``: managing the local Prefect server, the artefact store and
+the model registry (registered as sub-commands by :mod:`flows.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli_common import RegistryOpt, _fail, _opt
+from transferflow.errors import ConfigError, TransferflowError
+
+server_app = typer.Typer(
+    help="The local Prefect server that CLI runs share (used when PREFECT_API_URL is not set)."
+)
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the local background server now (runs start it on first use anyway)."""
+    from flows import local_server
+
+    try:
+        url, started = local_server.ensure(local_server.prefect_home())
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    state = "started" if started else "already running"
+    typer.echo(f"{state}: {url.removesuffix('/api')} (API {url})")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the local background server runs, and where (exit 1 when it does not)."""
+    from flows import local_server
+
+    home = local_server.prefect_home()
+    state = local_server.read_state(home)
+    if state is None or not local_server.healthy(state["url"]):
+        typer.echo(f"not running (PREFECT_HOME={home})")
+        raise typer.Exit(1)
+    address = state["url"].removesuffix("/api")
+    typer.echo(f"running: {address} (pid {state['pid']}, log {state['log']})")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local background server (its database, with the run history, is kept)."""
+    from flows import local_server
+
+    url = local_server.stop(local_server.prefect_home())
+    typer.echo(f"stopped {url.removesuffix('/api')}" if url else "no background server was running")
+
+
+cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")
+CacheDirOpt = _opt(
+    str | None, "--cache-dir", help="Store folder or URL (default: the run default)."
+)
+
+
+def _store(cache_dir: str | None):
+    from transferflow.store import default_root, open_store
+
+    try:
+        return open_store(cache_dir or default_root())
+    except TransferflowError as exc:  # e.g. a URL whose fsspec package is not installed
+        raise _fail(exc) from None
+
+
+def is_url_store(store) -> bool:
+    from transferflow.store import RemoteArtifactStore
+
+    return isinstance(store, RemoteArtifactStore)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@cache_app.command("list")
+def cache_list(cache_dir: CacheDirOpt = None) -> None:
+    """List cache entries: stage, age, last use, size."""
+    import time
+
+    store = _store(cache_dir)
+    entries = store.entries()
+    now = time.time()
+    typer.echo(f"store: {store.location} ({len(entries)} entries)")
+    for e in sorted(entries, key=lambda e: e.created):
+        typer.echo(
+            f"  {e.key:<64} {(now - e.created) / 86400:6.1f} d old  "
+            f"used {(now - e.last_used) / 86400:5.1f} d ago  {_size(e.size):>9}"
+        )
+
+
+@cache_app.command("clear")
+def cache_clear(cache_dir: CacheDirOpt = None) -> None:
+    """Delete the whole store."""
+    store = _store(cache_dir)
+    try:
+        freed = store.clear()
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"removed the store at {store.location} (objects/, entries/, locks/, tmp/): "
+        f"{_size(freed)} freed"
+    )
+
+
+def _parse_age(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise ConfigError(
+            f"--older-than '{text}': expected a number and a unit (s, m, h, d, w), e.g. 30d."
+        )
+    return float(number) * units[unit]
+
+
+@cache_app.command("prune")
+def cache_prune(
+    older_than: Annotated[str, typer.Option("--older-than", help="Age of last use, e.g. 30d.")],
+    cache_dir: CacheDirOpt = None,
+) -> None:
+    """Delete entries not used for a while, and the artefacts only they referenced."""
+    import time
+
+    try:
+        age = _parse_age(older_than)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    store = _store(cache_dir)
+    if not is_url_store(store) and store.root.exists() and not store.is_store():
+        raise _fail(
+            ConfigError(f"{store.location} is not a transferflow store; nothing was pruned.")
+        )
+    old = [e.key for e in store.entries() if time.time() - e.last_used > age]
+    freed = store.remove_entries(old)
+    typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
+
+
+models_app = typer.Typer(help="The model registry: versions and the champion alias.")
+
+
+def _registry(path: Path):
+    from transferflow.registry import Registry
+
+    return Registry(path)
+
+
+@models_app.command("list")
+def models_list(
+    registry: RegistryOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list of versions.", metavar="")
+    ] = False,
+) -> None:
+    """List registered versions; the champion is marked with *.
+
+    Test accuracies are each version's own target test set (its hash is shown): versions trained
+    on other data are not comparable.
+    """
+    import json
+
+    reg = _registry(registry)
+    champion = reg.champion()
+    rows = []
+    for v in reg.versions():
+        try:
+            r = reg.show(v)
+        except TransferflowError as exc:
+            rows.append({"version": v, "error": str(exc)})
+            continue
+        rows.append(
+            {
+                "version": v,
+                "champion": v == champion,
+                "registered_at": r.get("registered_at"),
+                "source": r.get("source"),
+                "target": r.get("target"),
+                "role": r.get("role"),
+                "architecture": r.get("architecture"),
+                "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
+                "test_set_sha256": r.get("target_test_sha256"),
+                "files_ok": _files_ok(reg, v),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no model versions in {reg.root}")
+        return
+    typer.echo(
+        f"  {'version':<8} {'registered (UTC)':<21} {'source -> target':<28} {'role':<12} "
+        f"{'test acc.':>9}  {'test set':<10} files"
+    )
+    for r in rows:
+        if "error" in r:
+            typer.echo(f"  v{r['version']:<7} unreadable: {r['error']}")
+            continue
+        mark = "*" if r["champion"] else " "
+        pair = f"{r['source']} -> {r['target']}"
+        acc = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "–"
+        typer.echo(
+            f"{mark} v{r['version']:<7} {r['registered_at']:<21} {pair:<28} {r['role']:<12} "
+            f"{acc:>9}  {str(r['test_set_sha256'])[:8]:<10} "
+            f"{'ok' if r['files_ok'] else 'MODIFIED'}"
+        )
+
+
+def _files_ok(reg, version: int) -> bool:
+    try:
+        for name in reg.show(version).get("files", {}):
+            reg.verified_file(version, name)
+    except TransferflowError:
+        return False
+    return True
+
+
+@models_app.command("show")
+def models_show(version: int, registry: RegistryOpt = None) -> None:
+    """Print a version's record (JSON)."""
+    import json
+
+    try:
+        typer.echo(json.dumps(_registry(registry).show(version), indent=2))
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+
+
+@models_app.command("promote")
+def models_promote(version: int, registry: RegistryOpt = None) -> None:
+    """Make VERSION the champion (refused when its files fail their hashes)."""
+    try:
+        reg = _registry(registry)
+        reg.show(version)  # an unknown version is named as such
+        if not _files_ok(reg, version):
+            raise ConfigError(
+                f"model version {version} has files that are missing or were modified "
+                "since it was registered; it is not promoted. Register a new version "
+                "with 'transferflow run'."
+            )
+        reg.promote(version)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"champion: v{version}")
+
+
+@models_app.command("rollback")
+def models_rollback(registry: RegistryOpt = None) -> None:
+    """Make the previous champion the champion again."""
+    try:
+        version = _registry(registry).rollback()
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"champion: v{version}")
