@@ -69,8 +69,12 @@ SetOpt = _opt(
 )
 
 
-def _data_flags(**given: Any) -> dict[str, Any]:
-    """Map the data flags shared by ``run`` and ``validate`` onto setting paths."""
+def _data_flags(given: dict[str, Any]) -> dict[str, Any]:
+    """Map the data flags shared by ``run``, ``validate`` and ``suggest`` onto setting paths.
+
+    Args:
+        given: the command's parameters (``locals()``); names that are not data flags are ignored.
+    """
     names = {
         "source": "data.source.paths",
         "source_test": "data.source.test_paths",
@@ -85,7 +89,7 @@ def _data_flags(**given: Any) -> dict[str, Any]:
         "vectors": "embeddings.pretrained_path",
         "seed": "seed",
     }
-    return {names[k]: v for k, v in given.items()}
+    return {path: given[name] for name, path in names.items()}
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -146,20 +150,7 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Run the transfer-learning flow. Without data flags: the built-in demo."""
-    flags = _data_flags(
-        source=source,
-        source_test=source_test,
-        source_name=source_name,
-        target=target,
-        target_test=target_test,
-        target_name=target_name,
-        text_column=text_column,
-        label_column=label_column,
-        target_train_size=target_train_size,
-        test_size=test_size,
-        vectors=vectors,
-        seed=seed,
-    )
+    flags = _data_flags(locals())
     flags.update(
         {
             "embeddings.pretrained_format": vectors_format,
@@ -221,20 +212,7 @@ def validate(
 
     Exit code 0 when every gate passes (or only warns), 3 when one fails.
     """
-    flags = _data_flags(
-        source=source,
-        source_test=source_test,
-        source_name=source_name,
-        target=target,
-        target_test=target_test,
-        target_name=target_name,
-        text_column=text_column,
-        label_column=label_column,
-        target_train_size=target_train_size,
-        test_size=test_size,
-        vectors=vectors,
-        seed=seed,
-    )
+    flags = _data_flags(locals())
     try:
         cfg = assemble_config(config, flags, set_ or [])
         from transferflow.preflight import check_inputs
@@ -295,20 +273,7 @@ def suggest(
     Never suggests a text that is already labelled or in the test set. Without data flags: the
     built-in demo (the demo's unused amazon reviews are the unlabelled texts).
     """
-    flags = _data_flags(
-        source=source,
-        source_test=source_test,
-        source_name=source_name,
-        target=target,
-        target_test=target_test,
-        target_name=target_name,
-        text_column=text_column,
-        label_column=label_column,
-        target_train_size=target_train_size,
-        test_size=test_size,
-        vectors=vectors,
-        seed=seed,
-    )
+    flags = _data_flags(locals())
     flags.update({"suggest.n": n, "suggest.strategy": method})
     try:
         cfg = assemble_config(config, flags, set_ or [])

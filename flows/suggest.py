@@ -16,15 +16,9 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows import _logging
-from flows.transfer import _value
+from flows.transfer import train_transfer
 from flows.validate import run_data_gates
-from tasks.gates import check_embeddings, check_source_model
-from tasks.stages import (
-    build_embeddings,
-    fine_tune_target_model,
-    suggest_labels,
-    train_source_model,
-)
+from tasks.stages import suggest_labels
 from transferflow.config import RunConfig
 
 _logging.install()
@@ -51,30 +45,9 @@ def suggest(config: RunConfig, unlabeled: Path, output: Path) -> dict[str, Any]:
     ``config.suggest.n`` unlabelled texts to label next to ``output`` (CSV)."""
     work = Path(tempfile.mkdtemp(prefix="transferflow-suggest-"))
     gates: dict[str, Any] = {}
-    g, seed, cache = config.gates, config.seed, config.cache
     try:
         source, target = run_data_gates(config, work, None, gates)
-        emb = _value(
-            build_embeddings(source, target, config.embeddings, seed, cache, return_state=True)
-        )
-        check_embeddings(emb, target, config.embeddings.vector_size, g.embeddings, None)
-        source_model = _value(
-            train_source_model(source, target, emb, config.model, seed, cache, return_state=True)
-        )
-        check_source_model(source_model, source, g.source_model, None)
-        transfer = _value(
-            fine_tune_target_model(
-                source_model,
-                source,
-                target,
-                emb,
-                config.model,
-                config.transfer,
-                seed,
-                cache,
-                return_state=True,
-            )
-        )
+        _, _, transfer = train_transfer(config, source, target, gates, None)
         return suggest_labels(
             transfer,
             target,
@@ -82,7 +55,7 @@ def suggest(config: RunConfig, unlabeled: Path, output: Path) -> dict[str, Any]:
             Path(output),
             config.data.target.text_columns,
             config.suggest,
-            seed,
+            config.seed,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

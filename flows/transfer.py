@@ -29,6 +29,7 @@ from tasks.stages import (
     train_source_model,
     train_target_only_model,
 )
+from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.config import RunConfig
 from transferflow.errors import ConfigError, GateFailedError
 from transferflow.promotion import baseline_roles
@@ -160,31 +161,8 @@ def _pipeline(
     art, docs = work / "artifacts", work / DOCS
     source, target = run_data_gates(config, art, docs, gates)
     cache = config.cache
-    emb = _value(
-        build_embeddings(source, target, config.embeddings, seed, cache, return_state=True)
-    )
-    gates["embeddings"] = check_embeddings(
-        emb, target, config.embeddings.vector_size, g.embeddings, docs
-    )
-    source_model = _value(
-        train_source_model(source, target, emb, config.model, seed, cache, return_state=True)
-    )
-    gates["source_model"] = check_source_model(source_model, source, g.source_model, docs)
-    models = {
-        "transfer": _value(
-            fine_tune_target_model(
-                source_model,
-                source,
-                target,
-                emb,
-                config.model,
-                config.transfer,
-                seed,
-                cache,
-                return_state=True,
-            )
-        )
-    }
+    emb, source_model, transfer = train_transfer(config, source, target, gates, docs)
+    models = {"transfer": transfer}
     for role in baseline_roles(config.baselines, same_labels=source.labels == target.labels):
         if role == "target_only":
             models[role] = _value(
@@ -259,6 +237,46 @@ def _pipeline(
     if config.registry.enabled:
         registry = register_model(metrics, models, target, source, config, final_dir)
     return metrics, registry
+
+
+def train_transfer(
+    config: RunConfig,
+    source: DatasetRef,
+    target: DatasetRef,
+    gates: dict[str, Any],
+    docs: Path | None,
+) -> tuple[EmbeddingsRef, ModelRef, ModelRef]:
+    """Word vectors, the source model and the transfer model, each followed by its gate (shared
+    by the ``transfer-learning`` and ``suggest-labels`` flows; every stage is cached).
+
+    Returns:
+        (embeddings, source model, transfer model).
+    """
+    g, seed, cache = config.gates, config.seed, config.cache
+    emb = _value(
+        build_embeddings(source, target, config.embeddings, seed, cache, return_state=True)
+    )
+    gates["embeddings"] = check_embeddings(
+        emb, target, config.embeddings.vector_size, g.embeddings, docs
+    )
+    source_model = _value(
+        train_source_model(source, target, emb, config.model, seed, cache, return_state=True)
+    )
+    gates["source_model"] = check_source_model(source_model, source, g.source_model, docs)
+    transfer = _value(
+        fine_tune_target_model(
+            source_model,
+            source,
+            target,
+            emb,
+            config.model,
+            config.transfer,
+            seed,
+            cache,
+            return_state=True,
+        )
+    )
+    return emb, source_model, transfer
 
 
 def _value(state):
