@@ -23,10 +23,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from transferflow.errors import ConfigError
+from transferflow.files import file_lock
 
 STATE = "transferflow-server.json"
 LOG = "transferflow-server.log"
@@ -72,7 +72,7 @@ def ensure(home: Path) -> tuple[str, bool]:
         ConfigError: the server did not come up; the message names its log.
     """
     home.mkdir(parents=True, exist_ok=True)
-    with _lock(home / "transferflow-server.lock"):  # two calls at once start one server
+    with file_lock(home / "transferflow-server.lock"):  # two calls at once start one server
         state = read_state(home)
         if state and healthy(state["url"]):
             return state["url"], False
@@ -148,15 +148,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    import fcntl
-
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -226,3 +226,21 @@ def npz_bytes(**arrays: Any) -> bytes:
             info.external_attr = 0o644 << 16
             zf.writestr(info, entry.getvalue())
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) while in the block;
+    other processes that ask for the same lock wait (POSIX ``flock``).
+
+    Args:
+        path: the lock file.
+    """
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -15,7 +15,6 @@ cannot corrupt the registry.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from transferflow.errors import TransferflowError
-from transferflow.files import sha256_file, write_json_atomic
+from transferflow.files import file_lock, sha256_file, write_json_atomic
 
 
 def default_registry_dir() -> Path:
@@ -58,12 +57,8 @@ class Registry:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "registry.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(self.root / "registry.lock"):
+            yield
 
     def _aliases(self) -> dict[str, Any]:
         path = self.root / "aliases.json"

@@ -19,7 +19,6 @@ The store may also live at an fsspec URL (``s3://bucket/prefix``, ``gs://...``; 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -34,6 +33,7 @@ from typing import Any
 from transferflow.errors import TransferflowError
 from transferflow.files import (
     atomic_path,
+    file_lock,
     is_url,
     local_root,
     sha256_file,
@@ -243,12 +243,8 @@ class ArtifactStore:
         self.claim()
         path = self.root / "locks" / f"{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(path):
+            yield
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The cached result of ``key``, or ``None`` when absent, unreadable, or when any object
