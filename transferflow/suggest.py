@@ -99,16 +99,27 @@ def suggest(
     return _badge(proba, m, rank, features, n, rng)
 
 
-def _margin_cluster(m, rank, features, n, seed) -> Suggestion:
-    from sklearn.cluster import KMeans
+def _kmeans(x, n: int, seed: int):
+    """k-means with ``n`` clusters (seeded); repeated texts may leave fewer distinct clusters,
+    which the callers handle, so scikit-learn's warning about it is not shown."""
+    import warnings
 
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return KMeans(n_clusters=n, n_init=1, random_state=seed).fit(x)
+
+
+def _margin_cluster(m, rank, features, n, seed) -> Suggestion:
     total = len(m)
     pool = np.argsort(m, kind="stable")[: min(total, POOL_FACTOR * n)]
     if len(pool) <= n:
         rows = pool
         labels = np.arange(len(pool))
     else:
-        km = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(features[pool])
+        km = _kmeans(features[pool], n, seed)
         labels = km.labels_
         # In each cluster, its smallest-margin member (pool is sorted by margin, so the first).
         _, first = np.unique(labels, return_index=True)
@@ -141,10 +152,8 @@ def _dense(features, seed: int, dims: int = 64) -> np.ndarray:
 
 
 def _typical_cluster(m, features, n, seed, neighbours: int = 20) -> Suggestion:
-    from sklearn.cluster import KMeans
-
     x = _dense(features, seed)
-    labels = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(x).labels_
+    labels = _kmeans(x, n, seed).labels_
     rows, sizes = [], []
     for c in range(n):
         members = np.flatnonzero(labels == c)
