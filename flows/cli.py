@@ -248,7 +248,8 @@ def suggest(
     method: _opt(
         str | None,
         "--method",
-        help="margin-cluster (default) | margin | badge | random (see docs/models.md).",
+        help="random (default: none beat it on MDSD) | margin | margin-cluster | badge | "
+        "typical-cluster (see docs/models.md).",
     ) = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
@@ -268,7 +269,7 @@ def suggest(
     """Which unlabelled target texts to label next (trains or reuses the transfer model).
 
     Trains (or reuses from the cache) the transfer model on the labels there are and writes the
-    texts whose labels should help most.
+    texts to label next, chosen by --method, with the model's prediction and margin for each.
 
     Never suggests a text that is already labelled or in the test set. Without data flags: the
     built-in demo (the demo's unused amazon reviews are the unlabelled texts).

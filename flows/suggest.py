@@ -38,7 +38,7 @@ def _run_name() -> str:
     name="suggest-labels",
     on_failure=[_logging.log_failure],
     flow_run_name=_run_name,
-    description="Rank unlabelled target texts by how much labelling them should help.",
+    description="Choose unlabelled target texts to label next (config.suggest.strategy).",
 )
 def suggest(config: RunConfig, unlabeled: Path, output: Path) -> dict[str, Any]:
     """Train (or reuse from the cache) the transfer model on the labels there are, then write the

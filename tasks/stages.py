@@ -502,7 +502,7 @@ def suggest_labels(
     cfg: SuggestConfig,
     seed: int,
 ) -> dict[str, Any]:
-    """Rank the unlabelled texts with the transfer model and write the ones to label next; the
+    """Score the unlabelled texts with the transfer model and write the ones to label next; the
     list is also a table artifact (``label-suggestions``)."""
     import socket
 

@@ -39,9 +39,11 @@ def _args(small_domains, unlabeled, output, *extra):
 
 
 @pytest.mark.slow
-def test_suggest_writes_the_texts_to_label_next(small_domains, unlabeled, tmp_path):
+@pytest.mark.parametrize(("method", "reason"), [(None, "random sample"), ("margin", "margin ")])
+def test_suggest_writes_the_texts_to_label_next(small_domains, unlabeled, tmp_path, method, reason):
     out = tmp_path / "to_label.csv"
-    result = runner.invoke(app, _args(small_domains, unlabeled, out))
+    extra = ["--method", method] if method else []  # None: the default
+    result = runner.invoke(app, _args(small_domains, unlabeled, out, *extra))
     assert result.exit_code == 0, result.output
     assert "Suggested 15 of" in result.output
     table = pd.read_csv(out)
@@ -66,7 +68,9 @@ def test_suggest_writes_the_texts_to_label_next(small_domains, unlabeled, tmp_pa
     for name in ("target_train.parquet", "target_test.parquet"):
         used |= set(pd.read_parquet(parts[name])["text"].map(normalise_text))
     assert not set(table["text"].map(normalise_text)) & used
-    assert (table["margin"].between(0, 1)).all() and table["reason"].str.contains("margin").all()
+    assert (table["margin"].between(0, 1)).all() and table["reason"].str.contains(reason).all()
+    if method == "margin":  # the least sure first
+        assert table["margin"].is_monotonic_increasing
 
 
 def test_suggest_bad_input_is_one_clear_paragraph(small_domains, unlabeled, tmp_path):
