@@ -38,6 +38,7 @@ def run_pair(
 ):
     """All strategies at every start size for one pair and seed; one row per (start, strategy)."""
     import numpy as np
+    import pandas as pd
 
     from transferflow.candidates import candidate_proba, fine_tune, load, train_source
     from transferflow.config import RunConfig
@@ -109,7 +110,7 @@ def run_pair(
                 chosen = pool.iloc[picked.rows]
                 new = with_training_rows(
                     tgt,
-                    __import__("pandas").concat([train, chosen], ignore_index=True),
+                    pd.concat([train, chosen], ignore_index=True),
                     role="target",
                     out_dir=work,
                     suffix=f"_{start}_{strategy}",

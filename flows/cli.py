@@ -374,33 +374,40 @@ def _prefect_server() -> Iterator[None]:
     :mod:`flows.local_server`), unless ``TRANSFERFLOW_SERVER=temporary`` asks for Prefect's
     per-call temporary server.
     """
-    import prefect.main  # noqa: F401 - configures Prefect's logging, filtered next
-
     from flows import _logging, local_server
 
-    # The CLI prints a user mistake once, in full, at the end: Prefect's console lines about it
-    # would repeat it three or four times (the server's run log keeps them).
-    _logging.quiet_user_errors_on_console()
-    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
-    if not url:
-        from prefect.settings import PREFECT_API_URL
-
-        url = (PREFECT_API_URL.value() or "").rstrip("/")
-    if url:
+    def check(url: str) -> None:
         if not local_server.healthy(url):
             raise ConfigError(
                 f"The Prefect server at PREFECT_API_URL={url} does not answer its health check. "
                 "Start it ('prefect server start'), fix the URL, or unset PREFECT_API_URL to "
                 "run on transferflow's local background server."
             )
-        yield
-        return
+
+    # Settings from the environment are checked before Prefect is imported (fail fast).
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if url:
+        check(url)
     mode = os.environ.get("TRANSFERFLOW_SERVER", "background")
     if mode not in ("background", "temporary"):
         raise ConfigError(
             f"TRANSFERFLOW_SERVER={mode!r}: expected 'background' (the default: one local server "
             "that later calls reuse) or 'temporary' (a server for this call only)."
         )
+    import prefect.main  # noqa: F401 - configures Prefect's logging, filtered next
+
+    # The CLI prints a user mistake once, in full, at the end: Prefect's console lines about it
+    # would repeat it three or four times (the server's run log keeps them).
+    _logging.quiet_user_errors_on_console()
+    if not url:  # a URL from the Prefect profile
+        from prefect.settings import PREFECT_API_URL
+
+        url = (PREFECT_API_URL.value() or "").rstrip("/")
+        if url:
+            check(url)
+    if url:
+        yield
+        return
     if mode == "temporary":
         yield
         return

@@ -46,16 +46,8 @@ class Batch:
         }
 
 
-def width(n: int) -> int:
-    """``n`` rounded up to the ladder of padded widths (64, 256, 1024, ...)."""
-    w = MIN_WIDTH
-    while w < n:
-        w *= 4
-    return w
-
-
 def _ladder(n, low: int, step: int) -> np.ndarray:
-    """Each of ``n`` rounded up to ``low * step**k`` (vectorised :func:`width`)."""
+    """Each of ``n`` rounded up to the ladder ``low * step**k`` (k = 0, 1, ...)."""
     n = np.maximum(np.asarray(n, dtype=np.int64), 1)
     k = np.ceil(np.log(np.maximum(n / low, 1)) / np.log(step) - 1e-9).astype(np.int64)
     out = low * step ** np.maximum(k, 0)
@@ -322,4 +314,4 @@ class FeatureEncoder:
         return matrix
 
 
-__all__ = ["Batch", "FeatureEncoder", "NgramFeaturizer", "OOV_ID", "padded_rows", "width"]
+__all__ = ["Batch", "FeatureEncoder", "NgramFeaturizer", "OOV_ID", "padded_rows"]

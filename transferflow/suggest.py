@@ -255,21 +255,14 @@ def read_unlabeled(
     """
     from transferflow.data import normalise_text
     from transferflow.errors import DataError
-    from transferflow.scoring import iter_chunks
+    from transferflow.scoring import iter_chunks, joined_text
 
     texts, ids = [], []
     counts = {"rows": 0, "blank": 0, "labelled_or_test": 0, "repeated": 0}
     seen: set[str] = set()
     for chunk in iter_chunks(path, 50_000):
-        missing = [c for c in text_columns if c not in chunk.columns]
-        if missing:
-            present = ", ".join(repr(str(c)) for c in chunk.columns)
-            raise DataError(
-                f"{path}: missing text column(s) {missing}; columns present: {present}. "
-                "Pass --text-column to name the text column(s) of the unlabelled file."
-            )
-        parts = [chunk[c].astype("string").fillna("") for c in text_columns]
-        joined = (parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]).str.strip()
+        hint = " Pass --text-column to name the text column(s) of the unlabelled file."
+        joined = joined_text(chunk, text_columns, path, hint)
         has_id = id_column is not None and id_column in chunk.columns
         row_ids = (
             chunk[id_column].astype(str).tolist()
