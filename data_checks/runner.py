@@ -124,6 +124,14 @@ def build_docs(docs_dir: Path | None) -> Path | None:
     return index if index.is_file() else None
 
 
+def forget_docs(docs_dir: Path | None) -> None:
+    """Drop the validation results collected for ``docs_dir`` without rendering them (Data Docs
+    not wanted for a run that passed)."""
+    if docs_dir is not None:
+        with _LOCK:
+            _CONTEXTS.pop(str(Path(docs_dir).resolve()), None)
+
+
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") and callable(value.item) else value
 

@@ -15,12 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli_common import RegistryOpt, _fail, _opt
+from flows.cli_common import App, RegistryOpt, _fail, _opt
 from flows.cli_manage import cache_app, models_app, server_app
 from transferflow.config_sources import assemble_config
 from transferflow.errors import ConfigError, TransferflowError
 
-app = typer.Typer(
+app = App(
     name="transferflow",
     help="Transfer learning for text classification, orchestrated by Prefect.",
     no_args_is_help=True,
@@ -139,6 +139,15 @@ def run(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the cache.", metavar="")
     ] = False,
+    data_docs: Annotated[
+        bool,
+        typer.Option(
+            "--data-docs",
+            help="Also write GX Data Docs (HTML) for a run that passes its gates (a run "
+            "stopped by a gate always gets them); every check then runs again.",
+            metavar="",
+        ),
+    ] = False,
     learning_curve: Annotated[
         str | None,
         typer.Option(
@@ -164,6 +173,7 @@ def run(
             "cache.refresh": True if refresh_cache else None,
             "cache.dir": cache_dir,
             "cache.enabled": False if no_cache else None,
+            "gates.data_docs": True if data_docs else None,
             "learning_curve.enabled": True if learning_curve else None,
         }
     )
@@ -408,10 +418,16 @@ def _prefect_server() -> Iterator[None]:
     if url:
         yield
         return
-    if mode == "temporary":
-        yield
-        return
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if mode == "temporary":
+        with local_server.temporary() as url, temporary_settings(updates={PREFECT_API_URL: url}):
+            os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
+            try:
+                yield
+            finally:
+                os.environ.pop("PREFECT_API_URL", None)
+        return
 
     url, started = local_server.ensure(local_server.prefect_home())
     if started:

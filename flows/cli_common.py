@@ -6,8 +6,37 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from transferflow.errors import TransferflowError
+
+
+class _PlainHelp:
+    """Typer shows its own ``--help`` flag with a ``<bool>`` type; a flag takes no value."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_PlainHelp, TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, TyperGroup):
+    pass
+
+
+class App(typer.Typer):
+    """``typer.Typer`` whose commands show ``--help`` as a plain flag."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
 
 
 def _fail(exc: TransferflowError) -> typer.Exit:

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_common import RegistryOpt, _fail, _opt
+from flows.cli_common import App, RegistryOpt, _fail, _opt
 from transferflow.errors import ConfigError, TransferflowError
 
-server_app = typer.Typer(
+server_app = App(
     help="The local Prefect server that CLI runs share (used when PREFECT_API_URL is not set)."
 )
 
@@ -52,7 +52,7 @@ def server_stop() -> None:
     typer.echo(f"stopped {url.removesuffix('/api')}" if url else "no background server was running")
 
 
-cache_app = typer.Typer(help="Inspect and clean the artefact store (cached vectors and models).")
+cache_app = App(help="Inspect and clean the artefact store (cached vectors and models).")
 CacheDirOpt = _opt(
     str | None, "--cache-dir", help="Store folder or URL (default: the run default)."
 )
@@ -143,7 +143,7 @@ def cache_prune(
     typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
 
 
-models_app = typer.Typer(help="The model registry: versions and the champion alias.")
+models_app = App(help="The model registry: versions and the champion alias.")
 
 
 def _registry(path: Path):
@@ -166,8 +166,11 @@ def models_list(
     """
     import json
 
-    reg = _registry(registry)
-    champion = reg.champion()
+    try:
+        reg = _registry(registry)
+        champion = reg.champion()
+    except TransferflowError as exc:
+        raise _fail(exc) from None
     rows = []
     for v in reg.versions():
         try:
@@ -204,10 +207,11 @@ def models_list(
             typer.echo(f"  v{r['version']:<7} unreadable: {r['error']}")
             continue
         mark = "*" if r["champion"] else " "
-        pair = f"{r['source']} -> {r['target']}"
+        pair = f"{r['source'] or '?'} -> {r['target'] or '?'}"
         acc = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "–"
         typer.echo(
-            f"{mark} v{r['version']:<7} {r['registered_at']:<21} {pair:<28} {r['role']:<12} "
+            f"{mark} v{r['version']:<7} {r['registered_at'] or '–':<21} {pair:<28} "
+            f"{r['role'] or '–':<12} "
             f"{acc:>9}  {str(r['test_set_sha256'])[:8]:<10} "
             f"{'ok' if r['files_ok'] else 'MODIFIED'}"
         )
@@ -224,13 +228,22 @@ def _files_ok(reg, version: int) -> bool:
 
 @models_app.command("show")
 def models_show(version: int, registry: RegistryOpt = None) -> None:
-    """Print a version's record (JSON)."""
+    """Print a version's record (JSON), with ``files_ok``: whether its files match their hashes."""
     import json
 
     try:
-        typer.echo(json.dumps(_registry(registry).show(version), indent=2))
+        reg = _registry(registry)
+        record = {**reg.show(version), "files_ok": _files_ok(reg, version)}
     except TransferflowError as exc:
         raise _fail(exc) from None
+    typer.echo(json.dumps(record, indent=2))
+    if not record["files_ok"]:
+        typer.secho(
+            f"Warning: files of v{version} are missing or were modified since it was registered; "
+            "it cannot be scored or promoted.",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
 
 @models_app.command("promote")

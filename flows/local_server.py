@@ -6,8 +6,8 @@ afterwards. Instead, the first CLI call that needs a server starts ``prefect ser
 background (its own session, so it outlives the call), records it in
 ``$PREFECT_HOME/transferflow-server.json``, and later calls reuse it after a health check
 (~50 ms). The UI stays up at the recorded address. ``transferflow server stop`` stops it;
-``TRANSFERFLOW_SERVER=temporary`` keeps Prefect's per-call temporary server (for throwaway
-containers and CI jobs that must leave no process behind).
+``TRANSFERFLOW_SERVER=temporary`` uses a per-call server instead (:func:`temporary`; for
+throwaway containers and CI jobs that must leave no process behind).
 
 Measured on the 2-core VM (``transferflow score``, 100,000 rows): 37.6 s with the temporary
 server, 27.6 s against a running one. See docs/operations.md.
@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from transferflow.errors import ConfigError
@@ -124,6 +125,65 @@ def stop(home: Path) -> str | None:
     _kill(int(state["pid"]))
     (home / STATE).unlink(missing_ok=True)
     return str(state["url"])
+
+
+@contextlib.contextmanager
+def temporary() -> Iterator[str]:
+    """A Prefect server for this process only (``TRANSFERFLOW_SERVER=temporary``); yields its API
+    URL and stops it on exit.
+
+    Like Prefect's own temporary server (uvicorn on a free port, no UI), but tied to this
+    process: on Linux the server gets ``SIGTERM`` when the CLI process dies, even by ``kill -9``,
+    so a killed call leaves no server behind (Prefect's outlives its parent).
+
+    Raises:
+        ConfigError: the server did not come up.
+    """
+    import prefect
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent)]
+        + ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+        + ["--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        stdin=subprocess.DEVNULL,
+        env=env,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not healthy(url, timeout=1.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise ConfigError(
+                    f"The temporary Prefect server did not start within {START_TIMEOUT_S:.0f} s "
+                    f"(exit code {proc.poll()}). Unset TRANSFERFLOW_SERVER to use the local "
+                    "background server, or set PREFECT_API_URL to a running server."
+                )
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the forked child: ask the kernel to send SIGTERM when the parent process dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _kill(pid: int, wait_s: float = 15.0) -> None:

@@ -46,7 +46,9 @@ def suggest(config: RunConfig, unlabeled: Path, output: Path) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="transferflow-suggest-"))
     gates: dict[str, Any] = {}
     try:
-        source, target = run_data_gates(config, work, None, gates)
+        source, target = run_data_gates(
+            config, work, None, gates, config.gates.verdicts(config.cache)
+        )
         _, _, transfer = train_transfer(config, source, target, gates, None)
         return suggest_labels(
             transfer,

@@ -159,7 +159,8 @@ def _pipeline(
     g, seed = config.gates, config.seed
     write_config(config.model_dump_json(), work)
     art, docs = work / "artifacts", work / DOCS
-    source, target = run_data_gates(config, art, docs, gates)
+    verdicts = g.verdicts(config.cache)
+    source, target = run_data_gates(config, art, docs, gates, verdicts)
     cache = config.cache
     emb, source_model, transfer = train_transfer(config, source, target, gates, docs)
     models = {"transfer": transfer}
@@ -222,7 +223,9 @@ def _pipeline(
             seed,
             art / "learning_curve",
         )
-    gates["promotion"] = check_promotion(models, target, g.promotion, docs)
+    gates["promotion"] = _value(
+        check_promotion(models, target, g.promotion, docs, verdicts, return_state=True)
+    )
     link_artifacts(
         {
             "vectors": emb.vectors,
@@ -231,7 +234,7 @@ def _pipeline(
         },
         work / "artifacts",
     )
-    metrics = publish_report(metrics, gates, title, work, final_dir)
+    metrics = publish_report(metrics, gates, title, work, final_dir, g.data_docs, cache)
     # Registered while the staging folder (which the data references point into) still exists.
     registry = None
     if config.registry.enabled:
@@ -256,13 +259,24 @@ def train_transfer(
     emb = _value(
         build_embeddings(source, target, config.embeddings, seed, cache, return_state=True)
     )
-    gates["embeddings"] = check_embeddings(
-        emb, target, config.embeddings.vector_size, g.embeddings, docs
+    verdicts = g.verdicts(cache)
+    gates["embeddings"] = _value(
+        check_embeddings(
+            emb,
+            target,
+            config.embeddings.vector_size,
+            g.embeddings,
+            docs,
+            verdicts,
+            return_state=True,
+        )
     )
     source_model = _value(
         train_source_model(source, target, emb, config.model, seed, cache, return_state=True)
     )
-    gates["source_model"] = check_source_model(source_model, source, g.source_model, docs)
+    gates["source_model"] = _value(
+        check_source_model(source_model, source, g.source_model, docs, verdicts, return_state=True)
+    )
     transfer = _value(
         fine_tune_target_model(
             source_model,

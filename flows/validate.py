@@ -17,18 +17,23 @@ from flows import _logging
 from tasks.gates import check_domain_shift, check_split_integrity, validate_dataset
 from tasks.stages import load_dataset
 from transferflow.artifacts import DatasetRef
-from transferflow.config import RunConfig
+from transferflow.config import CacheConfig, RunConfig
 
 _logging.install()
 
 
 def run_data_gates(
-    config: RunConfig, work: Path, docs_dir: Path | None, gates: dict[str, Any]
+    config: RunConfig,
+    work: Path,
+    docs_dir: Path | None,
+    gates: dict[str, Any],
+    verdicts: CacheConfig | None,
 ) -> tuple[DatasetRef, DatasetRef]:
     """Load both domains and run the data gates on them (raw input, leakage, domain shift).
 
     Shared by the ``transfer-learning`` and ``validate-data`` flows. Each gate's summary is added
-    to ``gates``; a gate in ``fail`` mode raises.
+    to ``gates``; a gate in ``fail`` mode raises. ``verdicts``: where a verdict on the same data,
+    settings and checks is reused from (``None``: check everything, e.g. for Data Docs).
 
     Returns:
         (source, target) as the later stages must use them (blank-text and leaked rows removed).
@@ -36,19 +41,27 @@ def run_data_gates(
     d, g, seed = config.data, config.gates, config.seed
     source = load_dataset(d.source, "source", d.test_size, seed, None, work)
     target = load_dataset(d.target, "target", d.test_size, seed, d.target_train_size, work)
+    # return_state + result(): a gate whose verdict was reused ends in a ``Cached`` state.
     source, gates["raw_input[source]"] = validate_dataset(
-        source, "source", g.raw_input, work, docs_dir
-    )
+        source, "source", g.raw_input, work, docs_dir, verdicts=verdicts, return_state=True
+    ).result()
     target, gates["raw_input[target]"] = validate_dataset(
-        target, "target", g.raw_input, work, docs_dir, reference=source
-    )
+        target,
+        "target",
+        g.raw_input,
+        work,
+        docs_dir,
+        reference=source,
+        verdicts=verdicts,
+        return_state=True,
+    ).result()
     word2vec = config.embeddings.pretrained_path is None
     source, target, gates["leakage"] = check_split_integrity(
-        source, target, word2vec, g.leakage, work, docs_dir
-    )
+        source, target, word2vec, g.leakage, work, docs_dir, verdicts, return_state=True
+    ).result()
     gates["domain_shift"] = check_domain_shift(
-        source, target, g.domain_shift, seed, docs_dir, config.cache
-    )
+        source, target, g.domain_shift, seed, docs_dir, config.cache, verdicts, return_state=True
+    ).result()
     return source, target
 
 
@@ -62,7 +75,9 @@ def validate_data(config: RunConfig, docs_dir: Path | None = None) -> dict[str, 
     work = Path(tempfile.mkdtemp(prefix="transferflow-validate-"))
     gates: dict[str, Any] = {}
     try:
-        run_data_gates(config, work, docs_dir, gates)
+        # Data Docs asked for: every check runs, so the docs show them all.
+        verdicts = None if docs_dir else config.gates.verdicts(config.cache)
+        run_data_gates(config, work, docs_dir, gates, verdicts)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         build_docs(docs_dir)

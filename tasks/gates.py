@@ -6,14 +6,16 @@ run goes on. Either way its summary goes into ``metrics.json`` and the report.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
 
-from tasks.caching import cached_json
+from tasks.caching import cached_json, store_for
 from transferflow import datasets
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.config import (
@@ -27,24 +29,88 @@ from transferflow.config import (
 )
 from transferflow.data import TEXT
 from transferflow.errors import GateFailedError
+from transferflow.store import cache_key
 
 
 def _conclude(report, subject: str) -> dict[str, Any]:
     """Log the gate's outcome; raise when it failed in ``fail`` mode; return its summary."""
-    logger = get_run_logger()
-    summary = report.summary()
     if report.status == "failed":
         raise GateFailedError(report.gate, report.failures, subject=subject)
-    if report.status == "warned":
+    summary = report.summary()
+    _log(report.gate, summary, subject)
+    return summary
+
+
+def _log(gate: str, summary: dict[str, Any], subject: str, reused: bool = False) -> None:
+    logger = get_run_logger()
+    how = " (verdict reused: same data, settings and checks as an earlier run)" if reused else ""
+    if summary["status"] == "warned":
         logger.warning(
-            "gate %s failed in warn mode for %s; continuing:\n  - %s",
-            report.gate,
+            "gate %s failed in warn mode for %s%s; continuing:\n  - %s",
+            gate,
             subject,
+            how,
             "\n  - ".join(summary["failed"]),
         )
     else:
-        logger.info("gate %s passed for %s (%d checks)", report.gate, subject, report.evaluated)
-    return summary
+        logger.info("gate %s passed for %s (%d checks)%s", gate, subject, summary["checks"], how)
+
+
+def _suites_version() -> str:
+    """Hash of the gate code (``data_checks``) and the Great Expectations version: a cached
+    verdict is only valid for the checks that produced it."""
+    import hashlib
+    from importlib import metadata
+
+    import data_checks
+
+    digest = hashlib.sha256(metadata.version("great-expectations").encode())
+    for path in sorted(Path(data_checks.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _verdict(
+    gate: str,
+    inputs: dict[str, Any],
+    verdicts: CacheConfig | None,
+    subject: str,
+    evaluate: Callable[[], Any],
+) -> tuple[dict[str, Any], bool]:
+    """A gate's summary: reused when the same data, settings and checks passed before, else
+    evaluated (and recorded when it passes or warns; a failure is never reused, so it is always
+    re-checked and gets its Data Docs).
+
+    Args:
+        gate: gate name (part of the key).
+        inputs: content hashes and settings the verdict depends on.
+        verdicts: cache settings, or ``None`` to always evaluate (e.g. Data Docs requested).
+        subject: what was checked, for the log and the error.
+        evaluate: runs the checks; returns a ``GateReport``.
+
+    Returns:
+        (summary, reused).
+    """
+    use = verdicts is not None and verdicts.enabled
+    if use:
+        store = store_for(verdicts)
+        key = cache_key(f"gate_{gate}", {**inputs, "suites": _suites_version()})
+        if not verdicts.refresh and (hit := store.lookup(key)) is not None:
+            _log(gate, hit, subject, reused=True)
+            return hit, True
+    summary = _conclude(evaluate(), subject)  # raises on failure: nothing is recorded
+    if use:
+        store.record(key, f"gate_{gate}", summary)
+    return summary, False
+
+
+def _done(value: Any, reused: bool) -> Any:
+    """The task's return: a ``Cached`` state (as the UI shows it) when the verdict was reused."""
+    return Completed(data=value, name="Cached", message="verdict reused") if reused else value
+
+
+def _hashes(data: DatasetRef) -> dict[str, str]:
+    return {part: ref.sha256 for part, ref in sorted(data.parts.items())}
 
 
 @task(name="validate_dataset", cache_policy=NO_CACHE, task_run_name="validate_dataset[{role}]")
@@ -55,36 +121,54 @@ def validate_dataset(
     out_dir: Path,
     docs_dir: Path | None = None,
     reference: DatasetRef | None = None,
+    verdicts: CacheConfig | None = None,
 ) -> tuple[DatasetRef, dict[str, Any]]:
     """Raw-input gate on one domain; returns it without the tolerated blank-text rows."""
-    from data_checks.raw_input import report, validate_domain, validate_label_kinds
 
-    frames = {part: datasets.read_frame(ref) for part, ref in data.parts.items()}
-    labelled = (
-        frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
-    )
-    suites = validate_domain(
-        f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
-    )
-    if reference is not None:  # the target is compared with the source
-        suites.append(
-            validate_label_kinds(
-                {"source": reference.label_kind, "target": data.label_kind},
-                {"source": reference.labels, "target": data.labels},
-                cfg,
-                docs_dir,
-            )
+    def evaluate():
+        from data_checks.raw_input import report, validate_domain, validate_label_kinds
+
+        frames = {part: datasets.read_frame(ref) for part, ref in data.parts.items()}
+        labelled = (
+            frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
         )
-    summary = _conclude(report(suites, cfg, {"rows": data.counts}), f"{role} data '{data.name}'")
+        suites = validate_domain(
+            f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
+        )
+        if reference is not None:  # the target is compared with the source
+            suites.append(
+                validate_label_kinds(
+                    {"source": reference.label_kind, "target": data.label_kind},
+                    {"source": reference.labels, "target": data.labels},
+                    cfg,
+                    docs_dir,
+                )
+            )
+        return report(suites, cfg, {"rows": data.counts})
+
+    inputs = {
+        "role": role,
+        "name": data.name,
+        "data": _hashes(data),
+        "counts": data.counts,
+        "kind": data.label_kind,
+        "labels": data.labels,
+        "reference": None if reference is None else [reference.label_kind, reference.labels],
+        "settings": cfg.model_dump(mode="json"),
+    }
+    summary, reused = _verdict(
+        "raw_input", inputs, verdicts, f"{role} data '{data.name}'", evaluate
+    )
     cleaned = datasets.drop_blank_texts(data, role=role, out_dir=out_dir)
     if cleaned.dropped_blank_text:
+        summary = {**summary, "figures": {**summary["figures"]}}
         summary["figures"]["dropped_blank_text"] = cleaned.dropped_blank_text
         get_run_logger().warning(
             "%s: dropped rows without text %s (within gates.raw_input.max_blank_text_share)",
             role,
             cleaned.dropped_blank_text,
         )
-    return cleaned, summary
+    return _done((cleaned, summary), reused)
 
 
 @task(name="check_split_integrity", cache_policy=NO_CACHE, task_run_name="check_split_integrity")
@@ -95,24 +179,35 @@ def check_split_integrity(
     cfg: LeakageGate,
     out_dir: Path,
     docs_dir: Path | None = None,
+    verdicts: CacheConfig | None = None,
 ) -> tuple[DatasetRef, DatasetRef, dict[str, Any]]:
     """Leakage gate: no target test text in the target training data or the Word2Vec corpus;
     a tolerated overlap leaves the training side."""
-    from data_checks.leakage import validate_leakage
 
+    def evaluate():
+        from data_checks.leakage import validate_leakage
+
+        return validate_leakage(
+            datasets.read_frame(target.test),
+            datasets.read_frame(target.pool),
+            datasets.read_frame(source.pool) if word2vec else None,
+            cfg,
+            docs_dir,
+        )
+
+    inputs = {
+        "test": target.test.sha256,
+        "target": target.pool.sha256,
+        "source": source.pool.sha256 if word2vec else None,
+        "settings": cfg.model_dump(mode="json"),
+    }
+    summary, reused = _verdict("leakage", inputs, verdicts, f"target '{target.name}'", evaluate)
     test = datasets.read_frame(target.test)
-    report = validate_leakage(
-        test,
-        datasets.read_frame(target.pool),
-        datasets.read_frame(source.pool) if word2vec else None,
-        cfg,
-        docs_dir,
-    )
-    summary = _conclude(report, f"target '{target.name}'")
     roles = {"source": source, "target": target}
     for role, data in roles.items():
         roles[role] = datasets.drop_test_texts_from_training(data, test, role=role, out_dir=out_dir)
         if roles[role].dropped_test_overlap:
+            summary = {**summary, "figures": {**summary["figures"]}}
             summary["figures"][f"{role}_training_rows_removed"] = sum(
                 roles[role].dropped_test_overlap.values()
             )
@@ -121,7 +216,7 @@ def check_split_integrity(
                 role,
                 roles[role].dropped_test_overlap,
             )
-    return roles["source"], roles["target"], summary
+    return _done((roles["source"], roles["target"], summary), reused)
 
 
 @task(name="check_embeddings", cache_policy=NO_CACHE, task_run_name="check_embeddings")
@@ -131,14 +226,25 @@ def check_embeddings(
     expected_size: int | None,
     cfg: EmbeddingsGate,
     docs_dir: Path | None = None,
+    verdicts: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Embeddings gate: size as configured, finite values, coverage of the target's tokens."""
-    from data_checks.embeddings import validate_embeddings
-    from transferflow.embeddings import load_vectors
 
-    kv = load_vectors(emb.vectors.verified_path())
-    texts = datasets.read_frame(target.pool)[TEXT].dropna().tolist()
-    return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
+    def evaluate():
+        from data_checks.embeddings import validate_embeddings
+        from transferflow.embeddings import load_vectors
+
+        kv = load_vectors(emb.vectors.verified_path())
+        texts = datasets.read_frame(target.pool)[TEXT].dropna().tolist()
+        return validate_embeddings(kv, expected_size, texts, cfg, docs_dir)
+
+    inputs = {
+        "vectors": emb.vectors.sha256,
+        "target": target.pool.sha256,
+        "size": expected_size,
+        "settings": cfg.model_dump(mode="json"),
+    }
+    return _done(*_verdict("embeddings", inputs, verdicts, emb.origin, evaluate))
 
 
 @task(name="check_domain_shift", cache_policy=NO_CACHE, task_run_name="check_domain_shift")
@@ -149,22 +255,33 @@ def check_domain_shift(
     seed: int,
     docs_dir: Path | None = None,
     cache: CacheConfig | None = None,
+    verdicts: CacheConfig | None = None,
 ) -> dict[str, Any]:
-    """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default)."""
-    from data_checks.domain_shift import validate_domain_shift
+    """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default).
 
+    ``cache`` keeps the measured figures (the domain classifier is the costly part of the data
+    gates); ``verdicts`` the gate's outcome on them."""
     inputs = {
         "source": [source.pool.sha256, source.train.sha256],
         "target": [target.pool.sha256, target.train.sha256],
         "seed": seed,
     }
-    # The domain classifier is the costly part of the data gates: computed once per data pair.
-    figures = cached_json(
-        "domain_shift", inputs, cache, lambda: datasets.domain_shift_figures(source, target, seed)
-    )
-    get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
-    return _conclude(
-        validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}"
+
+    def evaluate():
+        from data_checks.domain_shift import validate_domain_shift
+
+        figures = cached_json(
+            "domain_shift",
+            inputs,
+            cache,
+            lambda: datasets.domain_shift_figures(source, target, seed),
+        )
+        get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
+        return validate_domain_shift(figures, cfg, docs_dir)
+
+    settings = {**inputs, "names": [source.name, target.name], "settings": cfg.model_dump()}
+    return _done(
+        *_verdict("domain_shift", settings, verdicts, f"{source.name} → {target.name}", evaluate)
     )
 
 
@@ -174,14 +291,27 @@ def check_source_model(
     source: DatasetRef,
     cfg: SourceModelGate,
     docs_dir: Path | None = None,
+    verdicts: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Source-model gate: accuracy on held-out source data reaches the threshold."""
-    from data_checks.models import validate_source_model
-    from transferflow.evaluate import source_holdout
 
-    accuracy, majority, n = source_holdout(source_model, source)
-    report = validate_source_model(accuracy, majority, n, cfg, docs_dir)
-    return _conclude(report, f"source model on '{source.name}' test rows")
+    def evaluate():
+        from data_checks.models import validate_source_model
+        from transferflow.evaluate import source_holdout
+
+        accuracy, majority, n = source_holdout(source_model, source)
+        return validate_source_model(accuracy, majority, n, cfg, docs_dir)
+
+    inputs = {
+        "model": source_model.model.sha256,
+        "test": source.test.sha256,
+        "settings": cfg.model_dump(mode="json"),
+    }
+    return _done(
+        *_verdict(
+            "source_model", inputs, verdicts, f"source model on '{source.name}' test rows", evaluate
+        )
+    )
 
 
 @task(name="check_promotion", cache_policy=NO_CACHE, task_run_name="check_promotion")
@@ -190,22 +320,35 @@ def check_promotion(
     target: DatasetRef,
     cfg: PromotionGate,
     docs_dir: Path | None = None,
+    verdicts: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Promotion gate: no baseline may be significantly better than transfer on out-of-fold
     predictions of the target training labels; if one is, it is the chosen model."""
-    from data_checks.models import validate_promotion
-    from transferflow.candidates import oof_proba, source_only_oof
-    from transferflow.promotion import select_model
 
-    oof = {
-        name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
-        for name, ref in models.items()
+    def evaluate():
+        from data_checks.models import validate_promotion
+        from transferflow.candidates import oof_proba, source_only_oof
+        from transferflow.promotion import select_model
+
+        oof = {
+            name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
+            for name, ref in models.items()
+        }
+        y = datasets.read_frame(target.train)["label"].tolist()
+        return validate_promotion(
+            select_model(oof, y, target.labels, cfg.significance), cfg, docs_dir
+        )
+
+    inputs = {
+        "models": {name: ref.model.sha256 for name, ref in sorted(models.items())},
+        "target": target.train.sha256,
+        "labels": target.labels,
+        "settings": cfg.model_dump(mode="json"),
     }
-    y = datasets.read_frame(target.train)["label"].tolist()
-    selection = select_model(oof, y, target.labels, cfg.significance)
-    summary = _conclude(validate_promotion(selection, cfg, docs_dir), "transfer model")
+    summary, reused = _verdict("promotion", inputs, verdicts, "transfer model", evaluate)
+    chosen, reason = summary["figures"]["chosen"], summary["figures"]["reason"]
     logger = get_run_logger()
-    logger.info("chosen model: %s (%s)", selection["chosen"], selection["reason"])
-    if selection["chosen"] != "transfer":
-        logger.warning("A baseline beat transfer: %s.", selection["reason"])
-    return summary
+    logger.info("chosen model: %s (%s)", chosen, reason)
+    if chosen != "transfer":
+        logger.warning("A baseline beat transfer: %s.", reason)
+    return _done(summary, reused)

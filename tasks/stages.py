@@ -7,10 +7,11 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 
 from tasks.caching import cached, cached_json, value_of
 from transferflow import candidates, datasets, evaluate, promotion, report
-from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.config import (
     CacheConfig,
     DatasetConfig,
@@ -347,18 +348,21 @@ def publish_report(
     title: str,
     out_dir: Path,
     final_dir: Path,
+    data_docs: bool = False,
+    cache: CacheConfig | None = None,
 ) -> dict[str, Any]:
-    """Add gate outcomes to metrics.json; write report.md, figures, report.html and Data Docs;
-    publish artifacts."""
+    """Add gate outcomes to metrics.json; write report.md, figures, report.html (and Data Docs
+    when ``data_docs``); publish artifacts. The figures are drawn only when what they show
+    changed (cached on content); the text parts are cheap and always written."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from data_checks.runner import build_docs
-    from transferflow.figures import write_figures, write_html_report
+    from data_checks.runner import build_docs, forget_docs
+    from transferflow.figures import write_html_report
 
     metrics = promotion.finalise_metrics(metrics, gates, out_dir)
     markdown = report.render_report(metrics, title)
     report.write_report(markdown, out_dir)
-    figures = write_figures(metrics, out_dir)
+    figures = _figures(metrics, out_dir, cache)
     write_html_report(markdown, figures, title, out_dir / "report.html")
     # Where the files are, as text: a file:// link opens nothing from the UI's browser, and the
     # files live on the machine that ran the flow.
@@ -385,9 +389,41 @@ def publish_report(
         key="per-class-metrics",
         description=f"Per-class test metrics of every candidate: {title}",
     )
-    if build_docs(out_dir / DOCS) is not None:
+    if not data_docs:
+        forget_docs(out_dir / DOCS)  # Data Docs are rendered on request or when a gate fails
+    elif build_docs(out_dir / DOCS) is not None:
         _link_data_docs(final_dir)
     return metrics
+
+
+class _Figures(BaseModel):
+    files: dict[str, ArtifactRef]  # name -> PNG
+
+
+def _figures(metrics: dict[str, Any], out_dir: Path, cache: CacheConfig | None) -> dict[str, Path]:
+    """The run's pictures in ``out_dir/figures``: copied from the store when the same figures
+    were drawn before (matplotlib is the slow part of a cached rerun's report)."""
+    import shutil
+
+    from transferflow.figures import figure_inputs, write_figures
+
+    def draw(work: Path) -> _Figures:
+        return _Figures(
+            files={name: ArtifactRef.of(p) for name, p in write_figures(metrics, work).items()}
+        )
+
+    if cache is None or not cache.enabled:
+        return write_figures(metrics, out_dir)
+    drawn = value_of(cached("figures", figure_inputs(metrics), cache, _Figures, draw))
+    folder = out_dir / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, ref in drawn.files.items():
+        out[name] = folder / f"{name}.png"
+        tmp = folder / f".{name}.png.tmp"
+        shutil.copyfile(ref.verified_path(), tmp)  # a copy: the store may change later
+        tmp.replace(out[name])
+    return out
 
 
 def _where(path: Path, what: str) -> str:

@@ -322,6 +322,17 @@ class GatesConfig(_Section):
     domain_shift: DomainShiftGate = DomainShiftGate()
     source_model: SourceModelGate = SourceModelGate()
     promotion: PromotionGate = PromotionGate()
+    data_docs: bool = Field(
+        default=False,
+        description="Render Great Expectations Data Docs (HTML) into the run folder even when "
+        "every gate passes (a run stopped by a gate always gets them). Off, a gate's verdict on "
+        "the same data, settings and checks is reused from the cache instead of re-checked.",
+    )
+
+    def verdicts(self, cache: CacheConfig) -> CacheConfig | None:
+        """Where gate verdicts are reused from: the cache, unless Data Docs are wanted (then
+        every check runs, so the docs show them all)."""
+        return None if self.data_docs else cache
 
 
 class LearningCurveConfig(_Section):

@@ -110,6 +110,16 @@ def learning_curve_chart(curve: dict[str, list], path: Path) -> Path:
     return _save(fig, path)
 
 
+def figure_inputs(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``metrics`` the pictures are drawn from: same inputs, same pictures (the key
+    under which they are cached)."""
+    keys = ("candidates", "learning_curve", "domain_shift", "domain_shift_limits")
+    return {
+        **{k: metrics.get(k) for k in keys},
+        "shown": metrics.get("selection", {}).get("chosen", "transfer"),
+    }
+
+
 def write_figures(metrics: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """All pictures of a run into ``out_dir/figures``.
 

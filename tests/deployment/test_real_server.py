@@ -154,7 +154,7 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
         names = {t.name.rsplit("-", 1)[0].split("[")[0] for t in tasks if t.flow_run_id == run.id}
         assert STAGES - {"train_target_only_model", "train_pooled_baseline"} <= names
         keys = {a.key for a in arts if a.key}
-        assert {"transfer-report", "data-docs"} <= keys
+        assert {"transfer-report", "html-report"} <= keys
 
         data = pd.read_csv(small_domains["target"]).reset_index().rename(columns={"index": "id"})
         data.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)

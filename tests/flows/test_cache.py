@@ -26,6 +26,15 @@ EXPENSIVE = {
     "train_target_only_model",
     "train_pooled_baseline",
 }
+GATES = [
+    "validate_dataset[source]",
+    "validate_dataset[target]",
+    "check_split_integrity",
+    "check_domain_shift",
+    "check_embeddings",
+    "check_source_model",
+    "check_promotion",
+]
 
 
 def _run(raw):
@@ -57,9 +66,26 @@ def _expensive_states(states):
 def test_identical_rerun_hits_every_expensive_task(cached_raw):
     first, states1 = _run(cached_raw)
     assert set(_expensive_states(states1).values()) == {"Completed"}
+    assert {states1[g] for g in GATES} == {"Completed"}
     second, states2 = _run(cached_raw)
     assert _expensive_states(states2) == dict.fromkeys(EXPENSIVE, "Cached")
     assert second["candidates"] == first["candidates"]
+    # Gate verdicts on the same data, settings and checks are reused, and say the same.
+    assert {g: states2[g] for g in GATES} == dict.fromkeys(GATES, "Cached")
+    assert second["gates"] == first["gates"]
+    out = Path(cached_raw["output_dir"])
+    assert not any(out.glob("*/data_docs"))
+    # The figures were drawn once and copied into both run folders.
+    pictures = sorted(out.glob("*/figures/*.png"))
+    assert len(pictures) == 6 and len({p.read_bytes() for p in pictures}) == 3
+    store = ArtifactStore(cached_raw["cache"]["dir"])
+    assert [e.stage for e in store.entries()].count("figures") == 1
+    # Data Docs on request: every check runs again, so the docs show them all.
+    docs_raw = {**cached_raw, "gates": {"data_docs": True}, "run_name": "with-docs"}
+    third, states3 = _run(docs_raw)
+    assert {states3[g] for g in GATES} == {"Completed"}
+    assert third["gates"] == first["gates"]
+    assert (out / "with-docs" / "data_docs" / "index.html").is_file()
 
 
 @pytest.mark.slow
@@ -138,6 +164,8 @@ def test_damaged_artefact_is_recomputed(cached_raw, damage):
     exp = _expensive_states(states)
     assert exp["train_source_model"] == "Completed"  # recomputed, no crash
     assert exp["build_embeddings"] == "Cached"
+    # The recomputed model has the same bytes, so the stages keyed on its hash still hit.
+    assert exp["fine_tune_target_model"] == "Cached"
     assert all(p.is_file() for p in _objects_of(store, "train_source_model"))
 
 

@@ -256,3 +256,77 @@ def test_cli_starts_one_background_server_and_reuses_it(small_domains, tmp_path)
     assert cli("server", "status", check=False).returncode == 1
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/health", timeout=2)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["run"], ["score"], ["suggest"], ["validate"], ["models", "list"], ["cache", "clear"]],
+)
+def test_help_shows_flags_as_flags_and_defaults(command):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    assert "--help" in result.output and "<bool>" not in result.output  # a flag takes no value
+    if command == ["run"]:
+        assert "(default 42)" in result.output  # the seed's default is shown
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    kids = []
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(k) for k in (thread / "children").read_text().split()]
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended; only its parent's wait is missing
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux-only")
+def test_temporary_server_dies_with_a_killed_cli(small_domains, tmp_path):
+    """TRANSFERFLOW_SERVER=temporary: the call's own server works, and when the CLI process is
+    killed (-9) mid-run its server goes too (Prefect's temporary server outlived its parent)."""
+    import signal
+    import time
+    from pathlib import Path
+
+    env = {
+        **os.environ,
+        "TRANSFERFLOW_SERVER": "temporary",
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+    }
+    env.pop("PREFECT_API_URL", None)
+    args = ["--source", str(small_domains["source"]), "--target", str(small_domains["target"])]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "validate", *args],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Started a Prefect server" not in done.stderr  # no background server in this mode
+
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", *args, *TINY, "--output-dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    server, deadline = None, time.monotonic() + 120
+    while server is None and time.monotonic() < deadline and cli.poll() is None:
+        for pid in _children(cli.pid):
+            if "uvicorn" in Path(f"/proc/{pid}/cmdline").read_text():
+                server = pid
+        time.sleep(0.2)
+    assert server is not None, "the temporary server never started"
+    time.sleep(3)  # well inside the run
+    os.kill(cli.pid, signal.SIGKILL)
+    cli.wait()
+    deadline = time.monotonic() + 30
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(server)

@@ -79,6 +79,18 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
     )
     assert Registry(reg_dir).champion() == 1
 
+    # A header-only file: one clear paragraph, exit 2, no output file, input untouched.
+    (tmp_path / "empty.csv").write_text("id,text\n")
+    result = CliRunner().invoke(
+        app,
+        ["score", "--input", str(tmp_path / "empty.csv"), "--output", str(tmp_path / "p3.csv")]
+        + ["--registry", str(reg_dir)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "has a header but no data rows" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "p3.csv").exists()
+    assert (tmp_path / "empty.csv").read_text() == "id,text\n"
+
 
 def test_scoring_errors_are_clear(tmp_path):
     args = ["--output", str(tmp_path / "o.csv"), "--registry", str(tmp_path / "empty")]
