@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from transferflow.config import DatasetConfig, RunConfig
-from transferflow.data import table_format
 from transferflow.errors import ConfigError, DataError
 from transferflow.files import is_url
 
@@ -53,6 +50,11 @@ def check_inputs(cfg: RunConfig) -> None:
 def _csv_header(path: Path) -> list[str] | None:
     """A CSV/TSV file's column names (read alone), or None for other formats, empty or
     unreadable files (those are reported, with the reason, when read)."""
+    # pandas loads only once a file exists: a missing one is reported in a fraction of a second.
+    import pandas as pd
+
+    from transferflow.data import table_format
+
     kind = table_format(path)
     if kind not in ("csv", "tsv") or path.stat().st_size == 0:
         return None
