@@ -54,9 +54,13 @@ class ConsoleUserErrorFilter(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, TransferflowError) or getattr(record, "user_error", False):
             return False
-        if record.levelno >= logging.ERROR and record.name.startswith("prefect."):
+        # ERROR lines, and the INFO "Finished in state Failed('... exception DataError: ...')".
+        if record.name.startswith("prefect."):
             text = record.getMessage()
-            return not any(f"exception {n}:" in text or f"{n}(" in text for n in self.names)
+            return not any(
+                f"exception {n}:" in text or f"exception: {n}:" in text or f"{n}(" in text
+                for n in self.names
+            )
         return True
 
 

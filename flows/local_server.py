@@ -170,12 +170,24 @@ def temporary() -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
+        _flush_prefect_clients()  # logs and events still queued go out before the server stops
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _flush_prefect_clients() -> None:
+    """Send the run logs and events Prefect still holds in its background workers (they would
+    otherwise be sent at interpreter exit, to a server that is already gone)."""
+    with contextlib.suppress(Exception):
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
 
 
 def _die_with_parent() -> None:

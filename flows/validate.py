@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from data_checks.runner import build_docs
 from flows import _logging
@@ -65,8 +66,18 @@ def run_data_gates(
     return source, target
 
 
+def _run_name() -> str:
+    cfg = flow_run.parameters.get("config")
+    try:
+        cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.model_validate(cfg)
+    except Exception:  # noqa: BLE001 - a bad config fails validation later with a clear message
+        return "validate-data"
+    return f"validate {cfg.data.source.name} → {cfg.data.target.name}"
+
+
 @flow(
     name="validate-data",
+    flow_run_name=_run_name,
     on_failure=[_logging.log_failure],
     description="Run the data-quality gates only (no training).",
 )

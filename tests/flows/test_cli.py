@@ -165,6 +165,23 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
     assert "Columns present: 'text', 'stars'" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
 
+    # A mistake found inside a flow run (a bad JSONL line, read by the load task) is printed once:
+    # Prefect's task and flow state lines about it stay in the server's log.
+    bad_jsonl = tmp_path / "bad.jsonl"
+    bad_jsonl.write_text('{"text": "good phone", "label": 1}\n{"text": "bad" "label": 0}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "validate", "--source", str(small_domains["source"])]
+        + ["--target", str(bad_jsonl)],
+        capture_output=True,
+        text=True,
+        env={**env, "TRANSFERFLOW_SERVER": "temporary"},
+        timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert out.count("line 2 is not valid JSON") == 1, out
+    assert "Traceback" not in out
+
 
 def test_validate_runs_only_the_data_gates(small_domains, tmp_path):
     docs = tmp_path / "docs"
@@ -186,6 +203,11 @@ def test_validate_runs_only_the_data_gates(small_domains, tmp_path):
     assert "build_embeddings" not in result.output  # nothing is trained
     assert (docs / "index.html").is_file()
     assert not (tmp_path / "runs").exists()
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        names = {run.name for run in client.read_flow_runs()}
+    assert "validate yelp_small → amazon_small" in names  # a readable run name in the UI
 
 
 def test_validate_fails_with_exit_code_3_on_leakage(small_domains, tmp_path):
