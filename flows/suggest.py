@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.runtime import flow_run
 
 from flows import _logging
 from flows.transfer import train_transfer
-from flows.validate import run_data_gates
+from flows.validate import run_config, run_data_gates
 from tasks.stages import suggest_labels
 from transferflow.config import RunConfig
 
@@ -25,11 +24,8 @@ _logging.install()
 
 
 def _run_name() -> str:
-    params = flow_run.parameters
-    cfg = params.get("config")
-    try:
-        cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.model_validate(cfg)
-    except Exception:  # noqa: BLE001 - a bad config fails validation later with a clear message
+    cfg = run_config()
+    if cfg is None:
         return "suggest-labels"
     return f"suggest {cfg.suggest.n} {cfg.data.target.name} texts to label"
 

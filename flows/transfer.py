@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 
 from flows import _logging
-from flows.validate import run_data_gates
+from flows.validate import run_config, run_data_gates
 from tasks.gates import check_embeddings, check_promotion, check_source_model
 from tasks.stages import (
     DOCS,
@@ -52,10 +51,8 @@ def run_folder_name(config: RunConfig) -> str:
 
 
 def _flow_run_name() -> str:
-    cfg = flow_run.parameters.get("config")
-    try:
-        cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.model_validate(cfg)
-    except Exception:  # noqa: BLE001 - a bad config fails validation later with a clear message
+    cfg = run_config()
+    if cfg is None:
         return "transfer-learning"
     d = cfg.data
     return f"{d.source.name} → {d.target.name} ({cfg.transfer.strategy}, {cfg.model.architecture})"

@@ -66,13 +66,19 @@ def run_data_gates(
     return source, target
 
 
-def _run_name() -> str:
+def run_config() -> RunConfig | None:
+    """The running flow's ``config`` parameter (for run names), or None when it is not valid (the
+    flow then fails with a clear message)."""
     cfg = flow_run.parameters.get("config")
     try:
-        cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.model_validate(cfg)
+        return cfg if isinstance(cfg, RunConfig) else RunConfig.model_validate(cfg)
     except Exception:  # noqa: BLE001 - a bad config fails validation later with a clear message
-        return "validate-data"
-    return f"validate {cfg.data.source.name} → {cfg.data.target.name}"
+        return None
+
+
+def _run_name() -> str:
+    cfg = run_config()
+    return f"validate {cfg.data.source.name} → {cfg.data.target.name}" if cfg else "validate-data"
 
 
 @flow(
