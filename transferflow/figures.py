@@ -152,6 +152,7 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 background:#fff;line-height:1.45}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #bbb;padding:4px 10px}
 th{background:#eef2f7}td{background:#fff;color:#1b1b1b}code{background:#f3f3f3;padding:0 3px}
+td:nth-child(2){white-space:nowrap}
 img{max-width:100%;border:1px solid #ddd;margin:.4em 0}h1{font-size:1.6em}h2{margin-top:1.6em}
 """
 
