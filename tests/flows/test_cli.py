@@ -167,6 +167,8 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
 
     # A mistake found inside a flow run (a bad JSONL line, read by the load task) is printed once:
     # Prefect's task and flow state lines about it stay in the server's log.
+    from prefect.settings import PREFECT_API_URL
+
     bad_jsonl = tmp_path / "bad.jsonl"
     bad_jsonl.write_text('{"text": "good phone", "label": 1}\n{"text": "bad" "label": 0}\n')
     proc = subprocess.run(
@@ -174,7 +176,7 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
         + ["--target", str(bad_jsonl)],
         capture_output=True,
         text=True,
-        env={**env, "TRANSFERFLOW_SERVER": "temporary"},
+        env={**env, "PREFECT_API_URL": PREFECT_API_URL.value()},  # the session's test server
         timeout=300,
     )
     out = proc.stdout + proc.stderr
