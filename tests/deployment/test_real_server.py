@@ -203,5 +203,9 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
         assert "label-suggestions" in {a.key for a in arts if a.key}
     finally:
         os.killpg(worker.pid, 15)
-        worker.wait(timeout=30)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a loaded CI machine: the worker's shutdown is not
+            os.killpg(worker.pid, 9)  # under test here, and it must not outlive the test
+            worker.wait(timeout=30)
         shutil.rmtree(tmp_path / "runs", ignore_errors=True)
