@@ -122,16 +122,30 @@ def cached_json(
     compute: Callable[[], dict[str, Any]],
 ) -> dict[str, Any]:
     """A small JSON result (no files) cached like :func:`cached`; computed when the cache is off."""
+    return cached_json_hit(stage, inputs, cfg, compute)[0]
+
+
+def cached_json_hit(
+    stage: str,
+    inputs: dict[str, Any],
+    cfg: CacheConfig | None,
+    compute: Callable[[], dict[str, Any]],
+) -> tuple[dict[str, Any], bool]:
+    """:func:`cached_json` that also says whether the result came from the cache.
+
+    Returns:
+        (result, reused). A ``compute`` that raises records nothing.
+    """
     if cfg is None or not cfg.enabled:
-        return compute()
+        return compute(), False
     store = store_for(cfg)
     key = cache_key(stage, inputs)
     with store.lock(key):
         if not cfg.refresh and (hit := store.lookup(key)) is not None:
-            return hit
+            return hit, True
         result = compute()
         store.record(key, stage, result)
-        return result
+        return result, False
 
 
 def value_of(result: Any) -> Any:

@@ -15,7 +15,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
-from tasks.caching import cached_json, store_for
+from tasks.caching import cached_json, cached_json_hit
 from transferflow import datasets
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.config import (
@@ -29,7 +29,6 @@ from transferflow.config import (
 )
 from transferflow.data import TEXT
 from transferflow.errors import GateFailedError
-from transferflow.store import cache_key
 
 
 def _conclude(report, subject: str) -> dict[str, Any]:
@@ -91,17 +90,15 @@ def _verdict(
     Returns:
         (summary, reused).
     """
-    use = verdicts is not None and verdicts.enabled
-    if use:
-        store = store_for(verdicts)
-        key = cache_key(f"gate_{gate}", {**inputs, "suites": _suites_version()})
-        if not verdicts.refresh and (hit := store.lookup(key)) is not None:
-            _log(gate, hit, subject, reused=True)
-            return hit, True
-    summary = _conclude(evaluate(), subject)  # raises on failure: nothing is recorded
-    if use:
-        store.record(key, f"gate_{gate}", summary)
-    return summary, False
+    summary, reused = cached_json_hit(
+        f"gate_{gate}",
+        {**inputs, "suites": _suites_version()},
+        verdicts,
+        lambda: _conclude(evaluate(), subject),  # raises on failure: nothing is recorded
+    )
+    if reused:
+        _log(gate, summary, subject, reused=True)
+    return summary, reused
 
 
 def _done(value: Any, reused: bool) -> Any:
@@ -184,11 +181,13 @@ def check_split_integrity(
     """Leakage gate: no target test text in the target training data or the Word2Vec corpus;
     a tolerated overlap leaves the training side."""
 
+    test = datasets.read_frame(target.test)
+
     def evaluate():
         from data_checks.leakage import validate_leakage
 
         return validate_leakage(
-            datasets.read_frame(target.test),
+            test,
             datasets.read_frame(target.pool),
             datasets.read_frame(source.pool) if word2vec else None,
             cfg,
@@ -202,7 +201,6 @@ def check_split_integrity(
         "settings": cfg.model_dump(mode="json"),
     }
     summary, reused = _verdict("leakage", inputs, verdicts, f"target '{target.name}'", evaluate)
-    test = datasets.read_frame(target.test)
     roles = {"source": source, "target": target}
     for role, data in roles.items():
         roles[role] = datasets.drop_test_texts_from_training(data, test, role=role, out_dir=out_dir)

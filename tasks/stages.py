@@ -21,7 +21,7 @@ from transferflow.config import (
     TransferConfig,
 )
 from transferflow.errors import GateFailedError
-from transferflow.files import sha256_file, write_text_atomic
+from transferflow.files import atomic_path, sha256_file, write_text_atomic
 
 
 class _Progress:
@@ -415,14 +415,11 @@ def _figures(metrics: dict[str, Any], out_dir: Path, cache: CacheConfig | None) 
     if cache is None or not cache.enabled:
         return write_figures(metrics, out_dir)
     drawn = value_of(cached("figures", figure_inputs(metrics), cache, _Figures, draw))
-    folder = out_dir / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, ref in drawn.files.items():
-        out[name] = folder / f"{name}.png"
-        tmp = folder / f".{name}.png.tmp"
-        shutil.copyfile(ref.verified_path(), tmp)  # a copy: the store may change later
-        tmp.replace(out[name])
+        out[name] = out_dir / "figures" / f"{name}.png"
+        with atomic_path(out[name]) as tmp:
+            shutil.copyfile(ref.verified_path(), tmp)  # a copy: the store may change later
     return out
 
 
