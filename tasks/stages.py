@@ -253,7 +253,7 @@ def train_pooled_baseline(
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
-    """Baseline: TF-IDF n-grams + logistic regression on pooled source + target labels."""
+    """Baseline: NB-weighted logistic regression on pooled source + target labels."""
     inputs = {
         "source_train": source.train.sha256,
         "target_train": target.train.sha256,

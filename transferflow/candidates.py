@@ -1,5 +1,5 @@
 """The candidates of a run, all ``wide-deep`` Keras networks: the source model, the transfer model,
-and the baselines ``target_only`` (same network, target labels only) and ``pooled_lr`` (TF-IDF +
+and the baselines ``target_only`` (same network, target labels only) and ``pooled_lr`` (NB-weighted
 logistic regression on pooled source + target labels: the strongest classic baseline measured,
 see docs/benchmarks.md). One family: one save format, one loader, one scoring path.
 
@@ -254,7 +254,7 @@ def train_pooled_lr(
     out_dir: Path,
     progress=None,
 ) -> ModelRef:
-    """Baseline: TF-IDF n-grams + logistic regression on pooled source + target labels (the
+    """Baseline: NB-weighted logistic regression on pooled source + target labels (the
     network's n-gram part alone), ``C`` by cross-validation over the target rows."""
     from transferflow.wide_deep import train_pooled
 

@@ -173,7 +173,8 @@ class TransferConfig(_Section):
         description="'finetune': refit on the target labels with an L2 penalty towards the source "
         "weights (L2-SP), C by cross-validation; 'joint': alpha * source loss + beta * target loss "
         "(alpha = beta: pooled); 'shared-private': shared plus per-domain weights (feature "
-        "augmentation); 'ensemble': all three averaged.",
+        "augmentation); 'ensemble': all three per view, averaged with a pooled NB-weighted "
+        "logistic regression member.",
     )
     alpha: float = Field(default=1.0, ge=0.0, description="'joint': weight of the source loss.")
     beta: float = Field(default=1.0, ge=0.0, description="'joint': weight of the target loss.")
@@ -192,7 +193,8 @@ class BaselineConfig(_Section):
     source_only: bool = Field(default=True, description="Source model as is (same labels only).")
     pooled_lr: bool = Field(
         default=True,
-        description="TF-IDF n-grams + logistic regression on pooled source + target labels (same "
+        description="NB-weighted logistic regression (binarised n-grams scaled by their log-count "
+        "ratio, Wang & Manning 2012) on pooled source + target labels (same "
         "labels only): the strongest classic baseline measured.",
     )
 

@@ -6,10 +6,12 @@ over the gensim word vectors, several weight sets ("members") averaged in one mo
     ngram_ids, ngram_values ─► NgramBag (n-grams x members*classes, + bias) ─┐
                                                                             + ─► logits
     token_ids ─► Embedding (vectors, frozen) ─► masked mean ─► unit length ─► Dense ─┘
-    logits (members x classes) ─► softmax per member ─► mean over members ─► probabilities
+    logits (members x classes) ─► softmax per member ─► weighted mean ─► probabilities
 
 With one member this is softmax regression over [TF-IDF n-grams, mean word vector]; a member
-whose deep weights are zero reads the n-grams alone. Members are fitted one by one (see
+whose deep weights are zero reads the n-grams alone. The last members may read binarised n-grams
+instead (NB-weighted logistic regression, Wang & Manning 2012: presence times a per-n-gram
+log-count ratio, folded into the kernel). Members are fitted one by one (see
 :mod:`transferflow.solver`) and stacked; averaging their probabilities is the ensemble, as one
 Keras model with one save format (``.keras``, loaded with ``safe_mode=True``) and one scoring path.
 The custom layer is registered, so loading needs no code from the file.
@@ -37,17 +39,21 @@ class NgramBag(k.layers.Layer):
     """Weighted bag of n-grams: ``sum_j values[:, j] * kernel[ids[:, j]] + bias``.
 
     Equal to a sparse (texts x n-grams) matrix times ``kernel``, with fixed-shape inputs. Row 0
-    of ``kernel`` belongs to padding (its value is always 0).
+    of ``kernel`` belongs to padding (its value is always 0). The last ``binary_units`` columns
+    read whether an n-gram is present instead of its TF-IDF value (binarised features: the
+    NB-weighted member, whose per-n-gram scale is folded into its kernel).
 
     Args:
         n_features: number of n-grams.
         units: output width (members x classes).
+        binary_units: trailing output columns over binarised n-grams (0: none).
     """
 
-    def __init__(self, n_features: int, units: int, **kwargs) -> None:
+    def __init__(self, n_features: int, units: int, binary_units: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.n_features = int(n_features)
         self.units = int(units)
+        self.binary_units = int(binary_units)
 
     def build(self, ids_shape, values_shape=None) -> None:
         self.kernel = self.add_weight(
@@ -57,13 +63,55 @@ class NgramBag(k.layers.Layer):
 
     def call(self, ids, values):
         rows = ops.take(self.kernel, ids, axis=0)  # (batch, L, units)
-        return ops.einsum("bl,blu->bu", values, rows) + self.bias
+        if not self.binary_units:
+            return ops.einsum("bl,blu->bu", values, rows) + self.bias
+        split = self.units - self.binary_units
+        present = ops.cast(ops.greater(ids, 0), values.dtype)  # id 0 is padding
+        return (
+            ops.concatenate(
+                [
+                    ops.einsum("bl,blu->bu", values, rows[..., :split]),
+                    ops.einsum("bl,blu->bu", present, rows[..., split:]),
+                ],
+                axis=-1,
+            )
+            + self.bias
+        )
 
     def compute_output_shape(self, ids_shape, values_shape=None):
         return (ids_shape[0], self.units)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "n_features": self.n_features, "units": self.units}
+        return {
+            **super().get_config(),
+            "n_features": self.n_features,
+            "units": self.units,
+            "binary_units": self.binary_units,
+        }
+
+
+@k.saving.register_keras_serializable(package="transferflow")
+class WeightedMean(k.layers.Layer):
+    """Weighted mean over members: ``(batch, members, classes) -> (batch, classes)``.
+
+    Args:
+        weights: one fixed weight per member (normalised to sum 1; stored in the config).
+    """
+
+    def __init__(self, weights: list[float], **kwargs) -> None:
+        super().__init__(**kwargs)
+        total = float(sum(weights))
+        self.member_weights = [float(w) / total for w in weights]
+
+    def call(self, x):
+        w = ops.convert_to_tensor(self.member_weights, dtype=x.dtype)
+        return ops.einsum("bmc,m->bc", x, w)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weights": self.member_weights}
 
 
 def _inputs():
@@ -83,7 +131,13 @@ def _deep_features(token_ids, matrix_shape: tuple[int, int]):
 
 
 def build_network(
-    n_features: int, matrix: np.ndarray, n_classes: int, n_members: int = 1, name: str = "wide_deep"
+    n_features: int,
+    matrix: np.ndarray,
+    n_classes: int,
+    n_members: int = 1,
+    name: str = "wide_deep",
+    n_binary: int = 0,
+    member_weights: list[float] | None = None,
 ):  # -> keras.Model
     """The full network: texts' inputs -> averaged class probabilities.
 
@@ -92,6 +146,8 @@ def build_network(
         matrix: word-vector matrix (rows 0 and 1: padding and unknown, zeros).
         n_classes: classes (2 or more).
         n_members: weight sets averaged.
+        n_binary: how many of them (the last) read binarised n-grams (NB-weighted members).
+        member_weights: weight of each member in the mean (default: equal).
         name: model name.
 
     Returns:
@@ -102,13 +158,18 @@ def build_network(
     units = n_members * n_classes
     logits = k.layers.Add(name="logits")(
         [
-            NgramBag(n_features, units, name=WIDE)(inputs["ngram_ids"], inputs["ngram_values"]),
+            NgramBag(n_features, units, n_binary * n_classes, name=WIDE)(
+                inputs["ngram_ids"], inputs["ngram_values"]
+            ),
             k.layers.Dense(units, use_bias=False, kernel_initializer="zeros", name=DEEP)(deep),
         ]
     )
     x = k.layers.Reshape((n_members, n_classes), name="members")(logits)
     x = k.layers.Softmax(axis=-1, name="member_probabilities")(x)
-    outputs = k.layers.GlobalAveragePooling1D(name="average")(x)
+    if member_weights is None or len(set(member_weights)) == 1:
+        outputs = k.layers.GlobalAveragePooling1D(name="average")(x)
+    else:
+        outputs = WeightedMean(list(member_weights), name="average")(x)
     model = k.Model(inputs, outputs, name=name)
     # Set after building: as an initializer the matrix would be copied into the JSON config.
     emb.embeddings.assign(matrix)
@@ -130,10 +191,22 @@ def deep_features(network, encoder, texts: list[str]) -> np.ndarray:
 
 
 def stack_members(network, members: list[dict[str, np.ndarray]]) -> None:
-    """Copy fitted members' weights into ``network``'s slices (members in order)."""
+    """Copy fitted members' weights into ``network``'s slices (members in order).
+
+    A member with a ``scale`` (per n-gram, binarised members) has it folded into its kernel: the
+    solver fitted weights ``w`` on features ``present * scale``, the layer reads ``present``.
+    """
     wide, deep = network.get_layer(WIDE), network.get_layer(DEEP)
     # The solver's n-gram j is the layer's row j + 1 (row 0 belongs to padding).
-    kernel = np.concatenate([m["wide_kernel"] for m in members], axis=1)
+    kernel = np.concatenate(
+        [
+            m["wide_kernel"]
+            if m.get("scale") is None
+            else m["wide_kernel"] * np.asarray(m["scale"], np.float32)[:, None]
+            for m in members
+        ],
+        axis=1,
+    )
     kernel = np.concatenate([np.zeros((1, kernel.shape[1]), np.float32), kernel])
     bias = np.concatenate([m["wide_bias"] for m in members])
     n_classes = members[0]["wide_bias"].shape[0]
@@ -153,7 +226,8 @@ def stack_members(network, members: list[dict[str, np.ndarray]]) -> None:
 
 
 def member_slices(network, n_classes: int) -> list[dict[str, np.ndarray]]:
-    """The members' weights of a fitted network (inverse of :func:`stack_members`)."""
+    """The members' weights of a fitted network (inverse of :func:`stack_members`; a binarised
+    member's kernel comes back with its scale folded in)."""
     wide, deep = network.get_layer(WIDE), network.get_layer(DEEP)
     kernel, bias, deep_k = (np.asarray(v) for v in (wide.kernel, wide.bias, deep.kernel))
     return [

@@ -313,6 +313,7 @@ def choose_c(
     grid: tuple[float, ...] = C_GRID,
     base_weight: np.ndarray | None = None,
     k: int = 3,
+    design_for=None,
     **fit_kwargs,
 ) -> tuple[float, dict[float, float], np.ndarray | None]:
     """Pick ``C`` by stratified k-fold cross-validation (mean held-out log-loss).
@@ -326,6 +327,9 @@ def choose_c(
         grid: candidate values of ``C``.
         base_weight: per-row weights before folding (default 1).
         k: folds at most (fewer when a class has fewer rows).
+        design_for: optional ``design_for(held)`` -> the design a fold fits on (same shapes, so
+            the same compiled program), for features fitted on labels (the NB scale), which
+            must not see the held-out rows' labels; default ``design`` for every fold.
         **fit_kwargs: passed to :func:`fit` (prior, copies, mix).
 
     Returns:
@@ -344,14 +348,20 @@ def choose_c(
     def run_fold(mask: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
         held = np.zeros(design.n, dtype=bool)
         held[idx[mask]] = True
+        fold_design = design if design_for is None else design_for(held)
         warm, out = None, []
         # Along the grid from the most regularised fit, each starting from the last: neighbouring
         # solutions are close, so L-BFGS needs a few dozen iterations instead of hundreds.
         for c in sorted(grid):
             params, warm = _fit(
-                design, n_classes, c, row_weight=np.where(held, 0.0, base), init=warm, **fit_kwargs
+                fold_design,
+                n_classes,
+                c,
+                row_weight=np.where(held, 0.0, base),
+                init=warm,
+                **fit_kwargs,
             )
-            logp = log_proba(params, design)[held]
+            logp = log_proba(params, fold_design)[held]
             out.append(
                 (c, float(-np.take_along_axis(logp, y[held][:, None], axis=1).mean()), np.exp(logp))
             )

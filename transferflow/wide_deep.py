@@ -13,7 +13,10 @@ labels and cost accuracy with many; averaging both views was best or near best a
 * ``shared-private``: shared weights plus a private copy per domain (Daumé 2007's feature
   augmentation as an architecture); a target text is scored with shared + target weights.
 
-``transfer.strategy: ensemble`` (the default) averages all three per view, six members in all.
+``transfer.strategy: ensemble`` (the default) averages all three per view with one member of
+NB-weighted logistic regression on pooled source + target labels (binarised n-grams scaled by their
+log-count ratio, Wang & Manning 2012): seven members, the NB member weighted as much as the six
+others together (see :func:`_member_weights`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from typing import Any
 import numpy as np
 
 from transferflow.features import FeatureEncoder, NgramFeaturizer
+from transferflow.nb import fit_nb
 from transferflow.text import Vocabulary
 
 VIEWS = {"wide": True, "ngrams": False}  # view -> reads the word vectors
 STRATEGIES = ("finetune", "joint", "shared-private")
 ENSEMBLE = "ensemble"
+NB = "nb/pooled"  # the ensemble's NB-weighted member (binarised n-grams); always last
 
 
 @dataclass
@@ -126,8 +131,29 @@ def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarra
 def _new(featurizer, tokens, matrix, labels, max_len, members, **info) -> TextModel:
     from transferflow.network import build_network
 
-    network = build_network(featurizer.n_features, matrix, len(labels), len(members))
+    n_binary = sum(m.startswith("nb/") for m in members)
+    network = build_network(
+        featurizer.n_features,
+        matrix,
+        len(labels),
+        len(members),
+        n_binary=n_binary,
+        member_weights=_member_weights(len(members), n_binary),
+    )
     return TextModel(network, featurizer, list(tokens), list(labels), max_len, list(members), info)
+
+
+def _member_weights(n_members: int, n_binary: int) -> list[float] | None:
+    """The ensemble's mean: half for the NB-weighted member(s), half for the TF-IDF members.
+
+    Two families of linear features, weighted alike: on validation splits of MDSD training data
+    an equal-weight blend beat giving the NB member one share in seven at 50 and 200 labels
+    (docs/benchmarks.md). ``None`` (equal weights) without both families.
+    """
+    if n_binary == 0 or n_binary == n_members:
+        return None
+    rest = n_members - n_binary
+    return [0.5 / rest] * rest + [0.5 / n_binary] * n_binary
 
 
 def _report(progress, done: int, total: int) -> None:
@@ -174,8 +200,9 @@ def _folds(cfg) -> int:
     return _settings(cfg).cv_folds
 
 
-def _mean(probas: list[np.ndarray | None]) -> np.ndarray | None:
-    return None if any(p is None for p in probas) else np.mean(probas, axis=0)
+def _mean(probas: list[np.ndarray | None], weights: list[float] | None = None):
+    """The members' out-of-fold probabilities, combined as the network combines them."""
+    return None if any(p is None for p in probas) else np.average(probas, axis=0, weights=weights)
 
 
 def train_from_scratch(
@@ -257,26 +284,32 @@ def train_pooled(
     cfg=None,
     progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
-    """TF-IDF n-grams + logistic regression on pooled source + target labels: the network's
-    n-gram part alone (one member), ``C`` by cross-validation over the target rows (the source
-    rows are always trained on).
+    """NB-weighted logistic regression on pooled source + target labels
+    (:func:`~transferflow.nb.fit_nb`, one member): the strongest classic baseline measured
+    (docs/benchmarks.md), and the ensemble's last member.
 
     Returns:
         (model, out-of-fold probabilities on the target rows or ``None``).
     """
     from transferflow.network import stack_members
-    from transferflow.solver import SOURCE, TARGET, choose_c, fit
+    from transferflow.solver import SOURCE, TARGET
 
     y = np.concatenate([_index(source_labels, classes), _index(labels, classes)])
     dom = np.concatenate([np.full(len(source_labels), SOURCE), np.full(len(labels), TARGET)])
-    model = _new(featurizer, tokens, matrix, classes, max_len, ["ngrams/pooled"])
-    design = _design(model, [*source_texts, *texts], y, dom).without_vectors()
-    c, _, oof = choose_c(
-        design, len(classes), seed, cv_rows=dom == TARGET, grid=_grid(cfg), k=_folds(cfg)
+    model = _new(featurizer, tokens, matrix, classes, max_len, [NB])
+    member, c, oof = fit_nb(
+        featurizer,
+        [*source_texts, *texts],
+        y,
+        dom,
+        len(classes),
+        seed,
+        grid=_grid(cfg),
+        folds=_folds(cfg),
     )
-    stack_members(model.network, [_as_member(fit(design, len(classes), c), False)])
+    stack_members(model.network, [member])
     _report(progress, 1, 1)
-    model.info.update({"role": "pooled_lr", "C": {"ngrams": c}})
+    model.info.update({"role": "pooled_lr", "C": {NB: c}})
     return model, oof
 
 
@@ -305,7 +338,8 @@ def adapt(
         source_labels: their labels.
         texts: target training texts.
         labels: their labels.
-        strategy: ``finetune``, ``joint``, ``shared-private`` or ``ensemble`` (all three averaged).
+        strategy: ``finetune``, ``joint``, ``shared-private`` or ``ensemble`` (all three per view,
+            averaged with a pooled NB-weighted member, :func:`~transferflow.nb.fit_nb`).
         alpha: weight of the source loss (``joint``).
         beta: weight of the target loss (``joint``).
         seed: seed of the folds.
@@ -332,7 +366,7 @@ def adapt(
     views = _views(cfg)
     k = len(classes)
     y_t, y_s = _index(labels, classes), _index(source_labels, classes)
-    names = [f"{v}/{s}" for v in views for s in chosen]
+    names = [f"{v}/{s}" for v in views for s in chosen] + ([NB] if strategy == ENSEMBLE else [])
     model = _new(source.featurizer, source.tokens, matrix, classes, source.max_len, names)
     tgt_full = _design(model, texts, y_t, np.full(len(y_t), TARGET))
     both_full = None
@@ -387,8 +421,23 @@ def adapt(
             _report(progress, len(members), len(names))
             cs[f"{view}/{s}"] = c
             oofs.append(oof)
+    if strategy == ENSEMBLE:
+        member, cs[NB], oof = fit_nb(
+            model.featurizer,
+            [*source_texts, *texts],
+            np.concatenate([y_s, y_t]),
+            np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]),
+            k,
+            seed,
+            grid=_grid(cfg),
+            folds=_folds(cfg),
+        )
+        members.append(member)
+        _report(progress, len(members), len(names))
+        oofs.append(oof if masks is not None else None)
     stack_members(model.network, members)
     model.info.update(
         {"role": "transfer", "strategy": strategy, "C": cs, "alpha": alpha, "beta": beta}
     )
-    return model, _mean(oofs) if want_oof else None
+    weights = _member_weights(len(names), sum(m.startswith("nb/") for m in names))
+    return model, _mean(oofs, weights) if want_oof else None

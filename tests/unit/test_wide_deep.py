@@ -15,6 +15,7 @@ from transferflow import wide_deep as wd
 from transferflow.config import DEMO_DIR, EmbeddingConfig
 from transferflow.embeddings import build_embeddings, embedding_matrix
 from transferflow.features import NgramFeaturizer
+from transferflow.nb import fit_nb
 from transferflow.solver import SOURCE, TARGET, _fit, fit, log_proba
 
 CLASSES = ["0", "1"]
@@ -160,8 +161,9 @@ def test_shared_private_uses_domain_specific_weights(data):
     assert np.abs(w[0] - fit(both, 2, 3.0)[0]).max() > 1e-3  # not the pooled fit
 
 
-def test_ensemble_averages_three_strategies_per_view(data, source_model):
-    model, oof = wd.adapt(
+@pytest.fixture(scope="module")
+def ensemble(data, source_model):
+    return wd.adapt(
         source_model,
         data["matrix"],
         *data["src"],
@@ -171,11 +173,112 @@ def test_ensemble_averages_three_strategies_per_view(data, source_model):
         beta=1,
         seed=0,
     )
+
+
+def test_ensemble_averages_three_strategies_per_view_and_a_pooled_nb_member(data, ensemble):
+    model, oof = ensemble
     assert model.members == [
         f"{v}/{s}" for v in ("wide", "ngrams") for s in ("finetune", "joint", "shared-private")
-    ]
+    ] + [wd.NB]
+    assert model.network.get_layer("wide").binary_units == 2  # the NB member's two classes
     assert _accuracy(model, *data["test"]) > 0.6
     assert oof.shape == (60, 2) and np.allclose(oof.sum(axis=1), 1, atol=1e-4)
+
+
+def _nb_fit(data, C=None):
+    texts = [*data["src"][0], *data["tgt"][0]]
+    y = np.array([CLASSES.index(v) for v in [*data["src"][1], *data["tgt"][1]]])
+    dom = np.r_[np.full(len(data["src"][0]), SOURCE), np.full(len(data["tgt"][0]), TARGET)]
+    if C is None:
+        return fit_nb(data["featurizer"], texts, y, dom, 2, seed=0), texts, y
+    from transferflow.nb import binarised, log_count_ratio
+    from transferflow.solver import make_design
+
+    csr = data["featurizer"].transform(texts)
+    scale = log_count_ratio(csr, y, 2)
+    return fit(make_design(binarised(csr, scale), None, y, dom), 2, C), csr, scale, y
+
+
+def test_nb_member_in_the_network_predicts_what_the_solver_fitted(data, ensemble):
+    """The NB member reads presence in Keras and presence x scale in the solver: same model."""
+    model, _ = ensemble
+    (member, c, _), _, _ = _nb_fit(data)
+    np.testing.assert_allclose(  # what the ensemble stacked is this member, scale folded in
+        model.member_weights()[-1]["wide_kernel"],
+        member["wide_kernel"] * member["scale"][:, None],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    texts = data["test"][0][:50]
+    nb_only = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, [wd.NB])
+    from transferflow.nb import binarised
+    from transferflow.network import stack_members
+
+    stack_members(nb_only.network, [member])
+    design = wd._design(nb_only, texts, np.zeros(len(texts), int), np.zeros(len(texts), int))
+    csr = data["featurizer"].transform(texts)
+    from transferflow.solver import make_design
+
+    nb_design = make_design(
+        binarised(csr, member["scale"]), None, np.zeros(len(texts), int), np.zeros(len(texts), int)
+    )
+    solver = np.exp(log_proba([member["wide_kernel"], member["wide_bias"]], nb_design))
+    np.testing.assert_allclose(nb_only.predict_proba(texts), solver, atol=1e-5)
+    # and it is not the TF-IDF model: reading the values instead of presence changes it
+    tfidf = np.exp(
+        log_proba([member["wide_kernel"], member["wide_bias"]], design.without_vectors())
+    )
+    assert np.abs(tfidf - solver).max() > 1e-2
+
+
+def test_nb_member_is_scikit_learns_nb_logistic_regression(data):
+    """Same features as Wang & Manning's NB-LR (binarised n-grams x |log-count ratio|), same
+    objective: scikit-learn's binary LogisticRegression with C' = 2C (two softmax columns share
+    the penalty) predicts the same probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    w, csr, scale, y = _nb_fit(data, C=1.0)
+    p = np.asarray(csr.astype(bool).astype(np.float64)[y == 1].sum(0)).ravel() + 1
+    q = np.asarray(csr.astype(bool).astype(np.float64)[y == 0].sum(0)).ravel() + 1
+    r = np.log((p / p.sum()) / (q / q.sum()))
+    np.testing.assert_allclose(scale, np.maximum(np.abs(r), 1e-3), rtol=1e-5)
+    X = csr.copy()
+    X.data = np.abs(r)[X.indices]
+    ref = LogisticRegression(C=2.0, tol=1e-8, max_iter=5000).fit(X, y)
+    from transferflow.nb import binarised
+    from transferflow.solver import make_design
+
+    texts = data["test"][0]
+    test_csr = data["featurizer"].transform(texts)
+    ours = np.exp(
+        log_proba(
+            w,
+            make_design(
+                binarised(test_csr, scale),
+                None,
+                np.zeros(len(texts), int),
+                np.zeros(len(texts), int),
+            ),
+        )
+    )
+    Xt = test_csr.copy()
+    Xt.data = np.abs(r)[Xt.indices]
+    np.testing.assert_allclose(ours[:, 1], ref.predict_proba(Xt)[:, 1], atol=2e-3)
+
+
+def test_nb_folds_compute_their_scale_without_the_held_out_labels(data, monkeypatch):
+    """The log-count ratio is fitted on labels: out-of-fold predictions must not see them."""
+    from transferflow import nb
+
+    seen = []
+    real = nb.log_count_ratio
+    monkeypatch.setattr(
+        nb, "log_count_ratio", lambda csr, y, k: seen.append(len(y)) or real(csr, y, k)
+    )
+    _nb_fit(data)
+    n = len(data["src"][0]) + len(data["tgt"][0])
+    assert seen[0] == n  # the full fit
+    assert sorted(seen[1:]) == sorted([n - 20] * 3)  # 60 target rows, 3 folds of 20 held out
 
 
 def test_saved_model_loads_safely_and_is_byte_reproducible(data, source_model, tmp_path: Path):
@@ -207,3 +310,22 @@ def _cfg(**kw):
     from transferflow.config import ModelConfig
 
     return ModelConfig(**kw)
+
+
+def test_ensemble_weighs_the_nb_member_as_much_as_the_others_together(data, ensemble, tmp_path):
+    """The saved network's mean is weighted (half NB, half the six TF-IDF members), survives a
+    safe_mode round trip, and is what each member alone predicts, combined."""
+    from transferflow.network import stack_members
+
+    model, _ = ensemble
+    texts = data["test"][0][:40]
+    alone = []
+    for name, weights in zip(model.members, model.member_weights(), strict=True):
+        single = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, [name])
+        stack_members(single.network, [weights])  # an NB kernel comes back with its scale folded
+        alone.append(single.predict_proba(texts))
+    expected = 0.5 * np.mean(alone[:6], axis=0) + 0.5 * alone[6]
+    np.testing.assert_allclose(model.predict_proba(texts), expected, atol=1e-5)
+    assert np.abs(np.mean(alone, axis=0) - expected).max() > 1e-3  # equal weights would differ
+    loaded = wd.TextModel.read(model.write(tmp_path / "ensemble"))
+    np.testing.assert_allclose(loaded.predict_proba(texts), expected, atol=1e-5)
