@@ -8,12 +8,16 @@ trains and scores on the target domain's ``test.csv``:
                     then adapted to the n target labels;
 * ``target_only``   the same architecture on the n target labels only;
 * ``source_only``   the source model as is;
+* ``pooled_lr``     the run's own classic baseline: NB-weighted logistic regression on pooled
+                    source + target labels, as a one-member network;
 * ``tfidf_target``  TF-IDF (1-2-grams) + logistic regression on the n target labels;
 * ``tfidf_pooled``  TF-IDF + logistic regression on all source labels + the n target labels;
+* ``nblr_pooled``   scikit-learn NB-LR (Wang & Manning 2012: binarised 1-3-grams scaled by the
+                    log-count ratio, C = 1) on the pooled labels, the issue's reference peer;
 
-(regularisation of the logistic regressions chosen by cross-validation on their training labels
-only). Every candidate gets all n labels: sweeps call the flow's stage functions without its
-validation hold-out, which only serves the promotion decision.
+(regularisation of the TF-IDF logistic regressions chosen by cross-validation on their training
+labels only). Every candidate gets all n labels, as in a run; sweeps only skip the out-of-fold
+fits that serve the promotion decision.
 
     python benchmarks/transfer.py [--mdsd ../shared/data/mdsd] [--pairs books:kitchen,...]
         [--sizes 50,100,200,400,1600] [--seeds 0,1,2] [--task-runner dask] [--workers 2]

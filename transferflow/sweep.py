@@ -279,7 +279,22 @@ def run_point(
     peak = _peak_rss_mb()
     for row in rows:
         row["peak_rss_mb"] = peak
+    _release_compiled()
     return rows
+
+
+def _release_compiled() -> None:
+    """Drop JAX's in-memory compiled programs after a point.
+
+    Each compiled program keeps ~15 memory mappings that live as long as the process. One process
+    that trained eight MDSD pairs in a row reached the kernel's limit (65,530 mappings) and died
+    in LLVM ("Cannot allocate memory"); a Dask worker runs many points in one process.
+    ``jax.clear_caches()`` gives the mappings back (measured: 3,527 -> 510 after 200 compiles).
+    The on-disk XLA cache still makes the next point's compiles cheap.
+    """
+    import jax
+
+    jax.clear_caches()
 
 
 def _peak_rss_mb() -> float:
