@@ -147,7 +147,7 @@ def _member_weights(n_members: int, n_binary: int) -> list[float] | None:
     """The ensemble's mean: half for the NB-weighted member(s), half for the TF-IDF members.
 
     Two families of linear features, weighted alike: on validation splits of MDSD training data
-    an equal-weight blend beat giving the NB member one share in seven at 50 and 200 labels
+    an even split beat giving the NB member one share in seven at 50, 200 and 1,000 labels
     (docs/benchmarks.md). ``None`` (equal weights) without both families.
     """
     if n_binary == 0 or n_binary == n_members:
