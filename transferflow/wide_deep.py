@@ -131,28 +131,33 @@ def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarra
 def _new(featurizer, tokens, matrix, labels, max_len, members, **info) -> TextModel:
     from transferflow.network import build_network
 
-    n_binary = sum(m.startswith("nb/") for m in members)
     network = build_network(
         featurizer.n_features,
         matrix,
         len(labels),
         len(members),
-        n_binary=n_binary,
-        member_weights=_member_weights(len(members), n_binary),
+        n_binary=_n_binary(members),
+        member_weights=_member_weights(members),
     )
     return TextModel(network, featurizer, list(tokens), list(labels), max_len, list(members), info)
 
 
-def _member_weights(n_members: int, n_binary: int) -> list[float] | None:
+def _n_binary(members: list[str]) -> int:
+    """How many of the (last) members read binarised n-grams."""
+    return sum(m.startswith("nb/") for m in members)
+
+
+def _member_weights(members: list[str]) -> list[float] | None:
     """The ensemble's mean: half for the NB-weighted member(s), half for the TF-IDF members.
 
     Two families of linear features, weighted alike: on validation splits of MDSD training data
     an even split beat giving the NB member one share in seven at 50, 200 and 1,000 labels
     (docs/benchmarks.md). ``None`` (equal weights) without both families.
     """
-    if n_binary == 0 or n_binary == n_members:
+    n_binary = _n_binary(members)
+    if n_binary in (0, len(members)):
         return None
-    rest = n_members - n_binary
+    rest = len(members) - n_binary
     return [0.5 / rest] * rest + [0.5 / n_binary] * n_binary
 
 
@@ -439,5 +444,5 @@ def adapt(
     model.info.update(
         {"role": "transfer", "strategy": strategy, "C": cs, "alpha": alpha, "beta": beta}
     )
-    weights = _member_weights(len(names), sum(m.startswith("nb/") for m in names))
+    weights = _member_weights(names)
     return model, _mean(oofs, weights) if want_oof else None
