@@ -100,13 +100,14 @@ def run_pair(
             texts = pool[TEXT].tolist()
             proba = model0.predict_proba(texts)
             features = model_features(model0, texts)
+            members = model0.member_proba(texts)
             rows.append(
                 {"source": source, "target": target, "seed": seed, "start": start,
                  "strategy": "start", "labels": len(train), "accuracy": acc0, "seconds": 0.0}
             )  # fmt: skip
             for strategy in strategies or STRATEGIES:
                 t1 = time.perf_counter()
-                picked = suggest(proba, features, add, strategy, seed=seed)
+                picked = suggest(proba, features, add, strategy, seed=seed, members=members)
                 chosen = pool.iloc[picked.rows]
                 new = with_training_rows(
                     tgt,

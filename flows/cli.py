@@ -259,7 +259,7 @@ def suggest(
         str | None,
         "--method",
         help="random (default: none beat it on MDSD) | margin | margin-cluster | badge | "
-        "typical-cluster (see docs/models.md).",
+        "typical-cluster | committee (see docs/models.md).",
     ) = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,

@@ -56,7 +56,7 @@ def save(
     """Write a model's files atomically and reference them by hash.
 
     Args:
-        model: a :class:`~transferflow.wide_deep.TextModel`.
+        model: a :class:`~transferflow.text_model.TextModel`.
         role: candidate name (names the folder).
         out_dir: parent folder.
         oof: out-of-fold class probabilities on the target training rows (``None``: too few
@@ -95,7 +95,7 @@ def load(ref: ModelRef):  # -> TextModel
     Raises:
         ArtifactError: a file is missing or changed.
     """
-    from transferflow.wide_deep import TextModel
+    from transferflow.text_model import TextModel
 
     files = {
         "model.keras": ref.model.verified_path(),

@@ -394,12 +394,15 @@ class SuggestConfig(_Section):
     """``transferflow suggest``: which unlabelled target texts to label next."""
 
     n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
-    strategy: Literal["random", "margin", "margin-cluster", "badge", "typical-cluster"] = Field(
+    strategy: Literal[
+        "random", "margin", "margin-cluster", "badge", "typical-cluster", "committee"
+    ] = Field(
         default="random",
         description="random: a uniform sample (default: on MDSD no other strategy beat it at "
         "both label budgets, see docs/benchmarks.md); margin: the least sure texts; "
         "margin-cluster: the least sure, one per group of similar ones; badge: k-means++ on "
-        "gradient embeddings; typical-cluster: the most typical text of each of n groups.",
+        "gradient embeddings; typical-cluster: the most typical text of each of n groups; "
+        "committee: the texts the ensemble's members disagree on most.",
     )
 
 

@@ -240,6 +240,33 @@ def member_slices(network, n_classes: int) -> list[dict[str, np.ndarray]]:
     ]
 
 
+def member_proba(network, batches, n_rows: int, batch_size: int = 1024) -> np.ndarray:
+    """Each member's class probabilities before the mean, (n_rows, members, classes).
+
+    Args:
+        network: a :func:`build_network` model.
+        batches: fixed-shape groups from ``FeatureEncoder.encode``.
+        n_rows: number of texts encoded.
+        batch_size: rows per predict step.
+    """
+    body = k.Model(network.input, network.get_layer("member_probabilities").output)
+    n_members, n_classes = (int(d) for d in body.output.shape[1:])
+    out = np.zeros((n_rows, n_members, n_classes), dtype=np.float32)
+    for b in batches:
+        proba = np.asarray(body.predict(b.inputs(), batch_size=batch_size, verbose=0))
+        out[b.rows] = proba[: len(b.rows)]
+    return out
+
+
+def mean_weights(network) -> np.ndarray:
+    """The weight of each member in the network's mean (they sum to 1)."""
+    n_members = int(network.get_layer("member_probabilities").output.shape[1])
+    average = network.get_layer("average")
+    if isinstance(average, WeightedMean):
+        return np.asarray(average.member_weights, np.float64)
+    return np.full(n_members, 1.0 / n_members)
+
+
 def predict_proba(network, batches, n_rows: int, batch_size: int = 1024) -> np.ndarray:
     """Class probabilities for the rows covered by ``batches`` (from ``FeatureEncoder.encode``).
 

@@ -132,7 +132,7 @@ class Scorer:
 
     def __init__(self, registry: Registry, version: int | None = None) -> None:
         from transferflow.registry import RegistryError
-        from transferflow.wide_deep import TextModel
+        from transferflow.text_model import TextModel
 
         self.version = registry.resolve(version)
         self.record = registry.show(self.version)
@@ -153,7 +153,7 @@ class Scorer:
     def model(self):  # -> TextModel
         """The model, loaded on first use (featurising processes can start before Keras loads)."""
         if self._model is None:
-            from transferflow.wide_deep import TextModel
+            from transferflow.text_model import TextModel
 
             self._model = TextModel.read({k: Path(v) for k, v in self.encoder_files.items()})
         return self._model

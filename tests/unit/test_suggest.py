@@ -9,6 +9,7 @@ from transferflow.errors import DataError
 from transferflow.suggest import (
     DEFAULT_STRATEGY,
     STRATEGIES,
+    disagreement,
     margins,
     read_unlabeled,
     suggest,
@@ -26,6 +27,14 @@ def _pool(seed=0):
     return proba, features
 
 
+def _committee(proba):
+    """Three equally weighted members: they agree on every row but rows 40-49, where one says
+    the opposite of the other two."""
+    members = np.repeat(proba[:, None, :], 3, axis=1).copy()
+    members[40:50, 2] = members[40:50, 2, ::-1]
+    return members, np.full(3, 1 / 3)
+
+
 def test_default_strategy_is_the_configured_one():
     assert SuggestConfig().strategy == DEFAULT_STRATEGY
 
@@ -38,17 +47,44 @@ def test_margins():
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_picks_n_distinct_rows_reproducibly(strategy):
     proba, features = _pool()
-    a = suggest(proba, features, 10, strategy, seed=3)
-    b = suggest(proba, features, 10, strategy, seed=3)
+    members = _committee(proba)
+    a = suggest(proba, features, 10, strategy, seed=3, members=members)
+    b = suggest(proba, features, 10, strategy, seed=3, members=members)
     assert len(a.rows) == 10 and len(set(a.rows.tolist())) == 10
     assert a.rows.tolist() == b.rows.tolist() and len(a.reason) == 10
-    assert suggest(proba, features, 500, strategy).rows.size == len(proba)  # capped at the pool
+    capped = suggest(proba, features, 500, strategy, members=members)
+    assert capped.rows.size == len(proba)  # capped at the pool
 
 
 def test_margin_takes_the_least_sure_rows():
     proba, features = _pool()
     picked = suggest(proba, features, 10, "margin")
     assert set(picked.rows.tolist()) <= set(range(20))  # all from the uncertain duplicates
+
+
+def test_disagreement_is_the_weighted_kl_from_the_mean():
+    members = np.array([[[0.9, 0.1], [0.5, 0.5]], [[0.7, 0.3], [0.7, 0.3]]])
+    w = np.array([0.25, 0.75])
+    mean = np.array([0.6, 0.4])
+    kl = [np.sum(p * np.log(p / mean)) for p in members[0]]
+    assert disagreement(members, w).round(8).tolist() == [
+        round(0.25 * kl[0] + 0.75 * kl[1], 8),
+        0.0,  # the members agree
+    ]
+
+
+def test_committee_takes_the_rows_the_members_disagree_on_not_the_least_sure():
+    proba, features = _pool()
+    members = _committee(proba)
+    picked = suggest(proba, features, 10, "committee", members=members)
+    assert sorted(picked.rows.tolist()) == list(range(40, 50))
+    assert all(r.startswith("members disagree") for r in picked.reason)
+    # With no disagreement at all it falls back on the margin.
+    agree = np.repeat(proba[:, None, :], 3, axis=1), np.full(3, 1 / 3)
+    same = suggest(proba, features, 10, "committee", members=agree)
+    assert same.rows.tolist() == suggest(proba, features, 10, "margin").rows.tolist()
+    with pytest.raises(ValueError, match="members"):
+        suggest(proba, features, 10, "committee")
 
 
 @pytest.mark.parametrize("strategy", ["margin-cluster", "badge", "typical-cluster"])

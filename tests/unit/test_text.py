@@ -1,6 +1,14 @@
 import pytest
 
-from transferflow.text import MAX_CHARS, OOV_ID, PAD_ID, Vocabulary, count_tokens, tokenize
+from transferflow.text import (
+    MAX_CHARS,
+    OOV_ID,
+    PAD_ID,
+    Vocabulary,
+    count_tokens,
+    tokenize,
+    tokenize_many,
+)
 
 
 def test_tokenize_lowercases_keeps_contractions_and_sentiment_punctuation():
@@ -13,6 +21,15 @@ def test_tokenize_lowercases_keeps_contractions_and_sentiment_punctuation():
         "worst",
         "ever",
         "?",
+    ]
+
+
+def test_underscores_and_stray_apostrophes_split_words():
+    expected = ["snake", "case", "x", "y", "rock'n'roll", "été", "ü"]
+    assert tokenize("snake_case x'_y _rock'n'roll_ ÉTÉ_ü") == expected
+    assert tokenize_many(["snake_case x'_y", "_rock'n'roll_ ÉTÉ_ü"]).lists() == [
+        expected[:4],
+        expected[4:],
     ]
 
 

@@ -329,3 +329,7 @@ def test_ensemble_weighs_the_nb_member_as_much_as_the_others_together(data, ense
     assert np.abs(np.mean(alone, axis=0) - expected).max() > 1e-3  # equal weights would differ
     loaded = wd.TextModel.read(model.write(tmp_path / "ensemble"))
     np.testing.assert_allclose(loaded.predict_proba(texts), expected, atol=1e-5)
+    # What label suggestions' committee reads: each member's own probabilities and its weight.
+    members, weights = loaded.member_proba(texts)
+    np.testing.assert_allclose(members, np.stack(alone, axis=1), atol=1e-5)
+    np.testing.assert_allclose(weights, [1 / 12] * 6 + [0.5])
