@@ -57,6 +57,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--work",
+        type=Path,
+        help="working folder to keep (default: a new temporary one); when it already holds a "
+        "registered champion and the input file, the training run is skipped; --repeats 0 "
+        "only prepares it",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "scoring.json"
     )
     args = parser.parse_args()
@@ -64,7 +71,9 @@ def main() -> int:
         print(f"MDSD data not found under {args.mdsd}; pass --mdsd", file=sys.stderr)
         return 2
 
-    work = Path(tempfile.mkdtemp(prefix="tf-score-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="tf-score-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    prepared = (work / "registry").is_dir() and (work / "score_input.csv").is_file()
     env = {
         **os.environ,
         "TRANSFERFLOW_REGISTRY_DIR": str(work / "registry"),
@@ -74,6 +83,67 @@ def main() -> int:
     env.pop("PREFECT_API_URL", None)
     cli = [sys.executable, "-m", "flows.cli"]
     m = args.mdsd
+    kitchen = pd.read_csv(m / "kitchen" / "train.csv").groupby("label").head(100)
+    source = work / "score_input.csv"
+    if not prepared:
+        prepare(cli, m, work, env, args.rows)
+    if args.repeats == 0:
+        print(f"prepared {work}")
+        return 0
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    rows_n = len(frame)
+    mean_chars = int((frame["title"] + " " + frame["text"]).str.len().mean())
+    # The first timed call starts the local background server, as a user's first call would;
+    # later calls reuse it (see flows/local_server.py).
+    subprocess.run([*cli, "server", "stop"], env=env, check=True, cwd=REPO)
+    rows = []
+    for i in range(args.repeats):
+        start = time.perf_counter()
+        subprocess.run(
+            [*cli, "score", "--input", str(source), "--output", str(work / "pred.csv")],
+            env=env,
+            check=True,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
+        cli_s = time.perf_counter() - start
+        sk_s = sklearn_loop(kitchen, source, work / "sk.csv")
+        rows.append(
+            {
+                "repeat": i + 1,
+                "server": "started" if i == 0 else "reused",
+                "transferflow_score_s": round(cli_s, 2),
+                "transferflow_rows_per_s": round(rows_n / cli_s),
+                "sklearn_loop_s": round(sk_s, 2),
+                "sklearn_rows_per_s": round(rows_n / sk_s),
+                "ratio": round(sk_s / cli_s, 2),
+            }
+        )
+    print(
+        f"\n{rows_n} rows (title + text, mean {mean_chars} characters); transferflow score = "
+        "CLI subprocess with start-up; sklearn = in-process read -> predict -> write"
+    )
+    print(
+        f"{'repeat':>6} {'server':>8} {'tf score s':>11} {'tf rows/s':>10} {'sklearn s':>10} "
+        f"{'sk rows/s':>10} {'ratio':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['repeat']:>6} {r['server']:>8} {r['transferflow_score_s']:>11.2f} "
+            f"{r['transferflow_rows_per_s']:>10} "
+            f"{r['sklearn_loop_s']:>10.2f} {r['sklearn_rows_per_s']:>10} {r['ratio']:>6.2f}"
+        )
+    subprocess.run([*cli, "server", "stop"], env=env, check=True, cwd=REPO)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"rows": rows_n, "mean_chars": mean_chars, "runs": rows}, indent=2)
+    )
+    print(f"written {args.out}")
+    return 0
+
+
+def prepare(cli: list[str], m: Path, work: Path, env: dict, n_rows: int) -> None:
+    """Register the default champion (books -> kitchen, 200 labels) and write the input file."""
     subprocess.run(
         [
             *cli,
@@ -102,60 +172,9 @@ def main() -> int:
         pd.read_csv(m / d / "train.csv") for d in ("books", "dvd", "electronics", "kitchen")
     )
     reviews = reviews[["title", "text"]].reset_index(drop=True)
-    frame = reviews.iloc[[i % len(reviews) for i in range(args.rows)]].reset_index(drop=True)
-    frame.insert(0, "id", range(args.rows))
-    source = work / "score_input.csv"
-    frame.to_csv(source, index=False)
-    kitchen = pd.read_csv(m / "kitchen" / "train.csv").groupby("label").head(100)
-
-    # The first timed call starts the local background server, as a user's first call would;
-    # later calls reuse it (see flows/local_server.py).
-    subprocess.run([*cli, "server", "stop"], env=env, check=True, cwd=REPO)
-    rows = []
-    for i in range(args.repeats):
-        start = time.perf_counter()
-        subprocess.run(
-            [*cli, "score", "--input", str(source), "--output", str(work / "pred.csv")],
-            env=env,
-            check=True,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-        )
-        cli_s = time.perf_counter() - start
-        sk_s = sklearn_loop(kitchen, source, work / "sk.csv")
-        rows.append(
-            {
-                "repeat": i + 1,
-                "server": "started" if i == 0 else "reused",
-                "transferflow_score_s": round(cli_s, 2),
-                "transferflow_rows_per_s": round(args.rows / cli_s),
-                "sklearn_loop_s": round(sk_s, 2),
-                "sklearn_rows_per_s": round(args.rows / sk_s),
-                "ratio": round(sk_s / cli_s, 2),
-            }
-        )
-    mean_chars = int((frame["title"].fillna("") + " " + frame["text"].fillna("")).str.len().mean())
-    print(
-        f"\n{args.rows} rows (title + text, mean {mean_chars} characters); transferflow score = "
-        "CLI subprocess with start-up; sklearn = in-process read -> predict -> write"
-    )
-    print(
-        f"{'repeat':>6} {'server':>8} {'tf score s':>11} {'tf rows/s':>10} {'sklearn s':>10} "
-        f"{'sk rows/s':>10} {'ratio':>6}"
-    )
-    for r in rows:
-        print(
-            f"{r['repeat']:>6} {r['server']:>8} {r['transferflow_score_s']:>11.2f} "
-            f"{r['transferflow_rows_per_s']:>10} "
-            f"{r['sklearn_loop_s']:>10.2f} {r['sklearn_rows_per_s']:>10} {r['ratio']:>6.2f}"
-        )
-    subprocess.run([*cli, "server", "stop"], env=env, check=True, cwd=REPO)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"rows": args.rows, "mean_chars": mean_chars, "runs": rows}, indent=2)
-    )
-    print(f"written {args.out}")
-    return 0
+    frame = reviews.iloc[[i % len(reviews) for i in range(n_rows)]].reset_index(drop=True)
+    frame.insert(0, "id", range(n_rows))
+    frame.to_csv(work / "score_input.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -113,8 +113,10 @@ class NgramFeaturizer:
         """TF-IDF rows (CSR, unit length) of ``texts``."""
         return self.transform_tokens(tokenize_many(texts))
 
-    def transform_tokens(self, tokens: Tokens):  # -> scipy.sparse.csr_matrix
-        """TF-IDF rows of tokenised texts (see :func:`tokenize_many`).
+    def transform_tokens(self, tokens: Tokens, ids: np.ndarray | None = None):
+        """TF-IDF rows (``scipy.sparse.csr_matrix``) of tokenised texts (see
+        :func:`tokenize_many`); ``ids``: each token's id in this vocabulary's word table, when
+        the caller already looked them up (:class:`FeatureEncoder` does, for both of its parts).
 
         Vectorised over the whole batch: tokens become integer ids in one dictionary pass, an
         n-gram is a base-``V`` number of its token ids, looked up in a hash index of the
@@ -126,7 +128,8 @@ class NgramFeaturizer:
 
         tables = self._tables()
         n = tokens.n_rows
-        ids = tokens.ids(tables.token_ids, 0)
+        if ids is None:
+            ids = tokens.ids(tables.token_ids, 0)
         row, pos = tokens.row, tokens.pos
         room = tokens.lengths[row] - pos  # tokens from here to the end of the row
         found_rows, found = [], []
@@ -253,6 +256,22 @@ class FeatureEncoder:
         self.featurizer = featurizer
         self.vocab = vocab
         self.max_len = int(max_len)
+        self._merged: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None
+
+    def _both_ids(self, tokens: Tokens) -> tuple[np.ndarray, np.ndarray]:
+        """Each token's id in the n-gram word table and in the word-vector vocabulary, from one
+        dictionary pass over the tokens (two passes cost ~10 % of featurising)."""
+        if self._merged is None:
+            table, vocab = self.featurizer._tables().token_ids, self.vocab.id_table
+            keys = list(dict.fromkeys([*table, *vocab]))
+            ngram = np.zeros(len(keys) + 1, np.int64)  # index 0: a token neither part knows
+            word = np.full(len(keys) + 1, OOV_ID, np.int64)
+            ngram[1:] = [table.get(t, 0) for t in keys]
+            word[1:] = [vocab.get(t, OOV_ID) for t in keys]
+            self._merged = ({t: i for i, t in enumerate(keys, 1)}, ngram, word)
+        index, ngram, word = self._merged
+        at = tokens.ids(index, 0)
+        return ngram[at], word[at]
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> list[Batch]:
         """Group ``texts`` by padded width and pad each group.
@@ -266,13 +285,14 @@ class FeatureEncoder:
             The groups, narrowest first; together their ``rows`` cover every text once.
         """
         tokens = tokenize_many(texts)  # once, for both parts
-        csr = self.featurizer.transform_tokens(tokens)
+        ngram_ids, word_ids = self._both_ids(tokens)
+        csr = self.featurizer.transform_tokens(tokens, ngram_ids)
         # Group key: n-gram width (x4 ladder) and token width (x2 ladder, up to max_len): the
         # word-vector gather is the costliest step of predicting, so token padding is kept tight.
         n_tokens = np.minimum(np.maximum(tokens.lengths, 1), self.max_len)
         widths = _ladder(np.diff(csr.indptr), MIN_WIDTH, 4)
         groups = widths * (1 << 32) + _ladder(n_tokens, MIN_TOKEN_WIDTH, 2)
-        token_ids = self._token_ids(tokens)
+        token_ids = self._token_ids(tokens, word_ids)
         out = []
         for g in np.unique(groups):
             w = int(g >> 32)
@@ -289,10 +309,10 @@ class FeatureEncoder:
             out.append(Batch(rows, ids, vals, token_ids(rows, n)))
         return out
 
-    def _token_ids(self, tokens: Tokens):
+    def _token_ids(self, tokens: Tokens, ids: np.ndarray):
         """A function (rows, padded row count) -> padded token-id matrix of those rows: the
-        first ``max_len`` tokens of each, ``OOV_ID`` alone for a text without tokens."""
-        ids = tokens.ids(self.vocab.id_table, OOV_ID)
+        first ``max_len`` tokens of each, ``OOV_ID`` alone for a text without tokens; ``ids``:
+        each token's word-vector id."""
         keep = tokens.pos < self.max_len
         row, pos, ids = tokens.row[keep], tokens.pos[keep], ids[keep]
         lengths = np.minimum(tokens.lengths, self.max_len)

@@ -3,9 +3,9 @@ over the gensim word vectors, several weight sets ("members") averaged in one mo
 
 ::
 
-    ngram_ids, ngram_values ─► NgramBag (n-grams x members*classes, + bias) ─┐
-                                                                            + ─► logits
-    token_ids ─► Embedding (vectors, frozen) ─► masked mean ─► unit length ─► Dense ─┘
+    ngram_ids, ngram_values ─► NgramBag (n-grams x members*classes, + bias) ──────┐
+                                                                                 + ─► logits
+    token_ids ─► MeanEmbedding (frozen vectors, padding left out) ─► unit length ─► Dense ─┘
     logits (members x classes) ─► softmax per member ─► weighted mean ─► probabilities
 
 With one member this is softmax regression over [TF-IDF n-grams, mean word vector]; a member
@@ -14,7 +14,7 @@ instead (NB-weighted logistic regression, Wang & Manning 2012: presence times a 
 log-count ratio, folded into the kernel). Members are fitted one by one (see
 :mod:`transferflow.solver`) and stacked; averaging their probabilities is the ensemble, as one
 Keras model with one save format (``.keras``, loaded with ``safe_mode=True``) and one scoring path.
-The custom layer is registered, so loading needs no code from the file.
+The custom layers are registered, so loading needs no code from the file.
 """
 
 from __future__ import annotations
@@ -62,21 +62,21 @@ class NgramBag(k.layers.Layer):
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
 
     def call(self, ids, values):
-        rows = ops.take(self.kernel, ids, axis=0)  # (batch, L, units)
-        if not self.binary_units:
-            return ops.einsum("bl,blu->bu", values, rows) + self.bias
-        split = self.units - self.binary_units
-        present = ops.cast(ops.greater(ids, 0), values.dtype)  # id 0 is padding
-        return (
-            ops.concatenate(
-                [
-                    ops.einsum("bl,blu->bu", values, rows[..., :split]),
-                    ops.einsum("bl,blu->bu", present, rows[..., split:]),
-                ],
-                axis=-1,
-            )
-            + self.bias
-        )
+        # One n-gram position at a time, accumulated in a (batch, units) sum: gathering all
+        # positions at once materialised a (batch, L, units) tensor that XLA does not fuse into
+        # the sum, and on CPU its fresh pages cost more than the arithmetic.
+        binary = ops.arange(self.units) >= self.units - self.binary_units  # (units,)
+        ids = ops.cast(ids, "int32")
+
+        def step(j, acc):
+            at = ops.take(ids, j, axis=1)  # (batch,)
+            value = ops.take(values, j, axis=1)[:, None]
+            present = ops.cast(ops.greater(at, 0), values.dtype)[:, None]  # id 0 is padding
+            weight = ops.where(binary, present, value)  # (batch, units)
+            return acc + weight * ops.take(self.kernel, at, axis=0)
+
+        zero = ops.zeros((ops.shape(ids)[0], self.units), self.kernel.dtype)
+        return ops.fori_loop(0, ops.shape(ids)[1], step, zero) + self.bias
 
     def compute_output_shape(self, ids_shape, values_shape=None):
         return (ids_shape[0], self.units)
@@ -88,6 +88,34 @@ class NgramBag(k.layers.Layer):
             "units": self.units,
             "binary_units": self.binary_units,
         }
+
+
+@k.saving.register_keras_serializable(package="transferflow")
+class MeanEmbedding(k.layers.Embedding):
+    """Mean of the embedding rows of a text's token ids, padding (id 0) left out:
+    ``(batch, T) -> (batch, output_dim)``, as ``Embedding(mask_zero=True)`` then a masked
+    ``GlobalAveragePooling1D``, without the (batch, T, dim) tensor between them (the sum runs one
+    position at a time; see :meth:`NgramBag.call`). A row of padding only gives zeros.
+    """
+
+    def call(self, inputs):
+        ids = ops.cast(inputs, "int32")
+
+        def step(t, acc):
+            at = ops.take(ids, t, axis=1)
+            keep = ops.cast(ops.not_equal(at, 0), acc.dtype)[:, None]
+            return acc + keep * ops.take(self.embeddings, at, axis=0)
+
+        zero = ops.zeros((ops.shape(ids)[0], self.output_dim), self.embeddings.dtype)
+        total = ops.fori_loop(0, ops.shape(ids)[1], step, zero)
+        count = ops.sum(ops.cast(ops.not_equal(ids, 0), total.dtype), axis=1, keepdims=True)
+        return total / ops.maximum(count, 1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_dim)
 
 
 @k.saving.register_keras_serializable(package="transferflow")
@@ -123,11 +151,8 @@ def _inputs():
 
 
 def _deep_features(token_ids, matrix_shape: tuple[int, int]):
-    emb = k.layers.Embedding(
-        matrix_shape[0], matrix_shape[1], mask_zero=True, trainable=False, name=VECTORS
-    )
-    x = k.layers.GlobalAveragePooling1D(name="mean_vector")(emb(token_ids))
-    return emb, k.layers.UnitNormalization(name=DEEP_FEATURES)(x)
+    emb = MeanEmbedding(matrix_shape[0], matrix_shape[1], trainable=False, name=VECTORS)
+    return emb, k.layers.UnitNormalization(name=DEEP_FEATURES)(emb(token_ids))
 
 
 def build_network(

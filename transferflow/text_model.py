@@ -28,10 +28,13 @@ class TextModel:
     max_len: int
     members: list[str]  # "<view>/<strategy>" per member, in network order
     info: dict[str, Any] = field(default_factory=dict)
+    _encoder: FeatureEncoder | None = field(default=None, init=False, repr=False, compare=False)
 
     def encoder(self) -> FeatureEncoder:
-        """The text encoder of this model."""
-        return FeatureEncoder(self.featurizer, Vocabulary(self.tokens), self.max_len)
+        """The text encoder of this model (made once: it keeps lookup tables)."""
+        if self._encoder is None:
+            self._encoder = FeatureEncoder(self.featurizer, Vocabulary(self.tokens), self.max_len)
+        return self._encoder
 
     def predict_proba(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
         """Class probabilities, columns in ``labels`` order."""
