@@ -52,6 +52,7 @@ def run_pair(
     )
     from transferflow.evaluate import classification_metrics
     from transferflow.suggest import STRATEGIES, model_features, suggest
+    from transferflow.sweep import _release_compiled
 
     def domain(name):
         return {
@@ -136,6 +137,9 @@ def run_pair(
                 )
         for r in rows:
             r["pair_seconds"] = round(time.perf_counter() - t0, 1)
+    # A worker process runs several pairs: without this, JAX's compiled programs used up the
+    # kernel's memory mappings on the 12th pair ("LLVM compilation error: Cannot allocate memory").
+    _release_compiled()
     return rows
 
 

@@ -39,7 +39,10 @@ def _args(small_domains, unlabeled, output, *extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("method", "reason"), [(None, "random sample"), ("margin", "margin ")])
+@pytest.mark.parametrize(
+    ("method", "reason"),
+    [(None, "random sample"), ("margin", "margin "), ("committee", "members disagree")],
+)
 def test_suggest_writes_the_texts_to_label_next(small_domains, unlabeled, tmp_path, method, reason):
     out = tmp_path / "to_label.csv"
     extra = ["--method", method] if method else []  # None: the default
