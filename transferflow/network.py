@@ -111,9 +111,6 @@ class MeanEmbedding(k.layers.Embedding):
         count = ops.sum(ops.cast(ops.not_equal(ids, 0), total.dtype), axis=1, keepdims=True)
         return total / ops.maximum(count, 1.0)
 
-    def compute_mask(self, inputs, mask=None):
-        return None
-
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.output_dim)
 
@@ -275,12 +272,7 @@ def member_proba(network, batches, n_rows: int, batch_size: int = 1024) -> np.nd
         batch_size: rows per predict step.
     """
     body = k.Model(network.input, network.get_layer("member_probabilities").output)
-    n_members, n_classes = (int(d) for d in body.output.shape[1:])
-    out = np.zeros((n_rows, n_members, n_classes), dtype=np.float32)
-    for b in batches:
-        proba = np.asarray(body.predict(b.inputs(), batch_size=batch_size, verbose=0))
-        out[b.rows] = proba[: len(b.rows)]
-    return out
+    return _predict_rows(body, batches, n_rows, batch_size)
 
 
 def mean_weights(network) -> np.ndarray:
@@ -304,11 +296,15 @@ def predict_proba(network, batches, n_rows: int, batch_size: int = 1024) -> np.n
     Returns:
         Array (n_rows, n_classes).
     """
-    n_classes = int(network.output.shape[-1])
-    out = np.zeros((n_rows, n_classes), dtype=np.float32)
+    return _predict_rows(network, batches, n_rows, batch_size)
+
+
+def _predict_rows(model, batches, n_rows: int, batch_size: int) -> np.ndarray:
+    """``model``'s output for each encoded text, in text order (padded rows dropped)."""
+    out = np.zeros((n_rows, *(int(d) for d in model.output.shape[1:])), dtype=np.float32)
     for b in batches:
-        proba = np.asarray(network.predict(b.inputs(), batch_size=batch_size, verbose=0))
-        out[b.rows] = proba[: len(b.rows)]
+        pred = np.asarray(model.predict(b.inputs(), batch_size=batch_size, verbose=0))
+        out[b.rows] = pred[: len(b.rows)]
     return out
 
 

@@ -371,10 +371,15 @@ def suggest_file(
             f"{counts['labelled_or_test']} already labelled or in the test set, "
             f"{counts['repeated']} repeated)."
         )
-    proba = model.predict_proba(texts)
+    members = None
+    if strategy == "committee":
+        # The network's output is the members' weighted mean: derived here, not featurised twice.
+        members = model.member_proba(texts)
+        proba = np.einsum("rmc,m->rc", *members)
+    else:
+        proba = model.predict_proba(texts)
     needs_features = strategy in ("margin-cluster", "badge", "typical-cluster")
     features = model_features(model, texts) if needs_features else None
-    members = model.member_proba(texts) if strategy == "committee" else None
     picked = suggest(proba, features, n, strategy, seed, members)
     labels = np.asarray(model.labels, dtype=object)
     rows = picked.rows
