@@ -51,8 +51,9 @@ def run_pair(
         with_training_rows,
     )
     from transferflow.evaluate import classification_metrics
-    from transferflow.suggest import STRATEGIES, model_features, suggest
+    from transferflow.suggest import STRATEGIES, suggest
     from transferflow.sweep import _release_compiled
+    from transferflow.unlabeled import model_features
 
     def domain(name):
         return {

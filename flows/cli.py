@@ -6,15 +6,14 @@ gives any of them in a file, ``--set section.field=value`` reaches the rest. Fla
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from flows import local_server
 from flows.cli_common import App, RegistryOpt, _fail, _opt
 from flows.cli_manage import cache_app, models_app, server_app
 from transferflow.config_sources import assemble_config
@@ -184,7 +183,7 @@ def run(
         from transferflow.preflight import check_inputs
 
         check_inputs(cfg)  # before Prefect and the ML libraries are even imported
-        with _prefect_server():
+        with local_server.for_this_call():
             from flows.transfer import transfer_learning
             from tasks.caching import prefect_result_storage
 
@@ -228,7 +227,7 @@ def validate(
         from transferflow.preflight import check_inputs
 
         check_inputs(cfg)
-        with _prefect_server():
+        with local_server.for_this_call():
             from flows.validate import validate_data
 
             gates = validate_data(cfg, docs_dir)
@@ -258,8 +257,8 @@ def suggest(
     method: _opt(
         str | None,
         "--method",
-        help="random (default: none beat it on MDSD) | margin | margin-cluster | badge | "
-        "typical-cluster | committee (see docs/models.md).",
+        help="random (default: none beat it on MDSD) | margin | balanced-margin | "
+        "margin-cluster | badge | typical-cluster | committee (see docs/models.md).",
     ) = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
@@ -300,7 +299,7 @@ def suggest(
 
         check_inputs(cfg)
         check_output_file(cfg, output, unlabeled, "--output")
-        with _prefect_server():
+        with local_server.for_this_call():
             from flows.suggest import suggest as suggest_flow
 
             result = suggest_flow(cfg, unlabeled, output)
@@ -340,7 +339,7 @@ def sweep(
         from flows.sweep import run_sweep
 
         # run_sweep builds the task runner (and raises on bad options) before the flow starts.
-        with _prefect_server():
+        with local_server.for_this_call():
             result = run_sweep(parsed, task_runner, workers, dask_address)
     except TransferflowError as exc:
         raise _fail(exc) from None
@@ -363,7 +362,7 @@ def score(
     """Score a file with a registered model: predicted label and class probabilities per row."""
     try:
         _check_score_paths(input_path, output_path)
-        with _prefect_server():
+        with local_server.for_this_call():
             from flows.score import score as score_flow
 
             out = score_flow(input_path, output_path, registry, model, text_column, id_column)
@@ -373,72 +372,6 @@ def score(
         f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
         f"({out['rows_per_second']:.0f} rows/s): {out['output']}"
     )
-
-
-@contextlib.contextmanager
-def _prefect_server() -> Iterator[None]:
-    """The Prefect server this call's flow runs on, checked before any work.
-
-    ``PREFECT_API_URL`` (environment or Prefect profile) wins and must answer its health check
-    within 3 s. Without it, the local background server is reused or started (see
-    :mod:`flows.local_server`), unless ``TRANSFERFLOW_SERVER=temporary`` asks for Prefect's
-    per-call temporary server.
-    """
-    from flows import _logging, local_server
-
-    def check(url: str) -> None:
-        if not local_server.healthy(url):
-            raise ConfigError(
-                f"The Prefect server at PREFECT_API_URL={url} does not answer its health check. "
-                "Start it ('prefect server start'), fix the URL, or unset PREFECT_API_URL to "
-                "run on transferflow's local background server."
-            )
-
-    # Settings from the environment are checked before Prefect is imported (fail fast).
-    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
-    if url:
-        check(url)
-    mode = os.environ.get("TRANSFERFLOW_SERVER", "background")
-    if mode not in ("background", "temporary"):
-        raise ConfigError(
-            f"TRANSFERFLOW_SERVER={mode!r}: expected 'background' (the default: one local server "
-            "that later calls reuse) or 'temporary' (a server for this call only)."
-        )
-    import prefect.main  # noqa: F401 - configures Prefect's logging, filtered next
-
-    # The CLI prints a user mistake once, in full, at the end: Prefect's console lines about it
-    # would repeat it three or four times (the server's run log keeps them).
-    _logging.quiet_user_errors_on_console()
-    if not url:  # a URL from the Prefect profile
-        from prefect.settings import PREFECT_API_URL
-
-        url = (PREFECT_API_URL.value() or "").rstrip("/")
-        if url:
-            check(url)
-    if url:
-        yield
-        return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if mode == "temporary":
-        with local_server.temporary() as url, temporary_settings(updates={PREFECT_API_URL: url}):
-            os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
-            try:
-                yield
-            finally:
-                os.environ.pop("PREFECT_API_URL", None)
-        return
-
-    url, started = local_server.ensure(local_server.prefect_home())
-    if started:
-        typer.echo(
-            f"Started a Prefect server in the background at {url.removesuffix('/api')} (the UI "
-            "is there); later calls reuse it. Stop it with 'transferflow server stop'.",
-            err=True,
-        )
-    os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
 
 
 def _check_score_paths(input_path: Path, output_path: Path) -> None:

@@ -68,7 +68,7 @@ def _store(cache_dir: str | None):
 
 
 def is_url_store(store) -> bool:
-    from transferflow.store import RemoteArtifactStore
+    from transferflow.remote_store import RemoteArtifactStore
 
     return isinstance(store, RemoteArtifactStore)
 

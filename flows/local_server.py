@@ -220,3 +220,71 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def for_this_call() -> Iterator[None]:
+    """The Prefect server this call's flow runs on, checked before any work.
+
+    ``PREFECT_API_URL`` (environment or Prefect profile) wins and must answer its health check
+    within 3 s. Without it, the local background server is reused or started (:func:`ensure`),
+    unless ``TRANSFERFLOW_SERVER=temporary`` asks for Prefect's per-call temporary server
+    (:func:`temporary`). Every CLI command that runs a flow runs it inside this context.
+    """
+    import typer
+
+    from flows import _logging
+
+    def check(url: str) -> None:
+        if not healthy(url):
+            raise ConfigError(
+                f"The Prefect server at PREFECT_API_URL={url} does not answer its health check. "
+                "Start it ('prefect server start'), fix the URL, or unset PREFECT_API_URL to "
+                "run on transferflow's local background server."
+            )
+
+    # Settings from the environment are checked before Prefect is imported (fail fast).
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if url:
+        check(url)
+    mode = os.environ.get("TRANSFERFLOW_SERVER", "background")
+    if mode not in ("background", "temporary"):
+        raise ConfigError(
+            f"TRANSFERFLOW_SERVER={mode!r}: expected 'background' (the default: one local server "
+            "that later calls reuse) or 'temporary' (a server for this call only)."
+        )
+    import prefect.main  # noqa: F401 - configures Prefect's logging, filtered next
+
+    # The CLI prints a user mistake once, in full, at the end: Prefect's console lines about it
+    # would repeat it three or four times (the server's run log keeps them).
+    _logging.quiet_user_errors_on_console()
+    if not url:  # a URL from the Prefect profile
+        from prefect.settings import PREFECT_API_URL
+
+        url = (PREFECT_API_URL.value() or "").rstrip("/")
+        if url:
+            check(url)
+    if url:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if mode == "temporary":
+        with temporary() as url, temporary_settings(updates={PREFECT_API_URL: url}):
+            os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
+            try:
+                yield
+            finally:
+                os.environ.pop("PREFECT_API_URL", None)
+        return
+
+    url, started = ensure(prefect_home())
+    if started:
+        typer.echo(
+            f"Started a Prefect server in the background at {url.removesuffix('/api')} (the UI "
+            "is there); later calls reuse it. Stop it with 'transferflow server stop'.",
+            err=True,
+        )
+    os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield

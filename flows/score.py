@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow
 
 from flows import _logging
-from tasks.stages import score_batch
+from tasks.serving import score_batch
 
 _logging.install()
 

@@ -17,7 +17,7 @@ from prefect import flow
 from flows import _logging
 from flows.transfer import train_transfer
 from flows.validate import run_config, run_data_gates
-from tasks.stages import suggest_labels
+from tasks.serving import suggest_labels
 from transferflow.config import RunConfig
 
 _logging.install()

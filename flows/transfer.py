@@ -14,16 +14,18 @@ from prefect import flow, get_run_logger
 from flows import _logging
 from flows.validate import run_config, run_data_gates
 from tasks.gates import check_embeddings, check_promotion, check_source_model
-from tasks.stages import (
+from tasks.reporting import (
     DOCS,
-    build_embeddings,
     evaluate_models,
-    fine_tune_target_model,
     learning_curve,
     publish_gate_failure,
     publish_report,
     record_gate_failure,
-    register_model,
+)
+from tasks.serving import register_model
+from tasks.stages import (
+    build_embeddings,
+    fine_tune_target_model,
     train_pooled_baseline,
     train_source_model,
     train_target_only_model,

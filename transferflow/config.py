@@ -395,12 +395,19 @@ class SuggestConfig(_Section):
 
     n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
     strategy: Literal[
-        "random", "margin", "margin-cluster", "badge", "typical-cluster", "committee"
+        "random",
+        "margin",
+        "balanced-margin",
+        "margin-cluster",
+        "badge",
+        "typical-cluster",
+        "committee",
     ] = Field(
         default="random",
         description="random: a uniform sample (default: on MDSD no other strategy beat it at "
         "both label budgets, see docs/benchmarks.md); margin: the least sure texts; "
-        "margin-cluster: the least sure, one per group of similar ones; badge: k-means++ on "
+        "balanced-margin: the least sure of each predicted class in turn; margin-cluster: the "
+        "least sure, one per group of similar ones; badge: k-means++ on "
         "gradient embeddings; typical-cluster: the most typical text of each of n groups; "
         "committee: the texts the ensemble's members disagree on most.",
     )

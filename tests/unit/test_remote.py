@@ -14,7 +14,8 @@ from transferflow.config import CacheConfig, DatasetConfig
 from transferflow.data import read_table, table_format
 from transferflow.errors import DataError
 from transferflow.files import local_copy, sha256_file
-from transferflow.store import RemoteArtifactStore, open_store
+from transferflow.remote_store import RemoteArtifactStore
+from transferflow.store import open_store
 
 MEM = fsspec.filesystem("memory")
 

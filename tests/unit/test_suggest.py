@@ -11,9 +11,9 @@ from transferflow.suggest import (
     STRATEGIES,
     disagreement,
     margins,
-    read_unlabeled,
     suggest,
 )
+from transferflow.unlabeled import read_unlabeled
 
 
 def _pool(seed=0):
@@ -60,6 +60,26 @@ def test_margin_takes_the_least_sure_rows():
     proba, features = _pool()
     picked = suggest(proba, features, 10, "margin")
     assert set(picked.rows.tolist()) <= set(range(20))  # all from the uncertain duplicates
+
+
+def test_balanced_margin_takes_the_least_sure_of_each_predicted_class_in_turn():
+    # 30 rows predicted class 0, 10 predicted class 1; class 0's rows are all less sure, so
+    # plain margin would pick class 0 only.
+    p0 = np.concatenate([np.linspace(0.51, 0.60, 30), np.linspace(0.30, 0.10, 10)])
+    proba = np.stack([p0, 1 - p0], axis=1)
+    plain = suggest(proba, None, 8, "margin")
+    assert set(proba[plain.rows].argmax(axis=1).tolist()) == {0}
+    picked = suggest(proba, None, 8, "balanced-margin")
+    pred = proba[picked.rows].argmax(axis=1)
+    assert np.bincount(pred).tolist() == [4, 4]
+    m = margins(proba)
+    for c in (0, 1):  # within a class, the least sure first
+        rows = picked.rows[pred == c]
+        least = np.sort(m[proba.argmax(axis=1) == c])[:4]
+        assert np.allclose(np.sort(m[rows]), least)
+    # a class that runs out leaves its share to the other: 10 of class 1 at most
+    many = suggest(proba, None, 30, "balanced-margin")
+    assert np.bincount(proba[many.rows].argmax(axis=1)).tolist() == [20, 10]
 
 
 def test_disagreement_is_the_weighted_kl_from_the_mean():

@@ -1,0 +1,135 @@
+"""The Prefect tasks that put a run's model to use: register it, score a file with a registered
+model, suggest which texts to label next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from transferflow import candidates, datasets, promotion
+from transferflow.artifacts import DatasetRef, ModelRef
+from transferflow.config import SuggestConfig
+
+
+@task(name="register_model", cache_policy=NO_CACHE, task_run_name="register_model")
+def register_model(
+    metrics: dict[str, Any],
+    models: dict[str, ModelRef],
+    target: DatasetRef,
+    source: DatasetRef,
+    config: Any,
+    run_dir: Path,
+) -> dict[str, Any]:
+    """Register the chosen model as a version; move the champion when it earned it."""
+    from transferflow.registry import Registry
+
+    outcome = promotion.register_chosen(
+        metrics, models, target, source, config, run_dir, Registry(config.registry.dir)
+    )
+    get_run_logger().info(
+        "registered model version %d (%s); champion: v%s (%s)",
+        outcome["version"],
+        metrics["selection"]["chosen"],
+        outcome["champion"],
+        outcome["reason"],
+    )
+    return outcome
+
+
+@task(name="score_batch", cache_policy=NO_CACHE, task_run_name="score_batch")
+def score_batch(
+    input_path: Path,
+    output_path: Path,
+    registry_dir: Path | None,
+    version: int | None = None,
+    text_columns: list[str] | None = None,
+    id_column: str | None = "id",
+) -> dict[str, Any]:
+    """Score a file with a registered model (default: the champion)."""
+    from transferflow.registry import Registry
+    from transferflow.scoring import score_file
+
+    stats = score_file(
+        input_path, output_path, Registry(registry_dir), version, text_columns, id_column
+    )
+    get_run_logger().info(
+        "scored %d rows with model v%d in %.2f s (%.0f rows/s) -> %s",
+        stats.rows,
+        stats.version,
+        stats.seconds,
+        stats.rows_per_second,
+        stats.output,
+    )
+    return {
+        "version": stats.version,
+        "rows": stats.rows,
+        "seconds": round(stats.seconds, 3),
+        "rows_per_second": round(stats.rows_per_second, 1),
+        "output": stats.output,
+    }
+
+
+@task(name="suggest_labels", cache_policy=NO_CACHE, task_run_name="suggest_labels")
+def suggest_labels(
+    model: ModelRef,
+    target: DatasetRef,
+    unlabeled: Path,
+    output: Path,
+    text_columns: list[str],
+    cfg: SuggestConfig,
+    seed: int,
+) -> dict[str, Any]:
+    """Score the unlabelled texts with the transfer model and write the ones to label next; the
+    list is also a table artifact (``label-suggestions``)."""
+    import socket
+
+    from prefect.artifacts import create_table_artifact
+
+    from transferflow.data import TEXT, normalise_text
+    from transferflow.unlabeled import suggest_file
+
+    # The labels the model trained on and the test texts; pool rows left out by
+    # data.target_train_size count as unlabelled (that is how the demo and the benchmark work).
+    labelled = [datasets.read_frame(ref)[TEXT] for ref in (target.train, target.test)]
+    exclude = {normalise_text(t) for frame in labelled for t in frame} - {""}
+    result = suggest_file(
+        candidates.load(model),
+        unlabeled,
+        output,
+        text_columns=text_columns,
+        id_column="id",
+        exclude=exclude,
+        n=cfg.n,
+        strategy=cfg.strategy,
+        seed=seed,
+    )
+    logger = get_run_logger()
+    logger.info(
+        "suggested %d of %d candidate texts (%s; %d rows read: %d blank, %d already labelled or "
+        "in the test set, %d repeated) -> %s",
+        result["suggested"],
+        result["candidates"],
+        result["strategy"],
+        result["rows"],
+        result["blank"],
+        result["labelled_or_test"],
+        result["repeated"],
+        result["output"],
+    )
+    if result["suggested"] < cfg.n:
+        logger.warning("only %d candidate texts; all of them are suggested", result["suggested"])
+    create_table_artifact(
+        key="label-suggestions",
+        # The text last and cut: the UI's table is only as wide as the page.
+        table=[
+            {**{k: v for k, v in r.items() if k != "text"}, "text": r["text"][:120]}
+            for r in result.pop("table")
+        ],
+        description=f"**Texts to label next** ({result['strategy']}), most useful first; the "
+        f"full list with every column: `{Path(result['output']).resolve()}` on machine "
+        f"`{socket.gethostname()}`.",
+    )
+    return result
