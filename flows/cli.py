@@ -258,7 +258,8 @@ def suggest(
         str | None,
         "--method",
         help="random (default: none beat it on MDSD) | margin | balanced-margin | "
-        "margin-cluster | badge | typical-cluster | committee (see docs/models.md).",
+        "softrank-margin | margin-cluster | badge | typical-cluster | committee "
+        "(see docs/models.md).",
     ) = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,

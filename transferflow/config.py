@@ -398,6 +398,7 @@ class SuggestConfig(_Section):
         "random",
         "margin",
         "balanced-margin",
+        "softrank-margin",
         "margin-cluster",
         "badge",
         "typical-cluster",
@@ -406,7 +407,8 @@ class SuggestConfig(_Section):
         default="random",
         description="random: a uniform sample (default: on MDSD no other strategy beat it at "
         "both label budgets, see docs/benchmarks.md); margin: the least sure texts; "
-        "balanced-margin: the least sure of each predicted class in turn; margin-cluster: the "
+        "balanced-margin: the least sure of each predicted class in turn; softrank-margin: a "
+        "sample weighted 1/margin rank; margin-cluster: the "
         "least sure, one per group of similar ones; badge: k-means++ on "
         "gradient embeddings; typical-cluster: the most typical text of each of n groups; "
         "committee: the texts the ensemble's members disagree on most.",

@@ -10,6 +10,11 @@ beat a random sample at both starting budgets, so ``random`` is the default):
   batch is not lopsided: plain ``margin`` picks were up to two-thirds one class on MDSD, where
   the model leans one way near its boundary (class-balanced uncertainty sampling, e.g. Ertekin et
   al. 2007, "Learning on the border"; Aggarwal et al. 2020);
+* ``softrank-margin``: a sample in which the text of margin rank ``r`` is drawn with probability
+  proportional to ``1 / r`` (without replacement; Gumbel top-k): the least sure texts are almost
+  always picked, the rest of the batch spreads over the pool instead of piling up at the
+  boundary. Stochastic batch acquisition (Kirsch et al. 2023, "Stochastic batch acquisition: a
+  simple baseline for deep active learning") found it matches or beats the top-n pick;
 * ``margin-cluster``: the ``POOL_FACTOR * n`` smallest-margin texts, clustered into ``n`` groups
   by k-means on the model's features; the smallest-margin text of each group (Zhdanov 2019,
   "Diverse mini-batch active learning"), so a batch does not spend labels on near-duplicates;
@@ -40,6 +45,7 @@ STRATEGIES = (
     "random",
     "margin",
     "balanced-margin",
+    "softrank-margin",
     "margin-cluster",
     "badge",
     "typical-cluster",
@@ -115,6 +121,19 @@ def suggest(
         )
     if strategy == "balanced-margin":
         return _balanced_margin(proba, m, order, rank, n)
+    if strategy == "softrank-margin":
+        # Gumbel top-k: the n largest log(1/rank) + Gumbel noise are a sample without
+        # replacement with probabilities proportional to 1/rank.
+        keys = -np.log(rank) + rng.gumbel(size=total)
+        rows = np.argsort(-keys, kind="stable")[:n]
+        return Suggestion(
+            rows,
+            m[rows],
+            [
+                f"margin {m[r]:.3f} (rank {rank[r]} of {total}; drawn with weight 1/rank)"
+                for r in rows
+            ],
+        )
     if strategy == "margin-cluster":
         return _margin_cluster(m, rank, features, n, seed)
     if strategy == "typical-cluster":

@@ -82,6 +82,31 @@ def test_balanced_margin_takes_the_least_sure_of_each_predicted_class_in_turn():
     assert np.bincount(proba[many.rows].argmax(axis=1)).tolist() == [20, 10]
 
 
+def test_softrank_margin_draws_the_least_sure_most_often_but_reaches_past_them():
+    p0 = np.random.default_rng(12345).uniform(0.5, 1.0, 2000)  # not a seed the draws use
+    proba = np.stack([p0, 1 - p0], axis=1)
+    rank = np.empty(2000, np.int64)
+    rank[np.argsort(margins(proba), kind="stable")] = np.arange(1, 2001)
+    hits = np.zeros(2000)
+    for seed in range(40):
+        hits[suggest(proba, None, 100, "softrank-margin", seed=seed).rows] += 1
+    top = suggest(proba, None, 100, "margin").rows
+    # the 10 least sure texts are nearly always drawn; a draw is not the top-100 margin pick
+    assert hits[rank <= 10].mean() > 0.9 * 40
+    assert all(
+        len(
+            set(suggest(proba, None, 100, "softrank-margin", seed=s).rows.tolist())
+            - set(top.tolist())
+        )
+        > 20
+        for s in range(3)
+    )
+    # and draws are more likely the less sure a text is (1/rank)
+    assert (
+        hits[rank <= 100].sum() > hits[(rank > 100) & (rank <= 200)].sum() > hits[rank > 1900].sum()
+    )
+
+
 def test_disagreement_is_the_weighted_kl_from_the_mean():
     members = np.array([[[0.9, 0.1], [0.5, 0.5]], [[0.7, 0.3], [0.7, 0.3]]])
     w = np.array([0.25, 0.75])
