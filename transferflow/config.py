@@ -390,20 +390,24 @@ class RegistryConfig(_Section):
     )
 
 
+# What transferflow.suggest implements (defined here, where the config validates the choice).
+SUGGEST_STRATEGIES = (
+    "random",
+    "margin",
+    "balanced-margin",
+    "softrank-margin",
+    "margin-cluster",
+    "badge",
+    "typical-cluster",
+    "committee",
+)
+
+
 class SuggestConfig(_Section):
     """``transferflow suggest``: which unlabelled target texts to label next."""
 
     n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
-    strategy: Literal[
-        "random",
-        "margin",
-        "balanced-margin",
-        "softrank-margin",
-        "margin-cluster",
-        "badge",
-        "typical-cluster",
-        "committee",
-    ] = Field(
+    strategy: Literal[SUGGEST_STRATEGIES] = Field(
         default="random",
         description="random: a uniform sample (default: on MDSD no other strategy beat it at "
         "both label budgets, see docs/benchmarks.md); margin: the least sure texts; "

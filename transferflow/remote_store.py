@@ -124,15 +124,7 @@ class RemoteArtifactStore(ArtifactStore):
             for obj, _ in hashes_in(entry.get("result")):
                 with contextlib.suppress(OSError):
                     size += self.fs.size(self._remote(obj))
-            out.append(
-                Entry(
-                    entry.get("key", Path(name).stem),
-                    entry.get("stage", "?"),
-                    entry.get("created", 0.0),
-                    entry.get("last_used", 0.0),
-                    size,
-                )
-            )
+            out.append(Entry.of(entry, Path(name).stem, size))
         return out
 
     def remove_entries(self, keys: list[str]) -> int:

@@ -120,6 +120,17 @@ class Entry:
     last_used: float
     size: int
 
+    @classmethod
+    def of(cls, entry: dict[str, Any], name: str, size: int) -> Entry:
+        """The listing of a cache entry's JSON (``name``: its file's stem, if it has no key)."""
+        return cls(
+            entry.get("key", name),
+            entry.get("stage", "?"),
+            entry.get("created", 0.0),
+            entry.get("last_used", 0.0),
+            size,
+        )
+
 
 def with_paths(value: Any, fn) -> Any:
     """A copy of a JSON-like value with ``fn(path, sha256)`` as the path of every artefact ref."""
@@ -286,15 +297,7 @@ class ArtifactStore:
                 for p, _ in hashes_in(entry.get("result"))
                 if Path(p).is_file()
             )
-            out.append(
-                Entry(
-                    entry.get("key", path.stem),
-                    entry.get("stage", "?"),
-                    entry.get("created", 0.0),
-                    entry.get("last_used", 0.0),
-                    size,
-                )
-            )
+            out.append(Entry.of(entry, path.stem, size))
         return out
 
     def remove_entries(self, keys: list[str]) -> int:

@@ -41,16 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRATEGIES = (
-    "random",
-    "margin",
-    "balanced-margin",
-    "softrank-margin",
-    "margin-cluster",
-    "badge",
-    "typical-cluster",
-    "committee",
-)
+from transferflow.config import SUGGEST_STRATEGIES as STRATEGIES
+
 # Chosen by benchmarks/suggest.py: on 12 MDSD pairs, no other strategy beat a random sample at
 # both starting budgets (docs/benchmarks.md), so a random sample is what is measured to be no worse.
 DEFAULT_STRATEGY = "random"
