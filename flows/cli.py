@@ -257,7 +257,7 @@ def suggest(
     method: _opt(
         str | None,
         "--method",
-        help="random (default: none beat it on MDSD) | margin | balanced-margin | "
+        help="margin (default: the least sure texts) | random | balanced-margin | "
         "softrank-margin | margin-cluster | badge | typical-cluster | committee "
         "(see docs/models.md).",
     ) = None,
