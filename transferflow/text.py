@@ -103,10 +103,49 @@ class Vocabulary:
         return out
 
 
-# Joins texts in tokenize_many: not a token character, so no token spans two texts, and the
-# pattern below turns each occurrence into one marker token.
+# Joins texts in tokenize_many: not a token character, so no token spans two texts; it becomes a
+# marker token of its own.
 _SEP = "\x00"
-_TOKEN_OR_SEP = re.compile(_TOKEN.pattern + "|" + _SEP)
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Byte table: ASCII characters that are neither word characters nor ' ! ? or the separator become
+# spaces; every other byte (UTF-8 of non-ASCII word characters included) stays.
+_BYTE_TABLE = bytes(
+    b if b >= 0x80 or chr(b) in "'!?\x00" or _TOKEN.fullmatch(chr(b)) else 0x20 for b in range(256)
+)
+# Bytes of word characters once the non-ASCII non-word characters are gone: ASCII letters and
+# digits, and every byte of a multi-byte UTF-8 character.
+_WORD_BYTE = np.array([b >= 0x80 or chr(b).isalnum() for b in range(256)])
+_APOSTROPHE, _SPACE = ord("'"), ord(" ")
+
+
+def _split_tokens(text: str) -> list[str]:
+    r"""``_TOKEN.findall(text)`` of a lower-cased text without underscores, ~5x faster on reviews.
+
+    Non-word characters become spaces (a byte table for ASCII; replaces or one translate for the
+    non-ASCII ones), then so does every apostrophe that is not between two word characters (the
+    ``(?:'\w+)*`` of _TOKEN), ``!``, ``?`` and separators get spaces around them, and
+    ``str.split`` cuts the words. Unit tests check it against the regex on random strings and on
+    every code point.
+    """
+    if not text.isascii():
+        loose = [c for c in set(_NON_ASCII.findall(text)) if not _TOKEN.fullmatch(c)]
+        if len(loose) > 8:  # one pass, whatever the number of distinct characters
+            text = text.translate(dict.fromkeys(map(ord, loose), " "))
+        else:  # a few passes of str.replace beat translate's per-character lookups
+            for char in loose:
+                text = text.replace(char, " ")
+    raw = bytearray(text.encode("utf-8").translate(_BYTE_TABLE))
+    if _APOSTROPHE in raw:
+        codes = np.frombuffer(raw, np.uint8)  # a writable view: edits land in ``raw``
+        at = np.flatnonzero(codes == _APOSTROPHE)
+        before = np.where(at > 0, codes[np.maximum(at - 1, 0)], _SPACE)
+        after = np.where(at + 1 < len(codes), codes[np.minimum(at + 1, len(codes) - 1)], _SPACE)
+        codes[at[~(_WORD_BYTE[before] & _WORD_BYTE[after])]] = _SPACE
+        del codes  # release the view before ``raw`` is resized below
+    for mark in (b"!", b"?", _SEP.encode()):
+        if mark in raw:
+            raw = raw.replace(mark, b" " + mark + b" ")
+    return raw.decode("utf-8").split()
 
 
 class Tokens:
@@ -144,7 +183,7 @@ class Tokens:
 
 
 def tokenize_many(texts: list[str]) -> Tokens:
-    """:func:`tokenize` for many texts at once (same tokens; one regex pass, ~2x faster).
+    """:func:`tokenize` for many texts at once (the same tokens, ~5x faster on reviews).
 
     Args:
         texts: the texts (non-strings give no tokens).
@@ -158,7 +197,7 @@ def tokenize_many(texts: list[str]) -> Tokens:
         joined = _SEP.join(p.replace(_SEP, " ") for p in parts)
     if not parts:
         return Tokens([], np.zeros(0, np.int64), 0)
-    flat = _TOKEN_OR_SEP.findall(_untangle(joined.lower()))
+    flat = _split_tokens(_untangle(joined.lower()))
     separators, at, index = [], -1, flat.index
     for _ in range(len(parts) - 1):
         at = index(_SEP, at + 1)

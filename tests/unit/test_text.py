@@ -52,3 +52,29 @@ def test_vocabulary_encodes_with_padding_and_unknowns():
 def test_vocabulary_rejects_duplicates():
     with pytest.raises(ValueError, match="unique"):
         Vocabulary(["a", "a"])
+
+
+def test_tokenize_many_equals_the_token_regex_on_random_strings():
+    """The fast tokeniser (byte table, apostrophe rule, str.split) against the regex it replaces,
+    on strings made of the characters where they could disagree."""
+    import random
+
+    alphabet = list("ab Z_9'''!?.,-\t\n\x1c\x85\u00a0\u2019\u2014é\u0301ßİ٣²ⅷ中\U0001f600\x00")
+    rng = random.Random(0)
+    for _ in range(3000):
+        texts = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+            for _ in range(rng.randint(1, 5))
+        ]
+        assert tokenize_many(texts).lists() == [tokenize(t) for t in texts], texts
+
+
+def test_tokenize_many_equals_the_token_regex_on_every_code_point():
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    texts = [
+        "".join(f"a{c}b '{c}' {c}x{c}" for c in chars[i : i + 2000])
+        for i in range(0, len(chars), 2000)
+    ]
+    assert tokenize_many(texts).lists() == [tokenize(t) for t in texts]
+    # Few distinct characters take the str.replace path, many the translate path: both above.
+    assert tokenize_many(["a\u2014b"]).lists() == [["a", "b"]]
