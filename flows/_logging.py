@@ -40,15 +40,16 @@ class ConsoleUserErrorFilter(logging.Filter):
     and flow failure lines and the failure hook's line): the CLI prints the error once, in full,
     at the end. The run's log on the server (the UI) keeps every record."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        from transferflow import errors
-
-        self.names = tuple(
-            name
-            for name, obj in vars(errors).items()
-            if isinstance(obj, type) and issubclass(obj, TransferflowError)
-        )
+    @staticmethod
+    def names() -> set[str]:
+        """Names of every user-mistake class, wherever it is defined (``RegistryError`` lives in
+        transferflow.registry): walked at each record, as modules load later."""
+        found, todo = set(), [TransferflowError]
+        while todo:
+            cls = todo.pop()
+            found.add(cls.__name__)
+            todo.extend(cls.__subclasses__())
+        return found
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -59,7 +60,7 @@ class ConsoleUserErrorFilter(logging.Filter):
             text = record.getMessage()
             return not any(
                 f"exception {n}:" in text or f"exception: {n}:" in text or f"{n}(" in text
-                for n in self.names
+                for n in self.names()
             )
         return True
 

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from flows import local_server
-from flows.cli_common import App, RegistryOpt, _fail, _opt
+from flows.cli_common import App, TextColumnOpt, _fail, _opt
 from flows.cli_manage import cache_app, models_app, server_app
+from flows.cli_score import score
 from transferflow.config_sources import assemble_config
 from transferflow.errors import ConfigError, TransferflowError
 
@@ -49,9 +50,6 @@ TargetTestOpt = _opt(
     list[str] | None, "--target-test", help="Target test file or URL (repeatable)."
 )
 TargetNameOpt = _opt(str | None, "--target-name", help="Target domain name.")
-TextColumnOpt = _opt(
-    list[str] | None, "--text-column", help="Text column, both domains (repeat to join several)."
-)
 LabelColumnOpt = _opt(str | None, "--label-column", help="Label column, both domains.")
 TrainSizeOpt = _opt(
     int | None,
@@ -349,48 +347,7 @@ def sweep(
     typer.echo(f"Results: {result['dir']} (results.csv, summary.md, curves.png)")
 
 
-@app.command()
-def score(
-    input_path: Annotated[
-        Path, typer.Option("--input", help="File to score (CSV/TSV/JSONL/Parquet).")
-    ],
-    output_path: Annotated[Path, typer.Option("--output", help="Predictions CSV to write.")],
-    model: _opt(int | None, "--model", help="Model version (default: the champion).") = None,
-    registry: RegistryOpt = None,
-    text_column: TextColumnOpt = None,
-    id_column: _opt(str, "--id-column", help="Column copied to the output when present.") = "id",
-) -> None:
-    """Score a file with a registered model: predicted label and class probabilities per row."""
-    try:
-        _check_score_paths(input_path, output_path)
-        with local_server.for_this_call():
-            from flows.score import score as score_flow
-
-            out = score_flow(input_path, output_path, registry, model, text_column, id_column)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
-    typer.echo(
-        f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
-        f"({out['rows_per_second']:.0f} rows/s): {out['output']}"
-    )
-
-
-def _check_score_paths(input_path: Path, output_path: Path) -> None:
-    """Fail fast: the input exists and the output would not overwrite it."""
-    from transferflow.errors import DataError
-    from transferflow.files import is_url
-
-    if not is_url(input_path) and not Path(input_path).is_file():
-        raise DataError(f"--input {input_path}: file not found.")
-    if Path(output_path).exists() and Path(output_path).resolve() == Path(input_path).resolve():
-        raise ConfigError(
-            f"--output {output_path} is the input file; inputs are never overwritten. "
-            "Choose another output path."
-        )
-    if Path(output_path).is_dir():
-        raise ConfigError(
-            f"--output {output_path} is a folder; give a file path such as predictions.csv."
-        )
+app.command()(score)
 
 
 def _print_summary(result: dict[str, Any]) -> None:

@@ -40,8 +40,18 @@ class App(typer.Typer):
 
 
 def _fail(exc: TransferflowError) -> typer.Exit:
-    typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
-    return typer.Exit(exc.exit_code)
+    return fail_with(str(exc), exc.exit_code)
+
+
+def exit_code_of(exc: BaseException) -> int | None:
+    """The CLI exit code of a user mistake (2, gates 3), or None for anything else (a bug)."""
+    return exc.exit_code if isinstance(exc, TransferflowError) else None
+
+
+def fail_with(message: str, exit_code: int) -> typer.Exit:
+    """Print ``Error: message`` once, in red on stderr; the exit to raise."""
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(exit_code)
 
 
 def _opt(kind, *names: str, help: str):  # noqa: A002 - mirrors typer's parameter name
@@ -52,4 +62,7 @@ RegistryOpt = _opt(
     Path | None,
     "--registry",
     help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry).",
+)
+TextColumnOpt = _opt(
+    list[str] | None, "--text-column", help="Text column, both domains (repeat to join several)."
 )

@@ -45,11 +45,15 @@ def server_status() -> None:
 
 @server_app.command("stop")
 def server_stop() -> None:
-    """Stop the local background server (its database, with the run history, is kept)."""
-    from flows import local_server
+    """Stop the local background server (its database, with the run history, is kept) and the
+    scoring services that ``transferflow score`` started."""
+    from flows import local_server, score_service
 
     url = local_server.stop(local_server.prefect_home())
     typer.echo(f"stopped {url.removesuffix('/api')}" if url else "no background server was running")
+    services = score_service.stop_all()
+    if services:
+        typer.echo(f"stopped {services} scoring service{'s' if services > 1 else ''}")
 
 
 cache_app = App(help="Inspect and clean the artefact store (cached vectors and models).")

@@ -96,6 +96,25 @@ def joined_text(chunk: pd.DataFrame, columns: list[str], path, hint: str = "") -
 WORKERS = max(2, min(os.cpu_count() or 2, 8))  # featurising processes of score_file
 POOL_MIN_BYTES = 2_000_000  # smaller files are featurised in-process (no process start-up)
 _ENCODER = None
+_LOADED: dict = {}  # encoder files -> TextModel, see Scorer.model
+_POOL: list = []  # [(encoder files, ProcessPoolExecutor)]: the featurising processes, kept
+
+
+def _featurising_pool(files: dict[str, str]):
+    """Featurising processes for a model's files, started once per process and model (a later
+    call of the same process, i.e. the scoring service, finds them loaded)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    key = tuple(sorted(files.items()))
+    if _POOL and _POOL[0][0] == key and not getattr(_POOL[0][1], "_broken", False):
+        return _POOL[0][1]
+    while _POOL:
+        _POOL.pop()[1].shutdown(wait=False, cancel_futures=True)
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that runs XLA
+    pool = ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_init_worker, initargs=(files,))
+    _POOL.append((key, pool))
+    return pool
 
 
 def _init_worker(files: dict[str, str]) -> None:
@@ -151,11 +170,20 @@ class Scorer:
 
     @property
     def model(self):  # -> TextModel
-        """The model, loaded on first use (featurising processes can start before Keras loads)."""
+        """The model, loaded on first use (featurising processes can start before Keras loads).
+
+        A process that scores again with the same version (the scoring service) reuses the
+        loaded model and its compiled prediction shapes: a version's files never change, and
+        they were hash-verified when this scorer was made.
+        """
         if self._model is None:
             from transferflow.text_model import TextModel
 
-            self._model = TextModel.read({k: Path(v) for k, v in self.encoder_files.items()})
+            key = tuple(sorted(self.encoder_files.items()))
+            if key not in _LOADED:
+                _LOADED.clear()  # one model at a time
+                _LOADED[key] = TextModel.read({k: Path(v) for k, v in self.encoder_files.items()})
+            self._model = _LOADED[key]
         return self._model
 
     def prepare(self, texts: list[str]):
@@ -226,16 +254,12 @@ def score_file(
                 yield chunk, scorer.prepare(texts_of(chunk, offset))
                 offset += len(chunk)
             return
-        import multiprocessing
         from collections import deque
-        from concurrent.futures import ProcessPoolExecutor
 
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs XLA
-        with ProcessPoolExecutor(
-            WORKERS, mp_context=ctx, initializer=_init_worker, initargs=(scorer.encoder_files,)
-        ) as pool:
-            pending: deque = deque()
-            offset = 0
+        pool = _featurising_pool(scorer.encoder_files)
+        pending: deque = deque()
+        offset = 0
+        try:
             for chunk in chunks:
                 pending.append((chunk, pool.submit(_prepare, texts_of(chunk, offset))))
                 offset += len(chunk)
@@ -245,6 +269,9 @@ def score_file(
             while pending:
                 done_chunk, future = pending.popleft()
                 yield done_chunk, future.result()
+        finally:
+            for _, future in pending:  # a bad chunk stopped the run: drop the queued work
+                future.cancel()
 
     rows = 0
     with atomic_path(output_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:

@@ -1,0 +1,93 @@
+"""``transferflow score``: batch predictions for a file, on the warm scoring service
+(:mod:`flows.score_service`) or, when that is off, in the calling process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows import local_server
+from flows.cli_common import RegistryOpt, TextColumnOpt, _fail, _opt, fail_with
+from transferflow.errors import ConfigError, TransferflowError
+
+
+def score(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="File to score (CSV/TSV/JSONL/Parquet).")
+    ],
+    output_path: Annotated[Path, typer.Option("--output", help="Predictions CSV to write.")],
+    model: _opt(int | None, "--model", help="Model version (default: the champion).") = None,
+    registry: RegistryOpt = None,
+    text_column: TextColumnOpt = None,
+    id_column: _opt(str, "--id-column", help="Column copied to the output when present.") = "id",
+) -> None:
+    """Score a file with a registered model: predicted label and class probabilities per row."""
+    try:
+        _check_score_paths(input_path, output_path)
+        out = _score_on_service(input_path, output_path, registry, model, text_column, id_column)
+        if out is None:  # the service is off or could not start: score in this process
+            with local_server.for_this_call():
+                from flows.score import score as score_flow
+
+                out = score_flow(input_path, output_path, registry, model, text_column, id_column)
+    except TransferflowError as exc:
+        raise _fail(exc) from None
+    typer.echo(
+        f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
+        f"({out['rows_per_second']:.0f} rows/s): {out['output']}"
+    )
+
+
+def _score_on_service(
+    input_path: Path,
+    output_path: Path,
+    registry: Path | None,
+    version: int | None,
+    text_columns: list[str] | None,
+    id_column: str | None,
+) -> dict | None:
+    """Run the ``score`` flow on the warm scoring service (:mod:`flows.score_service`); None when
+    it is off or unavailable (the caller then scores in-process)."""
+    from flows import score_service
+
+    if not score_service.enabled():
+        return None
+    request = {
+        "input_path": str(input_path),
+        "output_path": str(output_path),
+        "registry_dir": None if registry is None else str(registry),
+        "version": version,
+        "text_columns": text_columns,
+        "id_column": id_column,
+    }
+    try:
+        answer = score_service.call(request, lambda text: typer.echo(text, err=True, nl=False))
+    except score_service.ServiceUnavailable as exc:
+        typer.echo(f"Scoring in this process: {exc}.", err=True)
+        return None
+    if "error" in answer:
+        raise fail_with(answer["error"], answer["exit_code"])
+    if "crash" in answer:
+        typer.echo(answer["crash"], err=True, nl=False)
+        raise typer.Exit(1)
+    return answer["result"]
+
+
+def _check_score_paths(input_path: Path, output_path: Path) -> None:
+    """Fail fast: the input exists and the output would not overwrite it."""
+    from transferflow.errors import DataError
+    from transferflow.files import is_url
+
+    if not is_url(input_path) and not Path(input_path).is_file():
+        raise DataError(f"--input {input_path}: file not found.")
+    if Path(output_path).exists() and Path(output_path).resolve() == Path(input_path).resolve():
+        raise ConfigError(
+            f"--output {output_path} is the input file; inputs are never overwritten. "
+            "Choose another output path."
+        )
+    if Path(output_path).is_dir():
+        raise ConfigError(
+            f"--output {output_path} is a folder; give a file path such as predictions.csv."
+        )
