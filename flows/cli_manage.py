@@ -31,16 +31,23 @@ def server_start() -> None:
 
 @server_app.command("status")
 def server_status() -> None:
-    """Say whether the local background server runs, and where (exit 1 when it does not)."""
-    from flows import local_server
+    """Say whether the local background server runs, and where (exit 1 when it does not), and
+    which scoring services run."""
+    from flows import local_server, score_service
 
     home = local_server.prefect_home()
     state = local_server.read_state(home)
-    if state is None or not local_server.healthy(state["url"]):
+    up = state is not None and local_server.healthy(state["url"])
+    if up:
+        address = state["url"].removesuffix("/api")
+        typer.echo(f"running: {address} (pid {state['pid']}, log {state['log']})")
+    else:
         typer.echo(f"not running (PREFECT_HOME={home})")
+    services = score_service.running()
+    if services:
+        typer.echo(f"scoring services: pid {', '.join(map(str, services))}")
+    if not up:
         raise typer.Exit(1)
-    address = state["url"].removesuffix("/api")
-    typer.echo(f"running: {address} (pid {state['pid']}, log {state['log']})")
 
 
 @server_app.command("stop")

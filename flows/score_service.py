@@ -204,6 +204,21 @@ def stop_all() -> int:
     return stopped
 
 
+def running() -> list[int]:
+    """Pids of this user's scoring services that run now (``transferflow server status``)."""
+    try:
+        files = list(service_dir().glob("*.pid"))
+    except ServiceUnavailable:
+        return []
+    pids = []
+    for pid_file in files:
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pid_file.read_text())
+            if _is_service(pid):
+                pids.append(pid)
+    return sorted(pids)
+
+
 def _is_service(pid: int) -> bool:
     """Whether ``pid`` runs this module (from /proc; True where there is no /proc to ask)."""
     try:

@@ -81,6 +81,8 @@ def test_calls_reuse_one_service_with_the_same_output_and_errors_once(scored_set
     assert (tmp_path / "bad.csv").read_bytes() == before
     assert int(pid_file.read_text()) == pid  # still the same service
 
+    status = CliRunner().invoke(app, ["server", "status"])
+    assert f"scoring services: pid {pid}" in status.output
     stopped = CliRunner().invoke(app, ["server", "stop"])
     assert "stopped 1 scoring service" in stopped.output
     deadline = time.monotonic() + 15
