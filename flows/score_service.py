@@ -268,8 +268,6 @@ def serve(folder: Path, name: str) -> None:
 
     relay = _Relay(sys.stderr)
     sys.stdout = sys.stderr = relay  # before Prefect sets up its console handler
-    from flows.cli_common import exit_code_of
-    from flows.local_server import for_this_call
     from flows.score import score as score_flow
     from transferflow import network  # noqa: F401 - Keras and JAX, loaded before any call
 
@@ -306,30 +304,66 @@ def serve(folder: Path, name: str) -> None:
         with busy, conn:
             last[0] = time.monotonic()
             try:
-                request = json.loads(conn.recv_bytes())
-            except (EOFError, OSError, ValueError):
-                continue
-            relay.conn = conn
-            try:
-                with for_this_call():
-                    answer = {"result": score_flow(**request["kwargs"])}
-            except Exception as exc:  # noqa: BLE001 - sent to the caller, which exits with it
-                code = exit_code_of(exc)
-                if code is None:
-                    import traceback
+                _handle(conn, relay, score_flow)
+            except KeyboardInterrupt:  # the caller went away (Ctrl-C): its run was stopped
+                import transferflow.scoring
 
-                    answer = {"crash": traceback.format_exc()}
-                else:
-                    answer = {"error": str(exc), "exit_code": code}
+                transferflow.scoring.drop_featurising_pool()  # interrupted mid-use: start anew
+                print("the caller went away: its run was stopped", file=relay.log, flush=True)
             finally:
-                relay.flush()
+                relay.conn = None
                 # for_this_call sets PREFECT_API_URL to the background server for processes it
                 # starts; the next call must find and health-check the server anew.
                 if api_url is None:
                     os.environ.pop("PREFECT_API_URL", None)
-            relay.send(answer)
-            relay.conn = None
             last[0] = time.monotonic()
+
+
+def _handle(conn, relay: _Relay, score_flow) -> None:
+    """Run one request and send its answer. A caller that closes the connection (Ctrl-C) stops
+    its run: a watcher interrupts this thread (KeyboardInterrupt, as Ctrl-C in a terminal would),
+    so no output appears after the caller was interrupted (the output is written atomically)."""
+    import _thread
+
+    from flows.cli_common import exit_code_of
+    from flows.local_server import for_this_call
+
+    try:
+        request = json.loads(conn.recv_bytes())
+    except (EOFError, OSError, ValueError):
+        return
+    relay.conn = conn
+    done = threading.Event()
+
+    def watch_caller() -> None:
+        while not done.is_set():
+            try:
+                if conn.poll(0.2):  # a caller sends nothing during its run: readable = closed
+                    conn.recv_bytes()
+            except (EOFError, OSError):
+                if not done.is_set():
+                    relay.conn = None
+                    _thread.interrupt_main()
+                return
+
+    watcher = threading.Thread(target=watch_caller, daemon=True)
+    watcher.start()
+    try:
+        with for_this_call():
+            answer = {"result": score_flow(**request["kwargs"])}
+    except Exception as exc:  # noqa: BLE001 - sent to the caller, which exits with it
+        code = exit_code_of(exc)
+        if code is None:
+            import traceback
+
+            answer = {"crash": traceback.format_exc()}
+        else:
+            answer = {"error": str(exc), "exit_code": code}
+    finally:
+        done.set()
+        watcher.join()  # an interrupt it raised lands here at the latest, inside the caller's try
+        relay.flush()
+    relay.send(answer)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,12 @@ _LOADED: dict = {}  # encoder files -> TextModel, see Scorer.model
 _POOL: list = []  # [(encoder files, ProcessPoolExecutor)]: the featurising processes, kept
 
 
+def drop_featurising_pool() -> None:
+    """Stop the kept featurising processes (after an interrupted call; the next one starts new)."""
+    while _POOL:
+        _POOL.pop()[1].shutdown(wait=False, cancel_futures=True)
+
+
 def _featurising_pool(files: dict[str, str]):
     """Featurising processes for a model's files, started once per process and model (a later
     call of the same process, i.e. the scoring service, finds them loaded)."""
@@ -109,8 +115,7 @@ def _featurising_pool(files: dict[str, str]):
     key = tuple(sorted(files.items()))
     if _POOL and _POOL[0][0] == key and not getattr(_POOL[0][1], "_broken", False):
         return _POOL[0][1]
-    while _POOL:
-        _POOL.pop()[1].shutdown(wait=False, cancel_futures=True)
+    drop_featurising_pool()
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs XLA
     pool = ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_init_worker, initargs=(files,))
     _POOL.append((key, pool))

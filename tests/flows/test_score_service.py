@@ -106,3 +106,55 @@ def test_an_idle_service_exits(scored_setup, monkeypatch):
     # The next call starts a new service.
     assert _score(tmp_path, "b.csv").exit_code == 0
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_an_interrupted_call_stops_its_run_and_writes_nothing(scored_setup):
+    """Ctrl-C in the calling terminal stops the run in the service (no output appears later),
+    and the service serves the next call."""
+    import signal
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    tmp_path, folder = scored_setup
+    assert _score(tmp_path, "warm.csv").exit_code == 0  # the service is up and warm
+
+    def logs() -> str:  # the call below may meet another service (its environment differs)
+        return "".join(path.read_text() for path in folder.glob("*.log"))
+    # ~100,000 rows of ~500 characters: several seconds of scoring, time to interrupt it.
+    small = pd.read_csv(tmp_path / "new.csv")
+    big = small.loc[small.index.repeat(500)].reset_index(drop=True)
+    big["text"] = (big["text"] + " ") * 8
+    big["id"] = range(len(big))
+    big.to_csv(tmp_path / "big.csv", index=False)
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    args = ["score", "--input", str(tmp_path / "big.csv")]
+    args += ["--output", str(tmp_path / "big_out.csv")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args, "--registry", str(tmp_path / "registry")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # As in a terminal: a runner that started this test in the background ignores SIGINT,
+        # and a child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
+    deadline = time.monotonic() + 60
+    while "Beginning flow run 'score big.csv" not in logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, output
+    while "the caller went away" not in logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "the caller went away: its run was stopped" in logs()
+    assert "Crashed" in logs()  # the run's state, as the UI shows it
+    assert not (tmp_path / "big_out.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if "big_out" in p.name]  # no temporary file left
+    again = _score(tmp_path, "after.csv")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "after.csv").read_bytes() == (tmp_path / "warm.csv").read_bytes()
