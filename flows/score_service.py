@@ -13,7 +13,8 @@ to the calling terminal. The calling process imports neither Prefect nor Keras.
 - Requests and answers are JSON over a Unix socket in a folder only the user can open, with the
   ``multiprocessing`` HMAC handshake on top; nothing is unpickled.
 - It runs one request at a time, exits after ``TRANSFERFLOW_SCORE_SERVICE_IDLE`` seconds without
-  one (default 600), and stops with ``transferflow server stop``.
+  one (default 600), and stops with ``transferflow server stop``. Ctrl-C in the calling terminal
+  stops the caller's run in the service too.
 - ``TRANSFERFLOW_SCORE_SERVICE=off``, or ``TRANSFERFLOW_SERVER=temporary`` (leave no process
   behind), scores in the calling process instead.
 
@@ -47,17 +48,45 @@ class ServiceUnavailable(RuntimeError):
 
 
 def enabled() -> bool:
-    """Whether ``transferflow score`` goes through the service (see the module docstring)."""
-    if os.environ.get("TRANSFERFLOW_SERVER", "background") == "temporary":
+    """Whether ``transferflow score`` goes through the service (see the module docstring).
+
+    Raises:
+        ConfigError: ``TRANSFERFLOW_SCORE_SERVICE`` or ``TRANSFERFLOW_SCORE_SERVICE_IDLE`` has a
+            value they do not take.
+    """
+    from transferflow.errors import ConfigError
+
+    value = os.environ.get("TRANSFERFLOW_SCORE_SERVICE", "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(
+            f"TRANSFERFLOW_SCORE_SERVICE={value!r}: expected 'on' (the default: later score "
+            "calls reuse a warm scoring service) or 'off' (score in the calling process)."
+        )
+    idle_seconds()  # checked here, where the error reaches the user
+    if value == "off" or os.environ.get("TRANSFERFLOW_SERVER", "background") == "temporary":
         return False
-    if not hasattr(os, "getuid") or not hasattr(os, "killpg"):  # Unix sockets and sessions
-        return False
-    return os.environ.get("TRANSFERFLOW_SCORE_SERVICE", "on").lower() not in ("off", "0", "no")
+    return hasattr(os, "getuid") and hasattr(os, "killpg")  # Unix sockets and sessions
 
 
 def idle_seconds() -> float:
-    """How long the service waits for the next request before it exits."""
-    return float(os.environ.get("TRANSFERFLOW_SCORE_SERVICE_IDLE", "600"))
+    """How long the service waits for the next request before it exits.
+
+    Raises:
+        ConfigError: ``TRANSFERFLOW_SCORE_SERVICE_IDLE`` is not a positive number of seconds.
+    """
+    from transferflow.errors import ConfigError
+
+    text = os.environ.get("TRANSFERFLOW_SCORE_SERVICE_IDLE", "600")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(
+            f"TRANSFERFLOW_SCORE_SERVICE_IDLE={text!r}: expected a positive number of seconds "
+            "(default 600); to score without the service, set TRANSFERFLOW_SCORE_SERVICE=off."
+        )
+    return value
 
 
 def service_dir() -> Path:

@@ -123,6 +123,7 @@ def test_an_interrupted_call_stops_its_run_and_writes_nothing(scored_setup):
 
     def logs() -> str:  # the call below may meet another service (its environment differs)
         return "".join(path.read_text() for path in folder.glob("*.log"))
+
     # ~100,000 rows of ~500 characters: several seconds of scoring, time to interrupt it.
     small = pd.read_csv(tmp_path / "new.csv")
     big = small.loc[small.index.repeat(500)].reset_index(drop=True)
@@ -158,3 +159,17 @@ def test_an_interrupted_call_stops_its_run_and_writes_nothing(scored_setup):
     again = _score(tmp_path, "after.csv")
     assert again.exit_code == 0, again.output
     assert (tmp_path / "after.csv").read_bytes() == (tmp_path / "warm.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TRANSFERFLOW_SCORE_SERVICE", "maybe"), ("TRANSFERFLOW_SCORE_SERVICE_IDLE", "ten")],
+)
+def test_bad_service_settings_are_named(tmp_path, monkeypatch, name, value):
+    monkeypatch.setenv("TRANSFERFLOW_SERVICE_DIR", str(tmp_path))
+    monkeypatch.setenv(name, value)
+    (tmp_path / "x.csv").write_text("id,text\n1,great phone\n")
+    result = _score(tmp_path, "o.csv", file="x.csv")
+    assert result.exit_code == 2, result.output
+    assert result.output.count(f"{name}={value!r}") == 1 and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.csv"]  # no service, no output
