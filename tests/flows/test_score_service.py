@@ -133,15 +133,18 @@ def test_an_interrupted_call_stops_its_run_and_writes_nothing(scored_setup):
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     args = ["score", "--input", str(tmp_path / "big.csv")]
     args += ["--output", str(tmp_path / "big_out.csv")]
+    # As in a terminal, Ctrl-C raises KeyboardInterrupt in the CLI: a runner that started this
+    # test in the background ignores SIGINT, and the child would inherit that.
+    launcher = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'transferflow'; runpy.run_module('flows.cli', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args, "--registry", str(tmp_path / "registry")],
+        [sys.executable, "-c", launcher, *args, "--registry", str(tmp_path / "registry")],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        # As in a terminal: a runner that started this test in the background ignores SIGINT,
-        # and a child would inherit that.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     deadline = time.monotonic() + 60
     while "Beginning flow run 'score big.csv" not in logs() and time.monotonic() < deadline:
