@@ -174,7 +174,7 @@ def call(request: dict, echo: Callable[[str], None]) -> dict:
             raise ServiceUnavailable(f"the scoring service at {sock} refused: {exc}") from None
     assert conn is not None
     with conn:
-        conn.send_bytes(json.dumps({"op": "score", "kwargs": request}).encode())
+        conn.send_bytes(json.dumps({"kwargs": request}).encode())
         while True:
             try:
                 message = json.loads(conn.recv_bytes())
@@ -221,16 +221,14 @@ def _start(folder: Path, name: str, env: dict[str, str]) -> None:
 
 def stop_all() -> int:
     """Stop every scoring service of this user (``transferflow server stop``); returns how many."""
-    stopped = 0
+    pids = running()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
     with contextlib.suppress(ServiceUnavailable):
-        for pid_file in service_dir().glob("*.pid"):
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(pid_file.read_text())
-                if _is_service(pid):  # never signal a process that reused a stale pid
-                    os.kill(pid, signal.SIGTERM)
-                    stopped += 1
+        for pid_file in service_dir().glob("*.pid"):  # stale ones (a crashed service) too
             pid_file.unlink(missing_ok=True)
-    return stopped
+    return len(pids)
 
 
 def running() -> list[int]:
@@ -243,7 +241,7 @@ def running() -> list[int]:
     for pid_file in files:
         with contextlib.suppress(ValueError, OSError):
             pid = int(pid_file.read_text())
-            if _is_service(pid):
+            if _is_service(pid):  # never count (or signal) a process that reused a stale pid
                 pids.append(pid)
     return sorted(pids)
 
@@ -275,7 +273,7 @@ class _Relay:
             if self.conn is not None and text:
                 try:
                     self.conn.send_bytes(json.dumps({"err": text}).encode())
-                except OSError:  # the caller went away (Ctrl-C); the run still finishes
+                except OSError:  # the caller went away (Ctrl-C): _handle stops the run
                     self.conn = None
         return len(text)
 
