@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
     from transferflow.candidates import candidate_proba, fine_tune, train_pooled_lr, train_source
     from transferflow.config import build_config
     from transferflow.data import LABEL, TEXT
-    from transferflow.datasets import drop_blank_texts, make_embeddings, prepare_dataset, read_frame
+    from transferflow.datasets import drop_after_gate, make_embeddings, prepare_dataset, read_frame
 
     pairs = [p.split(":") for p in argv[0].split(",")]
     sizes = [int(x) for x in argv[1].split(",")]
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
             ref = prepare_dataset(
                 c, role=role, test_size=cfg.data.test_size, seed=seed, train_size=n, out_dir=o
             )
-            return drop_blank_texts(ref, role=role, out_dir=o)
+            return drop_after_gate(ref, role=role, out_dir=o)
 
         t0 = time.time()
         src, tgt_all = (

@@ -44,7 +44,7 @@ def run_pair(
     from transferflow.config import RunConfig
     from transferflow.data import LABEL, TEXT
     from transferflow.datasets import (
-        drop_blank_texts,
+        drop_after_gate,
         make_embeddings,
         prepare_dataset,
         read_frame,
@@ -74,7 +74,7 @@ def run_pair(
             ref = prepare_dataset(
                 dcfg, role=role, test_size=0.2, seed=seed, train_size=n, out_dir=out
             )
-            return drop_blank_texts(ref, role=role, out_dir=out)
+            return drop_after_gate(ref, role=role, out_dir=out)
 
         t0 = time.perf_counter()
         src = dataset(cfg.data.source, "source", None)

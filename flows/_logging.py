@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from transferflow.errors import TransferflowError
+from transferflow.errors import ENVIRONMENT_ERRNOS, TransferflowError, is_user_error
 
 
 class UserErrorTracebackFilter(logging.Filter):
@@ -16,7 +16,7 @@ class UserErrorTracebackFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, TransferflowError):
+        if is_user_error(exc):
             record.exc_info = None
             record.exc_text = None
         return True
@@ -53,7 +53,7 @@ class ConsoleUserErrorFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, TransferflowError) or getattr(record, "user_error", False):
+        if is_user_error(exc) or getattr(record, "user_error", False):
             return False
         # ERROR lines, and the INFO "Finished in state Failed('... exception DataError: ...')".
         if record.name.startswith("prefect."):
@@ -61,7 +61,7 @@ class ConsoleUserErrorFilter(logging.Filter):
             return not any(
                 f"exception {n}:" in text or f"exception: {n}:" in text or f"{n}(" in text
                 for n in self.names()
-            )
+            ) and not any(f"[Errno {n}]" in text for n in ENVIRONMENT_ERRNOS)
         return True
 
 
@@ -107,4 +107,4 @@ def _is_user_error(state) -> bool:
         exc = state.result(raise_on_failure=False)
     except Exception:  # noqa: BLE001
         return False
-    return isinstance(exc, TransferflowError)
+    return is_user_error(exc)

@@ -230,8 +230,7 @@ def models_list(
 
 def _files_ok(reg, version: int) -> bool:
     try:
-        for name in reg.show(version).get("files", {}):
-            reg.verified_file(version, name)
+        reg.verified_files(version)
     except TransferflowError:
         return False
     return True

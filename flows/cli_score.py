@@ -10,14 +10,19 @@ import typer
 
 from flows import local_server
 from flows.cli_common import RegistryOpt, TextColumnOpt, _fail, _opt, fail_with
-from transferflow.errors import ConfigError, TransferflowError
+from transferflow import paths
+from transferflow.errors import TransferflowError
+from transferflow.paths import STDOUT
 
 
 def score(
     input_path: Annotated[
         Path, typer.Option("--input", help="File to score (CSV/TSV/JSONL/Parquet).")
     ],
-    output_path: Annotated[Path, typer.Option("--output", help="Predictions CSV to write.")],
+    output_path: Annotated[
+        Path,
+        typer.Option("--output", help="Predictions CSV to write; '-' writes to standard output."),
+    ],
     model: _opt(int | None, "--model", help="Model version (default: the champion).") = None,
     registry: RegistryOpt = None,
     text_column: TextColumnOpt = None,
@@ -26,7 +31,12 @@ def score(
     """Score a file with a registered model: predicted label and class probabilities per row."""
     try:
         _check_score_paths(input_path, output_path)
-        out = _score_on_service(input_path, output_path, registry, model, text_column, id_column)
+        to_stdout = str(output_path) == STDOUT
+        out = (
+            None  # the predictions stream through this process's standard output
+            if to_stdout
+            else _score_on_service(input_path, output_path, registry, model, text_column, id_column)
+        )
         if out is None:  # the service is off or could not start: score in this process
             with local_server.for_this_call():
                 from flows.score import score as score_flow
@@ -36,7 +46,8 @@ def score(
         raise _fail(exc) from None
     typer.echo(
         f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
-        f"({out['rows_per_second']:.0f} rows/s): {out['output']}"
+        f"({out['rows_per_second']:.0f} rows/s): {out['output']}",
+        err=to_stdout,  # standard output holds the predictions alone
     )
 
 
@@ -76,18 +87,18 @@ def _score_on_service(
 
 
 def _check_score_paths(input_path: Path, output_path: Path) -> None:
-    """Fail fast: the input exists and the output would not overwrite it."""
+    """Fail fast, before anything loads: the input is a file and the output follows the path
+    policy (:func:`transferflow.paths.output_file`: a regular file or '-', never the input)."""
     from transferflow.errors import DataError
     from transferflow.files import is_url
 
-    if not is_url(input_path) and not Path(input_path).is_file():
-        raise DataError(f"--input {input_path}: file not found.")
-    if Path(output_path).exists() and Path(output_path).resolve() == Path(input_path).resolve():
-        raise ConfigError(
-            f"--output {output_path} is the input file; inputs are never overwritten. "
-            "Choose another output path."
-        )
-    if Path(output_path).is_dir():
-        raise ConfigError(
-            f"--output {output_path} is a folder; give a file path such as predictions.csv."
-        )
+    if not is_url(input_path):
+        if Path(input_path).is_dir():
+            raise DataError(
+                f"--input {input_path} is a folder; expected a data file (CSV/TSV/JSONL/Parquet)."
+            )
+        if not Path(input_path).is_file():
+            raise DataError(f"--input {input_path}: file not found.")
+    target = paths.output_file(output_path, "--output")
+    if target is not None:
+        paths.refuse_inputs(target, [input_path], "--output")

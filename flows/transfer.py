@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows import _logging
+from transferflow import paths
 from flows.validate import run_config, run_data_gates
 from tasks.gates import check_embeddings, check_promotion, check_source_model
 from tasks.reporting import (
@@ -44,12 +45,51 @@ def _slug(text: str) -> str:
     return "-".join(p for p in keep.split("-") if p) or "data"
 
 
-def run_folder_name(config: RunConfig) -> str:
-    """The run folder's name: ``run_name`` or ``<source>-to-<target>-<UTC time>``."""
+def run_folder_name(config: RunConfig, taken: int = 0) -> str:
+    """The run folder's name: ``run_name``, or ``<source>-to-<target>-<UTC time>`` with ``-2``,
+    ``-3``... added when runs started in the same second (their folders must not collide).
+
+    Args:
+        config: the run's settings.
+        taken: how many default names were already found in use (0 on the first try).
+    """
     if config.run_name:
         return config.run_name
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{_slug(config.data.source.name)}-to-{_slug(config.data.target.name)}-{stamp}"
+    base = f"{_slug(config.data.source.name)[:40]}-to-{_slug(config.data.target.name)[:40]}-{stamp}"
+    return base if taken == 0 else f"{base}-{taken + 1}"
+
+
+def _in_use(parent: Path, name: str) -> bool:
+    return any(
+        (parent / f).exists() or (parent / f).is_symlink()
+        for f in (name, f"{name}.failed", f".{name}.partial")
+    )
+
+
+def _claim_run_folder(config: RunConfig, parent: Path) -> tuple[str, Path]:
+    """Pick the run's name and create its staging folder (``mkdir`` is the atomic claim: of two
+    runs started in the same second, one gets the next default name)."""
+    taken = 0
+    while True:
+        name = run_folder_name(config, taken)
+        paths.check_name(name, "run_name")
+        work = paths.inside(parent, f".{name}.partial", "run_name")
+        if config.run_name is None and _in_use(parent, name):
+            taken += 1
+            continue
+        try:
+            work.mkdir(parents=True)
+        except FileExistsError:
+            if config.run_name is None:
+                taken += 1
+                continue
+            raise ConfigError(
+                f"{work} exists: another run named '{name}' is in progress. Choose another "
+                "run_name."
+            ) from None
+        paths.claim_scratch(work)
+        return name, work
 
 
 def _flow_run_name() -> str:
@@ -69,29 +109,30 @@ def _flow_run_name() -> str:
 def transfer_learning(config: RunConfig) -> dict[str, Any]:
     """Run the whole transfer-learning pipeline; returns the run folder and the metrics."""
     logger = get_run_logger()
-    name = run_folder_name(config)
     parent = Path(config.output_dir)
-    final_dir = parent / name
-    if final_dir.exists():
-        raise ConfigError(f"Run folder {final_dir} already exists; choose another run_name.")
+    for folder, pid in paths.remove_abandoned(parent, ".*.partial"):
+        logger.info("removed %s, left by a run that was killed (process %d)", folder, pid)
+    if config.run_name is not None:
+        # The path policy (transferflow.paths): the run name is a plain name and every folder of
+        # the run stays under output_dir; a folder is only replaced when the product made it.
+        _check_free(parent, config.run_name)
     parent_existed = parent.exists()
     # Work in a staging folder and rename it at the end, so a run folder is never half-written.
-    work = parent / f".{name}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    _remove_abandoned_partials(parent, logger)
-    work.mkdir(parents=True)
-    _claim(work)
+    name, work = _claim_run_folder(config, parent)
+    final_dir = paths.child(parent, name, "run_name")
+    failed_dir = paths.inside(parent, f"{name}.failed", "run_name")
     gates: dict[str, Any] = {}
     try:
         metrics, registry = _pipeline(config, work, name, gates, final_dir)
-        (work / OWNER).unlink(missing_ok=True)
+        (work / paths.OWNER).unlink(missing_ok=True)
         work.rename(final_dir)
     except GateFailedError as exc:
         # Keep what explains the failure (gate report, Data Docs), clearly marked as failed.
-        failed_dir = parent / f"{name}.failed"
-        shutil.rmtree(failed_dir, ignore_errors=True)
         _keep_only_failure_record(work)
         markdown = record_gate_failure(exc, gates, work, name)
+        paths.mark_made(work, FAILED_RUN)
+        if paths.made_by_product(failed_dir, FAILED_RUN):
+            shutil.rmtree(failed_dir)  # the record of an earlier failure of the same run name
         work.rename(failed_dir)
         publish_gate_failure(markdown, exc, failed_dir, name)
         raise
@@ -104,51 +145,30 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
     return {"run_dir": str(final_dir), "metrics": metrics, "registry": registry}
 
 
-OWNER = ".owner.json"  # in a staging folder: which process on which machine writes it
+def _check_free(parent: Path, name: str) -> None:
+    """A named run may not replace a run folder, nor a ``.failed`` folder the product did not
+    make."""
+    final_dir = paths.child(parent, name, "run_name")
+    failed_dir = paths.inside(parent, f"{name}.failed", "run_name")
+    if final_dir.exists() or final_dir.is_symlink():
+        raise ConfigError(f"Run folder {final_dir} already exists; choose another run_name.")
+    if (failed_dir.exists() or failed_dir.is_symlink()) and not paths.made_by_product(
+        failed_dir, FAILED_RUN
+    ):
+        raise ConfigError(
+            f"{failed_dir} exists and was not made by transferflow; a run named '{name}' that "
+            "stops at a gate would need that name. Choose another run_name."
+        )
 
 
-def _claim(work: Path) -> None:
-    import json
-    import os
-    import socket
-
-    (work / OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
-
-
-def _remove_abandoned_partials(parent: Path, logger) -> None:
-    """Delete staging folders of runs that were killed (``kill -9``, power loss): only folders
-    this product made (they hold :data:`OWNER`), only when their process was on this machine and
-    is gone. A run in progress, or one on another machine sharing the folder, is left alone."""
-    import json
-    import os
-    import socket
-
-    if not parent.is_dir():
-        return
-    host = socket.gethostname()
-    for folder in parent.glob(".*.partial"):
-        try:
-            owner = json.loads((folder / OWNER).read_text())
-        except (OSError, ValueError):
-            continue
-        if owner.get("host") != host or not isinstance(owner.get("pid"), int):
-            continue
-        try:
-            os.kill(owner["pid"], 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # alive, another user's
-        shutil.rmtree(folder, ignore_errors=True)
-        logger.info("removed %s, left by a run that was killed (process %d)", folder, owner["pid"])
+FAILED_RUN = "failed-run"  # the marker kind of a run folder kept after a gate stopped the run
 
 
 def _keep_only_failure_record(work: Path) -> None:
     """Drop the partial artefacts of a failed run; keep its config and Data Docs."""
     for path in work.iterdir():
         if path.name not in (DOCS, "config.json"):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 def _pipeline(
@@ -190,6 +210,7 @@ def _pipeline(
                 "labels": ref.labels,
                 "label_counts": ref.label_counts,
                 "dropped_blank_text": ref.dropped_blank_text,
+                "dropped_repeats": ref.dropped_repeats,
                 "dropped_test_overlap": ref.dropped_test_overlap,
             }
             for role, ref in (("source", source), ("target", target))

@@ -44,7 +44,14 @@ def run_data_gates(
     target = load_dataset(d.target, "target", d.test_size, seed, d.target_train_size, work)
     # return_state + result(): a gate whose verdict was reused ends in a ``Cached`` state.
     source, gates["raw_input[source]"] = validate_dataset(
-        source, "source", g.raw_input, work, docs_dir, verdicts=verdicts, return_state=True
+        source,
+        "source",
+        g.raw_input,
+        work,
+        docs_dir,
+        verdicts=verdicts,
+        drop_repeats=d.drop_repeats,
+        return_state=True,
     ).result()
     target, gates["raw_input[target]"] = validate_dataset(
         target,
@@ -54,6 +61,7 @@ def run_data_gates(
         docs_dir,
         reference=source,
         verdicts=verdicts,
+        drop_repeats=d.drop_repeats,
         return_state=True,
     ).result()
     word2vec = config.embeddings.pretrained_path is None

@@ -18,6 +18,7 @@ from prefect import get_run_logger
 from prefect.states import Completed, State
 from pydantic import BaseModel
 
+from transferflow import paths
 from transferflow.config import CacheConfig
 from transferflow.files import is_url, sha256_text
 from transferflow.store import ArtifactStore, cache_key, default_root, open_store
@@ -95,6 +96,7 @@ def cached(
     """
     store = store_for(cfg)
     work = Path(tempfile.mkdtemp(prefix=f"{stage}-", dir=_tmp(store)))
+    paths.claim_scratch(work)  # a killed run's scratch folder is removed by the next run
     try:
         if not cfg.enabled:
             return result_type.model_validate(_adopt(compute(work).model_dump(mode="json"), store))
@@ -158,4 +160,8 @@ def _tmp(store: ArtifactStore) -> Path:
     store.claim()
     path = store.root / "tmp"
     path.mkdir(parents=True, exist_ok=True)
+    for folder, pid in paths.remove_abandoned(path, "*"):
+        get_run_logger().info(
+            "removed %s, left in the store by a run that was killed (process %d)", folder, pid
+        )
     return path

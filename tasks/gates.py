@@ -119,8 +119,10 @@ def validate_dataset(
     docs_dir: Path | None = None,
     reference: DatasetRef | None = None,
     verdicts: CacheConfig | None = None,
+    drop_repeats: bool = True,
 ) -> tuple[DatasetRef, dict[str, Any]]:
-    """Raw-input gate on one domain; returns it without the tolerated blank-text rows."""
+    """Raw-input gate on one domain; returns it without the tolerated blank-text rows and, with
+    ``drop_repeats``, without exact repeats in its training parts."""
 
     def evaluate():
         from data_checks.raw_input import report, validate_domain, validate_label_kinds
@@ -156,14 +158,34 @@ def validate_dataset(
     summary, reused = _verdict(
         "raw_input", inputs, verdicts, f"{role} data '{data.name}'", evaluate
     )
-    cleaned = datasets.drop_blank_texts(data, role=role, out_dir=out_dir)
-    if cleaned.dropped_blank_text:
+    cleaned = datasets.drop_after_gate(
+        data, role=role, out_dir=out_dir, drop_repeats=drop_repeats
+    )
+    logger = get_run_logger()
+    if cleaned.dropped_blank_text or cleaned.dropped_repeats:
         summary = {**summary, "figures": {**summary["figures"]}}
+    if cleaned.dropped_blank_text:
         summary["figures"]["dropped_blank_text"] = cleaned.dropped_blank_text
-        get_run_logger().warning(
+        logger.warning(
             "%s: dropped rows without text %s (within gates.raw_input.max_blank_text_share)",
             role,
             cleaned.dropped_blank_text,
+        )
+    if cleaned.dropped_repeats:
+        summary["figures"]["dropped_repeats"] = cleaned.dropped_repeats
+        logger.info(
+            "%s: dropped exact repeats (same text and label, one kept) from training %s "
+            "(data.drop_repeats)",
+            role,
+            cleaned.dropped_repeats,
+        )
+    if reference is not None and reference.labels != data.labels:
+        logger.warning(
+            "source labels %s and target labels %s differ (compared by value: 1, 1.0 and '1' "
+            "are one label): the source model's classes are not the target's, so the "
+            "source_only and pooled_lr baselines are skipped",
+            reference.labels,
+            data.labels,
         )
     return _done((cleaned, summary), reused)
 

@@ -82,6 +82,7 @@ class DatasetRef(BaseModel):
     label_kind: str
     input_sha256: dict[str, str]  # every input file -> its content hash
     dropped_blank_text: dict[str, int] = {}  # part -> rows dropped after the raw-input gate
+    dropped_repeats: dict[str, int] = {}  # part -> exact (text, label) repeats dropped, one kept
     dropped_test_overlap: dict[str, int] = {}  # part -> training rows whose text is a test text
 
     @property

@@ -33,7 +33,15 @@ def _parse_set(items: list[str]) -> list[tuple[str, Any]]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set '{item}': expected section.field=value.")
-        out.append((key.strip(), yaml.safe_load(value)))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            reason = " ".join(str(getattr(exc, "problem", None) or exc).split())
+            raise ConfigError(
+                f"--set '{item}': the value is not plain YAML ({reason}). Give a number, "
+                "true/false, a word, or a list such as [0.1, 1.0]; quote text with ':' or '#'."
+            ) from None
+        out.append((key.strip(), parsed))
     return out
 
 

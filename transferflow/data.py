@@ -9,6 +9,7 @@ the same class; integral floats (``1.0``, produced by missing values in a numeri
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,17 +176,74 @@ def _check_header(local: Path, path: Path | str, sep: str) -> None:
 MISSING_SPELLINGS = frozenset({"nan", "null", "none", "n/a", "na", "<na>"})
 
 
-def _label_to_str(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def canonical_label(value: object) -> str | None:
+    """The one spelling of a label, so labels compare by value across files and formats.
+
+    ``1``, ``1.0``, ``"1"``, ``"1.0"`` and ``"+1"`` are all ``"1"``; other finite numbers are
+    written as Python writes floats (``"0.5"``); ``True`` and ``"TRUE"`` are ``"true"``; text is
+    stripped. Missing values and their spellings (``NaN``, ``null``, ``n/a``...) are ``None``.
+    """
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
         return None
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value)).lower()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
     text = str(value).strip()
-    if text.lower() in MISSING_SPELLINGS:
+    if text.lower() in MISSING_SPELLINGS or not text:
         return None
-    return text or None
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    if _INTEGER.fullmatch(text):
+        return str(int(text))
+    try:
+        number = float(text)
+    except (ValueError, OverflowError):
+        return text
+    if "_" in text or not math.isfinite(number):
+        return text  # '1_0', 'inf': not how anyone writes a numeric label
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+_label_to_str = canonical_label
+
+
+def _non_scalar(value: object) -> bool:
+    return isinstance(value, (list, tuple, dict, set, np.ndarray))
+
+
+def refuse_non_scalar(
+    values: pd.Series, column: str, path: Path | str, what: str, offset: int = 0
+) -> None:
+    """Raise when a text or label column holds lists or records (Parquet and JSON Lines can):
+    turned into strings they would become texts like ``"['a', 'b']"`` or labels like
+    ``"['negative']"``.
+
+    Args:
+        values: the column.
+        column: its name.
+        path: the file, for the message.
+        what: ``text`` or ``label``.
+        offset: data rows before this chunk (row numbers count from the file's first data row).
+
+    Raises:
+        DataError: naming the column and the first rows.
+    """
+    if values.dtype != object:
+        return  # numbers and strings only
+    odd = [_non_scalar(v) for v in values.tolist()]
+    if any(odd):
+        rows = _rows([False] * offset + odd)
+        advice = (
+            "Store one string per row in the text column (join the parts)."
+            if what == "text"
+            else "Store one label per row (a text or a number)."
+        )
+        raise DataError(
+            f"{path}: column '{column}' holds lists or records, not {what}, in data row(s) "
+            f"{rows}. {advice}"
+        )
 
 
 def _rows(mask: list[bool], limit: int = 3) -> str:
@@ -195,10 +253,9 @@ def _rows(mask: list[bool], limit: int = 3) -> str:
 
 def _is_number(label: str) -> bool:
     try:
-        float(label)
-    except ValueError:
+        return math.isfinite(float(label)) and "_" not in label
+    except (ValueError, OverflowError):
         return False
-    return True
 
 
 def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> pd.DataFrame:
@@ -228,12 +285,8 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
             f"Columns present: {present}. Set the text/label column settings to match the file."
         )
     for col in cfg.text_columns:
-        odd = [isinstance(v, (list, tuple, dict, set, np.ndarray)) for v in frame[col].tolist()]
-        if any(odd):
-            raise DataError(
-                f"{path}: column '{col}' holds lists or records, not text, in data row(s) "
-                f"{_rows(odd)}. Store one string per row in the text column (join the parts)."
-            )
+        refuse_non_scalar(frame[col], col, path, "text")
+    refuse_non_scalar(frame[cfg.label_column], cfg.label_column, path, "label")
     parts = frame[cfg.text_columns].astype("string").fillna("")
     joined = parts.agg(" ".join, axis=1) if len(cfg.text_columns) > 1 else parts.iloc[:, 0]
     text = [t.strip() or None for t in joined.tolist()]
@@ -430,11 +483,17 @@ def load_domain(
     else:
         pool, test = stratified_split(pool, test_size, seed)
         from_split = True
-    train = balanced_sample(pool, train_size, seed) if train_size is not None else pool
+    # A capped label budget is drawn from distinct rows: a repeat would spend a label on a text
+    # already labelled.
+    train = (
+        balanced_sample(pool.drop_duplicates(subset=[TEXT, LABEL]), train_size, seed)
+        if train_size is not None
+        else pool
+    )
     return DomainData(name=cfg.name, pool=pool, train=train, test=test, test_from_split=from_split)
 
 
 def label_kind(labels: pd.Series) -> str:
     """``numeric`` when every label looks like a number, else ``text``."""
     values = labels.dropna().astype(str)
-    return "numeric" if len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all() else "text"
+    return "numeric" if len(values) and all(_is_number(v) for v in values) else "text"

@@ -89,25 +89,38 @@ def prepare_dataset(
     )
 
 
-def drop_blank_texts(data: DatasetRef, *, role: str, out_dir: Path) -> DatasetRef:
-    """Remove rows whose text is missing or blank (after the gate has checked their share).
+def drop_after_gate(
+    data: DatasetRef, *, role: str, out_dir: Path, drop_repeats: bool = True
+) -> DatasetRef:
+    """Remove what the raw-input gate tolerates but no model should learn from: rows whose text
+    is missing or blank (every part), and exact repeats (the same text with the same label, one
+    kept) from the training parts. The test part keeps every row it was given, repeats
+    included: a test set stays as published.
 
     Args:
         data: validated domain data.
         role: ``source`` or ``target`` (names the files).
         out_dir: folder for the cleaned artefacts.
+        drop_repeats: ``data.drop_repeats``.
 
     Returns:
         ``data`` itself when nothing is dropped, else a reference to cleaned copies with updated
-        counts and ``dropped_blank_text`` set.
+        counts and ``dropped_blank_text`` / ``dropped_repeats`` set.
     """
     frames = {part: pd.read_parquet(ref.verified_path()) for part, ref in data.parts.items()}
-    dropped = {}
+    blank, repeats = {}, {}
     for part, frame in frames.items():
         keep = frame[TEXT].notna() & frame[TEXT].astype(str).str.strip().ne("")
-        dropped[part] = int((~keep).sum())
-        frames[part] = frame[keep].reset_index(drop=True)
-    if not any(dropped.values()):
+        blank[part] = int((~keep).sum())
+        frame = frame[keep]
+        if drop_repeats and part != "test":
+            again = frame.duplicated(subset=[TEXT, LABEL], keep="first") & frame[LABEL].notna()
+            repeats[part] = int(again.sum())
+            frame = frame[~again]
+        frames[part] = frame.reset_index(drop=True)
+    blank = {k: v for k, v in blank.items() if v}
+    repeats = {k: v for k, v in repeats.items() if v}
+    if not blank and not repeats:
         return data
     return _dataset_ref(
         data.name,
@@ -118,7 +131,8 @@ def drop_blank_texts(data: DatasetRef, *, role: str, out_dir: Path) -> DatasetRe
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
-        dropped_blank_text=dropped,
+        dropped_blank_text=blank,
+        dropped_repeats=repeats,
     )
 
 
@@ -163,6 +177,7 @@ def drop_test_texts_from_training(
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
         dropped_blank_text=data.dropped_blank_text,
+        dropped_repeats=data.dropped_repeats,
         dropped_test_overlap=dropped,
     )
 
@@ -323,5 +338,6 @@ def with_training_rows(
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
         dropped_blank_text=data.dropped_blank_text,
+        dropped_repeats=data.dropped_repeats,
         dropped_test_overlap=data.dropped_test_overlap,
     )

@@ -177,6 +177,10 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, final)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write() names no file: name the one being written
+            exc.filename = str(final)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 

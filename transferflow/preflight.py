@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from transferflow.config import DatasetConfig, RunConfig
+from transferflow import paths
 from transferflow.errors import ConfigError, DataError
 from transferflow.files import is_url
 
@@ -41,10 +42,21 @@ def check_inputs(cfg: RunConfig) -> None:
             f"{sorted(same)[0]} is both a source and a target file. Transfer needs two different "
             "domains: pass the target domain's own files with --target."
         )
-    if Path(cfg.output_dir).exists() and not Path(cfg.output_dir).is_dir():
-        raise ConfigError(
-            f"output_dir {cfg.output_dir} is a file; choose a folder for run folders."
-        )
+    _check_folder(Path(cfg.output_dir), "output_dir", "run folders")
+    if cfg.registry.dir is not None:
+        _check_folder(Path(cfg.registry.dir), "registry.dir", "the model registry")
+    if cfg.cache.dir is not None and not is_url(cfg.cache.dir):
+        _check_folder(Path(cfg.cache.dir), "cache.dir", "the artefact store")
+
+
+def _check_folder(folder: Path, setting: str, what: str) -> None:
+    """``folder`` is a folder or can be made one: neither it nor a folder above it is a file."""
+    for path in (folder, *paths.resolved(folder).parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "is a file" if path == folder else f"is under {path}, which is a file"
+                raise ConfigError(f"{setting} {folder} {where}; choose a folder for {what}.")
+            return
 
 
 def _csv_header(path: Path) -> list[str] | None:
@@ -80,8 +92,11 @@ def _check_columns(path: Path, cfg: DatasetConfig) -> None:
         )
 
 
-def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) -> None:
+def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) -> Path:
     """The unlabelled file exists and the output file is neither a folder nor any input.
+
+    Returns:
+        The output path resolved (:func:`transferflow.paths.output_file`): where to write.
 
     Raises:
         DataError: the unlabelled file is missing or a folder.
@@ -103,12 +118,8 @@ def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) 
     inputs = [unlabeled, cfg.embeddings.pretrained_path] + [
         p for d in (cfg.data.source, cfg.data.target) for p in [*d.paths, *d.test_paths]
     ]
-    out = Path(output).resolve()
-    for path in inputs:
-        if path is not None and not is_url(path) and Path(path).resolve() == out:
-            raise ConfigError(
-                f"{flag} {output} is an input file ({path}); inputs are never overwritten. "
-                "Choose another output path."
-            )
-    if Path(output).is_dir():
-        raise ConfigError(f"{flag} {output} is a folder; give a file path such as to_label.csv.")
+    target = paths.output_file(output, flag)
+    if target is None:
+        raise ConfigError(f"{flag} {output}: give a file path such as to_label.csv.")
+    paths.refuse_inputs(target, inputs, flag)
+    return target

@@ -215,20 +215,16 @@ def register_chosen(
         "config": json.loads(config.model_dump_json()),
         "run_dir": str(run_dir),
     }
-    from transferflow.files import sha256_file
-
-    same = registry.identical({name: sha256_file(path) for name, path in files.items()})
-    if same is not None:  # e.g. a nightly run on unchanged data: the same bytes, no new version
-        champion = registry.champion()
-        if champion is None and chosen == "transfer" and config.registry.auto_promote:
-            registry.promote(same)
+    version, new = registry.register(files, record)
+    if not new:  # e.g. a nightly run on unchanged data: the same bytes, no new version
+        if chosen == "transfer" and config.registry.auto_promote:
+            registry.promote(version, if_champion=None)
         return {
-            "version": same,
+            "version": version,
             "champion": registry.champion(),
             "promoted": False,
-            "reason": f"identical to v{same} (same model files): not registered again",
+            "reason": f"identical to v{version} (same model files): not registered again",
         }
-    version = registry.register(files, record)
     champion = registry.champion()
     promoted, reason = False, ""
     if not config.registry.auto_promote:
@@ -254,8 +250,10 @@ def register_chosen(
                 f"accuracy {test_metrics['accuracy']:.4f} vs champion v{champion} "
                 f"{champ_acc:.4f} on this run's target test data"
             )
-    if promoted:
-        registry.promote(version)
+    # Only while the champion is still the one compared against: another run may have moved it.
+    if promoted and not registry.promote(version, if_champion=champion):
+        promoted = False
+        reason = f"{reason}; not promoted: another run moved the champion meanwhile"
     return {
         "version": version,
         "champion": registry.champion(),

@@ -49,6 +49,9 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             f"Labels: {', '.join(tgt['labels'])}.",
             "",
         ]
+        cleaned = _cleaning_line(data)
+        if cleaned:
+            lines += [cleaned, ""]
     selection = metrics.get("selection")
     if selection:
         lines += [
@@ -205,3 +208,23 @@ def link_artifacts(refs: dict[str, Any], folder: Path) -> Path:
 def write_config(config_json: str, out_dir: Path) -> Path:
     """Record the run's full configuration next to its results."""
     return write_json_atomic(out_dir / "config.json", json.loads(config_json))
+
+
+def _cleaning_line(data: dict) -> str:
+    """What was dropped before training (blank texts, repeats, test texts), per domain: rows of
+    the files read (the pool and the test part; the labelled rows are drawn from the pool)."""
+    said = []
+    for role in ("source", "target"):
+        d = data.get(role, {})
+        parts = []
+        for key, what in (
+            ("dropped_blank_text", "rows without text"),
+            ("dropped_repeats", "exact repeats"),
+            ("dropped_test_overlap", "training rows whose text is a target test text"),
+        ):
+            counts = d.get(key) or {}
+            if n := counts.get("pool", 0) + counts.get("test", 0):
+                parts.append(f"{n} {what}")
+        if parts:
+            said.append(f"{role} {d.get('name', '')}: {', '.join(parts)}")
+    return ("Dropped before training: " + "; ".join(said) + ".") if said else ""

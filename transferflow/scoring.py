@@ -3,7 +3,9 @@ with a registered model version."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from transferflow.data import table_format
+from transferflow.data import refuse_non_scalar, table_format
 from transferflow.errors import DataError
-from transferflow.files import atomic_path
+from transferflow import paths
+from transferflow.files import atomic_path, local_copy
 from transferflow.registry import Registry
 
 
@@ -40,6 +43,8 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         DataError: missing, empty or unreadable file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected a data file (CSV/TSV/JSONL/Parquet).")
     if not path.is_file():
         raise DataError(f"{path}: file not found.")
     kind = table_format(path)
@@ -70,7 +75,9 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {exc}") from None
 
 
-def joined_text(chunk: pd.DataFrame, columns: list[str], path, hint: str = "") -> pd.Series:
+def joined_text(
+    chunk: pd.DataFrame, columns: list[str], path, hint: str = "", offset: int = 0
+) -> pd.Series:
     """The text of each row of a chunk: ``columns`` joined with a space, stripped.
 
     Args:
@@ -88,6 +95,8 @@ def joined_text(chunk: pd.DataFrame, columns: list[str], path, hint: str = "") -
         raise DataError(
             f"{path}: missing text column(s) {missing}; columns present: {present}.{hint}"
         )
+    for c in columns:  # the same rule as training data: one string per row
+        refuse_non_scalar(chunk[c], c, path, "text", offset)
     # Column-wise string kernels; a row-wise agg(" ".join) cost 1.5 s per 10,000 rows.
     parts = [chunk[c].astype("string").fillna("") for c in columns]
     return (parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]).str.strip()
@@ -169,7 +178,14 @@ class Scorer:
                 "transferflow no longer loads pickles, because loading one can run any code. "
                 "Train a new version with 'transferflow run' (and promote it if needed)."
             )
-        files = {name: registry.verified_file(self.version, name) for name in TextModel.FILES}
+        verified = registry.verified_files(self.version)
+        missing = [name for name in TextModel.FILES if name not in verified]
+        if missing:
+            raise RegistryError(
+                f"Model version {self.version} lacks {', '.join(missing)}; it cannot be scored. "
+                "Register a new version with 'transferflow run'."
+            )
+        files = {name: verified[name] for name in TextModel.FILES}
         self.encoder_files = {name: str(path) for name, path in files.items()}
         self._model = None
 
@@ -186,8 +202,21 @@ class Scorer:
 
             key = tuple(sorted(self.encoder_files.items()))
             if key not in _LOADED:
+                from transferflow.errors import UnreadableModelError
+                from transferflow.registry import RegistryError
+
                 _LOADED.clear()  # one model at a time
-                _LOADED[key] = TextModel.read({k: Path(v) for k, v in self.encoder_files.items()})
+                try:
+                    model = TextModel.read({k: Path(v) for k, v in self.encoder_files.items()})
+                except UnreadableModelError as exc:
+                    raise RegistryError(
+                        f"Model version {self.version} cannot be loaded safely ({exc}); nothing "
+                        "was scored and nothing from its files ran. Its files were replaced "
+                        "after registration, or were never a transferflow model: train a new "
+                        "version with 'transferflow run', or roll back with 'transferflow "
+                        "models rollback'."
+                    ) from None
+                _LOADED[key] = model
             self._model = _LOADED[key]
         return self._model
 
@@ -237,11 +266,19 @@ def score_file(
         DataError: unreadable input, missing text columns, rows without text.
     """
     start = time.perf_counter()
+    # The path policy: the output is a regular file (or '-': standard output) and no input.
+    target = paths.output_file(output_path, "--output")
+    if target is not None:
+        paths.refuse_inputs(target, [input_path], "--output")
+    try:
+        input_path = local_copy(input_path)  # a URL is read from a local copy
+    except FileNotFoundError as exc:
+        raise DataError(str(exc)) from None
     scorer = Scorer(registry, version)
     columns = text_columns or scorer.record.get("text_columns") or ["text"]
 
     def texts_of(chunk: pd.DataFrame, offset: int) -> list[str]:
-        texts = joined_text(chunk, columns, input_path)
+        texts = joined_text(chunk, columns, input_path, offset=offset)
         blank = texts.eq("")
         if blank.any():
             first = int(np.flatnonzero(blank.to_numpy())[0]) + offset + 1
@@ -279,7 +316,7 @@ def score_file(
                 future.cancel()
 
     rows = 0
-    with atomic_path(output_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
+    with _output(target) as out:
         header_written = False
         for chunk, inputs in prepared(iter_chunks(input_path, chunk_rows)):
             proba = scorer.predict_prepared(inputs)
@@ -294,4 +331,18 @@ def score_file(
             rows += len(frame)
         if rows == 0:
             raise DataError(f"{input_path}: has a header but no data rows.")
-    return ScoreStats(scorer.version, rows, time.perf_counter() - start, str(output_path))
+    return ScoreStats(
+        scorer.version, rows, time.perf_counter() - start, str(target or "standard output")
+    )
+
+
+@contextlib.contextmanager
+def _output(target: Path | None) -> Iterator:
+    """The predictions' text stream: standard output (``None``), or a temporary file renamed onto
+    ``target`` only once complete."""
+    if target is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
+        yield out

@@ -39,6 +39,7 @@ from transferflow.files import (
     sha256_file,
     write_json_atomic,
 )
+from transferflow.paths import files_under, is_within
 
 _LIBRARIES = ("gensim", "keras", "jax", "jaxlib", "numpy", "scikit-learn", "pandas", "pyarrow")
 
@@ -122,9 +123,12 @@ class Entry:
 
     @classmethod
     def of(cls, entry: dict[str, Any], name: str, size: int) -> Entry:
-        """The listing of a cache entry's JSON (``name``: its file's stem, if it has no key)."""
+        """The listing of a cache entry's JSON; ``name`` (its file's stem) is the key, whatever
+        the JSON says, so that deleting the entry deletes that file and nothing else."""
+        if not isinstance(entry, dict):
+            entry = {}
         return cls(
-            entry.get("key", name),
+            name,
             entry.get("stage", "?"),
             entry.get("created", 0.0),
             entry.get("last_used", 0.0),
@@ -184,10 +188,14 @@ class ArtifactStore:
         self._claimed = False
 
     def is_store(self) -> bool:
-        """Whether the folder is a store: it has the marker, or only store parts (a store made by
-        a release before the marker)."""
-        if (self.root / MARKER).is_file():
-            return True
+        """Whether the folder is a store: it holds the marker file the store writes when it first
+        writes there (folder names alone prove nothing: any folder can hold ``entries/``)."""
+        marker = self.root / MARKER
+        return marker.is_file() and not marker.is_symlink()
+
+    def _legacy_layout(self) -> bool:
+        """Only store parts, no marker: a store made by a release before the marker. It is used
+        (and marked on first write), but never deleted until marked."""
         try:
             names = {p.name for p in self.root.iterdir()}
         except OSError:
@@ -207,7 +215,12 @@ class ArtifactStore:
                 f"cache.dir {self.root} is a file, not a folder; choose a folder "
                 "for the artefact store."
             )
-        if self.root.is_dir() and any(self.root.iterdir()) and not self.is_store():
+        if (
+            self.root.is_dir()
+            and any(self.root.iterdir())
+            and not self.is_store()
+            and not self._legacy_layout()
+        ):
             raise NotAStoreError(
                 f"cache.dir {self.root} already holds other files and is not a transferflow store "
                 f"(no {MARKER} marker). Choose an empty or new folder for the cache."
@@ -244,11 +257,17 @@ class ArtifactStore:
         return {"path": str(final), "sha256": digest}
 
     def _valid(self, path: str, sha256: str) -> bool:
+        # An entry may only reference the store's own objects (a poisoned entry pointing
+        # elsewhere is a miss, never a load).
+        if not isinstance(path, str) or not is_within(path, self.root / "objects"):
+            return False
         p = Path(path)
-        return p.is_file() and sha256_file(p) == sha256
+        return p.is_file() and not p.is_symlink() and sha256_file(p) == sha256
 
     # -- cache entries --------------------------------------------------------------------------
     def _entry_path(self, key: str) -> Path:
+        if not isinstance(key, str) or "/" in key or key.startswith(".") or "\0" in key:
+            raise ValueError(f"not a cache key: {key!r}")
         return self.root / "entries" / f"{key}.json"
 
     @contextlib.contextmanager
@@ -287,15 +306,18 @@ class ArtifactStore:
     def entries(self) -> list[Entry]:
         """Every cache entry with the total size of the objects it references."""
         out = []
-        for path in sorted((self.root / "entries").glob("*.json")):
+        for path in sorted(files_under(self.root / "entries")):
+            if path.suffix != ".json" or path.parent != self.root / "entries":
+                continue
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
+                result = entry.get("result") if isinstance(entry, dict) else None
             except (OSError, ValueError):
                 continue
             size = sum(
                 Path(p).stat().st_size
-                for p, _ in hashes_in(entry.get("result"))
-                if Path(p).is_file()
+                for p, _ in hashes_in(result)
+                if isinstance(p, str) and is_within(p, self.root) and Path(p).is_file()
             )
             out.append(Entry.of(entry, path.stem, size))
         return out
@@ -314,13 +336,15 @@ class ArtifactStore:
         """Delete objects no entry references (older than ``min_age_s``, so objects a running
         stage has just written but not yet recorded survive). Returns bytes freed."""
         referenced = set()
-        for path in (self.root / "entries").glob("*.json"):
+        for path in files_under(self.root / "entries"):
             try:
                 referenced |= {p for p, _ in hashes_in(json.loads(path.read_text()).get("result"))}
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError):
                 continue
         freed, now = 0, time.time()
-        for obj in (self.root / "objects").glob("*/*"):
+        # Only regular files inside objects/ (links are never followed, so nothing outside the
+        # store is deleted).
+        for obj in files_under(self.root / "objects"):
             if str(obj) not in referenced and now - obj.stat().st_mtime > min_age_s:
                 freed += obj.stat().st_size
                 obj.unlink()
@@ -345,9 +369,11 @@ class ArtifactStore:
         size = 0
         for name in STORE_PARTS:
             part = self.root / name
+            if part.is_symlink():
+                continue  # not the store's own: never followed, never deleted
             if part.is_dir():
-                size += sum(p.stat().st_size for p in part.rglob("*") if p.is_file())
-                shutil.rmtree(part)
+                size += sum(p.stat().st_size for p in files_under(part))
+                shutil.rmtree(part)  # removes links inside without following them
             elif part.is_file():
                 size += part.stat().st_size
                 part.unlink()

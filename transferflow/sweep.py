@@ -176,7 +176,7 @@ def run_point(
         train_target_only,
     )
     from transferflow.data import LABEL, TEXT
-    from transferflow.datasets import drop_blank_texts, make_embeddings, prepare_dataset, read_frame
+    from transferflow.datasets import drop_after_gate, make_embeddings, prepare_dataset, read_frame
     from transferflow.evaluate import classification_metrics
 
     d, seed = config.data, config.seed
@@ -190,7 +190,7 @@ def run_point(
             ref = prepare_dataset(
                 cfg, role=role, test_size=d.test_size, seed=seed, train_size=n, out_dir=out
             )
-            return drop_blank_texts(ref, role=role, out_dir=out)  # as the flow does after its gate
+            return drop_after_gate(ref, role=role, out_dir=out)  # as the flow does after its gate
 
         start = time.perf_counter()
         src = dataset(d.source, "source", None)

@@ -97,21 +97,32 @@ class TextModel:
 
     @classmethod
     def read(cls, files: dict[str, Path]) -> TextModel:
-        """Load from the files :meth:`write` made (paths already hash-verified by the caller)."""
+        """Load from the files :meth:`write` made (paths already hash-verified by the caller).
+
+        Raises:
+            UnreadableModelError: a file is not what :meth:`write` makes, or the ``.keras`` file
+                fails Keras' safe load (it holds a ``Lambda`` layer, an unknown function, or is
+                no Keras file at all): nothing from it runs.
+        """
+        from transferflow.errors import UnreadableModelError
         from transferflow.network import load_network
 
-        meta = json.loads(Path(files["model.json"]).read_text(encoding="utf-8"))
-        if meta.get("format") != "transferflow.wide-deep/1":
-            raise ValueError(f"{files['model.json']}: not a transferflow wide-deep model")
-        return cls(
-            network=load_network(files["model.keras"]),
-            featurizer=NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
-            tokens=json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8")),
-            labels=list(meta["labels"]),
-            max_len=int(meta["max_len"]),
-            members=list(meta["members"]),
-            info=dict(meta.get("info", {})),
-        )
+        try:
+            meta = json.loads(Path(files["model.json"]).read_text(encoding="utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != "transferflow.wide-deep/1":
+                raise ValueError(f"{files['model.json']}: not a transferflow wide-deep model")
+            return cls(
+                network=load_network(files["model.keras"]),
+                featurizer=NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
+                tokens=json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8")),
+                labels=list(meta["labels"]),
+                max_len=int(meta["max_len"]),
+                members=list(meta["members"]),
+                info=dict(meta.get("info", {})),
+            )
+        except Exception as exc:  # noqa: BLE001 - Keras and NumPy raise many kinds on a bad file
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise UnreadableModelError(f"{type(exc).__name__}: {reason}") from None
 
 
 __all__ = ["TextModel"]

@@ -50,7 +50,7 @@ def read_unlabeled(
     seen: set[str] = set()
     for chunk in iter_chunks(path, 50_000):
         hint = " Pass --text-column to name the text column(s) of the unlabelled file."
-        joined = joined_text(chunk, text_columns, path, hint)
+        joined = joined_text(chunk, text_columns, path, hint, offset=counts["rows"])
         has_id = id_column is not None and id_column in chunk.columns
         row_ids = (
             chunk[id_column].astype(str).tolist()

@@ -224,7 +224,7 @@ def test_score_never_overwrites_its_input(tmp_path):
         ["score", "--input", str(data), "--output", str(data), "--registry", str(tmp_path / "reg")],
     )
     assert result.exit_code == 2, result.output
-    assert "is the input file; inputs are never overwritten" in result.output
+    assert "is an input file" in result.output and "inputs are never overwritten" in result.output
     assert "Traceback" not in result.output and sha256_file(data) == before
 
 

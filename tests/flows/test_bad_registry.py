@@ -19,7 +19,7 @@ def registry(tmp_path):
     for n in (1, 2):
         f = tmp_path / f"m{n}.keras"
         f.write_bytes(f"model {n}".encode())
-        reg.register({"model.keras": f}, {"kind": "keras", "source": "s", "target": "t"})
+        reg.register({"model.keras": f}, {"kind": "keras", "source": "s", "target": "t"})[0]
     reg.promote(1)
     return reg
 

@@ -133,7 +133,7 @@ def test_gate_failure_stops_the_flow_and_leaves_no_run_folder(small_domains, tmp
     # Only the failure record is left: gates.md, Data Docs and the config, no models or metrics.
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r.failed"]
     failed = tmp_path / "runs" / "r.failed"
-    assert sorted(p.name for p in failed.iterdir()) == ["config.json", "data_docs", "gates.md"]
+    assert sorted(p.name for p in failed.iterdir()) == [".transferflow", "config.json", "data_docs", "gates.md"]
     assert "bad.csv row 6" in (failed / "gates.md").read_text()
     assert {"gate-results", "data-docs"} <= _artifact_keys()
 
@@ -205,12 +205,11 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
 
 def test_only_abandoned_staging_folders_of_this_product_are_removed(tmp_path):
     import json
-    import logging
     import socket
     import subprocess
     import sys
 
-    from flows.transfer import OWNER, _remove_abandoned_partials
+    from transferflow.paths import OWNER, remove_abandoned
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
@@ -223,6 +222,6 @@ def test_only_abandoned_staging_folders_of_this_product_are_removed(tmp_path):
         (tmp_path / f".{name}.partial").mkdir()
         (tmp_path / f".{name}.partial" / OWNER).write_text(json.dumps(owner))
     (tmp_path / ".not-ours.partial").mkdir()  # no owner file: not made by transferflow
-    _remove_abandoned_partials(tmp_path, logging.getLogger("test"))
+    remove_abandoned(tmp_path, ".*.partial")
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == [".elsewhere.partial", ".not-ours.partial", ".running.partial"]

@@ -15,8 +15,8 @@ def _files(tmp_path, n):
 def test_register_promote_rollback(tmp_path):
     reg = Registry(tmp_path / "reg")
     assert reg.versions() == [] and reg.champion() is None
-    v1 = reg.register(_files(tmp_path, 1), {"kind": "keras", "labels": ["a", "b"]})
-    v2 = reg.register(_files(tmp_path, 2), {"kind": "keras", "labels": ["a", "b"]})
+    v1 = reg.register(_files(tmp_path, 1), {"kind": "keras", "labels": ["a", "b"]})[0]
+    v2 = reg.register(_files(tmp_path, 2), {"kind": "keras", "labels": ["a", "b"]})[0]
     assert (v1, v2) == (1, 2) and reg.versions() == [1, 2]
     record = reg.show(2)
     assert record["version"] == 2 and set(record["files"]) == {"model.keras"}
@@ -39,7 +39,7 @@ def test_unknown_version_and_no_champion(tmp_path):
 
 def test_modified_file_is_refused(tmp_path):
     reg = Registry(tmp_path / "reg")
-    v = reg.register(_files(tmp_path, 1), {"kind": "keras"})
+    v = reg.register(_files(tmp_path, 1), {"kind": "keras"})[0]
     (reg.path(v) / "model.keras").write_bytes(b"tampered")
     with pytest.raises(RegistryError, match="modified"):
         reg.verified_file(v, "model.keras")
@@ -49,7 +49,7 @@ def test_concurrent_registrations_get_distinct_versions(tmp_path):
     reg = Registry(tmp_path / "reg")
     out = []
     threads = [
-        threading.Thread(target=lambda i=i: out.append(reg.register(_files(tmp_path, i), {"i": i})))
+        threading.Thread(target=lambda i=i: out.append(reg.register(_files(tmp_path, i), {"i": i})[0]))
         for i in range(8)
     ]
     for t in threads:
@@ -77,7 +77,7 @@ def test_a_pickled_version_of_an_old_release_is_refused_not_loaded(tmp_path):
     v = reg.register(
         {"model.joblib": payload},
         {"kind": "sklearn", "architecture": "wide-linear", "labels": ["a", "b"]},
-    )
+    )[0]
     reg.promote(v)
     with pytest.raises(RegistryError, match="old format") as info:
         Scorer(reg)
@@ -87,7 +87,7 @@ def test_a_pickled_version_of_an_old_release_is_refused_not_loaded(tmp_path):
 
 def test_damaged_registry_files_give_clear_errors_and_stray_folders_are_ignored(tmp_path):
     reg = Registry(tmp_path / "reg")
-    v = reg.register(_files(tmp_path, 1), {"kind": "keras"})
+    v = reg.register(_files(tmp_path, 1), {"kind": "keras"})[0]
     (reg.root / "versions" / "notes").mkdir()
     (reg.root / "versions" / "7.txt").write_text("x")
     assert reg.versions() == [v]
@@ -104,6 +104,6 @@ def test_identical_files_are_found(tmp_path):
 
     reg = Registry(tmp_path / "reg")
     files = _files(tmp_path, 1)
-    v = reg.register(files, {"kind": "keras"})
+    v = reg.register(files, {"kind": "keras"})[0]
     assert reg.identical({"model.keras": sha256_file(files["model.keras"])}) == v
     assert reg.identical({"model.keras": "0" * 64}) is None
