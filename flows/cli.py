@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from flows import local_server
-from flows.cli_common import App, TextColumnOpt, _fail, _opt, fail_with
+from flows.cli_common import App, TextColumnOpt, _fail, _opt
 from flows.cli_manage import cache_app, models_app, server_app
 from flows.cli_score import score
 from transferflow.config_sources import assemble_config
-from transferflow.errors import ConfigError, TransferflowError, environment_failure
+from transferflow.errors import ConfigError, TransferflowError
 
 app = App(
     name="transferflow",
@@ -379,14 +379,6 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
         sys.exit(130)
-    except OSError as exc:
-        # Disk full, read-only folder, permission denied: the machine's state, not a bug. One
-        # paragraph, exit 2; the run already removed what it had half-written.
-        failure = environment_failure(exc)
-        if failure is None:
-            raise
-        fail_with(str(failure), failure.exit_code)
-        sys.exit(failure.exit_code)
 
 
 if __name__ == "__main__":

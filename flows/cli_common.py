@@ -22,7 +22,19 @@ class _PlainHelp:
 
 
 class _Command(_PlainHelp, TyperCommand):
-    pass
+    def invoke(self, ctx):
+        """Run the command; an environment failure (disk full, read-only folder, permission
+        denied) is printed as one paragraph with exit 2, like a user mistake, never as a
+        traceback."""
+        from transferflow.errors import environment_failure
+
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            failure = environment_failure(exc)
+            if failure is None:
+                raise
+            raise fail_with(str(failure), failure.exit_code) from None
 
 
 class _Group(_PlainHelp, TyperGroup):

@@ -12,7 +12,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows import _logging
-from transferflow import paths
 from flows.validate import run_config, run_data_gates
 from tasks.gates import check_embeddings, check_promotion, check_source_model
 from tasks.reporting import (
@@ -31,6 +30,7 @@ from tasks.stages import (
     train_source_model,
     train_target_only_model,
 )
+from transferflow import paths
 from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.config import RunConfig
 from transferflow.errors import ConfigError, GateFailedError

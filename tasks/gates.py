@@ -158,9 +158,7 @@ def validate_dataset(
     summary, reused = _verdict(
         "raw_input", inputs, verdicts, f"{role} data '{data.name}'", evaluate
     )
-    cleaned = datasets.drop_after_gate(
-        data, role=role, out_dir=out_dir, drop_repeats=drop_repeats
-    )
+    cleaned = datasets.drop_after_gate(data, role=role, out_dir=out_dir, drop_repeats=drop_repeats)
     logger = get_run_logger()
     if cleaned.dropped_blank_text or cleaned.dropped_repeats:
         summary = {**summary, "figures": {**summary["figures"]}}

@@ -44,6 +44,11 @@ def small_domains(tmp_path: Path) -> dict[str, Path]:
     """Small real source/target CSVs cut from the demo data (yelp -> amazon): 400 source rows,
     200 target rows. Every test that builds them gets the same bytes, so the session's shared
     artefact store serves the expensive stages once for all of them."""
+    return make_small_domains(tmp_path)
+
+
+def make_small_domains(tmp_path: Path) -> dict[str, Path]:
+    """The files of :func:`small_domains`, written into ``tmp_path``."""
     yelp = pd.read_csv(DEMO_DIR / "yelp.csv")
     amazon = pd.read_csv(DEMO_DIR / "amazon.csv")
     src = yelp.groupby("label").head(200)

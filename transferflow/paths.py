@@ -113,6 +113,13 @@ def output_file(path: str | os.PathLike[str], flag: str) -> Path | None:
     """
     if os.fspath(path) == STDOUT:
         return None
+    # 'file/../x' is no path to the kernel: refuse it rather than resolve it to './x'.
+    walked = Path(os.fspath(path))
+    prefix = Path(walked.parts[0]) if walked.parts else Path(".")
+    for part in walked.parts[1:-1]:
+        prefix = prefix / part
+        if prefix.exists() and not prefix.is_dir():
+            raise ConfigError(f"{flag} {path}: {prefix} is a file, not a folder; choose a path.")
     final = resolved(path)
     try:
         mode = final.stat().st_mode
@@ -242,7 +249,7 @@ def files_under(root: Path) -> Iterable[Path]:
     """Regular files under ``root``, never following a symbolic link (links are not yielded)."""
     if root.is_symlink() or not root.is_dir():
         return
-    for base, dirs, files in os.walk(root, followlinks=False):
+    for base, _dirs, files in os.walk(root, followlinks=False):
         for name in files:
             path = Path(base) / name
             if not path.is_symlink() and path.is_file():

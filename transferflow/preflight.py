@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transferflow.config import DatasetConfig, RunConfig
 from transferflow import paths
+from transferflow.config import DatasetConfig, RunConfig
 from transferflow.errors import ConfigError, DataError
 from transferflow.files import is_url
 

@@ -105,7 +105,10 @@ class Registry:
         return sorted(
             int(p.name)
             for p in folder.iterdir()
-            if p.name.isdigit() and p.name.isascii() and int(p.name) > 0 and p.is_dir()
+            if p.name.isdigit()
+            and p.name.isascii()
+            and int(p.name) > 0
+            and p.is_dir()
             and not p.is_symlink()
         )
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transferflow import paths
 from transferflow.data import refuse_non_scalar, table_format
 from transferflow.errors import DataError
-from transferflow import paths
 from transferflow.files import atomic_path, local_copy
 from transferflow.registry import Registry
 
@@ -169,7 +169,13 @@ class Scorer:
 
         self.version = registry.resolve(version)
         self.record = registry.show(self.version)
-        self.labels: list[str] = self.record["labels"]
+        labels = self.record.get("labels")
+        if not isinstance(labels, list) or len(labels) < 2:
+            raise RegistryError(
+                f"Model version {self.version}: version.json lists no labels; it was edited or "
+                "damaged. Register a new version with 'transferflow run'."
+            )
+        self.labels: list[str] = [str(label) for label in labels]
         files = self.record.get("files", {})
         if "model.joblib" in files or self.record.get("architecture") != "wide-deep":
             raise RegistryError(
@@ -186,7 +192,10 @@ class Scorer:
                 "Register a new version with 'transferflow run'."
             )
         files = {name: verified[name] for name in TextModel.FILES}
-        self.encoder_files = {name: str(path) for name, path in files.items()}
+        # Absolute paths, and the verified hashes in the key of loaded models: a process that
+        # scores for several registries (or working folders) never reuses another's model.
+        self.encoder_files = {name: str(path.resolve()) for name, path in files.items()}
+        self._hashes = tuple(sorted((n, str(self.record["files"][n])) for n in TextModel.FILES))
         self._model = None
 
     @property
@@ -200,7 +209,7 @@ class Scorer:
         if self._model is None:
             from transferflow.text_model import TextModel
 
-            key = tuple(sorted(self.encoder_files.items()))
+            key = (tuple(sorted(self.encoder_files.items())), self._hashes)
             if key not in _LOADED:
                 from transferflow.errors import UnreadableModelError
                 from transferflow.registry import RegistryError

@@ -133,7 +133,12 @@ def test_gate_failure_stops_the_flow_and_leaves_no_run_folder(small_domains, tmp
     # Only the failure record is left: gates.md, Data Docs and the config, no models or metrics.
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r.failed"]
     failed = tmp_path / "runs" / "r.failed"
-    assert sorted(p.name for p in failed.iterdir()) == [".transferflow", "config.json", "data_docs", "gates.md"]
+    assert sorted(p.name for p in failed.iterdir()) == [
+        ".transferflow",
+        "config.json",
+        "data_docs",
+        "gates.md",
+    ]
     assert "bad.csv row 6" in (failed / "gates.md").read_text()
     assert {"gate-results", "data-docs"} <= _artifact_keys()
 

@@ -49,7 +49,9 @@ def test_concurrent_registrations_get_distinct_versions(tmp_path):
     reg = Registry(tmp_path / "reg")
     out = []
     threads = [
-        threading.Thread(target=lambda i=i: out.append(reg.register(_files(tmp_path, i), {"i": i})[0]))
+        threading.Thread(
+            target=lambda i=i: out.append(reg.register(_files(tmp_path, i), {"i": i})[0])
+        )
         for i in range(8)
     ]
     for t in threads:
