@@ -43,10 +43,11 @@ MESSAGES: dict[tuple[str, str, str], tuple[str, str | None, str]] = {
         "the limits",
     ),
     ("raw_input", "expect_compound_columns_to_be_unique", _ANY): (
-        "the same text with the same label is repeated",
+        "so many rows repeat the same text with the same label that the data looks broken "
+        "(a file joined to itself, an export that repeats rows)",
         f"{_RAW}.max_duplicate_share",
-        "remove the repeats (e.g. one review posted for several products), or raise the setting "
-        "if they are genuine",
+        "check how the file was made; below the limit repeats are dropped from training "
+        "automatically (one kept), so raise the setting only if they are genuine",
     ),
     ("raw_input", "expect_column_unique_value_count_to_be_between", "label"): (
         "fewer than two classes among the training labels",
@@ -80,10 +81,11 @@ MESSAGES: dict[tuple[str, str, str], tuple[str, str | None, str]] = {
         "are meant to differ",
     ),
     ("leakage", "expect_column_values_to_be_in_set", _ANY): (
-        "target test texts also appear in the training data",
+        "so many target test texts also appear in the training data that the split looks "
+        "broken (a test file that copies training rows?)",
         "gates.leakage.max_overlap_share",
-        "remove those texts from the training files (below the limit they are dropped from "
-        "training automatically)",
+        "check how the test file was made; below the limit those texts are dropped from "
+        "training automatically and the test set stays whole",
     ),
     ("embeddings", "expect_column_values_to_be_between", "target_coverage"): (
         "the word vectors know too few of the target's words",

@@ -106,6 +106,22 @@ def _context(docs_dir: Path | None = None):
     return ctx
 
 
+class _RendererFault(logging.Filter):
+    """Counts and drops GX's own rendering faults (it logs some expectations' missing fields,
+    e.g. ``unexpected_percent`` of a distinct-values check, as an ERROR with a traceback): the
+    user sees one warning instead of a traceback that is not theirs to fix."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.faults = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            self.faults += 1
+            return False
+        return True
+
+
 def build_docs(docs_dir: Path | None) -> Path | None:
     """Render every validation run for ``docs_dir`` as GX Data Docs there (once, at the end of a
     run: rendering per suite would cost more than the validations) and forget them.
@@ -119,7 +135,25 @@ def build_docs(docs_dir: Path | None) -> Path | None:
         ctx = _CONTEXTS.pop(str(Path(docs_dir).resolve()), None)
         if ctx is None:
             return None
-        ctx.build_data_docs(site_names=[_SITE])
+        # The logger GX reports its rendering faults on (a logger's filter sees only its own
+        # records, not its children's).
+        renderer = logging.getLogger(
+            "great_expectations.render.renderer.content_block.validation_results_table_content_block"
+        )
+        quiet = _RendererFault()
+        renderer.addFilter(quiet)
+        try:
+            ctx.build_data_docs(site_names=[_SITE])
+        finally:
+            renderer.removeFilter(quiet)
+        if quiet.faults:
+            logging.getLogger(__name__).warning(
+                "GX could not render %d part(s) of the Data Docs in %s (a Great Expectations "
+                "rendering fault, not a data problem); the checks' results are complete in the "
+                "gate report.",
+                quiet.faults,
+                docs_dir,
+            )
     index = Path(docs_dir) / "index.html"
     return index if index.is_file() else None
 

@@ -58,11 +58,18 @@ class ConsoleUserErrorFilter(logging.Filter):
         # ERROR lines, and the INFO "Finished in state Failed('... exception DataError: ...')".
         if record.name.startswith("prefect."):
             text = record.getMessage()
-            return not any(
+            return not _environment_failure_text(text) and not any(
                 f"exception {n}:" in text or f"exception: {n}:" in text or f"{n}(" in text
                 for n in self.names()
-            ) and not any(f"[Errno {n}]" in text for n in ENVIRONMENT_ERRNOS)
+            )
         return True
+
+
+def _environment_failure_text(text: str) -> bool:
+    """Whether a log line repeats an environment failure: ``[Errno 28] ...`` (any case) or
+    ``OSError(28, ...)``."""
+    lowered = text.lower()
+    return any(f"[errno {n}]" in lowered or f"error({n}," in lowered for n in ENVIRONMENT_ERRNOS)
 
 
 def quiet_user_errors_on_console() -> None:

@@ -137,6 +137,12 @@ def read_table(path: Path | str) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if kind == "parquet" and "Multiple matches for FieldRef" in first:
+            name = first.split("FieldRef.Name(", 1)[-1].split(")", 1)[0]
+            raise DataError(
+                f"{path}: the file names column '{name}' more than once. Give each column its "
+                "own name."
+            ) from None
         if kind == "jsonl":
             first = _bad_json_line(local) or first
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {first}") from None
@@ -144,6 +150,8 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise DataError(f"{path}: has a header but no data rows.")
     if kind in ("csv", "tsv"):
         _check_header(local, path, "," if kind == "csv" else "\t")
+    if kind == "jsonl":
+        _check_json_keys(local, path)
     return frame
 
 
@@ -170,6 +178,46 @@ def _check_header(local: Path, path: Path | str, sep: str) -> None:
                 f"{seen[name] + 1} and {i + 1}). Give each column its own name."
             )
         seen[name] = i
+
+
+def _check_json_keys(local: Path, path: Path | str) -> None:
+    """Refuse a JSON Lines record that names a key twice (JSON parsers silently keep the last
+    value, so one of the two texts or labels would vanish)."""
+    import json
+
+    def pairs(items: list[tuple[str, object]]) -> dict:
+        keys = [k for k, _ in items]
+        for key in keys:
+            if keys.count(key) > 1:
+                raise _RepeatedKey(key)
+        return dict(items)
+
+    with _open_text(local) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line, object_pairs_hook=pairs)
+            except _RepeatedKey as exc:
+                raise DataError(
+                    f"{path}: line {number} names the key '{exc.args[0]}' twice. Give each "
+                    "field its own name."
+                ) from None
+            except ValueError:
+                return  # reported by the parser already
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _open_text(path: Path):
+    import bz2
+    import gzip
+    import lzma
+
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    return openers.get(Path(path).suffix.lower(), open)(path, "rt", encoding="utf-8")
 
 
 # Spellings of "no value" that spreadsheets and exports write into label cells: never a class.
@@ -341,15 +389,10 @@ class DomainData:
 
 def _bad_json_line(path: Path) -> str | None:
     """Where a JSON Lines file first goes wrong, as users count (line numbers from 1)."""
-    import bz2
-    import gzip
     import json
-    import lzma
 
-    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-    opener = openers.get(Path(path).suffix.lower(), open)
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
+        with _open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -481,7 +524,13 @@ def load_domain(
         test = read_domain_files(cfg.test_paths, cfg)
         from_split = False
     else:
-        pool, test = stratified_split(pool, test_size, seed)
+        try:
+            pool, test = stratified_split(pool, test_size, seed)
+        except DataError as exc:
+            files = ", ".join(str(p) for p in cfg.paths)
+            raise DataError(
+                f"{cfg.name} ({files}): {exc} Give more rows, or a test file of its own."
+            ) from None
         from_split = True
     # A capped label budget is drawn from distinct rows: a repeat would spend a label on a text
     # already labelled.

@@ -124,7 +124,16 @@ def local_copy(location: str | os.PathLike[str]) -> Path:
     try:
         try:
             info = fs.info(path)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            # fsspec's HTTP file system reports a refused connection or a DNS failure as "not
+            # found": say which it was.
+            cause = exc.__cause__ or exc.__context__
+            if cause is not None and not isinstance(cause, FileNotFoundError):
+                raise FileNotFoundError(
+                    f"{url}: cannot be reached ({type(cause).__name__}: "
+                    f"{' '.join(str(cause).split())[:200]}). Check the address and that the "
+                    "server is running."
+                ) from None
             info = {}
         if info.get("type") != "file":
             raise FileNotFoundError(f"{url}: file not found.")

@@ -4,9 +4,12 @@ with a registered model version."""
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,7 @@ import pandas as pd
 
 from transferflow import paths
 from transferflow.data import refuse_non_scalar, table_format
-from transferflow.errors import DataError
+from transferflow.errors import DataError, environment_failure
 from transferflow.files import atomic_path, local_copy
 from transferflow.registry import Registry
 
@@ -71,8 +74,18 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(
             f"{path}: not valid UTF-8 ({exc.reason}). Save the file as UTF-8."
         ) from None
+    except EOFError:
+        raise DataError(
+            f"{path}: the compressed file is truncated (it ends before its data does). Copy or "
+            "download it again."
+        ) from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {exc}") from None
+    except (OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        if environment_failure(exc) is not None:
+            raise
+        # A damaged compressed file ('Not a gzipped file', a bad CRC, ...).
+        raise DataError(f"{path}: cannot be read: {exc}. Copy or download it again.") from None
 
 
 def joined_text(

@@ -244,6 +244,7 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)  # after the source model, before fine-tuning ends
     proc.wait()
     assert list((tmp_path / "runs").glob(".*.partial"))  # the killed run's staging folder
+    assert list((store / "tmp").iterdir())  # and its scratch folder in the store
     stages_done = {e.stage for e in ArtifactStore(store).entries()}
     assert "fine_tune_target_model" not in stages_done
     # No partial artefact is ever read: every recorded object is complete and verified.
@@ -259,6 +260,7 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     assert {"build_embeddings", "train_source_model"} <= cached_tasks
     assert "fine_tune_target_model" not in cached_tasks
     assert not list((tmp_path / "runs").glob(".*.partial"))  # removed by the next run
+    assert not list((store / "tmp").iterdir())  # the store's scratch folders too
 
 
 @pytest.mark.slow

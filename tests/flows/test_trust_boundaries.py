@@ -251,6 +251,65 @@ def test_a_damaged_alias_file_never_loads_a_model_from_elsewhere(box, alias):
     check(box, before, ["out.csv"] if ok else [])
 
 
+def _corrupt(data: bytes, how: str, at: float, junk: bytes) -> bytes:
+    cut = int(len(data) * at)
+    if how == "truncate":
+        return data[:cut]
+    if how == "overwrite":
+        return data[:cut] + junk + data[cut + len(junk) :]
+    if how == "insert":
+        return data[:cut] + junk + data[cut:]
+    return junk  # "replace": nothing of the file is left
+
+
+corruptions = st.tuples(
+    st.sampled_from(["truncate", "overwrite", "insert", "replace"]),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.binary(min_size=1, max_size=64),
+    st.sampled_from(["csv", "csv.gz", "jsonl", "parquet"]),
+)
+
+
+def _write_corrupted(box: Path, source: Path, corruption, drop_label: bool) -> Path:
+    how, at, junk, kind = corruption
+    frame = pd.read_csv(source)
+    if drop_label:
+        frame = frame.drop(columns=["label"])
+    clean = box / f"clean.{kind}"
+    if kind == "parquet":
+        frame.to_parquet(clean)
+    elif kind == "jsonl":
+        frame.to_json(clean, orient="records", lines=True)
+    else:
+        frame.to_csv(clean, index=False)
+    bad = box / f"bad.{kind}"
+    bad.write_bytes(_corrupt(clean.read_bytes(), how, at, junk))
+    clean.unlink()
+    return bad
+
+
+@CLI
+@given(corruption=corruptions)
+def test_a_corrupted_file_to_score_is_scored_or_one_message(box, corruption):
+    bad = _write_corrupted(box, box / "data" / "new.csv", corruption, drop_label=False)
+    before = snapshot(box.parent)
+    result = invoke(["score", "--input", str(bad), "--output", "o.csv", "--registry", "registry"])
+    check(box, before, ["o.csv"] if result.exit_code == 0 else [])
+    if result.exit_code != 0:
+        assert result.output.count("Error:") == 1
+
+
+@settings(CLI, max_examples=12)
+@given(corruption=corruptions)
+def test_a_corrupted_training_file_passes_or_stops_with_one_message(box, corruption):
+    bad = _write_corrupted(box, box / "data" / "target.csv", corruption, drop_label=False)
+    before = snapshot(box.parent)
+    result = invoke(["validate", "--source", "data/source.csv", "--target", str(bad)])
+    check(box, before, [])
+    if result.exit_code != 0:
+        assert result.output.count("Error:") == 1
+
+
 # -- the examples of issue #25, one test each -----------------------------------------------------
 
 

@@ -109,3 +109,25 @@ def test_identical_files_are_found(tmp_path):
     v = reg.register(files, {"kind": "keras"})[0]
     assert reg.identical({"model.keras": sha256_file(files["model.keras"])}) == v
     assert reg.identical({"model.keras": "0" * 64}) is None
+
+
+def test_identical_registrations_together_leave_one_version_and_one_first_champion(tmp_path):
+    """Two identical runs finishing together: one version, and only one of them promotes it as
+    the first champion (the check and the move happen under the registry's lock)."""
+    reg = Registry(tmp_path / "reg")
+    files = _files(tmp_path, 1)
+    out, promoted = [], []
+
+    def finish():
+        version, _new = reg.register(files, {"kind": "keras"})
+        out.append(version)
+        promoted.append(reg.promote(version, if_champion=None))
+
+    threads = [threading.Thread(target=finish) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(out) == {1} and reg.versions() == [1]
+    assert promoted.count(True) == 1 and reg.champion() == 1
+    assert json.loads((reg.root / "aliases.json").read_text())["history"] == []
