@@ -222,9 +222,10 @@ def validate(
     flags = _data_flags(locals())
     try:
         cfg = assemble_config(config, flags, set_ or [])
-        from transferflow.preflight import check_inputs
+        from transferflow.preflight import check_docs_dir, check_inputs
 
         check_inputs(cfg)
+        check_docs_dir(docs_dir)
         with local_server.for_this_call():
             from flows.validate import validate_data
 

@@ -23,13 +23,15 @@ class _PlainHelp:
 
 class _Command(_PlainHelp, TyperCommand):
     def invoke(self, ctx):
-        """Run the command; an environment failure (disk full, read-only folder, permission
-        denied) is printed as one paragraph with exit 2, like a user mistake, never as a
-        traceback."""
+        """Run the command; a user mistake (exit 2, gates 3) or an environment failure (disk
+        full, read-only folder, permission denied: exit 2) is printed as one paragraph, never as
+        a traceback, whichever command raised it."""
         from transferflow.errors import environment_failure
 
         try:
             return super().invoke(ctx)
+        except TransferflowError as exc:  # every command: a user mistake is one message
+            raise _fail(exc) from None
         except OSError as exc:
             failure = environment_failure(exc)
             if failure is None:

@@ -92,13 +92,8 @@ def _check_score_paths(input_path: Path, output_path: Path) -> None:
     from transferflow.errors import DataError
     from transferflow.files import is_url
 
-    if not is_url(input_path):
-        if Path(input_path).is_dir():
-            raise DataError(
-                f"--input {input_path} is a folder; expected a data file (CSV/TSV/JSONL/Parquet)."
-            )
-        if not Path(input_path).is_file():
-            raise DataError(f"--input {input_path}: file not found.")
+    if not is_url(input_path) and (why := paths.not_a_file(input_path)):
+        raise DataError(f"--input {input_path}: {why}.")
     target = paths.output_file(output_path, "--output")
     if target is not None:
         paths.refuse_inputs(target, [input_path], "--output")

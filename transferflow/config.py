@@ -68,6 +68,15 @@ class DatasetConfig(_Section):
             return [value]
         return value
 
+    @model_validator(mode="after")
+    def _label_is_not_text(self) -> DatasetConfig:
+        if self.label_column in self.text_columns:
+            raise ValueError(
+                f"the label column '{self.label_column}' is also a text column; the model would "
+                "read the answer. Name the text column(s) with --text-column."
+            )
+        return self
+
 
 class DataConfig(_Section):
     """Source and target data sets and how they are split."""

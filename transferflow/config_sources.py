@@ -14,8 +14,10 @@ from transferflow.errors import ConfigError
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found.")
+    from transferflow.paths import not_a_file
+
+    if why := not_a_file(path):
+        raise ConfigError(f"--config {path}: {why}.")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

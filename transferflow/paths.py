@@ -176,6 +176,25 @@ def refuse_inputs(output: Path, inputs: Iterable[object], flag: str) -> None:
             )
 
 
+def not_a_file(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as an input file ("file not found", "is a folder", "is a
+    FIFO"...), or None when it is a regular file (links followed)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except NotADirectoryError:
+        return "file not found (a folder on the path is a file)"
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder; expected a file"
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is {kind}, not a regular file; save the data to a file and give its path"
+
+
 # -- folders the product made ---------------------------------------------------------------------
 
 OWNER = ".owner.json"

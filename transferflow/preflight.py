@@ -26,14 +26,12 @@ def check_inputs(cfg: RunConfig) -> None:
         for path in [*dataset.paths, *dataset.test_paths]:
             if is_url(path):
                 continue
-            if not Path(path).exists():
-                raise DataError(f"data.{role}: {path}: file not found.")
-            if not Path(path).is_file():
-                raise DataError(f"data.{role}: {path} is a folder; expected a data file.")
+            if why := paths.not_a_file(path):
+                raise DataError(f"data.{role}: {path}: {why}.")
             _check_columns(Path(path), dataset)
     vectors = cfg.embeddings.pretrained_path
-    if vectors is not None and not is_url(vectors) and not Path(vectors).is_file():
-        raise DataError(f"embeddings.pretrained_path: {vectors}: vectors file not found.")
+    if vectors is not None and not is_url(vectors) and (why := paths.not_a_file(vectors)):
+        raise DataError(f"embeddings.pretrained_path: {vectors}: {why}.")
     same = {str(Path(p).resolve()) for p in cfg.data.source.paths if not is_url(p)} & {
         str(Path(p).resolve()) for p in cfg.data.target.paths if not is_url(p)
     }
@@ -47,6 +45,16 @@ def check_inputs(cfg: RunConfig) -> None:
         _check_folder(Path(cfg.registry.dir), "registry.dir", "the model registry")
     if cfg.cache.dir is not None and not is_url(cfg.cache.dir):
         _check_folder(Path(cfg.cache.dir), "cache.dir", "the artefact store")
+
+
+def check_docs_dir(docs_dir: Path | None) -> None:
+    """``--docs-dir`` is a folder or can be made one.
+
+    Raises:
+        ConfigError: it, or a folder above it, is a file.
+    """
+    if docs_dir is not None:
+        _check_folder(Path(docs_dir), "--docs-dir", "the Data Docs")
 
 
 def _check_folder(folder: Path, setting: str, what: str) -> None:
@@ -103,10 +111,8 @@ def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) 
         ConfigError: the output would overwrite an input, or is a folder.
     """
     if not is_url(unlabeled):
-        if not Path(unlabeled).exists():
-            raise DataError(f"--unlabeled {unlabeled}: file not found.")
-        if not Path(unlabeled).is_file():
-            raise DataError(f"--unlabeled {unlabeled} is a folder; expected a data file.")
+        if why := paths.not_a_file(unlabeled):
+            raise DataError(f"--unlabeled {unlabeled}: {why}.")
         header = _csv_header(Path(unlabeled)) or []
         missing = [c for c in cfg.data.target.text_columns if header and c not in header]
         if missing:

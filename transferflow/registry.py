@@ -99,6 +99,8 @@ class Registry:
     def versions(self) -> list[int]:
         """Registered version numbers, ascending."""
         folder = self.root / "versions"
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"{self.root} is a file, not a model registry folder.")
         # Only folders named by a number are versions: stray files and folders are ignored.
         if not folder.is_dir():
             return []

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from transferflow.config import DatasetConfig, RunConfig, _Section, build_config, set_dotted
 from transferflow.errors import ConfigError
+from transferflow.paths import check_name
 
 CANDIDATES = (
     "transfer",
@@ -39,7 +40,20 @@ class SweepGrid(_Section):
     """What a sweep runs: every combination of pairs, label budgets, architectures, strategies and
     seeds, on top of shared base settings."""
 
-    name: str = Field(default="sweep", description="Sweep name (output folder and artifacts).")
+    name: str = Field(
+        default="sweep",
+        description="Sweep name (a plain name: the output folder and artifacts are named by it).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        try:
+            check_name(value, "name")
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("name ")) from None
+        return value
+
     base: dict[str, Any] = Field(
         default_factory=dict,
         description="RunConfig settings shared by all runs (e.g. {model: {architecture: cnn}}).",
