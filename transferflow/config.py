@@ -540,7 +540,8 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
             given = err.get("input")
             shown = "" if isinstance(given, dict) else f" (given: {given!r})"
-            lines.append(f"  - {where}: {err['msg']}{shown}")
+            message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix, no news
+            lines.append(f"  - {where}: {message}{shown}")
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
 
 

@@ -289,7 +289,8 @@ def refuse_non_scalar(
             else "Store one label per row (a text or a number)."
         )
         raise DataError(
-            f"{path}: column '{column}' holds lists or records, not {what}, in data row(s) "
+            f"{path}: column '{column}' holds lists or records, not "
+            f"{'text' if what == 'text' else 'one label'}, in data row(s) "
             f"{rows}. {advice}"
         )
 

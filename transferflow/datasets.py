@@ -118,9 +118,7 @@ def drop_after_gate(
             repeats[part] = int(again.sum())
             frame = frame[~again]
         frames[part] = frame.reset_index(drop=True)
-    blank = {k: v for k, v in blank.items() if v}
-    repeats = {k: v for k, v in repeats.items() if v}
-    if not blank and not repeats:
+    if not any(blank.values()) and not any(repeats.values()):
         return data
     return _dataset_ref(
         data.name,
@@ -131,8 +129,8 @@ def drop_after_gate(
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
-        dropped_blank_text=blank,
-        dropped_repeats=repeats,
+        dropped_blank_text=blank if any(blank.values()) else {},
+        dropped_repeats=repeats if any(repeats.values()) else {},
     )
 
 

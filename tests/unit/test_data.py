@@ -148,3 +148,44 @@ def test_malformed_jsonl_is_reported_by_line_number(tmp_path):
     for name in ("a.jsonl", "b.jsonl.gz"):
         with pytest.raises(DataError, match=r"line 3 is not valid JSON"):
             read_table(tmp_path / name)
+
+
+def test_exact_repeats_leave_training_but_not_the_test_set(tmp_path):
+    """Real data repeats reviews (posted for several products): exact (text, label) repeats are
+    dropped from the training parts after the gate, one kept, and counted; test rows stay."""
+    from transferflow.datasets import drop_after_gate, prepare_dataset
+
+    rows = [(f"review number {i}", str(i % 2)) for i in range(40)]
+    rows += [("same review twice", "1")] * 3 + [("same text, other label", "0")]
+    rows += [("same text, other label", "1")]
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "train.csv", index=False)
+    test = [("a test text", "1"), ("a test text", "1"), ("another", "0")]
+    pd.DataFrame(test, columns=["text", "label"]).to_csv(tmp_path / "test.csv", index=False)
+    cfg = DatasetConfig(
+        name="d", paths=[tmp_path / "train.csv"], test_paths=[tmp_path / "test.csv"]
+    )
+    ref = prepare_dataset(
+        cfg, role="target", test_size=0.2, seed=0, train_size=None, out_dir=tmp_path
+    )
+    cleaned = drop_after_gate(ref, role="target", out_dir=tmp_path)
+    assert cleaned.dropped_repeats == {
+        "pool": 2,
+        "train": 2,
+        "test": 0,
+    } or cleaned.dropped_repeats == {
+        "pool": 2,
+        "train": 2,
+    }
+    assert cleaned.counts == {"pool": 43, "train": 43, "test": 3}  # conflicting labels both kept
+    assert drop_after_gate(ref, role="target", out_dir=tmp_path, drop_repeats=False) is ref
+
+
+def test_a_capped_label_budget_is_drawn_from_distinct_rows(tmp_path):
+    from transferflow.data import load_domain
+
+    rows = [("the same", "1")] * 30 + [(f"t{i}", str(i % 2)) for i in range(30)]
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "d.csv", index=False)
+    domain = load_domain(DatasetConfig(name="d", paths=[tmp_path / "d.csv"]), 0.2, 0, train_size=20)
+    distinct = len(domain.pool.drop_duplicates(["text", "label"]))
+    assert not domain.train.duplicated(["text", "label"]).any()
+    assert len(domain.train) == min(20, distinct)
