@@ -236,15 +236,18 @@ def test_killed_run_resumes_from_completed_steps(small_domains, tmp_path):
     args = _cli_args(small_domains, store)
     proc = _cli(args, _env(), tmp_path / "runs")
     deadline = time.time() + 300
-    while time.time() < deadline and not list(
-        (store / "entries").glob("train_source_model-*.json")
+    # Killed while fine-tuning: the source model is recorded and fine-tuning's scratch folder
+    # in the store exists.
+    while time.time() < deadline and not (
+        list((store / "entries").glob("train_source_model-*.json"))
+        and list((store / "tmp").glob("fine_tune_target_model-*"))
     ):
         time.sleep(0.05)
     assert proc.poll() is None, "run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)  # after the source model, before fine-tuning ends
     proc.wait()
     assert list((tmp_path / "runs").glob(".*.partial"))  # the killed run's staging folder
-    assert list((store / "tmp").iterdir())  # and its scratch folder in the store
+    assert list((store / "tmp").glob("fine_tune_target_model-*"))  # its scratch in the store
     stages_done = {e.stage for e in ArtifactStore(store).entries()}
     assert "fine_tune_target_model" not in stages_done
     # No partial artefact is ever read: every recorded object is complete and verified.
