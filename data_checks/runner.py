@@ -135,17 +135,24 @@ def build_docs(docs_dir: Path | None) -> Path | None:
         ctx = _CONTEXTS.pop(str(Path(docs_dir).resolve()), None)
         if ctx is None:
             return None
-        # The logger GX reports its rendering faults on (a logger's filter sees only its own
-        # records, not its children's).
-        renderer = logging.getLogger(
-            "great_expectations.render.renderer.content_block.validation_results_table_content_block"
-        )
+        # A folder that cannot be made is the machine's business (a clear OSError), not a
+        # rendering fault for GX to log with a traceback.
+        Path(docs_dir).mkdir(parents=True, exist_ok=True)
+        # GX reports rendering faults on its renderer modules' loggers (a logger's filter sees
+        # only its own records, not its children's: each gets the filter).
         quiet = _RendererFault()
-        renderer.addFilter(quiet)
+        renderers = [
+            logging.getLogger(name)
+            for name in list(logging.Logger.manager.loggerDict)
+            if name.startswith("great_expectations.render")
+        ]
+        for renderer in renderers:
+            renderer.addFilter(quiet)
         try:
             ctx.build_data_docs(site_names=[_SITE])
         finally:
-            renderer.removeFilter(quiet)
+            for renderer in renderers:
+                renderer.removeFilter(quiet)
         if quiet.faults:
             logging.getLogger(__name__).warning(
                 "GX could not render %d part(s) of the Data Docs in %s (a Great Expectations "

@@ -83,6 +83,9 @@ _ENVIRONMENT = {
     errno.ENAMETOOLONG: "choose a shorter path or name",
     errno.ELOOP: "the path has a loop of symbolic links: fix or remove them",
     errno.EMFILE: "too many open files: raise the limit (ulimit -n) and try again",
+    errno.ENOENT: "a folder on the path does not exist or cannot be made there (a virtual file "
+    "system such as /proc, or a folder removed while the command ran): choose another path",
+    errno.EIO: "the disk reported an input/output error: check it, or choose another disk",
 }
 
 

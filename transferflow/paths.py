@@ -104,14 +104,17 @@ def inside(root: str | os.PathLike[str], name: str, what: str) -> Path:
     return path
 
 
-def output_file(path: str | os.PathLike[str], flag: str) -> Path | None:
-    """Where to write a user-named output file, or ``None`` for standard output (``-``).
+def output_file(path: str | os.PathLike[str], flag: str, stream: bool = True) -> Path | None:
+    """Where to write a user-named output file, or ``None`` for standard output (``-``, where
+    ``stream`` allows it).
 
     Raises:
         ConfigError: the path is a folder, device, FIFO or socket (never replaced; use ``-`` to
             stream), or a folder on the way is a file.
     """
     if os.fspath(path) == STDOUT:
+        if not stream:
+            raise ConfigError(f"{flag} {path}: give a file path (this output is not streamed).")
         return None
     # 'file/../x' is no path to the kernel: refuse it rather than resolve it to './x'.
     walked = Path(os.fspath(path))
@@ -132,9 +135,10 @@ def output_file(path: str | os.PathLike[str], flag: str) -> Path | None:
     if mode is not None and stat.S_ISDIR(mode):
         raise ConfigError(f"{flag} {path} is a folder; give a file path such as predictions.csv.")
     if mode is not None and not stat.S_ISREG(mode):
+        stdout = f", or '{STDOUT}' to write to standard output" if stream else ""
         raise ConfigError(
             f"{flag} {path} is not a regular file (a device, pipe or socket) and is never "
-            f"replaced. Give a file path, or '{STDOUT}' to write to standard output."
+            f"replaced. Give a file path{stdout}."
         )
     for parent in final.parents:
         if parent.exists():

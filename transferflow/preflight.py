@@ -124,8 +124,7 @@ def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) 
     inputs = [unlabeled, cfg.embeddings.pretrained_path] + [
         p for d in (cfg.data.source, cfg.data.target) for p in [*d.paths, *d.test_paths]
     ]
-    target = paths.output_file(output, flag)
-    if target is None:
-        raise ConfigError(f"{flag} {output}: give a file path such as to_label.csv.")
+    target = paths.output_file(output, flag, stream=False)
+    assert target is not None  # stream=False: '-' was refused
     paths.refuse_inputs(target, inputs, flag)
     return target

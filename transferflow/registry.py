@@ -32,7 +32,8 @@ from transferflow.paths import is_within
 
 def default_registry_dir() -> Path:
     """``$TRANSFERFLOW_REGISTRY_DIR``, else ``./registry``."""
-    return Path(os.environ.get("TRANSFERFLOW_REGISTRY_DIR", "registry"))
+    # An empty variable counts as unset (it would otherwise mean the working folder itself).
+    return Path(os.environ.get("TRANSFERFLOW_REGISTRY_DIR") or "registry")
 
 
 class RegistryError(TransferflowError):
@@ -295,6 +296,8 @@ class Registry:
         Raises:
             RegistryError: there is no previous champion.
         """
+        if not self.root.is_dir():  # nothing to roll back: make no registry folder for it
+            raise RegistryError(f"No model registry at {self.root}: nothing to roll back.")
         with self._locked():
             aliases = self._aliases()
             if not aliases["history"]:

@@ -425,6 +425,8 @@ def test_a_gate_stop_never_deletes_a_failed_folder_it_did_not_make(box):
         (["--set", "transfer.alpha=[unclosed"], "--set"),
         (["--set", "transfer.alpha=!!python/object/apply:os.system [echo]"], "--set"),
         (["--output-dir", "data/new.csv/runs"], "output_dir"),
+        (["--output-dir", "/proc/transferflow-nowhere/runs"], "cannot be made there"),
+        (["--set", "data.target.text_columns=[label]"], "the label column 'label'"),
     ],
 )
 def test_bad_settings_are_one_message(box, flag, expected):
