@@ -110,9 +110,13 @@ def suggest_file(
     """
     import pandas as pd
 
+    from transferflow import paths
     from transferflow.errors import DataError
     from transferflow.files import atomic_path
 
+    # The path policy here too (deployments call this without the CLI's preflight).
+    target = paths.output_file(output, "output", stream=False)
+    paths.refuse_inputs(target, [path], "output")
     texts, ids, counts = read_unlabeled(path, text_columns, id_column, exclude)
     if not texts:
         raise DataError(
@@ -143,14 +147,14 @@ def suggest_file(
             "reason": picked.reason,
         }
     )
-    with atomic_path(output) as tmp:
+    with atomic_path(target) as tmp:
         table.to_csv(tmp, index=False)
     return {
         **counts,
         "candidates": len(texts),
         "suggested": len(rows),
         "strategy": strategy,
-        "output": str(output),
+        "output": str(target),
         "table": table.head(100).to_dict(orient="records"),
     }
 
