@@ -8,8 +8,11 @@ the same class; integral floats (``1.0``, produced by missing values in a numeri
 
 from __future__ import annotations
 
+import lzma
 import math
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,6 +137,10 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise DataError(
             f"{path}: the compressed file is truncated (it ends before its data "
             "does). Copy or download it again."
+        ) from None
+    except (zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{path}: the compressed file is damaged ({exc}). Copy or download it again."
         ) from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

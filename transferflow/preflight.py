@@ -84,6 +84,8 @@ def _csv_header(path: Path) -> list[str] | None:
         ).columns.tolist()
     except (ValueError, UnicodeDecodeError, OSError, EOFError, pd.errors.ParserError):
         return None
+    except Exception:  # noqa: BLE001 - zlib/lzma/zip errors: reported, with the reason, when read
+        return None
 
 
 def _check_columns(path: Path, cfg: DatasetConfig) -> None:

@@ -85,7 +85,9 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         if environment_failure(exc) is not None:
             raise
         # A damaged compressed file ('Not a gzipped file', a bad CRC, ...).
-        raise DataError(f"{path}: cannot be read: {exc}. Copy or download it again.") from None
+        raise DataError(
+            f"{path}: the compressed file is damaged ({exc}). Copy or download it again."
+        ) from None
 
 
 def joined_text(

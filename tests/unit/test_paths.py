@@ -27,6 +27,7 @@ FAST = settings(
     max_examples=300,
     deadline=None,
     derandomize=True,  # a fixed seed: CI sees the same examples every run
+    database=None,  # ... and so does every machine (no examples replayed from an earlier run)
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
