@@ -98,9 +98,30 @@ def test_identical_rerun_hits_every_expensive_task(cached_raw):
 
 @pytest.mark.slow
 def test_refresh_recomputes(cached_raw):
+    """--refresh-cache recomputes every expensive stage (new entries) and, the code being
+    reproducible, the recomputed artefacts have the same bytes as the first run's."""
+    from transferflow.store import hashes_in
+
+    def recorded():
+        store = ArtifactStore(cached_raw["cache"]["dir"])
+        out = {}
+        for path in sorted((store.root / "entries").glob("*.json")):
+            entry = json.loads(path.read_text())
+            if entry["stage"] in EXPENSIVE:
+                out[path.stem] = (
+                    entry["created"],
+                    sorted(h for _, h in hashes_in(entry["result"])),
+                )
+        return out
+
     _run(cached_raw)
+    before = recorded()
     _, states = _run({**cached_raw, "cache": {**cached_raw["cache"], "refresh": True}})
+    after = recorded()
     assert set(_expensive_states(states).values()) == {"Completed"}
+    assert set(after) == set(before) and len(before) == len(EXPENSIVE)
+    assert all(after[k][0] > before[k][0] for k in before)  # every entry written again
+    assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}
 
 
 @pytest.mark.slow

@@ -91,11 +91,22 @@ def test_flow_end_to_end(small_domains, tmp_path):
 
 
 @pytest.mark.slow
-def test_same_seed_gives_same_metrics(small_domains, tmp_path):
+def test_same_seed_gives_same_metrics_and_artefact_bytes(small_domains, tmp_path):
+    """Two cold runs (the cache off, so the second cannot be a cache hit): the same metrics and
+    byte-identical vectors and models."""
     raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
-    first = transfer_learning(build_config({**raw, "run_name": "a"}))["metrics"]["candidates"]
-    second = transfer_learning(build_config({**raw, "run_name": "b"}))["metrics"]["candidates"]
-    assert first == second
+    raw["cache"] = {"enabled": False}
+    raw["registry"] = {"enabled": False}
+    runs = [transfer_learning(build_config({**raw, "run_name": n})) for n in ("a", "b")]
+    assert runs[0]["metrics"]["candidates"] == runs[1]["metrics"]["candidates"]
+    hashes = [
+        {
+            k: v["sha256"]
+            for k, v in json.loads((Path(r["run_dir"]) / "artifacts.json").read_text()).items()
+        }
+        for r in runs
+    ]
+    assert hashes[0] == hashes[1] and {"vectors", "source_model", "transfer"} <= set(hashes[0])
 
 
 @pytest.mark.slow
