@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from flows import local_server
-from flows.cli_common import App, TextColumnOpt, _fail, _opt
+from flows.cli_common import App, TextColumnOpt, _opt
 from flows.cli_manage import cache_app, models_app, server_app
 from flows.cli_score import score
 from transferflow.config_sources import assemble_config
-from transferflow.errors import ConfigError, TransferflowError
+from transferflow.errors import ConfigError
 
 app = App(
     name="transferflow",
@@ -174,26 +174,21 @@ def run(
             "learning_curve.enabled": True if learning_curve else None,
         }
     )
-    try:
-        if learning_curve:
-            flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
-        cfg = assemble_config(config, flags, set_ or [])
-        from transferflow.preflight import check_inputs
+    if learning_curve:
+        flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
+    cfg = assemble_config(config, flags, set_ or [])
+    from transferflow.preflight import check_inputs
 
-        check_inputs(cfg)  # before Prefect and the ML libraries are even imported
-        with local_server.for_this_call():
-            from flows.transfer import transfer_learning
-            from tasks.caching import prefect_result_storage
+    check_inputs(cfg)  # before Prefect and the ML libraries are even imported
+    with local_server.for_this_call():
+        from flows.transfer import transfer_learning
+        from tasks.caching import prefect_result_storage
 
-            storage = prefect_result_storage(cfg.cache)
-            flow_fn = (
-                transfer_learning.with_options(result_storage=storage)
-                if storage
-                else transfer_learning
-            )
-            result = flow_fn(cfg)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+        storage = prefect_result_storage(cfg.cache)
+        flow_fn = (
+            transfer_learning.with_options(result_storage=storage) if storage else transfer_learning
+        )
+        result = flow_fn(cfg)
     _print_summary(result)
 
 
@@ -220,18 +215,15 @@ def validate(
     Exit code 0 when every gate passes (or only warns), 3 when one fails.
     """
     flags = _data_flags(locals())
-    try:
-        cfg = assemble_config(config, flags, set_ or [])
-        from transferflow.preflight import check_docs_dir, check_inputs
+    cfg = assemble_config(config, flags, set_ or [])
+    from transferflow.preflight import check_docs_dir, check_inputs
 
-        check_inputs(cfg)
-        check_docs_dir(docs_dir)
-        with local_server.for_this_call():
-            from flows.validate import validate_data
+    check_inputs(cfg)
+    check_docs_dir(docs_dir)
+    with local_server.for_this_call():
+        from flows.validate import validate_data
 
-            gates = validate_data(cfg, docs_dir)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+        gates = validate_data(cfg, docs_dir)
     typer.echo("")
     for name, g in gates.items():
         typer.echo(f"  {name:<18} {g['status']:<7} {g['checks']:>3} checks")
@@ -285,26 +277,23 @@ def suggest(
     """
     flags = _data_flags(locals())
     flags.update({"suggest.n": n, "suggest.strategy": method})
-    try:
-        cfg = assemble_config(config, flags, set_ or [])
-        if unlabeled is None:
-            from transferflow.config import DEMO_DIR
+    cfg = assemble_config(config, flags, set_ or [])
+    if unlabeled is None:
+        from transferflow.config import DEMO_DIR
 
-            if cfg.data.target.paths != [DEMO_DIR / "amazon.csv"]:
-                raise ConfigError(
-                    "--unlabeled FILE is needed: the target texts without labels to choose from."
-                )
-            unlabeled = DEMO_DIR / "amazon.csv"
-        from transferflow.preflight import check_inputs, check_output_file
+        if cfg.data.target.paths != [DEMO_DIR / "amazon.csv"]:
+            raise ConfigError(
+                "--unlabeled FILE is needed: the target texts without labels to choose from."
+            )
+        unlabeled = DEMO_DIR / "amazon.csv"
+    from transferflow.preflight import check_inputs, check_output_file
 
-        check_inputs(cfg)
-        output = check_output_file(cfg, output, unlabeled, "--output")
-        with local_server.for_this_call():
-            from flows.suggest import suggest as suggest_flow
+    check_inputs(cfg)
+    output = check_output_file(cfg, output, unlabeled, "--output")
+    with local_server.for_this_call():
+        from flows.suggest import suggest as suggest_flow
 
-            result = suggest_flow(cfg, unlabeled, output)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+        result = suggest_flow(cfg, unlabeled, output)
     typer.echo("")
     typer.echo(
         f"Suggested {result['suggested']} of {result['candidates']} candidate texts "
@@ -332,17 +321,14 @@ def sweep(
     """Run many transfer runs (pairs x budgets x architectures/strategies x seeds) in parallel."""
     from transferflow.sweep import load_grid
 
-    try:
-        parsed = load_grid(grid)
-        if output_dir is not None:
-            parsed = parsed.model_copy(update={"output_dir": output_dir})
-        from flows.sweep import run_sweep
+    parsed = load_grid(grid)
+    if output_dir is not None:
+        parsed = parsed.model_copy(update={"output_dir": output_dir})
+    from flows.sweep import run_sweep
 
-        # run_sweep builds the task runner (and raises on bad options) before the flow starts.
-        with local_server.for_this_call():
-            result = run_sweep(parsed, task_runner, workers, dask_address)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    # run_sweep builds the task runner (and raises on bad options) before the flow starts.
+    with local_server.for_this_call():
+        result = run_sweep(parsed, task_runner, workers, dask_address)
     typer.echo("")
     typer.echo((Path(result["dir"]) / "summary.md").read_text(encoding="utf-8"))
     typer.echo(f"Results: {result['dir']} (results.csv, summary.md, curves.png)")

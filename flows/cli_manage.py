@@ -21,10 +21,7 @@ def server_start() -> None:
     """Start the local background server now (runs start it on first use anyway)."""
     from flows import local_server
 
-    try:
-        url, started = local_server.ensure(local_server.prefect_home())
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    url, started = local_server.ensure(local_server.prefect_home())
     state = "started" if started else "already running"
     typer.echo(f"{state}: {url.removesuffix('/api')} (API {url})")
 
@@ -72,10 +69,7 @@ CacheDirOpt = _opt(
 def _store(cache_dir: str | None):
     from transferflow.store import default_root, open_store
 
-    try:
-        return open_store(cache_dir or default_root())
-    except TransferflowError as exc:  # e.g. a URL whose fsspec package is not installed
-        raise _fail(exc) from None
+    return open_store(cache_dir or default_root())  # a bad URL: one message (App's commands)
 
 
 def is_url_store(store) -> bool:
@@ -112,10 +106,7 @@ def cache_list(cache_dir: CacheDirOpt = None) -> None:
 def cache_clear(cache_dir: CacheDirOpt = None) -> None:
     """Delete the whole store."""
     store = _store(cache_dir)
-    try:
-        freed = store.clear()
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    freed = store.clear()
     typer.echo(
         f"removed the store at {store.location} (objects/, entries/, locks/, tmp/): "
         f"{_size(freed)} freed"
@@ -140,10 +131,7 @@ def cache_prune(
     """Delete entries not used for a while, and the artefacts only they referenced."""
     import time
 
-    try:
-        age = _parse_age(older_than)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    age = _parse_age(older_than)
     store = _store(cache_dir)
     if not is_url_store(store) and store.root.exists() and not store.is_store():
         raise _fail(
@@ -177,11 +165,8 @@ def models_list(
     """
     import json
 
-    try:
-        reg = _registry(registry)
-        champion = reg.champion()
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    reg = _registry(registry)
+    champion = reg.champion()
     rows = []
     for v in reg.versions():
         try:
@@ -241,11 +226,8 @@ def models_show(version: int, registry: RegistryOpt = None) -> None:
     """Print a version's record (JSON), with ``files_ok``: whether its files match their hashes."""
     import json
 
-    try:
-        reg = _registry(registry)
-        record = {**reg.show(version), "files_ok": _files_ok(reg, version)}
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    reg = _registry(registry)
+    record = {**reg.show(version), "files_ok": _files_ok(reg, version)}
     typer.echo(json.dumps(record, indent=2))
     if not record["files_ok"]:
         typer.secho(
@@ -259,26 +241,20 @@ def models_show(version: int, registry: RegistryOpt = None) -> None:
 @models_app.command("promote")
 def models_promote(version: int, registry: RegistryOpt = None) -> None:
     """Make VERSION the champion (refused when its files fail their hashes)."""
-    try:
-        reg = _registry(registry)
-        reg.show(version)  # an unknown version is named as such
-        if not _files_ok(reg, version):
-            raise ConfigError(
-                f"model version {version} has files that are missing or were modified "
-                "since it was registered; it is not promoted. Register a new version "
-                "with 'transferflow run'."
-            )
-        reg.promote(version)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    reg = _registry(registry)
+    reg.show(version)  # an unknown version is named as such
+    if not _files_ok(reg, version):
+        raise ConfigError(
+            f"model version {version} has files that are missing or were modified "
+            "since it was registered; it is not promoted. Register a new version "
+            "with 'transferflow run'."
+        )
+    reg.promote(version)
     typer.echo(f"champion: v{version}")
 
 
 @models_app.command("rollback")
 def models_rollback(registry: RegistryOpt = None) -> None:
     """Make the previous champion the champion again."""
-    try:
-        version = _registry(registry).rollback()
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+    version = _registry(registry).rollback()
     typer.echo(f"champion: v{version}")

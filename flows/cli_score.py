@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 
 from flows import local_server
-from flows.cli_common import RegistryOpt, TextColumnOpt, _fail, _opt, fail_with
+from flows.cli_common import RegistryOpt, TextColumnOpt, _opt, fail_with
 from transferflow import paths
-from transferflow.errors import TransferflowError
 from transferflow.paths import STDOUT
 
 
@@ -29,21 +28,18 @@ def score(
     id_column: _opt(str, "--id-column", help="Column copied to the output when present.") = "id",
 ) -> None:
     """Score a file with a registered model: predicted label and class probabilities per row."""
-    try:
-        _check_score_paths(input_path, output_path)
-        to_stdout = str(output_path) == STDOUT
-        out = (
-            None  # the predictions stream through this process's standard output
-            if to_stdout
-            else _score_on_service(input_path, output_path, registry, model, text_column, id_column)
-        )
-        if out is None:  # the service is off or could not start: score in this process
-            with local_server.for_this_call():
-                from flows.score import score as score_flow
+    _check_score_paths(input_path, output_path)
+    to_stdout = str(output_path) == STDOUT
+    out = (
+        None  # the predictions stream through this process's standard output
+        if to_stdout
+        else _score_on_service(input_path, output_path, registry, model, text_column, id_column)
+    )
+    if out is None:  # the service is off or could not start: score in this process
+        with local_server.for_this_call():
+            from flows.score import score as score_flow
 
-                out = score_flow(input_path, output_path, registry, model, text_column, id_column)
-    except TransferflowError as exc:
-        raise _fail(exc) from None
+            out = score_flow(input_path, output_path, registry, model, text_column, id_column)
     typer.echo(
         f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
         f"({out['rows_per_second']:.0f} rows/s): {out['output']}",

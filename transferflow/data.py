@@ -261,9 +261,6 @@ def canonical_label(value: object) -> str | None:
     return str(int(number)) if number.is_integer() else repr(number)
 
 
-_label_to_str = canonical_label
-
-
 def _non_scalar(value: object) -> bool:
     return isinstance(value, (list, tuple, dict, set, np.ndarray))
 
@@ -346,7 +343,7 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
     parts = frame[cfg.text_columns].astype("string").fillna("")
     joined = parts.agg(" ".join, axis=1) if len(cfg.text_columns) > 1 else parts.iloc[:, 0]
     text = [t.strip() or None for t in joined.tolist()]
-    labels = [_label_to_str(v) for v in frame[cfg.label_column].tolist()]
+    labels = [canonical_label(v) for v in frame[cfg.label_column].tolist()]
     numeric = [lab is not None and _is_number(lab) for lab in labels]
     named = [lab is not None and not _is_number(lab) for lab in labels]
     if any(numeric) and any(named):

@@ -128,7 +128,7 @@ def output_file(path: str | os.PathLike[str], flag: str, stream: bool = True) ->
         mode = final.stat().st_mode
     except FileNotFoundError:
         mode = None
-    except NotADirectoryError:
+    except NotADirectoryError:  # an existing folder on the way is a file
         raise ConfigError(
             f"{flag} {path}: a folder on the way is a file; choose a path inside a folder."
         ) from None
@@ -140,13 +140,6 @@ def output_file(path: str | os.PathLike[str], flag: str, stream: bool = True) ->
             f"{flag} {path} is not a regular file (a device, pipe or socket) and is never "
             f"replaced. Give a file path{stdout}."
         )
-    for parent in final.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(
-                    f"{flag} {path}: {parent} is a file, not a folder; choose another path."
-                )
-            break
     return final
 
 
