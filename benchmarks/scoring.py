@@ -3,10 +3,9 @@ with
 the default model on 100,000 MDSD rows (title + text), beside a bare scikit-learn TF-IDF(1-2) +
 logistic regression read -> predict -> write loop on the same rows, both measured in this run.
 
-The first timed call starts the local Prefect server and the scoring service
-(flows/score_service.py), as a user's first call does; later calls reuse both. Each repeat also
-times one call with ``TRANSFERFLOW_SCORE_SERVICE=off`` (scoring in the calling process; not the
-default, shown for comparison).
+The first timed call starts the local Prefect server (``prefect server start --background``), as a
+user's first call does; later calls reuse it. Every call scores in its own process: Python, Prefect,
+Keras and the model load inside the timed span.
 
 Setup (not timed): a default ``transferflow run`` on books -> kitchen (200 labels, title + text)
 registers the champion; the sklearn model is fitted on the same target labels. The input file
@@ -98,8 +97,8 @@ def main() -> int:
     frame = pd.read_csv(source, dtype=str, keep_default_na=False)
     rows_n = len(frame)
     mean_chars = int((frame["title"] + " " + frame["text"]).str.len().mean())
-    # The first timed call starts the local background server and the scoring service, as a
-    # user's first call would; later calls reuse them (flows/local_server.py, score_service.py).
+    # The first timed call starts the local background server, as a user's first call would;
+    # later calls reuse it (flows/local_server.py).
     subprocess.run([*cli, "server", "stop"], env=env, check=True, cwd=REPO)
     rows = []
     for i in range(args.repeats):
@@ -112,16 +111,6 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
         )
         cli_s = time.perf_counter() - start
-        start = time.perf_counter()
-        subprocess.run(
-            [*cli, "score", "--input", str(source), "--output", str(work / "pred_off.csv")],
-            env={**env, "TRANSFERFLOW_SCORE_SERVICE": "off"},
-            check=True,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        off_s = time.perf_counter() - start
         sk_s = sklearn_loop(kitchen, source, work / "sk.csv")
         rows.append(
             {
@@ -129,11 +118,9 @@ def main() -> int:
                 "server": "started" if i == 0 else "reused",
                 "transferflow_score_s": round(cli_s, 2),
                 "transferflow_rows_per_s": round(rows_n / cli_s),
-                "service_off_s": round(off_s, 2),
                 "sklearn_loop_s": round(sk_s, 2),
                 "sklearn_rows_per_s": round(rows_n / sk_s),
                 "ratio": round(sk_s / cli_s, 2),
-                "ratio_service_off": round(sk_s / off_s, 2),
             }
         )
     print(
@@ -142,14 +129,13 @@ def main() -> int:
     )
     print(
         f"{'repeat':>6} {'server':>8} {'tf score s':>11} {'tf rows/s':>10} {'sklearn s':>10} "
-        f"{'sk rows/s':>10} {'ratio':>6} {'svc off s':>10} {'ratio off':>10}"
+        f"{'sk rows/s':>10} {'ratio':>6}"
     )
     for r in rows:
         print(
             f"{r['repeat']:>6} {r['server']:>8} {r['transferflow_score_s']:>11.2f} "
             f"{r['transferflow_rows_per_s']:>10} "
-            f"{r['sklearn_loop_s']:>10.2f} {r['sklearn_rows_per_s']:>10} {r['ratio']:>6.2f} "
-            f"{r['service_off_s']:>10.2f} {r['ratio_service_off']:>10.2f}"
+            f"{r['sklearn_loop_s']:>10.2f} {r['sklearn_rows_per_s']:>10} {r['ratio']:>6.2f}"
         )
     subprocess.run([*cli, "server", "stop"], env=env, check=True, cwd=REPO)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,36 +28,28 @@ def server_start() -> None:
 
 @server_app.command("status")
 def server_status() -> None:
-    """Say whether the local background server runs, and where (exit 1 when it does not), and
-    which scoring services run."""
-    from flows import local_server, score_service
+    """Say whether the local background server of this ``PREFECT_HOME`` runs, and where (exit 1
+    when it does not)."""
+    from flows import local_server
 
     home = local_server.prefect_home()
     state = local_server.read_state(home)
-    up = state is not None and local_server.healthy(state["url"])
-    if up:
+    if state is not None and local_server.healthy(state["url"]):
         address = state["url"].removesuffix("/api")
-        typer.echo(f"running: {address} (pid {state['pid']}, log {state['log']})")
-    else:
-        typer.echo(f"not running (PREFECT_HOME={home})")
-    services = score_service.running()
-    if services:
-        typer.echo(f"scoring services: pid {', '.join(map(str, services))}")
-    if not up:
-        raise typer.Exit(1)
+        typer.echo(f"running: {address} (pid {state.get('pid')}, PREFECT_HOME={home})")
+        return
+    typer.echo(f"not running (PREFECT_HOME={home})")
+    raise typer.Exit(1)
 
 
 @server_app.command("stop")
 def server_stop() -> None:
-    """Stop the local background server (its database, with the run history, is kept) and the
-    scoring services that ``transferflow score`` started."""
-    from flows import local_server, score_service
+    """Stop the local background server of this ``PREFECT_HOME`` (``prefect server stop``; its
+    database, with the run history, is kept)."""
+    from flows import local_server
 
     url = local_server.stop(local_server.prefect_home())
     typer.echo(f"stopped {url.removesuffix('/api')}" if url else "no background server was running")
-    services = score_service.stop_all()
-    if services:
-        typer.echo(f"stopped {services} scoring service{'s' if services > 1 else ''}")
 
 
 cache_app = App(help="Inspect and clean the artefact store (cached vectors and models).")

@@ -1,5 +1,5 @@
-"""``transferflow score``: batch predictions for a file, on the warm scoring service
-(:mod:`flows.score_service`) or, when that is off, in the calling process."""
+"""``transferflow score``: batch predictions for a file, in the calling process (its featurising
+processes end with it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from flows import local_server
-from flows.cli_common import RegistryOpt, TextColumnOpt, _opt, fail_with
+from flows.cli_common import RegistryOpt, TextColumnOpt, _opt
 from transferflow import paths
 from transferflow.paths import STDOUT
 
@@ -30,56 +30,15 @@ def score(
     """Score a file with a registered model: predicted label and class probabilities per row."""
     _check_score_paths(input_path, output_path)
     to_stdout = str(output_path) == STDOUT
-    out = (
-        None  # the predictions stream through this process's standard output
-        if to_stdout
-        else _score_on_service(input_path, output_path, registry, model, text_column, id_column)
-    )
-    if out is None:  # the service is off or could not start: score in this process
-        with local_server.for_this_call():
-            from flows.score import score as score_flow
+    with local_server.for_this_call():
+        from flows.score import score as score_flow
 
-            out = score_flow(input_path, output_path, registry, model, text_column, id_column)
+        out = score_flow(input_path, output_path, registry, model, text_column, id_column)
     typer.echo(
         f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
         f"({out['rows_per_second']:.0f} rows/s): {out['output']}",
         err=to_stdout,  # standard output holds the predictions alone
     )
-
-
-def _score_on_service(
-    input_path: Path,
-    output_path: Path,
-    registry: Path | None,
-    version: int | None,
-    text_columns: list[str] | None,
-    id_column: str | None,
-) -> dict | None:
-    """Run the ``score`` flow on the warm scoring service (:mod:`flows.score_service`); None when
-    it is off or unavailable (the caller then scores in-process)."""
-    from flows import score_service
-
-    if not score_service.enabled():
-        return None
-    request = {
-        "input_path": str(input_path),
-        "output_path": str(output_path),
-        "registry_dir": None if registry is None else str(registry),
-        "version": version,
-        "text_columns": text_columns,
-        "id_column": id_column,
-    }
-    try:
-        answer = score_service.call(request, lambda text: typer.echo(text, err=True, nl=False))
-    except score_service.ServiceUnavailable as exc:
-        typer.echo(f"Scoring in this process: {exc}.", err=True)
-        return None
-    if "error" in answer:
-        raise fail_with(answer["error"], answer["exit_code"])
-    if "crash" in answer:
-        typer.echo(answer["crash"], err=True, nl=False)
-        raise typer.Exit(1)
-    return answer["result"]
 
 
 def _check_score_paths(input_path: Path, output_path: Path) -> None:

@@ -1,16 +1,22 @@
-"""The local Prefect server that CLI calls share.
+"""The local Prefect server that CLI calls share, started and stopped by Prefect's own commands.
 
 Without ``PREFECT_API_URL``, Prefect runs every flow on a *temporary* server that it starts in the
 calling process and stops at exit: 6-15 s per CLI call on a 2-core machine, and no UI to look at
-afterwards. Instead, the first CLI call that needs a server starts ``prefect server start`` in the
-background (its own session, so it outlives the call), records it in
-``$PREFECT_HOME/transferflow-server.json``, and later calls reuse it after a health check
-(~50 ms). The UI stays up at the recorded address. ``transferflow server stop`` stops it;
-``TRANSFERFLOW_SERVER=temporary`` uses a per-call server instead (:func:`temporary`; for
-throwaway containers and CI jobs that must leave no process behind).
+afterwards. Instead, the first CLI call that needs a server runs ``prefect server start
+--background`` on a free port of 127.0.0.1 (Prefect keeps its process id in
+``$PREFECT_HOME/server.pid``), waits with ``prefect server status --wait``, and records the address
+in ``$PREFECT_HOME/transferflow-server.json``; later calls reuse it after a health check (~50 ms).
+``transferflow server stop`` runs ``prefect server stop``. This module adds only what Prefect's
+commands leave to the caller: a free port, the recorded address, and a lock so that two calls at
+once start one server.
 
-Measured on the 2-core VM (``transferflow score``, 100,000 rows): 37.6 s with the temporary
-server, 27.6 s against a running one. See docs/operations.md.
+``TRANSFERFLOW_SERVER=temporary`` runs ``prefect server start`` (foreground, no UI) as a child of
+this call instead, stopped when the call ends; on Linux the kernel stops it when the call is killed
+too (``PR_SET_PDEATHSIG``), so a throwaway container or CI job is left with no process.
+
+The address reaches Prefect through ``prefect.settings.temporary_settings`` for this call, and
+through the environment of the one child process that needs it: never through this process's
+environment.
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ from transferflow.errors import ConfigError
 from transferflow.files import file_lock
 
 STATE = "transferflow-server.json"
-LOG = "transferflow-server.log"
 START_TIMEOUT_S = float(os.environ.get("TRANSFERFLOW_SERVER_START_TIMEOUT", "120"))
 
 
@@ -52,109 +57,132 @@ def prefect_home() -> Path:
 
 
 def read_state(home: Path) -> dict | None:
-    """The recorded background server (``url``, ``pid``, ``log``), or None."""
+    """The recorded background server (``url``, ``pid``), or None."""
     try:
         state = json.loads((home / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return state if isinstance(state, dict) and "url" in state and "pid" in state else None
+    return state if isinstance(state, dict) and "url" in state else None
+
+
+def _prefect(home: Path, *args: str, url: str | None = None, timeout: float = 60) -> str:
+    """Run a ``prefect`` command for ``home`` (and ``url``, in its environment only); its output."""
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    if url:
+        env["PREFECT_API_URL"] = url
+        # The UI asks its own server for this address; without it the UI calls port 4200.
+        env["PREFECT_UI_API_URL"] = url
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    return (done.stdout + done.stderr).strip()
 
 
 def ensure(home: Path) -> tuple[str, bool]:
     """The URL of a healthy background server for ``home``, started if there is none.
 
     Args:
-        home: the ``PREFECT_HOME`` the server uses (database, logs).
+        home: the ``PREFECT_HOME`` the server uses (database, pid file).
 
     Returns:
         (API URL, whether it was started by this call).
 
     Raises:
-        ConfigError: the server did not come up; the message names its log.
+        ConfigError: the server did not come up; the message quotes Prefect's output.
     """
     home.mkdir(parents=True, exist_ok=True)
     with file_lock(home / "transferflow-server.lock"):  # two calls at once start one server
         state = read_state(home)
         if state and healthy(state["url"]):
             return state["url"], False
+        if (home / "server.pid").exists():
+            # A server recorded by Prefect that no longer answers (killed, or the machine
+            # restarted): Prefect's stop clears its pid file, without which start refuses.
+            _prefect(home, "server", "stop")
         port = _free_port()
         url = f"http://127.0.0.1:{port}/api"
-        log_path = home / LOG
-        env = {
-            **os.environ,
-            "PREFECT_HOME": str(home),
-            "PREFECT_SERVER_API_HOST": "127.0.0.1",
-            "PREFECT_SERVER_API_PORT": str(port),
-            # The UI asks its own server for this address; without it the UI calls port 4200.
-            "PREFECT_UI_API_URL": url,
-        }
-        env.pop("PREFECT_API_URL", None)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "server", "start"]
-                + ["--host", "127.0.0.1", "--port", str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # outlives this call; stop() ends its whole group
+        started = _prefect(
+            home, "server", "start", "--background", "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "WARNING", url=url,
+        )  # fmt: skip
+        waited = _prefect(
+            home, "server", "status", "--wait", "--timeout", str(int(START_TIMEOUT_S)),
+            url=url, timeout=START_TIMEOUT_S + 30,
+        )  # fmt: skip
+        if not healthy(url):
+            _prefect(home, "server", "stop")
+            raise ConfigError(
+                f"The local Prefect server did not start within {START_TIMEOUT_S:.0f} s. Set "
+                "PREFECT_API_URL to a running server, or TRANSFERFLOW_SERVER=temporary to use a "
+                f"per-call server. Prefect said:\n{started[-800:]}\n{waited[-800:]}"
             )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not healthy(url, timeout=1.0):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                _kill(proc.pid)
-                tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
-                raise ConfigError(
-                    f"The local Prefect server did not start within {START_TIMEOUT_S:.0f} s "
-                    f"(log: {log_path}). Set PREFECT_API_URL to a running server, or "
-                    f"TRANSFERFLOW_SERVER=temporary to use a per-call temporary server.\n{tail}"
-                )
-            time.sleep(0.25)
-        record = {"url": url, "pid": proc.pid, "log": str(log_path), "started": time.time()}
+        pid = _read_pid(home)
+        record = {"url": url, "pid": pid, "started": time.time()}
         tmp = home / f".{STATE}.tmp"
         tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
         os.replace(tmp, home / STATE)
         return url, True
 
 
-def stop(home: Path) -> str | None:
-    """Stop the recorded background server of ``home``; returns its URL, or None if none ran."""
-    state = read_state(home)
-    if state is None:
+def _read_pid(home: Path) -> int | None:
+    try:
+        return int((home / "server.pid").read_text().strip())
+    except (OSError, ValueError):
         return None
-    _kill(int(state["pid"]))
+
+
+def stop(home: Path) -> str | None:
+    """Stop the background server of ``home`` (``prefect server stop``); its URL, or None if
+    none was recorded."""
+    state = read_state(home)
+    if state is None and not (home / "server.pid").exists():
+        return None
+    pid = _read_pid(home)
+    _prefect(home, "server", "stop")
+    if pid is not None:  # Prefect's stop sends SIGTERM and returns; wait for the port to close
+        deadline = time.monotonic() + 15
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
     (home / STATE).unlink(missing_ok=True)
-    return str(state["url"])
+    return str(state["url"]) if state else "the server Prefect recorded"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return True
 
 
 @contextlib.contextmanager
 def temporary() -> Iterator[str]:
-    """A Prefect server for this process only (``TRANSFERFLOW_SERVER=temporary``); yields its API
-    URL and stops it on exit.
-
-    Like Prefect's own temporary server (uvicorn on a free port, no UI), but tied to this
-    process: on Linux the server gets ``SIGTERM`` when the CLI process dies, even by ``kill -9``,
-    so a killed call leaves no server behind (Prefect's outlives its parent).
+    """A Prefect server for this call only (``TRANSFERFLOW_SERVER=temporary``): ``prefect server
+    start`` without UI on a free port, a child of this process; yields its API URL and stops it on
+    exit. On Linux it also gets ``SIGTERM`` when this process dies, even by ``kill -9``.
 
     Raises:
         ConfigError: the server did not come up.
     """
-    import prefect
-
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_UI_ENABLED": "0",
-        "PREFECT__SERVER_EPHEMERAL": "1",
-        "PREFECT__SERVER_FINAL": "1",
-    }
+    env = {**os.environ}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent)]
-        + ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        [sys.executable, "-m", "prefect", "server", "start", "--no-ui"]
+        + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "ERROR"],
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         env=env,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
     )
@@ -198,24 +226,6 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _kill(pid: int, wait_s: float = 15.0) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            try:
-                os.killpg(pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            time.sleep(0.1)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -228,8 +238,9 @@ def for_this_call() -> Iterator[None]:
 
     ``PREFECT_API_URL`` (environment or Prefect profile) wins and must answer its health check
     within 3 s. Without it, the local background server is reused or started (:func:`ensure`),
-    unless ``TRANSFERFLOW_SERVER=temporary`` asks for Prefect's per-call temporary server
-    (:func:`temporary`). Every CLI command that runs a flow runs it inside this context.
+    unless ``TRANSFERFLOW_SERVER=temporary`` asks for a per-call server (:func:`temporary`). Every
+    CLI command that runs a flow runs it inside this context; the address is a Prefect setting
+    for this context only.
     """
     import typer
 
@@ -271,11 +282,7 @@ def for_this_call() -> Iterator[None]:
 
     if mode == "temporary":
         with temporary() as url, temporary_settings(updates={PREFECT_API_URL: url}):
-            os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
-            try:
-                yield
-            finally:
-                os.environ.pop("PREFECT_API_URL", None)
+            yield
         return
 
     url, started = ensure(prefect_home())
@@ -285,6 +292,5 @@ def for_this_call() -> Iterator[None]:
             "is there); later calls reuse it. Stop it with 'transferflow server stop'.",
             err=True,
         )
-    os.environ["PREFECT_API_URL"] = url  # for processes this call starts (sweep workers)
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield

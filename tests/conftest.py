@@ -17,18 +17,7 @@ os.environ["TRANSFERFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="transferflow-tes
 os.environ["TRANSFERFLOW_REGISTRY_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-registry-")
 # XLA's compiled programs are shared by this session's processes, not with the user's cache.
 os.environ["TRANSFERFLOW_XLA_CACHE"] = tempfile.mkdtemp(prefix="transferflow-test-xla-")
-# Scoring services that CLI calls start (flows/score_service.py) are this session's own, stopped
-# at its end.
-os.environ["TRANSFERFLOW_SERVICE_DIR"] = tempfile.mkdtemp(prefix="tf-svc-")
 MDSD = Path(os.environ.get("TRANSFERFLOW_MDSD", REPO.parent / "shared" / "data" / "mdsd"))
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _stop_scoring_services():
-    yield
-    from flows import score_service
-
-    score_service.stop_all()
 
 
 @pytest.fixture

@@ -119,31 +119,22 @@ def joined_text(
 
 WORKERS = max(2, min(os.cpu_count() or 2, 8))  # featurising processes of score_file
 POOL_MIN_BYTES = 2_000_000  # smaller files are featurised in-process (no process start-up)
-_ENCODER = None
-_LOADED: dict = {}  # encoder files -> TextModel, see Scorer.model
-_POOL: list = []  # [(encoder files, ProcessPoolExecutor)]: the featurising processes, kept
+_ENCODER = None  # in a featurising process: the model's FeatureEncoder (see _init_worker)
 
 
-def drop_featurising_pool() -> None:
-    """Stop the kept featurising processes (after an interrupted call; the next one starts new)."""
-    while _POOL:
-        _POOL.pop()[1].shutdown(wait=False, cancel_futures=True)
-
-
-def _featurising_pool(files: dict[str, str]):
-    """Featurising processes for a model's files, started once per process and model (a later
-    call of the same process, i.e. the scoring service, finds them loaded)."""
+@contextlib.contextmanager
+def _featurising_pool(files: dict[str, str]) -> Iterator:
+    """Featurising processes for one scoring call: they load the model's plain-data files once
+    and end with the call (an error included: queued work is dropped)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    key = tuple(sorted(files.items()))
-    if _POOL and _POOL[0][0] == key and not getattr(_POOL[0][1], "_broken", False):
-        return _POOL[0][1]
-    drop_featurising_pool()
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs XLA
     pool = ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_init_worker, initargs=(files,))
-    _POOL.append((key, pool))
-    return pool
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _init_worker(files: dict[str, str]) -> None:
@@ -210,38 +201,30 @@ class Scorer:
         # Absolute paths, and the verified hashes in the key of loaded models: a process that
         # scores for several registries (or working folders) never reuses another's model.
         self.encoder_files = {name: str(path.resolve()) for name, path in files.items()}
-        self._hashes = tuple(sorted((n, str(self.record["files"][n])) for n in TextModel.FILES))
         self._model = None
 
     @property
     def model(self):  # -> TextModel
         """The model, loaded on first use (featurising processes can start before Keras loads).
 
-        A process that scores again with the same version (the scoring service) reuses the
-        loaded model and its compiled prediction shapes: a version's files never change, and
-        they were hash-verified when this scorer was made.
+        Raises:
+            RegistryError: the files do not load in Keras' safe mode.
         """
         if self._model is None:
+            from transferflow.errors import UnreadableModelError
+            from transferflow.registry import RegistryError
             from transferflow.text_model import TextModel
 
-            key = (tuple(sorted(self.encoder_files.items())), self._hashes)
-            if key not in _LOADED:
-                from transferflow.errors import UnreadableModelError
-                from transferflow.registry import RegistryError
-
-                _LOADED.clear()  # one model at a time
-                try:
-                    model = TextModel.read({k: Path(v) for k, v in self.encoder_files.items()})
-                except UnreadableModelError as exc:
-                    raise RegistryError(
-                        f"Model version {self.version} cannot be loaded safely ({exc}); nothing "
-                        "was scored and nothing from its files ran. Its files were replaced "
-                        "after registration, or were never a transferflow model: train a new "
-                        "version with 'transferflow run', or roll back with 'transferflow "
-                        "models rollback'."
-                    ) from None
-                _LOADED[key] = model
-            self._model = _LOADED[key]
+            try:
+                self._model = TextModel.read({k: Path(v) for k, v in self.encoder_files.items()})
+            except UnreadableModelError as exc:
+                raise RegistryError(
+                    f"Model version {self.version} cannot be loaded safely ({exc}); nothing "
+                    "was scored and nothing from its files ran. Its files were replaced "
+                    "after registration, or were never a transferflow model: train a new "
+                    "version with 'transferflow run', or roll back with 'transferflow "
+                    "models rollback'."
+                ) from None
         return self._model
 
     def prepare(self, texts: list[str]):
@@ -322,10 +305,9 @@ def score_file(
             return
         from collections import deque
 
-        pool = _featurising_pool(scorer.encoder_files)
         pending: deque = deque()
         offset = 0
-        try:
+        with _featurising_pool(scorer.encoder_files) as pool:
             for chunk in chunks:
                 pending.append((chunk, pool.submit(_prepare, texts_of(chunk, offset))))
                 offset += len(chunk)
@@ -335,14 +317,14 @@ def score_file(
             while pending:
                 done_chunk, future = pending.popleft()
                 yield done_chunk, future.result()
-        finally:
-            for _, future in pending:  # a bad chunk stopped the run: drop the queued work
-                future.cancel()
 
     rows = 0
-    with _output(target) as out:
+    # closing(): an error mid-file ends the featurising processes now, not when collected.
+    with _output(target) as out, contextlib.closing(
+        prepared(iter_chunks(input_path, chunk_rows))
+    ) as batches:
         header_written = False
-        for chunk, inputs in prepared(iter_chunks(input_path, chunk_rows)):
+        for chunk, inputs in batches:
             proba = scorer.predict_prepared(inputs)
             frame = pd.DataFrame(proba, columns=[f"proba_{lab}" for lab in scorer.labels])
             frame.insert(
