@@ -36,7 +36,7 @@ def mdsd_grid(
     Raises:
         SystemExit: with a one-line message when the data or the pairs are not right.
     """
-    from transferflow.sweep import SweepGrid
+    from transferflow.experiments.sweep import SweepGrid
 
     chosen = (
         list(permutations(DOMAINS, 2))

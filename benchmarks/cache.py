@@ -57,8 +57,8 @@ def main() -> int:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.transfer import transfer_learning
-    from transferflow.config import build_config
+    from transferflow.config.settings import build_config
+    from transferflow.flows.transfer import transfer_learning
 
     work = Path(tempfile.mkdtemp(prefix="tf-cache-bench-"))
     target_train = work / "target_train.csv"
@@ -158,7 +158,7 @@ def cli_main(args) -> int:
         "TRANSFERFLOW_XLA_CACHE": str(work / "xla"),  # cold means no compiled programs either
     }
     env.pop("PREFECT_API_URL", None)
-    cli = [sys.executable, "-m", "flows.cli"]
+    cli = [sys.executable, "-m", "transferflow.flows.cli"]
 
     def run(name: str) -> dict:
         start = time.perf_counter()

@@ -49,8 +49,8 @@ def nb_lr(pooled: pd.DataFrame, texts: list[str], labels: list[str], ngram_max: 
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from transferflow.data import LABEL, TEXT
-    from transferflow.text import tokenize
+    from transferflow.data.tables import LABEL, TEXT
+    from transferflow.text.tokens import tokenize
 
     cls = sorted(set(pooled[LABEL]))
     vec = CountVectorizer(
@@ -74,10 +74,20 @@ def main(argv: list[str]) -> int:
     if argv[0] == "--summarise":
         summarise(Path(argv[1]))
         return 0
-    from transferflow.candidates import candidate_proba, fine_tune, train_pooled_lr, train_source
-    from transferflow.config import build_config
-    from transferflow.data import LABEL, TEXT
-    from transferflow.datasets import drop_after_gate, make_embeddings, prepare_dataset, read_frame
+    from transferflow.config.settings import build_config
+    from transferflow.data.datasets import (
+        drop_after_gate,
+        make_embeddings,
+        prepare_dataset,
+        read_frame,
+    )
+    from transferflow.data.tables import LABEL, TEXT
+    from transferflow.models.candidates import (
+        candidate_proba,
+        fine_tune,
+        train_pooled_lr,
+        train_source,
+    )
 
     pairs = [p.split(":") for p in argv[0].split(",")]
     sizes = [int(x) for x in argv[1].split(",")]

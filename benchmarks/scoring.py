@@ -85,7 +85,7 @@ def main() -> int:
         "PREFECT_HOME": str(work / "prefect-home"),  # a fresh local background server
     }
     env.pop("PREFECT_API_URL", None)
-    cli = [sys.executable, "-m", "flows.cli"]
+    cli = [sys.executable, "-m", "transferflow.flows.cli"]
     m = args.mdsd
     kitchen = pd.read_csv(m / "kitchen" / "train.csv").groupby("label").head(100)
     source = work / "score_input.csv"

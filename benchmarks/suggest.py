@@ -40,20 +40,20 @@ def run_pair(
     import numpy as np
     import pandas as pd
 
-    from transferflow.candidates import candidate_proba, fine_tune, load, train_source
-    from transferflow.config import RunConfig
-    from transferflow.data import LABEL, TEXT
-    from transferflow.datasets import (
+    from transferflow.config.settings import RunConfig
+    from transferflow.data.datasets import (
         drop_after_gate,
         make_embeddings,
         prepare_dataset,
         read_frame,
         with_training_rows,
     )
-    from transferflow.evaluate import classification_metrics
-    from transferflow.suggest import STRATEGIES, suggest
-    from transferflow.sweep import _release_compiled
-    from transferflow.unlabeled import model_features
+    from transferflow.data.tables import LABEL, TEXT
+    from transferflow.evaluation.metrics import classification_metrics
+    from transferflow.experiments.sweep import _release_compiled
+    from transferflow.models.candidates import candidate_proba, fine_tune, load, train_source
+    from transferflow.serving.suggest import STRATEGIES, suggest
+    from transferflow.serving.unlabeled import model_features
 
     def domain(name):
         return {

@@ -35,7 +35,7 @@ def main() -> int:
     from prefect.testing.utilities import prefect_test_harness
 
     from benchmarks._mdsd import mdsd_grid
-    from flows.sweep import run_sweep
+    from transferflow.flows.sweep import run_sweep
 
     grid = mdsd_grid(
         args.mdsd,

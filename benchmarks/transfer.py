@@ -45,7 +45,7 @@ def report(frame, out: Path, wall: float | None) -> None:
     """Print the tables and write the summary JSON and the learning-curve plot."""
     import pandas as pd
 
-    from transferflow.sweep import mean_table, plot_curves, summarise
+    from transferflow.experiments.sweep import mean_table, plot_curves, summarise
 
     result = summarise(frame)
     pd.set_option("display.width", 160)
@@ -112,7 +112,7 @@ def main() -> int:
     from prefect.testing.utilities import prefect_test_harness
 
     from benchmarks._mdsd import mdsd_grid
-    from flows.sweep import run_sweep
+    from transferflow.flows.sweep import run_sweep
 
     grid = mdsd_grid(
         args.mdsd,

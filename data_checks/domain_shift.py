@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_checks.runner import GateReport, one_row, run_suite
-from transferflow.config import DomainShiftGate
+from transferflow.config.settings import DomainShiftGate
+from transferflow.data_checks.runner import GateReport, one_row, run_suite
 
 GATE = "domain_shift"
 
@@ -17,7 +17,7 @@ def validate_domain_shift(
 
     Args:
         figures: ``vocab_overlap``, ``label_distance``, ``proxy_a_distance`` (see
-            :mod:`transferflow.shift`).
+            :mod:`transferflow.data.shift`).
         cfg: mode and thresholds.
         docs_dir: optional Data Docs folder.
 

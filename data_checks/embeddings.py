@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_checks.runner import GateReport, one_row, run_suite
-from transferflow.config import EmbeddingsGate
-from transferflow.text import count_tokens
+from transferflow.config.settings import EmbeddingsGate
+from transferflow.data_checks.runner import GateReport, one_row, run_suite
+from transferflow.text.tokens import count_tokens
 
 GATE = "embeddings"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_checks.runner import GateReport, run_suite
-from transferflow.config import LeakageGate
-from transferflow.data import TEXT
-from transferflow.data import normalise_text as normalise
+from transferflow.config.settings import LeakageGate
+from transferflow.data.tables import TEXT
+from transferflow.data.tables import normalise_text as normalise
+from transferflow.data_checks.runner import GateReport, run_suite
 
 GATE = "leakage"
 

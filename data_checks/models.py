@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_checks.runner import GateReport, one_row, run_suite
-from transferflow.config import PromotionGate, SourceModelGate
+from transferflow.config.settings import PromotionGate, SourceModelGate
+from transferflow.data_checks.runner import GateReport, one_row, run_suite
 
 SOURCE_GATE = "source_model"
 PROMOTION_GATE = "promotion"
@@ -67,7 +67,8 @@ def validate_promotion(
     selection: dict, cfg: PromotionGate, docs_dir: Path | None = None
 ) -> GateReport:
     """No baseline may be significantly better than transfer out-of-fold (see
-    :func:`transferflow.promotion.select_model`): the gate checks that transfer was chosen.
+    :func:`transferflow.evaluation.promotion.select_model`): the gate checks that transfer was
+    chosen.
 
     Args:
         selection: output of ``select_model``.

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_checks.runner import GateReport, SuiteResult, run_suite
-from transferflow.config import RawInputGate
-from transferflow.data import LABEL, TEXT
+from transferflow.config.settings import RawInputGate
+from transferflow.data.tables import LABEL, TEXT
+from transferflow.data_checks.runner import GateReport, SuiteResult, run_suite
 
 GATE = "raw_input"
 

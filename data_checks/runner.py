@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from data_checks.messages import plain
+from transferflow.data_checks.messages import plain
 from transferflow.errors import FailedCheck
 
 # GX sends usage statistics unless told not to; this machine and many users' are offline anyway.

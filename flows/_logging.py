@@ -43,7 +43,7 @@ class ConsoleUserErrorFilter(logging.Filter):
     @staticmethod
     def names() -> set[str]:
         """Names of every user-mistake class, wherever it is defined (``RegistryError`` lives in
-        transferflow.registry): walked at each record, as modules load later."""
+        transferflow.storage.registry): walked at each record, as modules load later."""
         found, todo = set(), [TransferflowError]
         while todo:
             cls = todo.pop()

@@ -1,6 +1,7 @@
 """``transferflow`` command line: ad-hoc runs of the flows.
 
-Every flag maps onto one field of :class:`transferflow.config.RunConfig`; ``--config FILE.yaml``
+Every flag maps onto one field of :class:`transferflow.config.settings.RunConfig`; ``--config
+FILE.yaml``
 gives any of them in a file, ``--set section.field=value`` reaches the rest. Flags beat the file.
 """
 
@@ -13,12 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
-from flows import local_server
-from flows.cli_common import App, TextColumnOpt, _opt
-from flows.cli_manage import cache_app, models_app, server_app
-from flows.cli_score import score
-from transferflow.config_sources import assemble_config
+from transferflow.config.sources import assemble_config
 from transferflow.errors import ConfigError
+from transferflow.flows import local_server
+from transferflow.flows.cli_common import App, TextColumnOpt, _opt
+from transferflow.flows.cli_manage import cache_app, models_app, server_app
+from transferflow.flows.cli_score import score
 
 app = App(
     name="transferflow",
@@ -177,12 +178,12 @@ def run(
     if learning_curve:
         flags["learning_curve.sizes"] = _int_list(learning_curve, "--learning-curve")
     cfg = assemble_config(config, flags, set_ or [])
-    from transferflow.preflight import check_inputs
+    from transferflow.data.preflight import check_inputs
 
     check_inputs(cfg)  # before Prefect and the ML libraries are even imported
     with local_server.for_this_call():
-        from flows.transfer import transfer_learning
-        from tasks.caching import prefect_result_storage
+        from transferflow.flows.transfer import transfer_learning
+        from transferflow.tasks.caching import prefect_result_storage
 
         storage = prefect_result_storage(cfg.cache)
         flow_fn = (
@@ -216,12 +217,12 @@ def validate(
     """
     flags = _data_flags(locals())
     cfg = assemble_config(config, flags, set_ or [])
-    from transferflow.preflight import check_docs_dir, check_inputs
+    from transferflow.data.preflight import check_docs_dir, check_inputs
 
     check_inputs(cfg)
     check_docs_dir(docs_dir)
     with local_server.for_this_call():
-        from flows.validate import validate_data
+        from transferflow.flows.validate import validate_data
 
         gates = validate_data(cfg, docs_dir)
     typer.echo("")
@@ -279,19 +280,19 @@ def suggest(
     flags.update({"suggest.n": n, "suggest.strategy": method})
     cfg = assemble_config(config, flags, set_ or [])
     if unlabeled is None:
-        from transferflow.config import DEMO_DIR
+        from transferflow.config.settings import DEMO_DIR
 
         if cfg.data.target.paths != [DEMO_DIR / "amazon.csv"]:
             raise ConfigError(
                 "--unlabeled FILE is needed: the target texts without labels to choose from."
             )
         unlabeled = DEMO_DIR / "amazon.csv"
-    from transferflow.preflight import check_inputs, check_output_file
+    from transferflow.data.preflight import check_inputs, check_output_file
 
     check_inputs(cfg)
     output = check_output_file(cfg, output, unlabeled, "--output")
     with local_server.for_this_call():
-        from flows.suggest import suggest as suggest_flow
+        from transferflow.flows.suggest import suggest as suggest_flow
 
         result = suggest_flow(cfg, unlabeled, output)
     typer.echo("")
@@ -319,12 +320,12 @@ def sweep(
     output_dir: _opt(Path | None, "--output-dir", help="Parent of sweep folders.") = None,
 ) -> None:
     """Run many transfer runs (pairs x budgets x architectures/strategies x seeds) in parallel."""
-    from transferflow.sweep import load_grid
+    from transferflow.experiments.sweep import load_grid
 
     parsed = load_grid(grid)
     if output_dir is not None:
         parsed = parsed.model_copy(update={"output_dir": output_dir})
-    from flows.sweep import run_sweep
+    from transferflow.flows.sweep import run_sweep
 
     # run_sweep builds the task runner (and raises on bad options) before the flow starts.
     with local_server.for_this_call():

@@ -1,5 +1,5 @@
 """``transferflow server|cache|models``: managing the local Prefect server, the artefact store and
-the model registry (registered as sub-commands by :mod:`flows.cli`)."""
+the model registry (registered as sub-commands by :mod:`transferflow.flows.cli`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_common import App, RegistryOpt, _fail, _opt
 from transferflow.errors import ConfigError, TransferflowError
+from transferflow.flows.cli_common import App, RegistryOpt, _fail, _opt
 
 server_app = App(
     help="The local Prefect server that CLI runs share (used when PREFECT_API_URL is not set)."
@@ -19,7 +19,7 @@ server_app = App(
 @server_app.command("start")
 def server_start() -> None:
     """Start the local background server now (runs start it on first use anyway)."""
-    from flows import local_server
+    from transferflow.flows import local_server
 
     url, started = local_server.ensure(local_server.prefect_home())
     state = "started" if started else "already running"
@@ -30,7 +30,7 @@ def server_start() -> None:
 def server_status() -> None:
     """Say whether the local background server of this ``PREFECT_HOME`` runs, and where (exit 1
     when it does not)."""
-    from flows import local_server
+    from transferflow.flows import local_server
 
     home = local_server.prefect_home()
     state = local_server.read_state(home)
@@ -46,7 +46,7 @@ def server_status() -> None:
 def server_stop() -> None:
     """Stop the local background server of this ``PREFECT_HOME`` (``prefect server stop``; its
     database, with the run history, is kept)."""
-    from flows import local_server
+    from transferflow.flows import local_server
 
     url = local_server.stop(local_server.prefect_home())
     typer.echo(f"stopped {url.removesuffix('/api')}" if url else "no background server was running")
@@ -59,13 +59,13 @@ CacheDirOpt = _opt(
 
 
 def _store(cache_dir: str | None):
-    from transferflow.store import default_root, open_store
+    from transferflow.storage.store import default_root, open_store
 
     return open_store(cache_dir or default_root())  # a bad URL: one message (App's commands)
 
 
 def is_url_store(store) -> bool:
-    from transferflow.remote_store import RemoteArtifactStore
+    from transferflow.storage.remote import RemoteArtifactStore
 
     return isinstance(store, RemoteArtifactStore)
 
@@ -138,7 +138,7 @@ models_app = App(help="The model registry: versions and the champion alias.")
 
 
 def _registry(path: Path):
-    from transferflow.registry import Registry
+    from transferflow.storage.registry import Registry
 
     return Registry(path)
 

@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from flows import local_server
-from flows.cli_common import RegistryOpt, TextColumnOpt, _opt
-from transferflow import paths
-from transferflow.paths import STDOUT
+from transferflow.flows import local_server
+from transferflow.flows.cli_common import RegistryOpt, TextColumnOpt, _opt
+from transferflow.storage import paths
+from transferflow.storage.paths import STDOUT
 
 
 def score(
@@ -31,7 +31,7 @@ def score(
     _check_score_paths(input_path, output_path)
     to_stdout = str(output_path) == STDOUT
     with local_server.for_this_call():
-        from flows.score import score as score_flow
+        from transferflow.flows.score import score as score_flow
 
         out = score_flow(input_path, output_path, registry, model, text_column, id_column)
     typer.echo(
@@ -43,9 +43,10 @@ def score(
 
 def _check_score_paths(input_path: Path, output_path: Path) -> None:
     """Fail fast, before anything loads: the input is a file and the output follows the path
-    policy (:func:`transferflow.paths.output_file`: a regular file or '-', never the input)."""
+    policy (:func:`transferflow.storage.paths.output_file`: a regular file or '-', never the
+    input)."""
     from transferflow.errors import DataError
-    from transferflow.files import is_url
+    from transferflow.storage.files import is_url
 
     if not is_url(input_path) and (why := paths.not_a_file(input_path)):
         raise DataError(f"--input {input_path}: {why}.")

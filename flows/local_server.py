@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from transferflow.errors import ConfigError
-from transferflow.files import file_lock
+from transferflow.storage.files import file_lock
 
 STATE = "transferflow-server.json"
 START_TIMEOUT_S = float(os.environ.get("TRANSFERFLOW_SERVER_START_TIMEOUT", "120"))
@@ -244,7 +244,7 @@ def for_this_call() -> Iterator[None]:
     """
     import typer
 
-    from flows import _logging
+    from transferflow.flows import _logging
 
     def check(url: str) -> None:
         if not healthy(url):

@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows import _logging
-from tasks.serving import score_batch
+from transferflow.flows import _logging
+from transferflow.tasks.serving import score_batch
 
 _logging.install()
 

@@ -14,11 +14,11 @@ from typing import Any
 
 from prefect import flow
 
-from flows import _logging
-from flows.transfer import train_transfer
-from flows.validate import run_config, run_data_gates
-from tasks.serving import suggest_labels
-from transferflow.config import RunConfig
+from transferflow.config.settings import RunConfig
+from transferflow.flows import _logging
+from transferflow.flows.transfer import train_transfer
+from transferflow.flows.validate import run_config, run_data_gates
+from transferflow.tasks.serving import suggest_labels
 
 _logging.install()
 

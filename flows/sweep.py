@@ -13,11 +13,18 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows import _logging
-from tasks.caching import prefect_result_storage
-from tasks.sweep import run_sweep_point
-from transferflow.config import CacheConfig
-from transferflow.sweep import SweepGrid, mean_table, plot_curves, point_config, points, summarise
+from transferflow.config.settings import CacheConfig
+from transferflow.experiments.sweep import (
+    SweepGrid,
+    mean_table,
+    plot_curves,
+    point_config,
+    points,
+    summarise,
+)
+from transferflow.flows import _logging
+from transferflow.tasks.caching import prefect_result_storage
+from transferflow.tasks.sweep import run_sweep_point
 
 _logging.install()
 

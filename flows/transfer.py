@@ -11,10 +11,16 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows import _logging
-from flows.validate import run_config, run_data_gates
-from tasks.gates import check_embeddings, check_promotion, check_source_model
-from tasks.reporting import (
+from transferflow.config.settings import RunConfig
+from transferflow.errors import ConfigError, GateFailedError
+from transferflow.evaluation.promotion import baseline_roles
+from transferflow.flows import _logging
+from transferflow.flows.validate import run_config, run_data_gates
+from transferflow.reporting.report import link_artifacts, write_config
+from transferflow.storage import paths
+from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.tasks.gates import check_embeddings, check_promotion, check_source_model
+from transferflow.tasks.reporting import (
     DOCS,
     evaluate_models,
     learning_curve,
@@ -22,20 +28,14 @@ from tasks.reporting import (
     publish_report,
     record_gate_failure,
 )
-from tasks.serving import register_model
-from tasks.stages import (
+from transferflow.tasks.serving import register_model
+from transferflow.tasks.stages import (
     build_embeddings,
     fine_tune_target_model,
     train_pooled_baseline,
     train_source_model,
     train_target_only_model,
 )
-from transferflow import paths
-from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.config import RunConfig
-from transferflow.errors import ConfigError, GateFailedError
-from transferflow.promotion import baseline_roles
-from transferflow.report import link_artifacts, write_config
 
 _logging.install()
 
@@ -113,7 +113,8 @@ def transfer_learning(config: RunConfig) -> dict[str, Any]:
     for folder, pid in paths.remove_abandoned(parent, ".*.partial"):
         logger.info("removed %s, left by a run that was killed (process %d)", folder, pid)
     if config.run_name is not None:
-        # The path policy (transferflow.paths): the run name is a plain name and every folder of
+        # The path policy (transferflow.storage.paths): the run name is a plain name and every
+        # folder of
         # the run stays under output_dir; a folder is only replaced when the product made it.
         _check_free(parent, config.run_name)
     parent_existed = parent.exists()

@@ -13,12 +13,12 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from data_checks.runner import build_docs
-from flows import _logging
-from tasks.gates import check_domain_shift, check_split_integrity, validate_dataset
-from tasks.stages import load_dataset
-from transferflow.artifacts import DatasetRef
-from transferflow.config import CacheConfig, RunConfig
+from transferflow.config.settings import CacheConfig, RunConfig
+from transferflow.data_checks.runner import build_docs
+from transferflow.flows import _logging
+from transferflow.storage.artifacts import DatasetRef
+from transferflow.tasks.gates import check_domain_shift, check_split_integrity, validate_dataset
+from transferflow.tasks.stages import load_dataset
 
 _logging.install()
 

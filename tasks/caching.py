@@ -2,7 +2,8 @@
 
 Prefect's own cache keys hash task inputs and the task's source, but not the files behind paths,
 nor the helper code a task calls; here the key is built from content hashes, settings, the domain
-package's code and library versions (:func:`transferflow.store.cache_key`). A hit returns the stored
+package's code and library versions (:func:`transferflow.storage.store.cache_key`). A hit returns
+the stored
 reference in a ``Cached`` state, which the Prefect UI shows as such.
 """
 
@@ -18,10 +19,10 @@ from prefect import get_run_logger
 from prefect.states import Completed, State
 from pydantic import BaseModel
 
-from transferflow import paths
-from transferflow.config import CacheConfig
-from transferflow.files import is_url, sha256_text
-from transferflow.store import ArtifactStore, cache_key, default_root, open_store
+from transferflow.config.settings import CacheConfig
+from transferflow.storage import paths
+from transferflow.storage.files import is_url, sha256_text
+from transferflow.storage.store import ArtifactStore, cache_key, default_root, open_store
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -15,10 +15,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
-from tasks.caching import cached_json, cached_json_hit
-from transferflow import datasets
-from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.config import (
+from transferflow.config.settings import (
     CacheConfig,
     DomainShiftGate,
     EmbeddingsGate,
@@ -27,8 +24,11 @@ from transferflow.config import (
     RawInputGate,
     SourceModelGate,
 )
-from transferflow.data import TEXT
+from transferflow.data import datasets
+from transferflow.data.tables import TEXT
 from transferflow.errors import GateFailedError
+from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.tasks.caching import cached_json, cached_json_hit
 
 
 def _conclude(report, subject: str) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def _suites_version() -> str:
     import hashlib
     from importlib import metadata
 
-    import data_checks
+    from transferflow import data_checks
 
     digest = hashlib.sha256(metadata.version("great-expectations").encode())
     for path in sorted(Path(data_checks.__file__).parent.glob("*.py")):
@@ -125,7 +125,7 @@ def validate_dataset(
     ``drop_repeats``, without exact repeats in its training parts."""
 
     def evaluate():
-        from data_checks.raw_input import report, validate_domain, validate_label_kinds
+        from transferflow.data_checks.raw_input import report, validate_domain, validate_label_kinds
 
         frames = {part: datasets.read_frame(ref) for part, ref in data.parts.items()}
         labelled = (
@@ -204,7 +204,7 @@ def check_split_integrity(
     test = datasets.read_frame(target.test)
 
     def evaluate():
-        from data_checks.leakage import validate_leakage
+        from transferflow.data_checks.leakage import validate_leakage
 
         return validate_leakage(
             test,
@@ -249,8 +249,8 @@ def check_embeddings(
     """Embeddings gate: size as configured, finite values, coverage of the target's tokens."""
 
     def evaluate():
-        from data_checks.embeddings import validate_embeddings
-        from transferflow.embeddings import load_vectors
+        from transferflow.data_checks.embeddings import validate_embeddings
+        from transferflow.text.embeddings import load_vectors
 
         kv = load_vectors(emb.vectors.verified_path())
         texts = datasets.read_frame(target.pool)[TEXT].dropna().tolist()
@@ -286,7 +286,7 @@ def check_domain_shift(
     }
 
     def evaluate():
-        from data_checks.domain_shift import validate_domain_shift
+        from transferflow.data_checks.domain_shift import validate_domain_shift
 
         figures = cached_json(
             "domain_shift",
@@ -314,8 +314,8 @@ def check_source_model(
     """Source-model gate: accuracy on held-out source data reaches the threshold."""
 
     def evaluate():
-        from data_checks.models import validate_source_model
-        from transferflow.evaluate import source_holdout
+        from transferflow.data_checks.models import validate_source_model
+        from transferflow.evaluation.metrics import source_holdout
 
         accuracy, majority, n = source_holdout(source_model, source)
         return validate_source_model(accuracy, majority, n, cfg, docs_dir)
@@ -344,9 +344,9 @@ def check_promotion(
     predictions of the target training labels; if one is, it is the chosen model."""
 
     def evaluate():
-        from data_checks.models import validate_promotion
-        from transferflow.candidates import oof_proba, source_only_oof
-        from transferflow.promotion import select_model
+        from transferflow.data_checks.models import validate_promotion
+        from transferflow.evaluation.promotion import select_model
+        from transferflow.models.candidates import oof_proba, source_only_oof
 
         oof = {
             name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))

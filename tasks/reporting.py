@@ -10,12 +10,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from tasks.caching import cached, cached_json, value_of
-from transferflow import evaluate, promotion, report
-from transferflow.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.config import CacheConfig, ModelConfig, TransferConfig
+from transferflow.config.settings import CacheConfig, ModelConfig, TransferConfig
 from transferflow.errors import GateFailedError
-from transferflow.files import atomic_path, write_text_atomic
+from transferflow.evaluation import metrics as evaluate
+from transferflow.evaluation import promotion
+from transferflow.reporting import report
+from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.storage.files import atomic_path, write_text_atomic
+from transferflow.tasks.caching import cached, cached_json, value_of
 
 DOCS = "data_docs"  # GX Data Docs folder inside a run folder
 
@@ -99,8 +101,8 @@ def publish_report(
     changed (cached on content); the text parts are cheap and always written."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    from data_checks.runner import build_docs, forget_docs
-    from transferflow.figures import write_html_report
+    from transferflow.data_checks.runner import build_docs, forget_docs
+    from transferflow.reporting.figures import write_html_report
 
     metrics = promotion.finalise_metrics(metrics, gates, out_dir)
     markdown = report.render_report(metrics, title)
@@ -148,7 +150,7 @@ def _figures(metrics: dict[str, Any], out_dir: Path, cache: CacheConfig | None) 
     were drawn before (matplotlib is the slow part of a cached rerun's report)."""
     import shutil
 
-    from transferflow.figures import figure_inputs, write_figures
+    from transferflow.reporting.figures import figure_inputs, write_figures
 
     def draw(work: Path) -> _Figures:
         return _Figures(
@@ -191,7 +193,7 @@ def _link_data_docs(run_dir: Path) -> None:
 
 def record_gate_failure(exc: GateFailedError, gates: dict[str, Any], work: Path, title: str) -> str:
     """Write gates.md and the Data Docs of a run stopped by a gate into its (staging) folder."""
-    from data_checks.runner import build_docs
+    from transferflow.data_checks.runner import build_docs
 
     markdown = report.render_gate_failure(exc, gates, title)
     write_text_atomic(work / "gates.md", markdown)

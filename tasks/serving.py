@@ -9,9 +9,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from transferflow import candidates, datasets, promotion
-from transferflow.artifacts import DatasetRef, ModelRef
-from transferflow.config import SuggestConfig
+from transferflow.config.settings import SuggestConfig
+from transferflow.data import datasets
+from transferflow.evaluation import promotion
+from transferflow.models import candidates
+from transferflow.storage.artifacts import DatasetRef, ModelRef
 
 
 @task(name="register_model", cache_policy=NO_CACHE, task_run_name="register_model")
@@ -24,7 +26,7 @@ def register_model(
     run_dir: Path,
 ) -> dict[str, Any]:
     """Register the chosen model as a version; move the champion when it earned it."""
-    from transferflow.registry import Registry
+    from transferflow.storage.registry import Registry
 
     outcome = promotion.register_chosen(
         metrics, models, target, source, config, run_dir, Registry(config.registry.dir)
@@ -49,8 +51,8 @@ def score_batch(
     id_column: str | None = "id",
 ) -> dict[str, Any]:
     """Score a file with a registered model (default: the champion)."""
-    from transferflow.registry import Registry
-    from transferflow.scoring import score_file
+    from transferflow.serving.scoring import score_file
+    from transferflow.storage.registry import Registry
 
     stats = score_file(
         input_path, output_path, Registry(registry_dir), version, text_columns, id_column
@@ -88,8 +90,8 @@ def suggest_labels(
 
     from prefect.artifacts import create_table_artifact
 
-    from transferflow.data import TEXT, normalise_text
-    from transferflow.unlabeled import suggest_file
+    from transferflow.data.tables import TEXT, normalise_text
+    from transferflow.serving.unlabeled import suggest_file
 
     # The labels the model trained on and the test texts; pool rows left out by
     # data.target_train_size count as unlabelled (that is how the demo and the benchmark work).

@@ -10,17 +10,18 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.caching import cached, value_of
-from transferflow import candidates, datasets
-from transferflow.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.config import (
+from transferflow.config.settings import (
     CacheConfig,
     DatasetConfig,
     EmbeddingConfig,
     ModelConfig,
     TransferConfig,
 )
-from transferflow.files import sha256_file
+from transferflow.data import datasets
+from transferflow.models import candidates
+from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.storage.files import sha256_file
+from transferflow.tasks.caching import cached, value_of
 
 
 class _Progress:

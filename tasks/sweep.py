@@ -7,8 +7,8 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from transferflow.config import RunConfig
-from transferflow.sweep import run_point
+from transferflow.config.settings import RunConfig
+from transferflow.experiments.sweep import run_point
 
 
 @task(name="run_sweep_point", cache_policy=NO_CACHE)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from transferflow.config import DEMO_DIR
+from transferflow.config.settings import DEMO_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 # Tests never touch the user's cache: one store for the whole session (and its subprocesses).

@@ -4,16 +4,20 @@ import numpy as np
 import pandas as pd
 from gensim.models import KeyedVectors
 
-from data_checks.domain_shift import validate_domain_shift
-from data_checks.embeddings import validate_embeddings
-from data_checks.leakage import validate_leakage
-from data_checks.models import source_threshold, validate_promotion, validate_source_model
-from transferflow.config import (
+from transferflow.config.settings import (
     DomainShiftGate,
     EmbeddingsGate,
     LeakageGate,
     PromotionGate,
     SourceModelGate,
+)
+from transferflow.data_checks.domain_shift import validate_domain_shift
+from transferflow.data_checks.embeddings import validate_embeddings
+from transferflow.data_checks.leakage import validate_leakage
+from transferflow.data_checks.models import (
+    source_threshold,
+    validate_promotion,
+    validate_source_model,
 )
 
 

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from data_checks.raw_input import validate_domain, validate_label_kinds
-from transferflow.config import RawInputGate
+from transferflow.config.settings import RawInputGate
+from transferflow.data_checks.raw_input import validate_domain, validate_label_kinds
 
 
 def _frame(n=20, labels=("0", "1"), start=0):

@@ -3,7 +3,7 @@ import pytest
 # Import Prefect now, at collection: it configures its console log handler on import, binding it to
 # the current sys.stderr. Imported lazily inside a CliRunner.invoke it would bind to the runner's
 # temporary stream, which is closed after that invocation.
-import flows.transfer  # noqa: F401
+import transferflow.flows.transfer  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

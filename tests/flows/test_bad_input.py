@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from transferflow.files import sha256_file
+from transferflow.flows.cli import app
+from transferflow.storage.files import sha256_file
 
 runner = CliRunner()
 TINY = [
@@ -186,7 +186,7 @@ def test_bad_input(name, small_domains, tmp_path):
 
 
 def test_csv_with_embedded_newlines_and_quotes_passes_the_gates(small_domains, tmp_path):
-    from transferflow.data import read_table
+    from transferflow.data.tables import read_table
 
     target = pd.read_csv(small_domains["target"])
     target.loc[0, "text"] = 'Two lines,\nand "quoted" words, all in "one" field'

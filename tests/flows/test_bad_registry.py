@@ -6,8 +6,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from transferflow.registry import Registry
+from transferflow.flows.cli import app
+from transferflow.storage.registry import Registry
 
 runner = CliRunner()
 

@@ -15,10 +15,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from flows.transfer import transfer_learning
 from tests.conftest import tiny_settings
-from transferflow.config import build_config
-from transferflow.store import ArtifactStore
+from transferflow.config.settings import build_config
+from transferflow.flows.transfer import transfer_learning
+from transferflow.storage.store import ArtifactStore
 
 EXPENSIVE = {
     "build_embeddings",
@@ -100,7 +100,7 @@ def test_identical_rerun_hits_every_expensive_task(cached_raw):
 def test_refresh_recomputes(cached_raw):
     """--refresh-cache recomputes every expensive stage (new entries) and, the code being
     reproducible, the recomputed artefacts have the same bytes as the first run's."""
-    from transferflow.store import hashes_in
+    from transferflow.storage.store import hashes_in
 
     def recorded():
         store = ArtifactStore(cached_raw["cache"]["dir"])
@@ -139,7 +139,7 @@ def test_in_place_edit_of_target_invalidates_what_depends_on_it(cached_raw, smal
 def _pretrained_vectors(path: Path, source: Path, target: Path) -> Path:
     from gensim.models import Word2Vec
 
-    from transferflow.text import tokenize
+    from transferflow.text.tokens import tokenize
 
     texts = [*pd.read_csv(source)["text"], *pd.read_csv(target)["text"]]
     model = Word2Vec(
@@ -200,7 +200,8 @@ def test_damaged_artefact_is_recomputed(cached_raw, damage):
 
 def _cli(raw_args, env, out):
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", *raw_args, "--output-dir", str(out)],
+        [sys.executable, "-m", "transferflow.flows.cli", "run", *raw_args,
+         "--output-dir", str(out)],  # fmt: skip
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

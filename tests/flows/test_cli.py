@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app, assemble_config
+from transferflow.flows.cli import app, assemble_config
 
 runner = CliRunner()
 
@@ -145,7 +145,7 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "transferflow.flows.cli",
             "run",
             "--source",
             str(small_domains["source"]),
@@ -172,7 +172,8 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
     bad_jsonl = tmp_path / "bad.jsonl"
     bad_jsonl.write_text('{"text": "good phone", "label": 1}\n{"text": "bad" "label": 0}\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "validate", "--source", str(small_domains["source"])]
+        [sys.executable, "-m", "transferflow.flows.cli", "validate",
+         "--source", str(small_domains["source"])]  # fmt: skip
         + ["--target", str(bad_jsonl)],
         capture_output=True,
         text=True,
@@ -244,7 +245,7 @@ def test_cli_starts_one_background_server_and_reuses_it(small_domains, tmp_path)
 
     def cli(*args, check=True):
         proc = subprocess.run(
-            [sys.executable, "-m", "flows.cli", *args],
+            [sys.executable, "-m", "transferflow.flows.cli", *args],
             capture_output=True,
             text=True,
             env=env,
@@ -330,14 +331,15 @@ def test_temporary_server_dies_with_a_killed_cli(small_domains, tmp_path):
     env.pop("PREFECT_API_URL", None)
     args = ["--source", str(small_domains["source"]), "--target", str(small_domains["target"])]
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "validate", *args],
+        [sys.executable, "-m", "transferflow.flows.cli", "validate", *args],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Started a Prefect server" not in done.stderr  # no background server in this mode
 
     cli = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "run", *args, *TINY, "--output-dir", str(tmp_path)],
+        [sys.executable, "-m", "transferflow.flows.cli", "run", *args, *TINY,
+         "--output-dir", str(tmp_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )  # fmt: skip
     server, deadline = None, time.monotonic() + 120

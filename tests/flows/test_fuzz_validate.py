@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from transferflow.files import sha256_file
+from transferflow.flows.cli import app
+from transferflow.storage.files import sha256_file
 
 runner = CliRunner()
 

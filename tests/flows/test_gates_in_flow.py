@@ -5,9 +5,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from flows.transfer import transfer_learning
 from tests.conftest import tiny_settings
-from transferflow.config import build_config
+from transferflow.config.settings import build_config
+from transferflow.flows.transfer import transfer_learning
 
 
 def _run(raw):

@@ -4,11 +4,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.transfer import transfer_learning
 from tests.conftest import tiny_settings
-from transferflow.config import build_config
-from transferflow.registry import Registry
+from transferflow.config.settings import build_config
+from transferflow.flows.cli import app
+from transferflow.flows.transfer import transfer_learning
+from transferflow.storage.registry import Registry
 
 
 @pytest.mark.slow

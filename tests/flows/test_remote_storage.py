@@ -14,9 +14,9 @@ import yaml
 from prefect.settings import PREFECT_RESULTS_PERSIST_BY_DEFAULT, temporary_settings
 from typer.testing import CliRunner
 
-from flows.cli import app
 from tests.conftest import tiny_settings
 from tests.flows.test_cache import EXPENSIVE, _expensive_states, _run
+from transferflow.flows.cli import app
 
 
 def _upload(fs, base: str, domains: dict[str, Path]) -> dict[str, str]:
@@ -124,10 +124,10 @@ def test_cli_rejects_a_store_url_it_cannot_open(tmp_path):
 
 @pytest.mark.slow  # two sweeps, one on a 2-worker Dask cluster: ~3 minutes
 def test_dask_sweep_reads_s3_data_like_local_files(s3, tmp_path):
-    from flows.sweep import run_sweep
     from tests.flows.test_sweep import _grid
-    from transferflow.config import DEMO_DIR
-    from transferflow.sweep import load_grid
+    from transferflow.config.settings import DEMO_DIR
+    from transferflow.experiments.sweep import load_grid
+    from transferflow.flows.sweep import run_sweep
 
     fs, bucket = s3
     urls = _upload(

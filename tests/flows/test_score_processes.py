@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.transfer import transfer_learning
 from tests.conftest import tiny_settings
-from transferflow import scoring
-from transferflow.config import build_config
+from transferflow.config.settings import build_config
+from transferflow.flows.transfer import transfer_learning
+from transferflow.serving import scoring
 
 
 def _session_members(sid: int) -> list[int]:
@@ -57,7 +57,7 @@ def test_score_leaves_only_the_prefect_server(small_domains, tmp_path):
 
     def cli(*args: str) -> tuple[subprocess.CompletedProcess, int]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", *args],
+            [sys.executable, "-m", "transferflow.flows.cli", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             start_new_session=True,
         )  # fmt: skip

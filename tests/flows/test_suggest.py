@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from transferflow.data import normalise_text
+from transferflow.data.tables import normalise_text
+from transferflow.flows.cli import app
 
 runner = CliRunner()
 TINY = ["--set", "embeddings.vector_size=16", "--set", "embeddings.epochs=3"]

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.sweep import run_sweep
-from transferflow.config import DEMO_DIR
+from transferflow.config.settings import DEMO_DIR
 from transferflow.errors import ConfigError
-from transferflow.sweep import load_grid, points
+from transferflow.experiments.sweep import load_grid, points
+from transferflow.flows.cli import app
+from transferflow.flows.sweep import run_sweep
 
 
 def _grid(tmp_path: Path, **extra) -> Path:

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.transfer import transfer_learning
 from tests.conftest import tiny_settings
-from transferflow.config import DEMO_DIR, build_config
+from transferflow.config.settings import DEMO_DIR, build_config
 from transferflow.errors import GateFailedError
-from transferflow.files import sha256_file
+from transferflow.flows.transfer import transfer_learning
+from transferflow.storage.files import sha256_file
 
 
 def _artifact_keys() -> set[str]:
@@ -173,8 +173,8 @@ def test_a_few_blank_texts_are_tolerated_dropped_and_reported(small_domains, tmp
 def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path):
     """A label-budget curve in metrics, report and figures, and a registered model (.keras plus
     plain data) that scores."""
-    from transferflow.registry import Registry
-    from transferflow.scoring import Scorer
+    from transferflow.serving.scoring import Scorer
+    from transferflow.storage.registry import Registry
 
     raw = tiny_settings(
         small_domains["source"],
@@ -225,7 +225,7 @@ def test_only_abandoned_staging_folders_of_this_product_are_removed(tmp_path):
     import subprocess
     import sys
 
-    from transferflow.paths import OWNER, remove_abandoned
+    from transferflow.storage.paths import OWNER, remove_abandoned
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip

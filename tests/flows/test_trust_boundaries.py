@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.transfer import transfer_learning
 from tests.conftest import make_small_domains, tiny_settings
-from transferflow.config import build_config
+from transferflow.config.settings import build_config
+from transferflow.flows.cli import app
+from transferflow.flows.transfer import transfer_learning
 
 pytestmark = pytest.mark.slow
 
@@ -192,7 +192,7 @@ def test_a_run_name_never_addresses_another_folder(box, name):
     from hypothesis import assume
 
     from transferflow.errors import ConfigError
-    from transferflow.paths import check_name
+    from transferflow.storage.paths import check_name
 
     try:
         check_name(name, "run_name")
@@ -361,7 +361,7 @@ def test_a_model_file_that_fails_the_safe_load_is_a_registry_error(box):
     safe mode: a message naming the version, nothing scored."""
     import zipfile
 
-    from transferflow.files import sha256_file
+    from transferflow.storage.files import sha256_file
 
     version = box / "registry" / "versions" / "1"
     bad = version / "model.keras"
@@ -442,8 +442,8 @@ def test_bad_settings_are_one_message(box, flag, expected):
 def test_numeric_labels_are_one_class_across_domains(tmp_path, small_domains, spelling):
     """Source labels 1/0, target labels 1.0/0.0 (or other spellings): one label set, so every
     baseline runs and the run compares like with like."""
-    from transferflow.config import DatasetConfig
-    from transferflow.data import canonical_label, load_domain
+    from transferflow.config.settings import DatasetConfig
+    from transferflow.data.tables import canonical_label, load_domain
 
     target = pd.read_csv(small_domains["target"])
     target["label"] = target["label"].map({1: spelling, 0: spelling.replace("1", "0")})
@@ -456,8 +456,8 @@ def test_numeric_labels_are_one_class_across_domains(tmp_path, small_domains, sp
 
 
 def test_list_valued_labels_are_refused_with_their_rows(tmp_path, small_domains):
-    from transferflow.config import DatasetConfig
-    from transferflow.data import load_domain
+    from transferflow.config.settings import DatasetConfig
+    from transferflow.data.tables import load_domain
     from transferflow.errors import DataError
 
     frame = pd.read_csv(small_domains["target"]).head(30)

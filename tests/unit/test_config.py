@@ -1,6 +1,6 @@
 import pytest
 
-from transferflow.config import build_config, demo_config, demo_settings, set_dotted
+from transferflow.config.settings import build_config, demo_config, demo_settings, set_dotted
 from transferflow.errors import ConfigError
 
 
@@ -45,7 +45,7 @@ def test_set_dotted_creates_sections_and_refuses_to_descend_into_values():
 
 
 def test_strategies_grid_and_learning_curve_sizes_are_checked():
-    from transferflow.config import build_config
+    from transferflow.config.settings import build_config
     from transferflow.errors import ConfigError
 
     base = {

@@ -3,8 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from transferflow.config import DatasetConfig
-from transferflow.data import (
+from transferflow.config.settings import DatasetConfig
+from transferflow.data.tables import (
     balanced_sample,
     label_kind,
     load_domain,
@@ -139,7 +139,7 @@ def test_label_kind():
 def test_malformed_jsonl_is_reported_by_line_number(tmp_path):
     import gzip
 
-    from transferflow.data import read_table
+    from transferflow.data.tables import read_table
     from transferflow.errors import DataError
 
     body = '{"text": "good", "label": 1}\n{"text": "bad", "label": 0}\n{"text": "x" "label": 1}\n'
@@ -153,7 +153,7 @@ def test_malformed_jsonl_is_reported_by_line_number(tmp_path):
 def test_exact_repeats_leave_training_but_not_the_test_set(tmp_path):
     """Real data repeats reviews (posted for several products): exact (text, label) repeats are
     dropped from the training parts after the gate, one kept, and counted; test rows stay."""
-    from transferflow.datasets import drop_after_gate, prepare_dataset
+    from transferflow.data.datasets import drop_after_gate, prepare_dataset
 
     rows = [(f"review number {i}", str(i % 2)) for i in range(40)]
     rows += [("same review twice", "1")] * 3 + [("same text, other label", "0")]
@@ -181,7 +181,7 @@ def test_exact_repeats_leave_training_but_not_the_test_set(tmp_path):
 
 
 def test_a_capped_label_budget_is_drawn_from_distinct_rows(tmp_path):
-    from transferflow.data import load_domain
+    from transferflow.data.tables import load_domain
 
     rows = [("the same", "1")] * 30 + [(f"t{i}", str(i % 2)) for i in range(30)]
     pd.DataFrame(rows, columns=["text", "label"]).to_csv(tmp_path / "d.csv", index=False)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from transferflow.config import EmbeddingConfig
-from transferflow.embeddings import (
+from transferflow.config.settings import EmbeddingConfig
+from transferflow.errors import VectorsError
+from transferflow.text.embeddings import (
     auto_epochs,
     build_embeddings,
     detect_format,
@@ -12,7 +13,6 @@ from transferflow.embeddings import (
     save_vectors,
     vocabulary_of,
 )
-from transferflow.errors import VectorsError
 
 TEXTS = ["the food was great", "the service was bad", "great food great service"] * 5
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from transferflow.baselines import tfidf_proba, train_tfidf_lr
-from transferflow.evaluate import classification_metrics
+from transferflow.evaluation.metrics import classification_metrics
+from transferflow.models.baselines import tfidf_proba, train_tfidf_lr
 
 
 def test_metrics_binary():
@@ -42,7 +42,7 @@ def test_tfidf_lr_with_one_row_per_class_uses_fixed_c():
 
 
 def test_nb_lr_learns_the_log_count_ratio_direction():
-    from transferflow.baselines import nb_lr_proba, train_nb_lr
+    from transferflow.models.baselines import nb_lr_proba, train_nb_lr
 
     texts = ["great phone", "love it", "awful", "broke fast", "great value", "terrible"] * 4
     labels = ["pos", "pos", "neg", "neg", "pos", "neg"] * 4

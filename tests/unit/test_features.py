@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from transferflow.config import DEMO_DIR
-from transferflow.features import FeatureEncoder, NgramFeaturizer, _Ngrams
-from transferflow.text import OOV_ID, Vocabulary, tokenize, tokenize_many
+from transferflow.config.settings import DEMO_DIR
+from transferflow.text.features import FeatureEncoder, NgramFeaturizer, _Ngrams
+from transferflow.text.tokens import OOV_ID, Vocabulary, tokenize, tokenize_many
 
 EDGES = ["", None, 3.5, "a\x00b c", "Don't!! 'quoted' ??", "x" * 30_000, "ÉTÉ Straße İstanbul"]
 

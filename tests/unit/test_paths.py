@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transferflow import paths
 from transferflow.errors import ConfigError
+from transferflow.storage import paths
 
 FAST = settings(
     max_examples=300,
@@ -151,8 +151,8 @@ def _all_numbers(value):
     grid=st.lists(numbers, max_size=3),
 )
 def test_settings_are_finite_and_in_range_or_a_config_error(values, grid):
-    from transferflow.config import MAX_SEED
-    from transferflow.config_sources import assemble_config
+    from transferflow.config.settings import MAX_SEED
+    from transferflow.config.sources import assemble_config
 
     sets = [f"{k}={v}" for k, v in values.items()] + [
         f"model.c_grid=[{', '.join(str(g) for g in grid)}]"
@@ -169,7 +169,7 @@ def test_settings_are_finite_and_in_range_or_a_config_error(values, grid):
 @FAST
 @given(value=st.text(max_size=40))
 def test_any_set_value_is_parsed_or_named_in_a_config_error(value):
-    from transferflow.config_sources import assemble_config
+    from transferflow.config.sources import assemble_config
 
     try:
         assemble_config(None, {}, [f"transfer.alpha={value}"])
@@ -183,7 +183,7 @@ def test_any_set_value_is_parsed_or_named_in_a_config_error(value):
 @FAST
 @given(n=st.integers(min_value=-(10**6), max_value=10**6))
 def test_numeric_labels_compare_by_value(n):
-    from transferflow.data import canonical_label
+    from transferflow.data.tables import canonical_label
 
     spellings = [n, float(n), str(n), f"{n}.0", f" {n} ", f"{float(n):.1f}"]
     assert {canonical_label(s) for s in spellings} == {str(n)}
@@ -192,7 +192,7 @@ def test_numeric_labels_compare_by_value(n):
 @FAST
 @given(x=st.floats(allow_nan=False, allow_infinity=False, width=32))
 def test_a_float_label_has_one_spelling(x):
-    from transferflow.data import canonical_label
+    from transferflow.data.tables import canonical_label
 
     assert canonical_label(x) == canonical_label(str(x)) == canonical_label(repr(float(x)))
 
@@ -212,7 +212,7 @@ alias_values = st.one_of(
 @FAST
 @given(champion=alias_values, history=st.one_of(alias_values, st.lists(alias_values, max_size=3)))
 def test_an_alias_is_a_registered_number_or_a_registry_error(tmp_path, champion, history):
-    from transferflow.registry import Registry, RegistryError
+    from transferflow.storage.registry import Registry, RegistryError
 
     reg_dir = tmp_path / "reg"
     (reg_dir / "versions" / "1").mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,7 @@ def test_an_alias_is_a_registered_number_or_a_registry_error(tmp_path, champion,
 
 
 def test_store_commands_never_delete_outside_the_store_or_follow_links(tmp_path):
-    from transferflow.store import MARKER, ArtifactStore, NotAStoreError
+    from transferflow.storage.store import MARKER, ArtifactStore, NotAStoreError
 
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from transferflow.registry import Registry, RegistryError
+from transferflow.storage.registry import Registry, RegistryError
 
 
 def _files(tmp_path, n):
@@ -67,7 +67,7 @@ def test_a_pickled_version_of_an_old_release_is_refused_not_loaded(tmp_path):
     even when its hash matches: loading a pickle can run any code."""
     import pickle
 
-    from transferflow.scoring import Scorer
+    from transferflow.serving.scoring import Scorer
 
     class Boom:
         def __reduce__(self):
@@ -102,7 +102,7 @@ def test_damaged_registry_files_give_clear_errors_and_stray_folders_are_ignored(
 
 
 def test_identical_files_are_found(tmp_path):
-    from transferflow.files import sha256_file
+    from transferflow.storage.files import sha256_file
 
     reg = Registry(tmp_path / "reg")
     files = _files(tmp_path, 1)

@@ -10,12 +10,12 @@ import uuid
 import fsspec
 import pytest
 
-from transferflow.config import CacheConfig, DatasetConfig
-from transferflow.data import read_table, table_format
+from transferflow.config.settings import CacheConfig, DatasetConfig
+from transferflow.data.tables import read_table, table_format
 from transferflow.errors import DataError
-from transferflow.files import local_copy, sha256_file
-from transferflow.remote_store import RemoteArtifactStore
-from transferflow.store import open_store
+from transferflow.storage.files import local_copy, sha256_file
+from transferflow.storage.remote import RemoteArtifactStore
+from transferflow.storage.store import open_store
 
 MEM = fsspec.filesystem("memory")
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from transferflow.promotion import mcnemar_p, select_model
-from transferflow.shift import label_distance, proxy_a_distance, vocab_overlap
+from transferflow.data.shift import label_distance, proxy_a_distance, vocab_overlap
+from transferflow.evaluation.promotion import mcnemar_p, select_model
 
 
 def test_vocab_overlap():

@@ -4,16 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferflow.config import SuggestConfig
+from transferflow.config.settings import SuggestConfig
 from transferflow.errors import DataError
-from transferflow.suggest import (
+from transferflow.serving.suggest import (
     DEFAULT_STRATEGY,
     STRATEGIES,
     disagreement,
     margins,
     suggest,
 )
-from transferflow.unlabeled import read_unlabeled
+from transferflow.serving.unlabeled import read_unlabeled
 
 
 def _pool(seed=0):

@@ -1,6 +1,6 @@
 import pytest
 
-from transferflow.text import (
+from transferflow.text.tokens import (
     MAX_CHARS,
     OOV_ID,
     PAD_ID,

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferflow import wide_deep as wd
-from transferflow.config import DEMO_DIR, EmbeddingConfig
-from transferflow.embeddings import build_embeddings, embedding_matrix
-from transferflow.features import NgramFeaturizer
-from transferflow.nb import fit_nb
-from transferflow.solver import SOURCE, TARGET, _fit, fit, log_proba
+from transferflow.config.settings import DEMO_DIR, EmbeddingConfig
+from transferflow.models import wide_deep as wd
+from transferflow.models.nb import fit_nb
+from transferflow.models.solver import SOURCE, TARGET, _fit, fit, log_proba
+from transferflow.text.embeddings import build_embeddings, embedding_matrix
+from transferflow.text.features import NgramFeaturizer
 
 CLASSES = ["0", "1"]
 
@@ -191,8 +191,8 @@ def _nb_fit(data, C=None):
     dom = np.r_[np.full(len(data["src"][0]), SOURCE), np.full(len(data["tgt"][0]), TARGET)]
     if C is None:
         return fit_nb(data["featurizer"], texts, y, dom, 2, seed=0), texts, y
-    from transferflow.nb import binarised, log_count_ratio
-    from transferflow.solver import make_design
+    from transferflow.models.nb import binarised, log_count_ratio
+    from transferflow.models.solver import make_design
 
     csr = data["featurizer"].transform(texts)
     scale = log_count_ratio(csr, y, 2)
@@ -211,13 +211,13 @@ def test_nb_member_in_the_network_predicts_what_the_solver_fitted(data, ensemble
     )
     texts = data["test"][0][:50]
     nb_only = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, [wd.NB])
-    from transferflow.nb import binarised
-    from transferflow.network import stack_members
+    from transferflow.models.nb import binarised
+    from transferflow.models.network import stack_members
 
     stack_members(nb_only.network, [member])
     design = wd._design(nb_only, texts, np.zeros(len(texts), int), np.zeros(len(texts), int))
     csr = data["featurizer"].transform(texts)
-    from transferflow.solver import make_design
+    from transferflow.models.solver import make_design
 
     nb_design = make_design(
         binarised(csr, member["scale"]), None, np.zeros(len(texts), int), np.zeros(len(texts), int)
@@ -245,8 +245,8 @@ def test_nb_member_is_scikit_learns_nb_logistic_regression(data):
     X = csr.copy()
     X.data = np.abs(r)[X.indices]
     ref = LogisticRegression(C=2.0, tol=1e-8, max_iter=5000).fit(X, y)
-    from transferflow.nb import binarised
-    from transferflow.solver import make_design
+    from transferflow.models.nb import binarised
+    from transferflow.models.solver import make_design
 
     texts = data["test"][0]
     test_csr = data["featurizer"].transform(texts)
@@ -268,8 +268,7 @@ def test_nb_member_is_scikit_learns_nb_logistic_regression(data):
 
 def test_nb_folds_compute_their_scale_without_the_held_out_labels(data, monkeypatch):
     """The log-count ratio is fitted on labels: out-of-fold predictions must not see them."""
-    from transferflow import nb
-
+    from transferflow.models import nb
     seen = []
     real = nb.log_count_ratio
     monkeypatch.setattr(
@@ -307,7 +306,7 @@ def test_saved_model_loads_safely_and_is_byte_reproducible(data, source_model, t
 
 
 def _cfg(**kw):
-    from transferflow.config import ModelConfig
+    from transferflow.config.settings import ModelConfig
 
     return ModelConfig(**kw)
 
@@ -315,7 +314,7 @@ def _cfg(**kw):
 def test_ensemble_weighs_the_nb_member_as_much_as_the_others_together(data, ensemble, tmp_path):
     """The saved network's mean is weighted (half NB, half the six TF-IDF members), survives a
     safe_mode round trip, and is what each member alone predicts, combined."""
-    from transferflow.network import stack_members
+    from transferflow.models.network import stack_members
 
     model, _ = ensemble
     texts = data["test"][0][:40]

@@ -1,0 +1,1 @@
+"""The one typed configuration of a run and how it is assembled from its sources."""

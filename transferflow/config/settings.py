@@ -1,0 +1,605 @@
+"""The one typed configuration of a transferflow run.
+
+Every way of running transferflow (the CLI, a YAML config file, ``prefect.yaml`` deployment
+parameters, a direct Python call) builds a :class:`RunConfig`. Each pipeline stage receives only its
+own section of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from transferflow.errors import ConfigError
+from transferflow.storage.files import as_local_path, is_url
+from transferflow.storage.paths import check_name
+
+DEMO_DIR = Path(__file__).parents[1] / "demo_data"
+MAX_SEED = 2**32 - 1
+
+
+def _location(value: str | Path) -> str | Path:
+    # A URL stays a string (Path("s3://b/k") would collapse the "//"); anything else is a Path.
+    if not is_url(value):
+        return as_local_path(value)
+    text = str(value)
+    scheme = text.split("://", 1)[0]
+    if not scheme.replace("+", "").replace("-", "").isalnum():
+        raise ValueError(f"'{text}' is neither a path nor a URL (scheme '{scheme}')")
+    return text
+
+
+# A local path or an fsspec URL (s3://bucket/key, gs://..., memory://...).
+Location = Annotated[str | Path, AfterValidator(_location)]
+
+
+class _Section(BaseModel):
+    # Unknown keys are almost always typos in a config file: reject them instead of ignoring them.
+    # No setting means anything at infinity or NaN: every float must be finite.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class DatasetConfig(_Section):
+    """Where one domain's labelled data comes from and how to read it."""
+
+    name: str = Field(description="Short name of the domain, used in reports (e.g. 'books').")
+    paths: list[Location] = Field(
+        min_length=1,
+        description="Training data files (CSV, TSV, Parquet or JSONL; local paths or fsspec URLs "
+        "such as s3://bucket/key); several are concatenated.",
+    )
+    test_paths: list[Location] = Field(
+        default_factory=list,
+        description="Optional test data files; when empty a seeded stratified split is made.",
+    )
+    text_columns: list[str] = Field(
+        default=["text"],
+        min_length=1,
+        description="Column(s) holding the text; several are joined with a space (title, text).",
+    )
+    label_column: str = Field(default="label", description="Column holding the class label.")
+
+    @field_validator("paths", "test_paths", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value: Any) -> Any:
+        if isinstance(value, (str, Path)):
+            return [value]
+        return value
+
+    @model_validator(mode="after")
+    def _label_is_not_text(self) -> DatasetConfig:
+        if self.label_column in self.text_columns:
+            raise ValueError(
+                f"the label column '{self.label_column}' is also a text column; the model would "
+                "read the answer. Name the text column(s) with --text-column."
+            )
+        return self
+
+
+class DataConfig(_Section):
+    """Source and target data sets and how they are split."""
+
+    source: DatasetConfig
+    target: DatasetConfig
+    test_size: float = Field(
+        default=0.2, gt=0.0, lt=1.0, description="Test share when a domain has no test file."
+    )
+    target_train_size: int | None = Field(
+        default=None,
+        ge=4,
+        description="Cap on target training labels (balanced by class) to study few-label regimes; "
+        "the uncapped training texts still serve, without labels, to train Word2Vec.",
+    )
+    drop_repeats: bool = Field(
+        default=True,
+        description="Drop exact repeats (the same text with the same label) from training rows, "
+        "one kept, after the raw-input gate; counted in the log and the report. Real review "
+        "data repeats reviews posted for several products. Test rows are never dropped.",
+    )
+
+
+class EmbeddingConfig(_Section):
+    """Word vectors: pretrained (loaded with gensim) or Word2Vec trained on the training texts."""
+
+    pretrained_path: Location | None = Field(
+        default=None,
+        description="Pretrained vectors file (path or fsspec URL); when unset Word2Vec is trained.",
+    )
+    pretrained_format: Literal["auto", "word2vec", "word2vec-binary", "glove", "fasttext"] = Field(
+        default="auto",
+        description="Format of the vectors file; 'auto' decides from the extension and header.",
+    )
+    vector_size: int | None = Field(
+        default=None,
+        ge=2,
+        le=1000,
+        description="Vector dimension. Word2Vec: default 100. Pretrained: must match the file "
+        "when set (unset = take the file's).",
+    )
+    window: int = Field(default=5, ge=1, le=50, description="Word2Vec context window.")
+    min_count: int = Field(
+        default=2, ge=1, le=1000, description="Word2Vec minimum token frequency."
+    )
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Word2Vec epochs; unset = enough passes for ~5M token updates (5 to 50), "
+        "because small corpora need many epochs to give useful vectors.",
+    )
+    sg: bool = Field(
+        default=True, description="Skip-gram (better on small corpora) instead of CBOW."
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Word2Vec threads. 1 makes training bit-for-bit reproducible; more is faster.",
+    )
+
+
+class ModelConfig(_Section):
+    """The ``wide-deep`` Keras network every candidate is (see README "Models")."""
+
+    architecture: Literal["wide-deep"] = Field(
+        default="wide-deep",
+        description="'wide-deep': a wide part (linear weights over TF-IDF word n-grams) beside a "
+        "deep part (the unit-length mean of the gensim word vectors) and a softmax head, several "
+        "weight sets averaged in one Keras network; weights fitted by full-batch L-BFGS.",
+    )
+    views: list[Literal["wide", "ngrams"]] = Field(
+        default=["wide", "ngrams"],
+        min_length=1,
+        description="Members per strategy: 'wide' reads n-grams and word vectors, 'ngrams' the "
+        "n-grams alone; their probabilities are averaged.",
+    )
+    ngram_max: int = Field(default=2, ge=1, le=3, description="Longest word n-gram (from 1).")
+    min_df: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Fewest training texts an n-gram must occur in (1 under 50 texts).",
+    )
+    max_len: int = Field(
+        default=256,
+        ge=4,
+        le=4096,
+        description="Tokens per text the word-vector mean reads (longer are cut).",
+    )
+    cv_folds: int = Field(
+        default=3,
+        ge=2,
+        le=20,
+        description="Folds of the cross-validation that chooses C and yields the out-of-fold "
+        "predictions the promotion decision compares (fewer when a class has fewer labels).",
+    )
+    c_grid: list[float] = Field(
+        default=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+        min_length=1,
+        description="Candidate inverse L2 strengths C (larger follows the data more).",
+    )
+
+    @field_validator("c_grid")
+    @classmethod
+    def _positive(cls, value: list[float]) -> list[float]:
+        if any(c <= 0 for c in value):
+            raise ValueError("every C must be above 0")
+        return sorted(set(value))
+
+
+class TransferConfig(_Section):
+    """How the source model is adapted to the target."""
+
+    strategy: Literal["ensemble", "finetune", "joint", "shared-private"] = Field(
+        default="ensemble",
+        description="'finetune': refit on the target labels with an L2 penalty towards the source "
+        "weights (L2-SP), C by cross-validation; 'joint': alpha * source loss + beta * target loss "
+        "(alpha = beta: pooled); 'shared-private': shared plus per-domain weights (feature "
+        "augmentation); 'ensemble': all three per view, averaged with a pooled NB-weighted "
+        "logistic regression member.",
+    )
+    alpha: float = Field(default=1.0, ge=0.0, description="'joint': weight of the source loss.")
+    beta: float = Field(default=1.0, ge=0.0, description="'joint': weight of the target loss.")
+
+    @model_validator(mode="after")
+    def _joint_needs_a_weight(self) -> TransferConfig:
+        if self.strategy in ("joint", "ensemble") and self.alpha == 0 and self.beta == 0:
+            raise ValueError(f"strategy '{self.strategy}' needs alpha or beta above 0")
+        return self
+
+
+class BaselineConfig(_Section):
+    """Reference candidates trained in the same run so each report shows what transfer earned."""
+
+    target_only: bool = Field(default=True, description="Same architecture, target data only.")
+    source_only: bool = Field(default=True, description="Source model as is (same labels only).")
+    pooled_lr: bool = Field(
+        default=True,
+        description="NB-weighted logistic regression (binarised n-grams scaled by their log-count "
+        "ratio, Wang & Manning 2012) on pooled source + target labels (same "
+        "labels only): the strongest classic baseline measured.",
+    )
+
+
+GateMode = Literal["fail", "warn"]
+
+
+class RawInputGate(_Section):
+    """Is each domain's train/test data usable at all?"""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    min_rows: int = Field(default=10, ge=1, description="Fewest training rows per domain.")
+    min_class_count: int = Field(
+        default=5, ge=1, description="Fewest training rows any class may have."
+    )
+    min_minority_share: float = Field(
+        default=0.02, ge=0.0, le=0.5, description="Smallest share of training rows of any class."
+    )
+    max_blank_text_share: float = Field(
+        default=0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Share of rows with a missing or blank text that is tolerated; such rows are "
+        "dropped after the gate and counted in the report (real review data has a few).",
+    )
+    max_duplicate_share: float = Field(
+        default=0.3,
+        ge=0.0,
+        lt=1.0,
+        description="Share of repeated (text, label) rows tolerated (repeats are then dropped, "
+        "see data.drop_repeats); more suggests broken data, such as a file joined to itself.",
+    )
+    min_text_chars: int = Field(default=1, ge=0, description="Shortest text allowed (characters).")
+    max_text_chars: int = Field(
+        default=100_000, ge=1, description="Longest text allowed (characters)."
+    )
+    allow_label_type_mismatch: bool = Field(
+        default=False,
+        description="Accept numeric labels in one domain and named labels in the other "
+        "(usually a mistake: 1 vs 'positive').",
+    )
+
+
+class LeakageGate(_Section):
+    """No target test text may be trained on (target training data or the Word2Vec corpus)."""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    max_overlap_share: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Share of target test rows whose text may also occur in training texts; "
+        "those training rows are then removed (the test set stays whole). Real data has such "
+        "repeats (MDSD: up to 4 % of a test set, reviews posted in two categories); a larger "
+        "share suggests a broken split, such as a test file that copies training rows.",
+    )
+
+
+class EmbeddingsGate(_Section):
+    """Are the word vectors sound and do they cover the target's words?"""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    min_target_coverage: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of target training-token occurrences that must have a vector.",
+    )
+
+
+class DomainShiftGate(_Section):
+    """How far apart are source and target? Reported every run; gated only on the thresholds."""
+
+    mode: GateMode = Field(default="warn", description="'fail' stops the run; 'warn' logs.")
+    min_vocab_overlap: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="Share of target token occurrences whose token also occurs in the source.",
+    )
+    max_label_distance: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Total-variation distance between source and target label shares.",
+    )
+    max_proxy_a_distance: float = Field(
+        default=1.9,
+        ge=0.0,
+        le=2.0,
+        description="Proxy A-distance 2(1-2·err) of a TF-IDF classifier telling source from target "
+        "texts (0 = indistinguishable, 2 = fully separable).",
+    )
+
+
+class SourceModelGate(_Section):
+    """Is the source model worth transferring?"""
+
+    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
+    min_accuracy: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Accuracy needed on held-out source data; unset = majority-class share + 0.05.",
+    )
+
+
+class PromotionGate(_Section):
+    """Is transfer at least as good as every baseline, on out-of-fold predictions of the target
+    training labels (every label is used; none is held out)?"""
+
+    mode: GateMode = Field(
+        default="warn",
+        description="'warn': when a baseline is significantly better, it is chosen and the run "
+        "completes; 'fail': the run fails instead.",
+    )
+    significance: float = Field(
+        default=0.05,
+        gt=0.0,
+        lt=1.0,
+        description="A baseline replaces transfer only when it has more correct out-of-fold "
+        "predictions and an exact McNemar test gives p below this.",
+    )
+
+
+class GatesConfig(_Section):
+    """Data-quality gates between the steps, each with its mode and thresholds."""
+
+    raw_input: RawInputGate = RawInputGate()
+    leakage: LeakageGate = LeakageGate()
+    embeddings: EmbeddingsGate = EmbeddingsGate()
+    domain_shift: DomainShiftGate = DomainShiftGate()
+    source_model: SourceModelGate = SourceModelGate()
+    promotion: PromotionGate = PromotionGate()
+    data_docs: bool = Field(
+        default=False,
+        description="Render Great Expectations Data Docs (HTML) into the run folder even when "
+        "every gate passes (a run stopped by a gate always gets them). Off, a gate's verdict on "
+        "the same data, settings and checks is reused from the cache instead of re-checked.",
+    )
+
+    def verdicts(self, cache: CacheConfig) -> CacheConfig | None:
+        """Where gate verdicts are reused from: the cache, unless Data Docs are wanted (then
+        every check runs, so the docs show them all)."""
+        return None if self.data_docs else cache
+
+
+class LearningCurveConfig(_Section):
+    """How many target labels are needed? Transfer vs target-only at smaller label budgets."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Retrain transfer and target_only on balanced subsets of the target training "
+        "labels and report test accuracy against the number of labels (table and plot).",
+    )
+    sizes: list[int] = Field(
+        default=[25, 50, 100, 200, 400],
+        min_length=1,
+        description="Label budgets to try; those at or above the available training labels are "
+        "skipped (the full run is the last point).",
+    )
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive_sorted(cls, sizes: list[int]) -> list[int]:
+        if any(n < 4 for n in sizes):
+            raise ValueError("every label budget must be at least 4")
+        return sorted(set(sizes))
+
+
+class CacheConfig(_Section):
+    """Reuse of expensive results (vectors, models) across runs, keyed on content."""
+
+    enabled: bool = Field(default=True, description="Look up and store results in the cache.")
+    dir: Location | None = Field(
+        default=None,
+        description="Artefact store: a folder or an fsspec URL (s3://bucket/prefix, gs://...) "
+        "shared by workers on several machines; unset = $TRANSFERFLOW_CACHE_DIR or "
+        "~/.cache/transferflow.",
+    )
+    refresh: bool = Field(
+        default=False, description="Recompute every cached stage (and store the new results)."
+    )
+
+
+class RegistryConfig(_Section):
+    """Where chosen models are registered as versions, and whether the champion may move."""
+
+    enabled: bool = Field(default=True, description="Register the run's chosen model.")
+    dir: Path | None = Field(
+        default=None,
+        description="Model registry folder; unset = $TRANSFERFLOW_REGISTRY_DIR or ./registry.",
+    )
+    auto_promote: bool = Field(
+        default=True,
+        description="Move the champion alias to the new version when the promotion gate passed "
+        "and it is not worse than the current champion on the same target test data.",
+    )
+
+
+# What transferflow.serving.suggest implements (defined here, where the config validates the
+# choice).
+SUGGEST_STRATEGIES = (
+    "random",
+    "margin",
+    "balanced-margin",
+    "softrank-margin",
+    "margin-cluster",
+    "badge",
+    "typical-cluster",
+    "committee",
+)
+
+
+class SuggestConfig(_Section):
+    """``transferflow suggest``: which unlabelled target texts to label next."""
+
+    n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
+    strategy: Literal[SUGGEST_STRATEGIES] = Field(
+        default="margin",
+        description="margin: the least sure texts (default: on MDSD it beat a random sample at "
+        "both starting budgets, see docs/benchmarks.md); random: a uniform sample; "
+        "balanced-margin: the least sure of each predicted class in turn; softrank-margin: a "
+        "sample weighted 1/margin rank; margin-cluster: the "
+        "least sure, one per group of similar ones; badge: k-means++ on "
+        "gradient embeddings; typical-cluster: the most typical text of each of n groups; "
+        "committee: the texts the ensemble's members disagree on most.",
+    )
+
+
+class RunConfig(_Section):
+    """Everything a transferflow run needs, nested per stage."""
+
+    data: DataConfig
+    embeddings: EmbeddingConfig = EmbeddingConfig()
+    model: ModelConfig = ModelConfig()
+    transfer: TransferConfig = TransferConfig()
+    baselines: BaselineConfig = BaselineConfig()
+    learning_curve: LearningCurveConfig = LearningCurveConfig()
+    gates: GatesConfig = GatesConfig()
+    cache: CacheConfig = CacheConfig()
+    registry: RegistryConfig = RegistryConfig()
+    suggest: SuggestConfig = SuggestConfig()
+    seed: int = Field(
+        default=42,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed for splits, vectors and weights (0 to 2**32 - 1, the range NumPy, "
+        "gensim and JAX all take).",
+    )
+    output_dir: Path = Field(default=Path("runs"), description="Parent folder of run folders.")
+    run_name: str | None = Field(
+        default=None,
+        description="Run folder name (a plain name: letters, digits, '.', '_', '-', '+'); "
+        "default '<source>-to-<target>-<time>'.",
+    )
+
+    @field_validator("run_name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_name(value, "run_name")
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("run_name ")) from None
+        return value
+
+
+def demo_settings() -> dict[str, Any]:
+    """Settings of the built-in demo: yelp + imdb reviews as source, 100 amazon phone reviews as
+    target training labels (the rest of amazon split 70/30 for the test set).
+
+    Returns:
+        A nested dict for :func:`build_config` (a fresh copy each call).
+    """
+    return {
+        "data": {
+            "source": {
+                "name": "yelp+imdb",
+                "paths": [str(DEMO_DIR / "yelp.csv"), str(DEMO_DIR / "imdb.csv")],
+            },
+            "target": {"name": "amazon", "paths": [str(DEMO_DIR / "amazon.csv")]},
+            "test_size": 0.3,
+            "target_train_size": 100,
+        },
+    }
+
+
+def demo_config(**overrides: Any) -> RunConfig:
+    """The built-in demo as a validated RunConfig.
+
+    Args:
+        overrides: top-level RunConfig fields to replace (e.g. ``output_dir``).
+
+    Returns:
+        A RunConfig that reads the demo data shipped inside the package.
+    """
+    return build_config({**demo_settings(), **overrides})
+
+
+def build_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a nested dict into a RunConfig, turning pydantic's errors into one readable error.
+
+    Args:
+        raw: nested settings, as read from YAML or assembled from CLI flags.
+
+    Returns:
+        The validated RunConfig.
+
+    Raises:
+        ConfigError: naming each wrong setting (dotted path), what was given and what was expected.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            given = err.get("input")
+            shown = "" if isinstance(given, dict) else f" (given: {given!r})"
+            message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix, no news
+            lines.append(f"  - {where}: {message}{shown}")
+        raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``raw['a']['b']['c'] = value`` for ``dotted='a.b.c'``, creating sections as needed.
+
+    Args:
+        raw: nested settings dict, modified in place.
+        dotted: the setting's path, e.g. ``model.epochs``.
+        value: the value to set.
+
+    Raises:
+        ConfigError: when a path segment names a value that is not a section.
+    """
+    parts = dotted.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"Setting '{dotted}': '{'.'.join(parts[: i + 1])}' is not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def reference_markdown() -> str:
+    """Markdown table of every setting (dotted name, type, default, meaning) for the README.
+
+    Returns:
+        The table; ``tests/unit/test_docs.py`` checks the README holds exactly this text.
+    """
+    import json
+    import re
+
+    rows = ["| setting | type | default | meaning |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.")
+                continue
+            if field.is_required():
+                default = "required"
+            else:
+                value = field.get_default(call_default_factory=True)
+                default = json.dumps(value, default=str)
+            kind = str(ann).replace("typing.", "").replace("pathlib.", "")
+            kind = re.sub(
+                r"Annotated\[str \| Path, AfterValidator\(func=<function _location[^)]*\)\]",
+                "path or URL",
+                kind,
+            ).replace("Optional[path or URL]", "path or URL or None")
+            kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
+            if kind.startswith("Literal["):
+                kind = "one of " + kind[len("Literal[") : -1].replace("'", "`")
+            desc = (field.description or "").replace("|", "or")
+            rows.append(f"| `{prefix}{name}` | {kind} | `{default}` | {desc} |")
+
+    walk(RunConfig, "")
+    return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""Reading labelled tables, splitting them, and the run's data stages."""

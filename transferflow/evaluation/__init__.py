@@ -1,0 +1,1 @@
+"""Scoring candidates on the target test set and choosing which one is promoted."""

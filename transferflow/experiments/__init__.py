@@ -1,0 +1,1 @@
+"""Sweeps: many runs over domain pairs, label budgets, strategies and seeds."""

@@ -1,0 +1,1 @@
+"""The ``wide-deep`` Keras network, its training and its baselines."""

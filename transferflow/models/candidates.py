@@ -1,0 +1,291 @@
+"""The candidates of a run, all ``wide-deep`` Keras networks: the source model, the transfer model,
+and the baselines ``target_only`` (same network, target labels only) and ``pooled_lr`` (NB-weighted
+logistic regression on pooled source + target labels: the strongest classic baseline measured,
+see docs/benchmarks.md). One family: one save format, one loader, one scoring path.
+
+Every model is saved as ``model.keras`` plus plain data (``ngrams.json``, ``idf.npz``,
+``vocab.json``, ``model.json``) and its out-of-fold probabilities on the target training rows
+(``oof.npz``), which the promotion decision compares; each file is referenced by its SHA-256 and
+verified before it is read.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from transferflow.config.settings import ModelConfig, TransferConfig
+from transferflow.data.tables import LABEL, TEXT
+from transferflow.storage.artifacts import (
+    ArtifactRef,
+    DatasetRef,
+    EmbeddingsRef,
+    ModelRef,
+    write_artifact,
+)
+from transferflow.storage.files import npz_bytes
+
+ARCHITECTURE = "wide-deep"
+CANDIDATE_ORDER = ["transfer", "target_only", "source_only", "pooled_lr"]
+
+
+def read_frame(ref: ArtifactRef) -> pd.DataFrame:
+    """Read a verified Parquet artefact."""
+    return pd.read_parquet(ref.verified_path())
+
+
+def _texts(*refs: ArtifactRef) -> list[str]:
+    return [t for ref in refs for t in read_frame(ref)[TEXT].dropna().tolist()]
+
+
+def _vectors(emb: EmbeddingsRef) -> tuple[list[str], np.ndarray]:
+    from transferflow.text.embeddings import embedding_matrix, load_vectors
+
+    kv = load_vectors(emb.vectors.verified_path())
+    tokens = list(kv.index_to_key)
+    return tokens, embedding_matrix(kv, tokens)
+
+
+def _featurizer(texts: list[str], cfg: ModelConfig):
+    from transferflow.text.features import NgramFeaturizer
+
+    return NgramFeaturizer.fit(texts, (1, cfg.ngram_max), cfg.min_df)
+
+
+def save(
+    model, role: str, out_dir: Path, oof: np.ndarray | None = None, **summary: Any
+) -> ModelRef:
+    """Write a model's files atomically and reference them by hash.
+
+    Args:
+        model: a :class:`~transferflow.models.text_model.TextModel`.
+        role: candidate name (names the folder).
+        out_dir: parent folder.
+        oof: out-of-fold class probabilities on the target training rows (``None``: too few
+            labels to cross-validate).
+        **summary: small facts recorded in the reference.
+
+    Returns:
+        The reference (``model`` is ``model.keras``; ``files`` holds the rest).
+    """
+    folder = out_dir / role
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        written = model.write(Path(tmp))
+        refs = {
+            name: write_artifact(
+                folder / name, lambda dst, src=path: dst.write_bytes(src.read_bytes())
+            )
+            for name, path in written.items()
+        }
+    if oof is not None:
+        data = npz_bytes(proba=np.asarray(oof, np.float32))
+        refs["oof.npz"] = write_artifact(folder / "oof.npz", lambda dst: dst.write_bytes(data))
+    return ModelRef(
+        role=role,
+        kind="keras",
+        model=refs.pop("model.keras"),
+        files=refs,
+        labels=model.labels,
+        architecture=ARCHITECTURE,
+        summary={"members": model.members, **model.info, **summary},
+    )
+
+
+def load(ref: ModelRef):  # -> TextModel
+    """Load a referenced model after verifying every file's hash (``safe_mode`` Keras load).
+
+    Raises:
+        ArtifactError: a file is missing or changed.
+    """
+    from transferflow.models.text_model import TextModel
+
+    files = {
+        "model.keras": ref.model.verified_path(),
+        **{name: r.verified_path() for name, r in ref.files.items() if name != "oof.npz"},
+    }
+    return TextModel.read(files)
+
+
+def oof_proba(ref: ModelRef) -> np.ndarray | None:
+    """The model's out-of-fold probabilities on the target training rows, if it has them."""
+    if "oof.npz" not in ref.files:
+        return None
+    with np.load(ref.files["oof.npz"].verified_path(), allow_pickle=False) as npz:
+        return npz["proba"]
+
+
+def candidate_proba(ref: ModelRef, texts: list[str]) -> np.ndarray:
+    """Predicted probabilities of one candidate, columns in ``ref.labels`` order."""
+    return load(ref).predict_proba(list(texts))
+
+
+def _labelled(ref: ArtifactRef) -> tuple[list[str], list[str]]:
+    frame = read_frame(ref)
+    return frame[TEXT].tolist(), frame[LABEL].tolist()
+
+
+def _from_scratch(
+    featurizer, tokens, matrix, data: DatasetRef, role: str, cfg: ModelConfig, seed: int, progress
+):  # -> (TextModel, out-of-fold probabilities)
+    """One member per view on ``data``'s training labels (see ``wide_deep.train_from_scratch``)."""
+    from transferflow.models.wide_deep import train_from_scratch
+
+    texts, labels = _labelled(data.train)
+    return train_from_scratch(
+        featurizer,
+        tokens,
+        matrix,
+        texts,
+        labels,
+        data.labels,
+        max_len=cfg.max_len,
+        seed=seed,
+        role=role,
+        cfg=cfg,
+        progress=progress,
+    )
+
+
+def train_source(
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    progress=None,
+) -> ModelRef:
+    """Train the source model on all source training labels.
+
+    Its n-grams are fitted on both domains' training texts (no labels), so the target model can
+    keep its features; ``C`` is chosen by cross-validation on the source labels.
+
+    Args:
+        source: prepared source data.
+        target: prepared target data (its texts only).
+        emb: word vectors.
+        cfg: model settings.
+        seed: random seed.
+        out_dir: folder for the model files.
+
+    Returns:
+        A reference to the model.
+    """
+    tokens, matrix = _vectors(emb)
+    featurizer = _featurizer(_texts(source.pool, target.pool), cfg)
+    model, _ = _from_scratch(featurizer, tokens, matrix, source, "source", cfg, seed, progress)
+    return save(model, "source", out_dir)
+
+
+def fine_tune(
+    source_model: ModelRef,
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    model_cfg: ModelConfig,
+    cfg: TransferConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    oof: bool = True,
+    progress=None,
+) -> ModelRef:
+    """Adapt the source model to the target labels (``cfg.strategy``); with other labels than
+    the source's, only the source model's features carry over (a new model on the target).
+    ``oof=False`` (sweeps) skips the out-of-fold predictions that only model selection uses.
+
+    Returns:
+        A reference to the transfer model, with its out-of-fold target probabilities.
+    """
+    from transferflow.models.wide_deep import adapt
+
+    base = load(source_model)
+    _, matrix = _vectors(emb)
+    texts, labels = _labelled(target.train)
+    if source.labels == target.labels:
+        s_texts, s_labels = _labelled(source.train)
+        model, oof = adapt(
+            base,
+            matrix,
+            s_texts,
+            s_labels,
+            texts,
+            labels,
+            strategy=cfg.strategy,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            seed=seed,
+            cfg=model_cfg,
+            oof=oof,
+            progress=progress,
+        )
+        return save(model, "transfer", out_dir, oof, new_head=False)
+    model, oof = _from_scratch(
+        base.featurizer, base.tokens, matrix, target, "transfer", model_cfg, seed, progress
+    )
+    return save(model, "transfer", out_dir, oof, new_head=True)
+
+
+def train_target_only(
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    progress=None,
+) -> ModelRef:
+    """Baseline: the same network trained on the target labels only (n-grams fitted on the
+    target's texts: nothing of the source but the word vectors)."""
+    tokens, matrix = _vectors(emb)
+    featurizer = _featurizer(_texts(target.pool), cfg)
+    model, oof = _from_scratch(
+        featurizer, tokens, matrix, target, "target_only", cfg, seed, progress
+    )
+    return save(model, "target_only", out_dir, oof)
+
+
+def train_pooled_lr(
+    source: DatasetRef,
+    target: DatasetRef,
+    emb: EmbeddingsRef,
+    cfg: ModelConfig,
+    *,
+    seed: int,
+    out_dir: Path,
+    progress=None,
+) -> ModelRef:
+    """Baseline: NB-weighted logistic regression on pooled source + target labels (the
+    network's n-gram part alone), ``C`` by cross-validation over the target rows."""
+    from transferflow.models.wide_deep import train_pooled
+
+    tokens, matrix = _vectors(emb)
+    featurizer = _featurizer(_texts(source.pool, target.pool), cfg)
+    s_texts, s_labels = _labelled(source.train)
+    texts, labels = _labelled(target.train)
+    model, oof = train_pooled(
+        featurizer,
+        tokens,
+        matrix,
+        s_texts,
+        s_labels,
+        texts,
+        labels,
+        target.labels,
+        max_len=cfg.max_len,
+        seed=seed,
+        cfg=cfg,
+        progress=progress,
+    )
+    return save(model, "pooled_lr", out_dir, oof)
+
+
+def source_only_oof(source_model: ModelRef, target: DatasetRef) -> np.ndarray:
+    """The source model's probabilities on the target training rows (it never saw them)."""
+    texts, _ = _labelled(target.train)
+    return candidate_proba(source_model, texts)

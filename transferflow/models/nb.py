@@ -1,0 +1,108 @@
+"""NB-weighted logistic regression (Wang & Manning 2012, "Baselines and bigrams") as a member of
+the ``wide-deep`` network: binarised n-grams scaled by their log-count ratio, then softmax
+regression fitted by :mod:`transferflow.models.solver`. In the network the member reads which
+n-grams are
+present (``NgramBag``'s binary units) with the scale folded into its kernel, so it needs no file
+beyond ``model.keras``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from transferflow.text.features import NgramFeaturizer
+
+
+def log_count_ratio(csr, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-n-gram scale of NB-weighted logistic regression (Wang & Manning 2012): the log ratio of
+    an n-gram's smoothed presence rate in one class to that in the others.
+
+    For two classes this is ``|r|`` with ``r = log((p / |p|_1) / (q / |q|_1))``, ``p`` and ``q``
+    the per-class presence counts plus one; with more classes, the largest one-vs-rest ``|r|``.
+    The sign is left to the fitted weights (their penalty is symmetric).
+
+    Args:
+        csr: (rows x n-grams) matrix; only which entries are non-zero is read.
+        y: class index per row.
+        n_classes: classes.
+
+    Returns:
+        float32 array (n-grams,), every value above 0.
+    """
+    present = csr.copy()
+    present.data = np.ones_like(present.data)
+    per_class = (
+        np.stack([np.asarray(present[y == c].sum(axis=0)).ravel() for c in range(n_classes)]) + 1.0
+    )  # (classes, n-grams), add-one smoothing
+    total = per_class.sum(axis=0)
+    scale = np.zeros(per_class.shape[1])
+    for c in range(n_classes):  # with two classes both give the same |r|
+        p, q = per_class[c], total - per_class[c]
+        scale = np.maximum(scale, np.abs(np.log((p / p.sum()) / (q / q.sum()))))
+    # An n-gram equally frequent in both classes would get 0 and drop out; keep it usable.
+    return np.maximum(scale, 1e-3).astype(np.float32)
+
+
+def binarised(csr, scale: np.ndarray):  # -> scipy.sparse.csr_matrix
+    """``csr``'s pattern with value ``scale[n-gram]``: presence times the NB scale."""
+    out = csr.copy()
+    out.data = np.asarray(scale, np.float32)[out.indices]
+    return out
+
+
+def fit_nb(
+    featurizer: NgramFeaturizer,
+    texts: list[str],
+    y: np.ndarray,
+    domain: np.ndarray,
+    n_classes: int,
+    seed: int,
+    *,
+    grid: tuple[float, ...] | None = None,
+    folds: int = 3,
+) -> tuple[dict[str, Any], float, np.ndarray | None]:
+    """NB-weighted logistic regression as one member: binarised n-grams scaled by their log-count
+    ratio (:func:`log_count_ratio`), then softmax regression; ``C`` by
+    cross-validation over the target rows (the source rows are always trained on).
+
+    The scale is computed from labels, so each fold recomputes it without its held-out rows:
+    the out-of-fold probabilities never saw the labels they are judged on.
+
+    Args:
+        featurizer: fitted n-grams.
+        texts: training texts (source rows, then target rows).
+        y: their class indices.
+        domain: ``SOURCE``/``TARGET`` per row.
+        n_classes: classes.
+        seed: seed of the folds.
+        grid: candidate values of ``C`` (default: the solver's grid).
+        folds: folds at most.
+
+    Returns:
+        (member weights with their ``scale``, chosen ``C``, out-of-fold probabilities on the
+        target rows or ``None``).
+    """
+    from transferflow.models.solver import C_GRID, TARGET, choose_c, fit, make_design
+
+    csr = featurizer.transform(texts)
+    y, domain = np.asarray(y), np.asarray(domain)
+
+    def design_on(rows: np.ndarray):
+        scale = log_count_ratio(csr[rows], y[rows], n_classes)
+        return scale, make_design(binarised(csr, scale), None, y, domain)
+
+    scale, design = design_on(np.ones(len(y), dtype=bool))
+    c, _, oof = choose_c(
+        design,
+        n_classes,
+        seed,
+        cv_rows=domain == TARGET,
+        grid=C_GRID if grid is None else tuple(grid),
+        k=folds,
+        design_for=lambda held: design_on(~held)[1],
+    )
+    w = fit(design, n_classes, c)
+    return {"wide_kernel": w[0], "wide_bias": w[1], "deep_kernel": None, "scale": scale}, c, oof

@@ -1,0 +1,363 @@
+"""Training the ``wide-deep`` network: the source model, its adaptation to the target, and the
+target-only baseline, all as members of one Keras network (see :mod:`transferflow.models.network`).
+
+Members come in two *views*: ``wide`` reads the n-grams and the mean word vector, ``ngrams`` the
+n-grams alone. On validation splits of MDSD training data the word vectors helped most with few
+labels and cost accuracy with many; averaging both views was best or near best at every budget
+(docs/benchmarks.md). Per view, the adaptation strategies are:
+
+* ``finetune``: continue from the source weights with an L2 penalty towards them (L2-SP, Chelba &
+  Acero 2006); ``C`` by k-fold cross-validation on the target labels;
+* ``joint``: ``alpha * L_source + beta * L_target`` on both domains' labels (``alpha = beta`` is
+  pooled training), from the source weights;
+* ``shared-private``: shared weights plus a private copy per domain (Daumé 2007's feature
+  augmentation as an architecture); a target text is scored with shared + target weights.
+
+``transfer.strategy: ensemble`` (the default) averages all three per view with one member of
+NB-weighted logistic regression on pooled source + target labels (binarised n-grams scaled by their
+log-count ratio, Wang & Manning 2012): seven members, the NB member weighted as much as the six
+others together (see :func:`_member_weights`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transferflow.models.nb import fit_nb
+from transferflow.models.text_model import TextModel
+from transferflow.text.features import NgramFeaturizer
+
+VIEWS = {"wide": True, "ngrams": False}  # view -> reads the word vectors
+STRATEGIES = ("finetune", "joint", "shared-private")
+ENSEMBLE = "ensemble"
+NB = "nb/pooled"  # the ensemble's NB-weighted member (binarised n-grams); always last
+
+
+def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarray):
+    """The solver's design for ``texts``: n-gram matrix plus the network's own deep features."""
+    from transferflow.models.network import deep_features
+    from transferflow.models.solver import make_design
+
+    csr = model.featurizer.transform(texts)
+    return make_design(csr, deep_features(model.network, model.encoder(), texts), y, domain)
+
+
+def _new(featurizer, tokens, matrix, labels, max_len, members, **info) -> TextModel:
+    from transferflow.models.network import build_network
+
+    network = build_network(
+        featurizer.n_features,
+        matrix,
+        len(labels),
+        len(members),
+        n_binary=_n_binary(members),
+        member_weights=_member_weights(members),
+    )
+    return TextModel(network, featurizer, list(tokens), list(labels), max_len, list(members), info)
+
+
+def _n_binary(members: list[str]) -> int:
+    """How many of the (last) members read binarised n-grams."""
+    return sum(m.startswith("nb/") for m in members)
+
+
+def _member_weights(members: list[str]) -> list[float] | None:
+    """The ensemble's mean: half for the NB-weighted member(s), half for the TF-IDF members.
+
+    Two families of linear features, weighted alike: on validation splits of MDSD training data
+    an even split beat giving the NB member one share in seven at 50, 200 and 1,000 labels
+    (docs/benchmarks.md). ``None`` (equal weights) without both families.
+    """
+    n_binary = _n_binary(members)
+    if n_binary in (0, len(members)):
+        return None
+    rest = len(members) - n_binary
+    return [0.5 / rest] * rest + [0.5 / n_binary] * n_binary
+
+
+def _report(progress, done: int, total: int) -> None:
+    """Tell ``progress(share)`` (0..1) how many members are fitted; fitting is per member."""
+    if progress is not None:
+        progress(done / total)
+
+
+def _index(labels: list[str], classes: list[str]) -> np.ndarray:
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the classes {classes}")
+    return np.array([classes.index(v) for v in labels], dtype=np.int32)
+
+
+def _as_member(weights: list[np.ndarray], use_vectors: bool) -> dict[str, np.ndarray | None]:
+    return {
+        "wide_kernel": weights[0],
+        "wide_bias": weights[1],
+        "deep_kernel": weights[2] if use_vectors else None,
+    }
+
+
+def _prior(member_w: dict[str, np.ndarray], use_vectors: bool) -> list[np.ndarray]:
+    out = [member_w["wide_kernel"], member_w["wide_bias"]]
+    return out + [member_w["deep_kernel"]] if use_vectors else out
+
+
+def _settings(cfg):
+    from transferflow.config.settings import ModelConfig
+
+    return cfg if cfg is not None else ModelConfig()
+
+
+def _views(cfg) -> dict[str, bool]:
+    return {v: VIEWS[v] for v in _settings(cfg).views}
+
+
+def _grid(cfg) -> tuple[float, ...]:
+    return tuple(_settings(cfg).c_grid)
+
+
+def _folds(cfg) -> int:
+    return _settings(cfg).cv_folds
+
+
+def _mean(probas: list[np.ndarray | None], weights: list[float] | None = None):
+    """The members' out-of-fold probabilities, combined as the network combines them."""
+    return None if any(p is None for p in probas) else np.average(probas, axis=0, weights=weights)
+
+
+def train_from_scratch(
+    featurizer: NgramFeaturizer,
+    tokens: list[str],
+    matrix: np.ndarray,
+    texts: list[str],
+    labels: list[str],
+    classes: list[str],
+    *,
+    max_len: int,
+    seed: int,
+    role: str,
+    cfg=None,
+    progress=None,
+) -> tuple[TextModel, np.ndarray | None]:
+    """Fit one member per view on labelled texts, ``C`` by cross-validation each (the source
+    model, or the target-only baseline).
+
+    Args:
+        featurizer: fitted n-grams.
+        tokens: word-vector vocabulary (``matrix`` rows 2...).
+        matrix: word-vector matrix.
+        texts: training texts.
+        labels: their labels.
+        classes: the class order.
+        max_len: tokens per text for the deep part.
+        seed: seed of the folds.
+        role: name recorded in the model (e.g. ``source``).
+        cfg: :class:`~transferflow.config.settings.ModelConfig` (views, folds, grid); default
+        settings
+            when omitted.
+        progress: optional ``progress(share)`` called as members are fitted.
+
+    Returns:
+        (model, the members' averaged out-of-fold probabilities at their chosen ``C``, ``None``
+        with too few labels to cross-validate); ``info`` holds ``C`` and the cross-validated
+        log-loss per view.
+    """
+    from transferflow.models.network import stack_members
+    from transferflow.models.solver import SOURCE, choose_c, fit
+
+    views = _views(cfg)
+    y = _index(labels, classes)
+    model = _new(featurizer, tokens, matrix, classes, max_len, [f"{v}/{role}" for v in views])
+    full = _design(model, texts, y, np.full(len(y), SOURCE))
+    members, cs, losses, oofs = [], {}, {}, []
+    for view, use_vectors in views.items():
+        design = full if use_vectors else full.without_vectors()
+        c, scores, oof = choose_c(design, len(classes), seed, grid=_grid(cfg), k=_folds(cfg))
+        members.append(_as_member(fit(design, len(classes), c), use_vectors))
+        _report(progress, len(members), len(views))
+        cs[view], losses[view] = c, scores
+        oofs.append(oof)
+    stack_members(model.network, members)
+    model.info.update(
+        {
+            "role": role,
+            "C": cs,
+            "cv_log_loss": {
+                v: {str(c): round(x, 5) for c, x in sc.items()} for v, sc in losses.items()
+            },
+        }
+    )
+    return model, _mean(oofs)
+
+
+def train_pooled(
+    featurizer: NgramFeaturizer,
+    tokens: list[str],
+    matrix: np.ndarray,
+    source_texts: list[str],
+    source_labels: list[str],
+    texts: list[str],
+    labels: list[str],
+    classes: list[str],
+    *,
+    max_len: int,
+    seed: int,
+    cfg=None,
+    progress=None,
+) -> tuple[TextModel, np.ndarray | None]:
+    """NB-weighted logistic regression on pooled source + target labels
+    (:func:`~transferflow.models.nb.fit_nb`, one member): the strongest classic baseline measured
+    (docs/benchmarks.md), and the ensemble's last member.
+
+    Returns:
+        (model, out-of-fold probabilities on the target rows or ``None``).
+    """
+    from transferflow.models.network import stack_members
+    from transferflow.models.solver import SOURCE, TARGET
+
+    y = np.concatenate([_index(source_labels, classes), _index(labels, classes)])
+    dom = np.concatenate([np.full(len(source_labels), SOURCE), np.full(len(labels), TARGET)])
+    model = _new(featurizer, tokens, matrix, classes, max_len, [NB])
+    member, c, oof = fit_nb(
+        featurizer,
+        [*source_texts, *texts],
+        y,
+        dom,
+        len(classes),
+        seed,
+        grid=_grid(cfg),
+        folds=_folds(cfg),
+    )
+    stack_members(model.network, [member])
+    _report(progress, 1, 1)
+    model.info.update({"role": "pooled_lr", "C": {NB: c}})
+    return model, oof
+
+
+def adapt(
+    source: TextModel,
+    matrix: np.ndarray,
+    source_texts: list[str],
+    source_labels: list[str],
+    texts: list[str],
+    labels: list[str],
+    *,
+    strategy: str,
+    alpha: float,
+    beta: float,
+    seed: int,
+    cfg=None,
+    oof: bool = True,
+    progress=None,
+) -> tuple[TextModel, np.ndarray | None]:
+    """Adapt a source model to target labels (same classes), per view.
+
+    Args:
+        source: the fitted source model (its n-grams and vocabulary are reused).
+        matrix: word-vector matrix of ``source.tokens``.
+        source_texts: source training texts.
+        source_labels: their labels.
+        texts: target training texts.
+        labels: their labels.
+        strategy: ``finetune``, ``joint``, ``shared-private`` or ``ensemble`` (all three per view,
+            averaged with a pooled NB-weighted member, :func:`~transferflow.models.nb.fit_nb`).
+        alpha: weight of the source loss (``joint``).
+        beta: weight of the target loss (``joint``).
+        seed: seed of the folds.
+        cfg: :class:`~transferflow.config.settings.ModelConfig` (views, folds, grid).
+        oof: compute the out-of-fold probabilities (extra fold fits of ``joint`` and
+            ``shared-private``; sweeps, which choose no model, skip them).
+
+    Returns:
+        (adapted model, out-of-fold probabilities of the whole model on the target rows, from the
+        same folds as ``finetune``'s choice of ``C``; ``None`` with too few target labels).
+
+    Raises:
+        ValueError: a target label outside the source model's classes, or an unknown strategy.
+    """
+    from transferflow.models.network import stack_members
+    from transferflow.models.solver import SOURCE, TARGET, _fit, choose_c, fit, folds, log_proba
+
+    classes = source.labels
+    chosen = list(STRATEGIES) if strategy == ENSEMBLE else [strategy]
+    if any(s not in STRATEGIES for s in chosen):
+        raise ValueError(
+            f"unknown strategy {strategy!r}; expected one of {[*STRATEGIES, ENSEMBLE]}"
+        )
+    views = _views(cfg)
+    k = len(classes)
+    y_t, y_s = _index(labels, classes), _index(source_labels, classes)
+    names = [f"{v}/{s}" for v in views for s in chosen] + ([NB] if strategy == ENSEMBLE else [])
+    model = _new(source.featurizer, source.tokens, matrix, classes, source.max_len, names)
+    tgt_full = _design(model, texts, y_t, np.full(len(y_t), TARGET))
+    both_full = None
+    if any(s != "finetune" for s in chosen):
+        both_full = _design(
+            model,
+            [*source_texts, *texts],
+            np.concatenate([y_s, y_t]),
+            np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]),
+        )
+    masks = folds(y_t, seed, _folds(cfg))
+    want_oof = oof
+    src_members = dict(
+        zip([m.split("/")[0] for m in source.members], source.member_weights(), strict=True)
+    )
+    members, cs, oofs = [], {}, []
+    for view, use_vectors in views.items():
+        tgt = tgt_full if use_vectors else tgt_full.without_vectors()
+        both = (
+            None
+            if both_full is None
+            else (both_full if use_vectors else both_full.without_vectors())
+        )
+        prior = _prior(src_members[view], use_vectors)
+        c_src = float(source.info.get("C", {}).get(view, 1.0))
+        for s in chosen:
+            if s == "finetune":
+                c, _, oof = choose_c(tgt, k, seed, prior=prior, grid=_grid(cfg), k=_folds(cfg))
+                w = fit(tgt, k, c, prior=prior)
+            else:
+                c = c_src
+                kwargs: dict = {}
+                base = np.ones(both.n, np.float32)
+                if s == "joint":
+                    dom = np.asarray(both.domain)[: both.n]
+                    base = np.where(dom == SOURCE, alpha, beta).astype(np.float32)
+                else:  # shared-private: shared + source-only + target-only copies
+                    kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
+                w, copies = _fit(both, k, c, row_weight=base, **kwargs)
+                oof = None
+                if want_oof and masks is not None:  # the same folds, warm-started from the full fit
+                    oof = np.zeros((len(y_t), k), np.float32)
+                    offset = len(y_s)
+                    for mask in masks:
+                        held = np.zeros(both.n, dtype=bool)
+                        held[offset + np.flatnonzero(mask)] = True
+                        params, _ = _fit(
+                            both, k, c, row_weight=np.where(held, 0.0, base), init=copies, **kwargs
+                        )
+                        oof[mask] = np.exp(log_proba(params, both)[held])
+            members.append(_as_member(w, use_vectors))
+            _report(progress, len(members), len(names))
+            cs[f"{view}/{s}"] = c
+            oofs.append(oof)
+    if strategy == ENSEMBLE:
+        member, cs[NB], oof = fit_nb(
+            model.featurizer,
+            [*source_texts, *texts],
+            np.concatenate([y_s, y_t]),
+            np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]),
+            k,
+            seed,
+            grid=_grid(cfg),
+            folds=_folds(cfg),
+        )
+        members.append(member)
+        _report(progress, len(members), len(names))
+        oofs.append(oof if masks is not None else None)
+    stack_members(model.network, members)
+    model.info.update(
+        {"role": "transfer", "strategy": strategy, "C": cs, "alpha": alpha, "beta": beta}
+    )
+    weights = _member_weights(names)
+    return model, _mean(oofs, weights) if want_oof else None

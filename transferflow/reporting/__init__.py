@@ -1,0 +1,1 @@
+"""What a run leaves for people: report.md, report.html and its figures."""

@@ -1,0 +1,230 @@
+"""What a run leaves for people: report.md, the run's artefact listing and its configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transferflow.storage.files import write_json_atomic, write_text_atomic
+
+# Plain symbols from common text fonts: emoji need an emoji font, which servers often lack.
+_STATUS = {"passed": "✓ passed", "warned": "! warned", "failed": "✗ failed"}
+
+
+def _gate_table(gates: dict[str, Any]) -> list[str]:
+    lines = ["| gate | status | mode | checks | details |", "|---|---|---|---:|---|"]
+    for name, g in gates.items():
+        details = "; ".join(g["failed"]) if g["failed"] else ""
+        figures = {k: v for k, v in g.get("figures", {}).items() if not isinstance(v, dict)}
+        if not details and figures:
+            details = ", ".join(f"{k}={v}" for k, v in figures.items())
+        details = details.replace("|", "\\|").replace("\n", " ")
+        lines.append(
+            f"| {name} | {_STATUS.get(g['status'], g['status'])} | {g['mode']} | "
+            f"{g['checks']} | {details} |"
+        )
+    return lines
+
+
+def render_report(metrics: dict[str, Any], title: str) -> str:
+    """Markdown report: verdict, candidates side by side, gates, domain shift, per-class figures.
+
+    Args:
+        metrics: the dict written to ``metrics.json``.
+        title: report heading.
+
+    Returns:
+        Markdown text.
+    """
+    cands = metrics["candidates"]
+    lines = [f"# {title}", ""]
+    data = metrics.get("data", {})
+    if data:
+        src, tgt = data["source"], data["target"]
+        lines += [
+            f"Source **{src['name']}**: {src['counts']['train']} labelled training rows. "
+            f"Target **{tgt['name']}**: {tgt['counts']['train']} training labels, "
+            f"{tgt['counts']['test']} test rows. "
+            f"Labels: {', '.join(tgt['labels'])}.",
+            "",
+        ]
+        cleaned = _cleaning_line(data)
+        if cleaned:
+            lines += [cleaned, ""]
+    selection = metrics.get("selection")
+    if selection:
+        lines += [
+            f"Chosen model: **{selection['chosen']}**: {selection['reason']}. Rule: "
+            f"{selection['rule']}, on {selection['n']} target training labels.",
+            "",
+        ]
+        if selection["negative_transfer"]:
+            lines += [
+                "**Negative transfer**: target_only is significantly better than transfer "
+                "out-of-fold.",
+                "",
+            ]
+    oof = (selection or {}).get("oof_accuracy", {})
+    pvals = (selection or {}).get("p_vs_transfer", {})
+    lines += [
+        "## Candidates on the target test set",
+        "",
+        "| candidate | accuracy | macro-F1 | ROC AUC | out-of-fold accuracy "
+        "| McNemar p vs transfer |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in cands.items():
+        auc = f"{m['roc_auc']:.4f}" if "roc_auc" in m else "–"
+        mark = " **(chosen)**" if selection and name == selection["chosen"] else ""
+        v = f"{oof[name]:.4f}" if name in oof else "–"
+        p = f"{pvals[name]:.4f}" if name in pvals else "–"
+        lines.append(
+            f"| {name}{mark} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {auc} | {v} | {p} |"
+        )
+    gain = metrics.get("transfer_gain", {}).get("accuracy_vs_target_only")
+    if gain is not None:
+        verdict = (
+            "helped" if gain > 0 else ("did not help" if gain == 0 else "hurt (negative transfer)")
+        )
+        lines += [
+            "",
+            f"On the test set, transfer {verdict}: {gain:+.4f} accuracy versus target-only.",
+        ]
+    if metrics.get("gates"):
+        lines += ["", "## Data-quality gates", "", *_gate_table(metrics["gates"])]
+    shift = metrics.get("domain_shift")
+    if shift:
+        lines += [
+            "",
+            "## Domain shift",
+            "",
+            f"- vocabulary overlap (target token occurrences seen in the source): "
+            f"{shift['vocab_overlap']:.3f}",
+            f"- label-distribution distance (total variation): {shift['label_distance']:.3f}",
+            f"- proxy A-distance (0 = alike, 2 = separable): {shift['proxy_a_distance']:.3f}",
+        ]
+    curve = metrics.get("learning_curve")
+    if curve and curve["sizes"]:
+        lines += [
+            "",
+            "## How many target labels? (test accuracy)",
+            "",
+            "| target labels | transfer | target_only | gain |",
+            "|---:|---:|---:|---:|",
+        ]
+        for n, t, o in zip(curve["sizes"], curve["transfer"], curve["target_only"], strict=True):
+            gain = f"{t - o:+.4f}" if t is not None and o is not None else "–"
+            fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+            lines.append(f"| {n} | {fmt(t)} | {fmt(o)} | {gain} |")
+    lines += ["", "## Per-class results (test set)", ""]
+    for name, m in cands.items():
+        lines += [
+            f"### {name}",
+            "",
+            "| class | precision | recall | F1 | support |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for cls, pc in m["per_class"].items():
+            lines.append(
+                f"| {cls} | {pc['precision']:.4f} | {pc['recall']:.4f} | {pc['f1']:.4f} | "
+                f"{pc['support']} |"
+            )
+        labels = m["confusion_matrix"]["labels"]
+        lines += ["", "Confusion matrix (rows: true, columns: predicted):", ""]
+        lines += ["| | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+        for lab, row in zip(labels, m["confusion_matrix"]["matrix"], strict=True):
+            lines.append(f"| **{lab}** | " + " | ".join(str(v) for v in row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def render_gate_failure(exc, gates: dict[str, Any], title: str) -> str:
+    """Markdown for a run stopped by a gate: the failed checks, then the gates that ran before.
+
+    Args:
+        exc: the :class:`~transferflow.errors.GateFailedError`.
+        gates: summaries of the gates that completed before it.
+        title: run name.
+
+    Returns:
+        Markdown text.
+    """
+    lines = [
+        f"# {title}: stopped by gate `{exc.gate}`",
+        "",
+        f"The `{exc.gate}` gate failed{' for ' + exc.subject if exc.subject else ''}; "
+        "nothing after "
+        "it ran and no model was chosen.",
+        "",
+        "| what is wrong, and what to do | observed | expected | expectation (column) |",
+        "|---|---|---|---|",
+    ]
+    for f in exc.failures:
+        check = f.expectation + (f" ({f.column})" if f.column else "")
+        row = [f.hint or "", f.observed, f.expected, check]
+        lines.append(
+            "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in row) + " |"
+        )
+    if gates:
+        lines += ["", "Gates that passed before it:", "", *_gate_table(gates)]
+    lines += ["", "Data Docs (HTML, all expectations and their results): `data_docs/index.html`."]
+    return "\n".join(lines)
+
+
+def write_report(markdown: str, out_dir: Path) -> Path:
+    """Write ``report.md`` atomically into the run folder."""
+    return write_text_atomic(out_dir / "report.md", markdown)
+
+
+def link_artifacts(refs: dict[str, Any], folder: Path) -> Path:
+    """Copy a run's models and vectors into its folder and list them in ``artifacts.json``.
+
+    Copies, not hard links to the content-addressed store: a later change in the store (a damaged
+    object being recomputed, ``cache clear``) must never change a finished run's files.
+
+    Args:
+        refs: role -> :class:`~transferflow.storage.artifacts.ArtifactRef`.
+        folder: the run's ``artifacts`` folder (inside the staging folder while the run works).
+
+    Returns:
+        The path of ``artifacts.json``; its paths are relative to the run folder, so they stay
+        valid when the staging folder is renamed.
+    """
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = {}
+    for role, ref in refs.items():
+        src = Path(ref.verified_path())
+        dst = folder / f"{role}{''.join(src.suffixes[-1:])}"
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dst)
+        listing[role] = {"path": str(dst.relative_to(folder.parent)), "sha256": ref.sha256}
+    return write_json_atomic(folder.parent / "artifacts.json", listing)
+
+
+def write_config(config_json: str, out_dir: Path) -> Path:
+    """Record the run's full configuration next to its results."""
+    return write_json_atomic(out_dir / "config.json", json.loads(config_json))
+
+
+def _cleaning_line(data: dict) -> str:
+    """What was dropped before training (blank texts, repeats, test texts), per domain: rows of
+    the files read (the pool and the test part; the labelled rows are drawn from the pool)."""
+    said = []
+    for role in ("source", "target"):
+        d = data.get(role, {})
+        parts = []
+        for key, what in (
+            ("dropped_blank_text", "rows without text"),
+            ("dropped_repeats", "exact repeats"),
+            ("dropped_test_overlap", "training rows whose text is a target test text"),
+        ):
+            counts = d.get(key) or {}
+            if n := counts.get("pool", 0) + counts.get("test", 0):
+                parts.append(f"{n} {what}")
+        if parts:
+            said.append(f"{role} {d.get('name', '')}: {', '.join(parts)}")
+    return ("Dropped before training: " + "; ".join(said) + ".") if said else ""

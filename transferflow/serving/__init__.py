@@ -1,0 +1,1 @@
+"""Using registered models: batch scoring and which texts to label next."""

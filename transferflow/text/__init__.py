@@ -1,0 +1,1 @@
+"""Texts to model inputs: tokeniser, vocabulary, n-grams and word vectors."""
