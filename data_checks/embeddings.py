@@ -52,7 +52,7 @@ def validate_embeddings(
         "nonfinite_vectors": int((~finite).sum()),
         "target_coverage": target_coverage(kv, target_texts),
     }
-    summary = [
+    summary: list[gx.expectations.Expectation] = [
         ex.ExpectColumnValuesToBeBetween(
             column="target_coverage", min_value=cfg.min_target_coverage
         ),

@@ -17,7 +17,7 @@ import typer
 from transferflow.config.sources import assemble_config
 from transferflow.errors import ConfigError
 from transferflow.flows import local_server
-from transferflow.flows.cli_common import App, TextColumnOpt, _opt
+from transferflow.flows.cli_common import App, TextColumnOpt
 from transferflow.flows.cli_manage import cache_app, models_app, server_app
 from transferflow.flows.cli_score import score
 
@@ -40,31 +40,67 @@ def _root() -> None:
     """Transfer learning for text classification, orchestrated by Prefect."""
 
 
-ConfigOpt = _opt(Path | None, "--config", "-c", help="YAML config file (see README).")
-SourceOpt = _opt(list[str] | None, "--source", help="Source training file or URL (repeatable).")
-SourceTestOpt = _opt(
-    list[str] | None, "--source-test", help="Source test file or URL (repeatable)."
-)
-SourceNameOpt = _opt(str | None, "--source-name", help="Source domain name.")
-TargetOpt = _opt(list[str] | None, "--target", help="Target training file or URL (repeatable).")
-TargetTestOpt = _opt(
-    list[str] | None, "--target-test", help="Target test file or URL (repeatable)."
-)
-TargetNameOpt = _opt(str | None, "--target-name", help="Target domain name.")
-LabelColumnOpt = _opt(str | None, "--label-column", help="Label column, both domains.")
-TrainSizeOpt = _opt(
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (see README).", show_default=False),
+]
+SourceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Source training file or URL (repeatable).", show_default=False),
+]
+SourceTestOpt = Annotated[
+    list[str] | None,
+    typer.Option("--source-test", help="Source test file or URL (repeatable).", show_default=False),
+]
+SourceNameOpt = Annotated[
+    str | None, typer.Option("--source-name", help="Source domain name.", show_default=False)
+]
+TargetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--target", help="Target training file or URL (repeatable).", show_default=False),
+]
+TargetTestOpt = Annotated[
+    list[str] | None,
+    typer.Option("--target-test", help="Target test file or URL (repeatable).", show_default=False),
+]
+TargetNameOpt = Annotated[
+    str | None, typer.Option("--target-name", help="Target domain name.", show_default=False)
+]
+LabelColumnOpt = Annotated[
+    str | None,
+    typer.Option("--label-column", help="Label column, both domains.", show_default=False),
+]
+TrainSizeOpt = Annotated[
     int | None,
-    "--target-train-size",
-    help="Cap on target training labels, balanced by class (default: all).",
-)
-TestSizeOpt = _opt(
-    float | None, "--test-size", help="Test share when there is no test file (default 0.2)."
-)
-VectorsOpt = _opt(str | None, "--vectors", help="Pretrained vectors file or URL.")
-SeedOpt = _opt(int | None, "--seed", help="Random seed (default 42).")
-SetOpt = _opt(
-    list[str] | None, "--set", help="Any setting: section.field=value (YAML value). Repeatable."
-)
+    typer.Option(
+        "--target-train-size",
+        help="Cap on target training labels, balanced by class (default: all).",
+        show_default=False,
+    ),
+]
+TestSizeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--test-size",
+        help="Test share when there is no test file (default 0.2).",
+        show_default=False,
+    ),
+]
+VectorsOpt = Annotated[
+    str | None,
+    typer.Option("--vectors", help="Pretrained vectors file or URL.", show_default=False),
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Random seed (default 42).", show_default=False)
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Any setting: section.field=value (YAML value). Repeatable.",
+        show_default=False,
+    ),
+]
 
 
 def _data_flags(given: dict[str, Any]) -> dict[str, Any]:
@@ -113,27 +149,57 @@ def run(
     target_train_size: TrainSizeOpt = None,
     test_size: TestSizeOpt = None,
     vectors: VectorsOpt = None,
-    vectors_format: _opt(
-        str | None, "--vectors-format", help="auto | word2vec | word2vec-binary | glove | fasttext"
-    ) = None,
-    vector_size: _opt(int | None, "--vector-size", help="Vector dimension.") = None,
-    strategy: _opt(
-        str | None, "--strategy", help="ensemble (default) | finetune | joint | shared-private"
-    ) = None,
-    max_len: _opt(
-        int | None, "--max-len", help="Tokens per text the word-vector mean reads."
-    ) = None,
-    alpha: _opt(float | None, "--alpha", help="'joint'/'ensemble': source loss weight.") = None,
-    beta: _opt(float | None, "--beta", help="'joint'/'ensemble': target loss weight.") = None,
+    vectors_format: Annotated[
+        str | None,
+        typer.Option(
+            "--vectors-format",
+            help="auto | word2vec | word2vec-binary | glove | fasttext",
+            show_default=False,
+        ),
+    ] = None,
+    vector_size: Annotated[
+        int | None, typer.Option("--vector-size", help="Vector dimension.", show_default=False)
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            "--strategy",
+            help="ensemble (default) | finetune | joint | shared-private",
+            show_default=False,
+        ),
+    ] = None,
+    max_len: Annotated[
+        int | None,
+        typer.Option(
+            "--max-len", help="Tokens per text the word-vector mean reads.", show_default=False
+        ),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option("--alpha", help="'joint'/'ensemble': source loss weight.", show_default=False),
+    ] = None,
+    beta: Annotated[
+        float | None,
+        typer.Option("--beta", help="'joint'/'ensemble': target loss weight.", show_default=False),
+    ] = None,
     seed: SeedOpt = None,
-    output_dir: _opt(Path | None, "--output-dir", help="Parent of run folders.") = None,
-    run_name: _opt(str | None, "--run-name", help="Run folder name.") = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="Parent of run folders.", show_default=False)
+    ] = None,
+    run_name: Annotated[
+        str | None, typer.Option("--run-name", help="Run folder name.", show_default=False)
+    ] = None,
     refresh_cache: Annotated[
         bool, typer.Option("--refresh-cache", help="Recompute every cached stage.", metavar="")
     ] = False,
-    cache_dir: _opt(
-        str | None, "--cache-dir", help="Artefact store folder or fsspec URL (s3://...)."
-    ) = None,
+    cache_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--cache-dir",
+            help="Artefact store folder or fsspec URL (s3://...).",
+            show_default=False,
+        ),
+    ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the cache.", metavar="")
     ] = False,
@@ -208,7 +274,10 @@ def validate(
     test_size: TestSizeOpt = None,
     vectors: VectorsOpt = None,
     seed: SeedOpt = None,
-    docs_dir: _opt(Path | None, "--docs-dir", help="Write GX Data Docs (HTML) here.") = None,
+    docs_dir: Annotated[
+        Path | None,
+        typer.Option("--docs-dir", help="Write GX Data Docs (HTML) here.", show_default=False),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Run only the data-quality gates (raw input, leakage, domain shift); no training.
@@ -236,23 +305,37 @@ def validate(
 
 @app.command()
 def suggest(
-    unlabeled: _opt(
+    unlabeled: Annotated[
         Path | None,
-        "--unlabeled",
-        help="Unlabelled target texts to choose from (CSV/TSV/JSONL/Parquet; any label column "
-        "is ignored). Default with the demo: the demo's target file.",
-    ) = None,
-    output: _opt(
-        Path, "--output", help="CSV to write: the texts to label next, most useful first."
-    ) = Path("to_label.csv"),
-    n: _opt(int | None, "--n", help="How many texts to suggest (default 100).") = None,
-    method: _opt(
+        typer.Option(
+            "--unlabeled",
+            help="Unlabelled target texts to choose from (CSV/TSV/JSONL/Parquet; any label column "
+            "is ignored). Default with the demo: the demo's target file.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            help="CSV to write: the texts to label next, most useful first.",
+            show_default=False,
+        ),
+    ] = Path("to_label.csv"),
+    n: Annotated[
+        int | None,
+        typer.Option("--n", help="How many texts to suggest (default 100).", show_default=False),
+    ] = None,
+    method: Annotated[
         str | None,
-        "--method",
-        help="margin (default: the least sure texts) | random | balanced-margin | "
-        "softrank-margin | margin-cluster | badge | typical-cluster | committee "
-        "(see docs/models.md).",
-    ) = None,
+        typer.Option(
+            "--method",
+            help="margin (default: the least sure texts) | random | balanced-margin | "
+            "softrank-margin | margin-cluster | badge | typical-cluster | committee "
+            "(see docs/models.md).",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
     source_test: SourceTestOpt = None,
@@ -308,16 +391,29 @@ def suggest(
 @app.command()
 def sweep(
     grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (see README).")],
-    task_runner: _opt(str, "--task-runner", help="local (default) | dask") = "local",
-    workers: _opt(
+    task_runner: Annotated[
+        str, typer.Option("--task-runner", help="local (default) | dask", show_default=False)
+    ] = "local",
+    workers: Annotated[
         int | None,
-        "--workers",
-        help="Parallel workers (Dask: LocalCluster processes; default one per core).",
-    ) = None,
-    dask_address: _opt(
-        str | None, "--dask-address", help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786."
-    ) = None,
-    output_dir: _opt(Path | None, "--output-dir", help="Parent of sweep folders.") = None,
+        typer.Option(
+            "--workers",
+            help="Parallel workers (Dask: LocalCluster processes; default one per core).",
+            show_default=False,
+        ),
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address",
+            help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786.",
+            show_default=False,
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("--output-dir", help="Parent of sweep folders.", show_default=False),
+    ] = None,
 ) -> None:
     """Run many transfer runs (pairs x budgets x architectures/strategies x seeds) in parallel."""
     from transferflow.experiments.sweep import load_grid

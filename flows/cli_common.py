@@ -15,7 +15,7 @@ class _PlainHelp:
     """Typer shows its own ``--help`` flag with a ``<bool>`` type; a flag takes no value."""
 
     def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             option.metavar = ""
         return option
@@ -68,15 +68,19 @@ def fail_with(message: str, exit_code: int) -> typer.Exit:
     return typer.Exit(exit_code)
 
 
-def _opt(kind, *names: str, help: str):  # noqa: A002 - mirrors typer's parameter name
-    return Annotated[kind, typer.Option(*names, help=help, show_default=False)]
-
-
-RegistryOpt = _opt(
+RegistryOpt = Annotated[
     Path | None,
-    "--registry",
-    help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry).",
-)
-TextColumnOpt = _opt(
-    list[str] | None, "--text-column", help="Text column, both domains (repeat to join several)."
-)
+    typer.Option(
+        "--registry",
+        help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry).",
+        show_default=False,
+    ),
+]
+TextColumnOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--text-column",
+        help="Text column, both domains (repeat to join several).",
+        show_default=False,
+    ),
+]

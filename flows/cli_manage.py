@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from transferflow.errors import ConfigError, TransferflowError
-from transferflow.flows.cli_common import App, RegistryOpt, _fail, _opt
+from transferflow.flows.cli_common import App, RegistryOpt, _fail
 
 server_app = App(
     help="The local Prefect server that CLI runs share (used when PREFECT_API_URL is not set)."
@@ -53,9 +53,12 @@ def server_stop() -> None:
 
 
 cache_app = App(help="Inspect and clean the artefact store (cached vectors and models).")
-CacheDirOpt = _opt(
-    str | None, "--cache-dir", help="Store folder or URL (default: the run default)."
-)
+CacheDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-dir", help="Store folder or URL (default: the run default).", show_default=False
+    ),
+]
 
 
 def _store(cache_dir: str | None):
@@ -137,7 +140,7 @@ def cache_prune(
 models_app = App(help="The model registry: versions and the champion alias.")
 
 
-def _registry(path: Path):
+def _registry(path: Path | None):
     from transferflow.storage.registry import Registry
 
     return Registry(path)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from transferflow.flows import local_server
-from transferflow.flows.cli_common import RegistryOpt, TextColumnOpt, _opt
+from transferflow.flows.cli_common import RegistryOpt, TextColumnOpt
 from transferflow.storage import paths
 from transferflow.storage.paths import STDOUT
 
@@ -22,10 +22,18 @@ def score(
         Path,
         typer.Option("--output", help="Predictions CSV to write; '-' writes to standard output."),
     ],
-    model: _opt(int | None, "--model", help="Model version (default: the champion).") = None,
+    model: Annotated[
+        int | None,
+        typer.Option("--model", help="Model version (default: the champion).", show_default=False),
+    ] = None,
     registry: RegistryOpt = None,
     text_column: TextColumnOpt = None,
-    id_column: _opt(str, "--id-column", help="Column copied to the output when present.") = "id",
+    id_column: Annotated[
+        str,
+        typer.Option(
+            "--id-column", help="Column copied to the output when present.", show_default=False
+        ),
+    ] = "id",
 ) -> None:
     """Score a file with a registered model: predicted label and class probabilities per row."""
     _check_score_paths(input_path, output_path)

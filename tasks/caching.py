@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from prefect import get_run_logger
 from prefect.states import Completed, State
@@ -82,7 +82,7 @@ def cached(
     cfg: CacheConfig,
     result_type: type[M],
     compute: Callable[[Path], M],
-) -> M | State:
+) -> M:
     """Return the cached result of ``stage`` for ``inputs``, or compute and cache it.
 
     Args:
@@ -93,7 +93,9 @@ def cached(
         compute: ``compute(out_dir)`` writes its artefacts into ``out_dir`` and returns the result.
 
     Returns:
-        The result, or a ``Cached`` Completed state holding it (the task's final state).
+        The result, or a ``Cached`` Completed state holding it (the task's final state). A task
+        that returns the state ends in it, and its caller receives the result, so the state is
+        typed as the result it holds; inside a task, :func:`value_of` unwraps it.
     """
     store = store_for(cfg)
     work = Path(tempfile.mkdtemp(prefix=f"{stage}-", dir=_tmp(store)))
@@ -106,9 +108,10 @@ def cached(
         with store.lock(key):
             if not cfg.refresh and (hit := store.lookup(key)) is not None:
                 get_run_logger().info("cache hit %s (%s)", key, store.location)
-                return Completed(
+                state: State = Completed(
                     data=result_type.model_validate(hit), name="Cached", message=f"reused {key}"
                 )
+                return cast(M, state)
             result = result_type.model_validate(
                 _adopt(compute(work).model_dump(mode="json"), store)
             )

@@ -5,7 +5,8 @@ in ``tasks/reporting.py``, registering, scoring and suggesting in ``tasks/servin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -32,8 +33,12 @@ class _Progress:
         from prefect.artifacts import create_progress_artifact
 
         self.role = role
-        self.artifact_id = create_progress_artifact(
-            progress=0.0, description=f"Training progress: {role} model (members fitted)"
+        # Called from a synchronous task: the call returns the artifact's id, not a coroutine.
+        self.artifact_id = cast(
+            UUID,
+            create_progress_artifact(
+                progress=0.0, description=f"Training progress: {role} model (members fitted)"
+            ),
         )
 
     def __call__(self, share: float) -> None:
@@ -106,14 +111,14 @@ def build_embeddings(
     }
 
     parsed = None
-    if cfg.pretrained_path is not None:  # parsed once per file content, reused by every run
+    if (vectors_path := cfg.pretrained_path) is not None:  # parsed once per content, then reused
         parsed = value_of(
             cached(
                 "convert_vectors",
                 {"sha256": inputs["pretrained_sha256"], "format": cfg.pretrained_format},
                 cache,
                 datasets.ParsedVectors,
-                lambda out: datasets.parse_vectors(cfg.pretrained_path, cfg.pretrained_format, out),
+                lambda out: datasets.parse_vectors(vectors_path, cfg.pretrained_format, out),
             )
         )
 

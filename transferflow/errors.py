@@ -118,4 +118,6 @@ def environment_failure(exc: BaseException) -> EnvironmentFailure | None:
 
 def is_user_error(exc: BaseException | None) -> bool:
     """Whether ``exc`` is a user mistake or an environment failure (printed without traceback)."""
-    return isinstance(exc, TransferflowError) or environment_failure(exc) is not None
+    return isinstance(exc, TransferflowError) or (
+        exc is not None and environment_failure(exc) is not None
+    )

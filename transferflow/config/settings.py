@@ -8,7 +8,7 @@ own section of it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -421,7 +421,7 @@ class RegistryConfig(_Section):
 
 # What transferflow.serving.suggest implements (defined here, where the config validates the
 # choice).
-SUGGEST_STRATEGIES = (
+SuggestStrategy = Literal[
     "random",
     "margin",
     "balanced-margin",
@@ -430,14 +430,15 @@ SUGGEST_STRATEGIES = (
     "badge",
     "typical-cluster",
     "committee",
-)
+]
+SUGGEST_STRATEGIES: tuple[str, ...] = get_args(SuggestStrategy)
 
 
 class SuggestConfig(_Section):
     """``transferflow suggest``: which unlabelled target texts to label next."""
 
     n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
-    strategy: Literal[SUGGEST_STRATEGIES] = Field(
+    strategy: SuggestStrategy = Field(
         default="margin",
         description="margin: the least sure texts (default: on MDSD it beat a random sample at "
         "both starting budgets, see docs/benchmarks.md); random: a uniform sample; "

@@ -13,8 +13,10 @@ import math
 import re
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -223,7 +225,7 @@ def _open_text(path: Path):
     import gzip
     import lzma
 
-    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    openers: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
     return openers.get(Path(path).suffix.lower(), open)(path, "rt", encoding="utf-8")
 
 
@@ -404,7 +406,8 @@ def _bad_json_line(path: Path) -> str | None:
                 try:
                     value = json.loads(line)
                 except ValueError as exc:
-                    return f"line {number} is not valid JSON ({exc.msg}): {line.strip()[:80]!r}"
+                    why = getattr(exc, "msg", str(exc))
+                    return f"line {number} is not valid JSON ({why}): {line.strip()[:80]!r}"
                 if not isinstance(value, dict):
                     return f"line {number} is not a JSON object: {line.strip()[:80]!r}"
     except (OSError, UnicodeDecodeError, EOFError):
@@ -502,7 +505,11 @@ def balanced_sample(frame: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
             left -= take
             if left == 0:
                 break
-    chosen = np.concatenate([groups[lab][: quota[lab]] for lab in groups]) if groups else []
+    chosen = (
+        np.concatenate([groups[lab][: quota[lab]] for lab in groups])
+        if groups
+        else np.array([], dtype=np.int64)
+    )
     return frame.loc[rng.permutation(chosen)].reset_index(drop=True)
 
 

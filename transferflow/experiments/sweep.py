@@ -105,7 +105,7 @@ class SweepGrid(_Section):
         if self.pairs == "all":
             names = list(self.domains)
             return [(s, t) for s in names for t in names if s != t]
-        return [tuple(p) for p in self.pairs]
+        return [(str(p[0]), str(p[1])) for p in self.pairs]
 
 
 def load_grid(path: Path) -> SweepGrid:

@@ -77,7 +77,8 @@ def save(
         written = model.write(Path(tmp))
         refs = {
             name: write_artifact(
-                folder / name, lambda dst, src=path: dst.write_bytes(src.read_bytes())
+                folder / name,
+                lambda dst, src=path: dst.write_bytes(src.read_bytes()),  # type: ignore[misc]
             )
             for name, path in written.items()
         }
@@ -209,7 +210,7 @@ def fine_tune(
     texts, labels = _labelled(target.train)
     if source.labels == target.labels:
         s_texts, s_labels = _labelled(source.train)
-        model, oof = adapt(
+        model, oof_proba = adapt(
             base,
             matrix,
             s_texts,
@@ -224,11 +225,11 @@ def fine_tune(
             oof=oof,
             progress=progress,
         )
-        return save(model, "transfer", out_dir, oof, new_head=False)
-    model, oof = _from_scratch(
+        return save(model, "transfer", out_dir, oof_proba, new_head=False)
+    model, oof_proba = _from_scratch(
         base.featurizer, base.tokens, matrix, target, "transfer", model_cfg, seed, progress
     )
-    return save(model, "transfer", out_dir, oof, new_head=True)
+    return save(model, "transfer", out_dir, oof_proba, new_head=True)
 
 
 def train_target_only(

@@ -43,7 +43,7 @@ def _persistent_compilation_cache() -> None:
     programs that compiled in under 0.1 s are not kept (loading one costs about that)."""
     import jax
 
-    if jax.config.jax_compilation_cache_dir:
+    if getattr(jax.config, "jax_compilation_cache_dir", None):
         return  # the user chose one
     from transferflow.storage.files import local_root
 

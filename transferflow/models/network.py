@@ -21,12 +21,13 @@ The custom layers are registered, so loading needs no code from the file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from transferflow.models.keras_backend import keras
 
-k = keras()
+k: Any = keras()  # a module; typed Any (Keras ships no type information)
 ops = k.ops
 
 WIDE = "wide"
@@ -213,7 +214,7 @@ def deep_features(network, encoder, texts: list[str]) -> np.ndarray:
     return out
 
 
-def stack_members(network, members: list[dict[str, np.ndarray]]) -> None:
+def stack_members(network, members: list[dict[str, Any]]) -> None:
     """Copy fitted members' weights into ``network``'s slices (members in order).
 
     A member with a ``scale`` (per n-gram, binarised members) has it folded into its kernel: the

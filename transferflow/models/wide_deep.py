@@ -121,7 +121,10 @@ def _folds(cfg) -> int:
 
 def _mean(probas: list[np.ndarray | None], weights: list[float] | None = None):
     """The members' out-of-fold probabilities, combined as the network combines them."""
-    return None if any(p is None for p in probas) else np.average(probas, axis=0, weights=weights)
+    present = [p for p in probas if p is not None]
+    if len(present) < len(probas):
+        return None
+    return np.average(np.stack(present), axis=0, weights=weights)
 
 
 def train_from_scratch(
@@ -302,7 +305,8 @@ def adapt(
     src_members = dict(
         zip([m.split("/")[0] for m in source.members], source.member_weights(), strict=True)
     )
-    members, cs, oofs = [], {}, []
+    members, cs = [], {}
+    oofs: list[np.ndarray | None] = []
     for view, use_vectors in views.items():
         tgt = tgt_full if use_vectors else tgt_full.without_vectors()
         both = (
@@ -314,10 +318,13 @@ def adapt(
         c_src = float(source.info.get("C", {}).get(view, 1.0))
         for s in chosen:
             if s == "finetune":
-                c, _, oof = choose_c(tgt, k, seed, prior=prior, grid=_grid(cfg), k=_folds(cfg))
+                c, _, member_oof = choose_c(
+                    tgt, k, seed, prior=prior, grid=_grid(cfg), k=_folds(cfg)
+                )
                 w = fit(tgt, k, c, prior=prior)
             else:
                 c = c_src
+                assert both is not None  # every strategy but finetune pools the source rows
                 kwargs: dict = {}
                 base = np.ones(both.n, np.float32)
                 if s == "joint":
@@ -326,9 +333,9 @@ def adapt(
                 else:  # shared-private: shared + source-only + target-only copies
                     kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
                 w, copies = _fit(both, k, c, row_weight=base, **kwargs)
-                oof = None
+                member_oof = None
                 if want_oof and masks is not None:  # the same folds, warm-started from the full fit
-                    oof = np.zeros((len(y_t), k), np.float32)
+                    member_oof = np.zeros((len(y_t), k), np.float32)
                     offset = len(y_s)
                     for mask in masks:
                         held = np.zeros(both.n, dtype=bool)
@@ -336,13 +343,13 @@ def adapt(
                         params, _ = _fit(
                             both, k, c, row_weight=np.where(held, 0.0, base), init=copies, **kwargs
                         )
-                        oof[mask] = np.exp(log_proba(params, both)[held])
+                        member_oof[mask] = np.exp(log_proba(params, both)[held])
             members.append(_as_member(w, use_vectors))
             _report(progress, len(members), len(names))
             cs[f"{view}/{s}"] = c
-            oofs.append(oof)
+            oofs.append(member_oof)
     if strategy == ENSEMBLE:
-        member, cs[NB], oof = fit_nb(
+        member, cs[NB], nb_oof = fit_nb(
             model.featurizer,
             [*source_texts, *texts],
             np.concatenate([y_s, y_t]),
@@ -354,7 +361,7 @@ def adapt(
         )
         members.append(member)
         _report(progress, len(members), len(names))
-        oofs.append(oof if masks is not None else None)
+        oofs.append(nb_oof if masks is not None else None)
     stack_members(model.network, members)
     model.info.update(
         {"role": "transfer", "strategy": strategy, "C": cs, "alpha": alpha, "beta": beta}

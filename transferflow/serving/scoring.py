@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,7 +120,7 @@ def joined_text(
 
 WORKERS = max(2, min(os.cpu_count() or 2, 8))  # featurising processes of score_file
 POOL_MIN_BYTES = 2_000_000  # smaller files are featurised in-process (no process start-up)
-_ENCODER = None  # in a featurising process: the model's FeatureEncoder (see _init_worker)
+_ENCODER: Any = None  # in a featurising process: the model's FeatureEncoder (see _init_worker)
 
 
 @contextlib.contextmanager
@@ -149,7 +150,7 @@ def _init_worker(files: dict[str, str]) -> None:
     meta = json.loads(Path(files["model.json"]).read_text(encoding="utf-8"))
     tokens = json.loads(Path(files["vocab.json"]).read_text(encoding="utf-8"))
     _ENCODER = FeatureEncoder(
-        NgramFeaturizer.from_files(files["ngrams.json"], files["idf.npz"]),
+        NgramFeaturizer.from_files(Path(files["ngrams.json"]), Path(files["idf.npz"])),
         Vocabulary(tokens),
         int(meta["max_len"]),
     )
@@ -201,7 +202,7 @@ class Scorer:
         # Absolute paths, and the verified hashes in the key of loaded models: a process that
         # scores for several registries (or working folders) never reuses another's model.
         self.encoder_files = {name: str(path.resolve()) for name, path in files.items()}
-        self._model = None
+        self._model: Any = None
 
     @property
     def model(self):  # -> TextModel
@@ -320,9 +321,10 @@ def score_file(
 
     rows = 0
     # closing(): an error mid-file ends the featurising processes now, not when collected.
-    with _output(target) as out, contextlib.closing(
-        prepared(iter_chunks(input_path, chunk_rows))
-    ) as batches:
+    with (
+        _output(target) as out,
+        contextlib.closing(prepared(iter_chunks(input_path, chunk_rows))) as batches,
+    ):
         header_written = False
         for chunk, inputs in batches:
             proba = scorer.predict_prepared(inputs)

@@ -39,6 +39,7 @@ Reading an unlabelled file and writing the suggestions is :mod:`transferflow.ser
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -258,11 +259,11 @@ def _typical_cluster(m, features, n, seed, neighbours: int = 20) -> Suggestion:
         sizes.append(len(members))
     order = np.argsort(-np.asarray(sizes), kind="stable")  # largest groups first
     out = np.asarray(rows, np.int64)[order]
-    sizes = np.asarray(sizes)[order]
+    group_sizes = np.asarray(sizes)[order]
     reasons = [
         f"most typical of a group of {size} similar texts (group {i + 1} of {len(out)} by "
         f"size); margin {m[r]:.3f}"
-        for i, (r, size) in enumerate(zip(out, sizes, strict=True))
+        for i, (r, size) in enumerate(zip(out, group_sizes, strict=True))
     ]
     if len(out) < n:  # k-means found fewer distinct groups (repeated texts)
         rest = np.setdiff1d(np.arange(len(m)), out)
@@ -279,7 +280,7 @@ def _badge(proba, m, rank, features, n, rng) -> Suggestion:
     # g_i = (p_i - e_i) ⊗ x_i; <g_i, g_j> = <p_i - e_i, p_j - e_j> * <x_i, x_j>.
     resid = proba.copy()
     resid[np.arange(total), proba.argmax(axis=1)] -= 1.0
-    x = sp.csr_matrix(features) if sp.issparse(features) else np.asarray(features)
+    x: Any = sp.csr_matrix(features) if sp.issparse(features) else np.asarray(features)
     x_sq = np.asarray(x.multiply(x).sum(axis=1)).ravel() if sp.issparse(x) else (x * x).sum(1)
     g_sq = (resid * resid).sum(axis=1) * x_sq
 

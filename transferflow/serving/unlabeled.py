@@ -117,6 +117,7 @@ def suggest_file(
 
     # The path policy here too (deployments call this without the CLI's preflight).
     target = paths.output_file(output, "output", stream=False)
+    assert target is not None  # stream=False: never standard output
     paths.refuse_inputs(target, [path], "output")
     texts, ids, counts = read_unlabeled(path, text_columns, id_column, exclude)
     if not texts:

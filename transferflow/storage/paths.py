@@ -166,7 +166,7 @@ def refuse_inputs(output: Path, inputs: Iterable[object], flag: str) -> None:
     for item in inputs:
         if item is None or is_url(item):
             continue
-        if same_file(output, os.fspath(item)):
+        if same_file(output, os.fspath(item)):  # type: ignore[call-overload]
             raise ConfigError(
                 f"{flag} {output} is an input file ({item}); inputs are never overwritten. "
                 "Choose another output path."

@@ -203,8 +203,8 @@ class _Tables:
         base = len(token_ids) + 1
         if base ** ngram_range[1] >= 2**63:
             raise ValueError(f"{base - 1} distinct words are too many for {ngram_range[1]}-grams")
-        keys = {n: [] for n in range(ngram_range[0], ngram_range[1] + 1)}
-        feats = {n: [] for n in keys}
+        keys: dict[int, list[int]] = {n: [] for n in range(ngram_range[0], ngram_range[1] + 1)}
+        feats: dict[int, list[int]] = {n: [] for n in keys}
         for f, parts in enumerate(split):
             key = 0
             for p in parts:
