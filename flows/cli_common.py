@@ -72,7 +72,8 @@ RegistryOpt = Annotated[
     Path | None,
     typer.Option(
         "--registry",
-        help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR or ./registry).",
+        help="Model registry folder (default: $TRANSFERFLOW_REGISTRY_DIR, else "
+        "$TRANSFERFLOW_HOME/registry; see 'transferflow where').",
         show_default=False,
     ),
 ]

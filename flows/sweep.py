@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -122,7 +121,7 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
     markdown = _summary_markdown(grid, frame, summary)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    final = Path(grid.output_dir) / f"{grid.name}-{stamp}"
+    final = grid.sweeps_parent() / f"{grid.name}-{stamp}"
     work = final.with_name(f".{final.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -109,7 +109,7 @@ def _flow_run_name() -> str:
 def transfer_learning(config: RunConfig) -> dict[str, Any]:
     """Run the whole transfer-learning pipeline; returns the run folder and the metrics."""
     logger = get_run_logger()
-    parent = Path(config.output_dir)
+    parent = config.runs_parent()
     for folder, pid in paths.remove_abandoned(parent, ".*.partial"):
         logger.info("removed %s, left by a run that was killed (process %d)", folder, pid)
     if config.run_name is not None:

@@ -12,7 +12,9 @@ import pytest
 from transferflow.config.settings import DEMO_DIR
 
 REPO = Path(__file__).resolve().parents[1]
-# Tests never touch the user's cache: one store for the whole session (and its subprocesses).
+# Tests never touch the user's state: one base folder (runs, sweeps, local copies) and one store
+# and registry for the whole session (and its subprocesses).
+os.environ["TRANSFERFLOW_HOME"] = tempfile.mkdtemp(prefix="transferflow-test-home-")
 os.environ["TRANSFERFLOW_CACHE_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-cache-")
 os.environ["TRANSFERFLOW_REGISTRY_DIR"] = tempfile.mkdtemp(prefix="transferflow-test-registry-")
 # XLA's compiled programs are shared by this session's processes, not with the user's cache.

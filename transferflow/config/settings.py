@@ -397,7 +397,7 @@ class CacheConfig(_Section):
         default=None,
         description="Artefact store: a folder or an fsspec URL (s3://bucket/prefix, gs://...) "
         "shared by workers on several machines; unset = $TRANSFERFLOW_CACHE_DIR or "
-        "~/.cache/transferflow.",
+        "$TRANSFERFLOW_HOME/cache.",
     )
     refresh: bool = Field(
         default=False, description="Recompute every cached stage (and store the new results)."
@@ -410,7 +410,8 @@ class RegistryConfig(_Section):
     enabled: bool = Field(default=True, description="Register the run's chosen model.")
     dir: Path | None = Field(
         default=None,
-        description="Model registry folder; unset = $TRANSFERFLOW_REGISTRY_DIR or ./registry.",
+        description="Model registry folder; unset = $TRANSFERFLOW_REGISTRY_DIR or "
+        "$TRANSFERFLOW_HOME/registry.",
     )
     auto_promote: bool = Field(
         default=True,
@@ -470,12 +471,22 @@ class RunConfig(_Section):
         description="Seed for splits, vectors and weights (0 to 2**32 - 1, the range NumPy, "
         "gensim and JAX all take).",
     )
-    output_dir: Path = Field(default=Path("runs"), description="Parent folder of run folders.")
+    output_dir: Path | None = Field(
+        default=None,
+        description="Parent folder of run folders; unset = $TRANSFERFLOW_HOME/runs "
+        "(`transferflow where`).",
+    )
     run_name: str | None = Field(
         default=None,
         description="Run folder name (a plain name: letters, digits, '.', '_', '-', '+'); "
         "default '<source>-to-<target>-<time>'.",
     )
+
+    def runs_parent(self) -> Path:
+        """The folder run folders go in: ``output_dir``, else ``$TRANSFERFLOW_HOME/runs``."""
+        from transferflow.storage import state
+
+        return self.output_dir if self.output_dir is not None else state.runs_dir()
 
     @field_validator("run_name")
     @classmethod

@@ -40,7 +40,7 @@ def check_inputs(cfg: RunConfig) -> None:
             f"{sorted(same)[0]} is both a source and a target file. Transfer needs two different "
             "domains: pass the target domain's own files with --target."
         )
-    _check_folder(Path(cfg.output_dir), "output_dir", "run folders")
+    _check_folder(cfg.runs_parent(), "output_dir", "run folders")
     if cfg.registry.dir is not None:
         _check_folder(Path(cfg.registry.dir), "registry.dir", "the model registry")
     if cfg.cache.dir is not None and not is_url(cfg.cache.dir):

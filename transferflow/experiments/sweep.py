@@ -79,7 +79,17 @@ class SweepGrid(_Section):
         description="Also the scikit-learn reference baselines: TF-IDF + LR on the target labels "
         "and on pooled labels, NB-LR on pooled labels.",
     )
-    output_dir: Path = Field(default=Path("sweeps"), description="Parent of sweep folders.")
+    output_dir: Path | None = Field(
+        default=None,
+        description="Parent of sweep folders; unset = $TRANSFERFLOW_HOME/sweeps "
+        "(`transferflow where`).",
+    )
+
+    def sweeps_parent(self) -> Path:
+        """The folder sweep folders go in: ``output_dir``, else ``$TRANSFERFLOW_HOME/sweeps``."""
+        from transferflow.storage import state
+
+        return self.output_dir if self.output_dir is not None else state.sweeps_dir()
 
     @field_validator("domains", mode="before")
     @classmethod

@@ -45,8 +45,8 @@ def _persistent_compilation_cache() -> None:
 
     if getattr(jax.config, "jax_compilation_cache_dir", None):
         return  # the user chose one
-    from transferflow.storage.files import local_root
+    from transferflow.storage import state
 
-    folder = os.environ.get("TRANSFERFLOW_XLA_CACHE") or str(local_root() / "xla")
+    folder = str(state.xla_dir())
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)

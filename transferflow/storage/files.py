@@ -77,11 +77,10 @@ def location_path(location: str | os.PathLike[str]) -> PurePath:
 
 def local_root() -> Path:
     """Local folder for copies of remote files: ``$TRANSFERFLOW_LOCAL_DIR``, else
-    ``$XDG_CACHE_HOME/transferflow-local``, else ``~/.cache/transferflow-local``."""
-    if env := os.environ.get("TRANSFERFLOW_LOCAL_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "transferflow-local"
+    ``$TRANSFERFLOW_HOME/local`` (:mod:`transferflow.storage.state`)."""
+    from transferflow.storage import state
+
+    return state.local_dir()
 
 
 def url_fs(url: str):  # -> (fsspec.AbstractFileSystem, path inside it)

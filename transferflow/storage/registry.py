@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from transferflow.errors import TransferflowError
+from transferflow.storage import state
 from transferflow.storage.files import file_lock, sha256_file, write_json_atomic
 from transferflow.storage.paths import is_within
 
 
 def default_registry_dir() -> Path:
-    """``$TRANSFERFLOW_REGISTRY_DIR``, else ``./registry``."""
-    # An empty variable counts as unset (it would otherwise mean the working folder itself).
-    return Path(os.environ.get("TRANSFERFLOW_REGISTRY_DIR") or "registry")
+    """``$TRANSFERFLOW_REGISTRY_DIR``, else ``$TRANSFERFLOW_HOME/registry``
+    (:mod:`transferflow.storage.state`)."""
+    return state.registry_dir()
 
 
 class RegistryError(TransferflowError):

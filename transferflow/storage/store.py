@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from transferflow.errors import TransferflowError
+from transferflow.storage import state
 from transferflow.storage.files import (
     atomic_path,
     file_lock,
@@ -45,12 +46,10 @@ _LIBRARIES = ("gensim", "keras", "jax", "jaxlib", "numpy", "scikit-learn", "pand
 
 
 def default_root() -> Path | str:
-    """``$TRANSFERFLOW_CACHE_DIR`` (a folder or an fsspec URL), else
-    ``$XDG_CACHE_HOME/transferflow``, else ``~/.cache/transferflow``."""
-    if env := os.environ.get("TRANSFERFLOW_CACHE_DIR"):
-        return env if is_url(env) else Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "transferflow"
+    """The store when ``cache.dir`` is unset: ``$TRANSFERFLOW_CACHE_DIR`` (a folder or an fsspec
+    URL), else ``$TRANSFERFLOW_HOME/cache`` (:mod:`transferflow.storage.state`)."""
+    location = state.store_location()
+    return location if is_url(location) else Path(location)
 
 
 def code_version() -> str:
