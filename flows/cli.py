@@ -315,13 +315,13 @@ def suggest(
         ),
     ] = None,
     output: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--output",
-            help="CSV to write: the texts to label next, most useful first.",
+            help="CSV to write: the texts to label next, most useful first (required).",
             show_default=False,
         ),
-    ] = Path("to_label.csv"),
+    ] = None,
     n: Annotated[
         int | None,
         typer.Option("--n", help="How many texts to suggest (default 100).", show_default=False),
@@ -359,6 +359,11 @@ def suggest(
     Never suggests a text that is already labelled or in the test set. Without data flags: the
     built-in demo (the demo's unused amazon reviews are the unlabelled texts).
     """
+    if output is None:  # nothing lands in the working folder unless the user names it
+        raise ConfigError(
+            "--output FILE.csv is needed: where to write the texts to label next (for example "
+            "--output to_label.csv)."
+        )
     flags = _data_flags(locals())
     flags.update({"suggest.n": n, "suggest.strategy": method})
     cfg = assemble_config(config, flags, set_ or [])

@@ -1,18 +1,22 @@
-"""The local Prefect server that CLI calls share, started and stopped by Prefect's own commands.
+"""The local Prefect server that CLI calls share, run by Prefect's own command.
 
 Without ``PREFECT_API_URL``, Prefect runs every flow on a *temporary* server that it starts in the
 calling process and stops at exit: 6-15 s per CLI call on a 2-core machine, and no UI to look at
-afterwards. Instead, the first CLI call that needs a server runs ``prefect server start
---background`` on a free port of 127.0.0.1 (Prefect keeps its process id in
-``$PREFECT_HOME/server.pid``), waits with ``prefect server status --wait``, and records the address
-in ``$PREFECT_HOME/transferflow-server.json``; later calls reuse it after a health check (~50 ms).
-``transferflow server stop`` runs ``prefect server stop``. This module adds only what Prefect's
-commands leave to the caller: a free port, the recorded address, and a lock so that two calls at
+afterwards. Instead, the first CLI call that needs a server runs ``prefect server start --host
+127.0.0.1 --port <free port>`` in a session of its own (so it outlives the call), with its output
+in ``$PREFECT_HOME/transferflow-server.log``, waits for its health check, and records its address
+and process id in ``$PREFECT_HOME/transferflow-server.json``; later calls reuse it after a health
+check (~50 ms). ``transferflow server stop`` ends it. This module adds only what Prefect's command
+leaves to the caller: a free port, the health wait, the record, and a lock so that two calls at
 once start one server.
 
-``TRANSFERFLOW_SERVER=temporary`` runs ``prefect server start`` (foreground, no UI) as a child of
-this call instead, stopped when the call ends; on Linux the kernel stops it when the call is killed
-too (``PR_SET_PDEATHSIG``), so a throwaway container or CI job is left with no process.
+Why not ``prefect server start --background``: in Prefect 3.9 it leaves the server's output on
+pipes to the command, which exits at once, so the server's first log line after that kills it
+(measured: on an offline machine the telemetry error ~15 s after start ends the server).
+
+``TRANSFERFLOW_SERVER=temporary`` runs ``prefect server start`` (no UI) as a child of this call
+instead, stopped when the call ends; on Linux the kernel stops it when the call is killed too
+(``PR_SET_PDEATHSIG``), so a throwaway container or CI job is left with no process.
 
 The address reaches Prefect through ``prefect.settings.temporary_settings`` for this call, and
 through the environment of the one child process that needs it: never through this process's
@@ -36,6 +40,7 @@ from transferflow.errors import ConfigError
 from transferflow.storage.files import file_lock
 
 STATE = "transferflow-server.json"
+LOG = "transferflow-server.log"
 START_TIMEOUT_S = float(os.environ.get("TRANSFERFLOW_SERVER_START_TIMEOUT", "120"))
 
 
@@ -65,104 +70,88 @@ def read_state(home: Path) -> dict | None:
     return state if isinstance(state, dict) and "url" in state else None
 
 
-def _prefect(home: Path, *args: str, url: str | None = None, timeout: float = 60) -> str:
-    """Run a ``prefect`` command for ``home`` (and ``url``, in its environment only); its output."""
-    env = {**os.environ, "PREFECT_HOME": str(home)}
-    env.pop("PREFECT_API_URL", None)
-    if url:
-        env["PREFECT_API_URL"] = url
-        # The UI asks its own server for this address; without it the UI calls port 4200.
-        env["PREFECT_UI_API_URL"] = url
-    done = subprocess.run(
-        [sys.executable, "-m", "prefect", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-    return (done.stdout + done.stderr).strip()
-
-
 def ensure(home: Path) -> tuple[str, bool]:
     """The URL of a healthy background server for ``home``, started if there is none.
 
     Args:
-        home: the ``PREFECT_HOME`` the server uses (database, pid file).
+        home: the ``PREFECT_HOME`` the server uses (database, log).
 
     Returns:
         (API URL, whether it was started by this call).
 
     Raises:
-        ConfigError: the server did not come up; the message quotes Prefect's output.
+        ConfigError: the server did not come up; the message quotes its log.
     """
     home.mkdir(parents=True, exist_ok=True)
     with file_lock(home / "transferflow-server.lock"):  # two calls at once start one server
         state = read_state(home)
         if state and healthy(state["url"]):
             return state["url"], False
-        if (home / "server.pid").exists():
-            # A server recorded by Prefect that no longer answers (killed, or the machine
-            # restarted): Prefect's stop clears its pid file, without which start refuses.
-            _prefect(home, "server", "stop")
+        if state and state.get("pid"):
+            _kill(int(state["pid"]))  # recorded but not answering: a hung server of ours
         port = _free_port()
         url = f"http://127.0.0.1:{port}/api"
-        started = _prefect(
-            home, "server", "start", "--background", "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "WARNING", url=url,
-        )  # fmt: skip
-        waited = _prefect(
-            home, "server", "status", "--wait", "--timeout", str(int(START_TIMEOUT_S)),
-            url=url, timeout=START_TIMEOUT_S + 30,
-        )  # fmt: skip
-        if not healthy(url):
-            _prefect(home, "server", "stop")
-            raise ConfigError(
-                f"The local Prefect server did not start within {START_TIMEOUT_S:.0f} s. Set "
-                "PREFECT_API_URL to a running server, or TRANSFERFLOW_SERVER=temporary to use a "
-                f"per-call server. Prefect said:\n{started[-800:]}\n{waited[-800:]}"
+        log_path = home / LOG
+        env = {**os.environ, "PREFECT_HOME": str(home)}
+        env.pop("PREFECT_API_URL", None)
+        # The UI asks its own server for this address; without it the UI calls port 4200.
+        env["PREFECT_UI_API_URL"] = url
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start"]
+                + ["--host", "127.0.0.1", "--port", str(port)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # outlives this call; stop() ends its whole group
             )
-        pid = _read_pid(home)
-        record = {"url": url, "pid": pid, "started": time.time()}
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not healthy(url, timeout=1.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _kill(proc.pid)
+                tail = log_path.read_text(encoding="utf-8", errors="replace")[-1500:]
+                raise ConfigError(
+                    f"The local Prefect server did not start within {START_TIMEOUT_S:.0f} s "
+                    f"(log: {log_path}). Set PREFECT_API_URL to a running server, or "
+                    f"TRANSFERFLOW_SERVER=temporary to use a per-call server.\n{tail}"
+                )
+            time.sleep(0.25)
+        record = {"url": url, "pid": proc.pid, "log": str(log_path), "started": time.time()}
         tmp = home / f".{STATE}.tmp"
         tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
         os.replace(tmp, home / STATE)
         return url, True
 
 
-def _read_pid(home: Path) -> int | None:
-    try:
-        return int((home / "server.pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def stop(home: Path) -> str | None:
-    """Stop the background server of ``home`` (``prefect server stop``); its URL, or None if
-    none was recorded."""
+    """Stop the recorded background server of ``home``; returns its URL, or None if none ran."""
     state = read_state(home)
-    if state is None and not (home / "server.pid").exists():
+    if state is None:
         return None
-    pid = _read_pid(home)
-    _prefect(home, "server", "stop")
-    if pid is not None:  # Prefect's stop sends SIGTERM and returns; wait for the port to close
-        deadline = time.monotonic() + 15
-        while _running(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    if state.get("pid"):
+        _kill(int(state["pid"]))
     (home / STATE).unlink(missing_ok=True)
-    return str(state["url"]) if state else "the server Prefect recorded"
+    return str(state["url"])
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    return True
+def _kill(pid: int, wait_s: float = 15.0) -> None:
+    """End the process group ``pid`` leads (the server and its workers): SIGTERM, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            try:
+                os.killpg(pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager

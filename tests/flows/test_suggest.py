@@ -86,9 +86,12 @@ def test_suggest_bad_input_is_one_clear_paragraph(small_domains, unlabeled, tmp_
     no_demo = runner.invoke(
         app,
         ["suggest", "--source", str(small_domains["source"]), "--target",
-         str(small_domains["target"])],
+         str(small_domains["target"]), "--output", str(tmp_path / "o.csv")],
     )  # fmt: skip
     assert no_demo.exit_code == 2 and "--unlabeled FILE is needed" in no_demo.output
+    # Nothing is written into the working folder unless the user names it.
+    no_output = runner.invoke(app, ["suggest"])
+    assert no_output.exit_code == 2 and "--output FILE.csv is needed" in no_output.output
     wrong = tmp_path / "wrong.csv"
     pd.read_csv(unlabeled).rename(columns={"text": "review"}).to_csv(wrong, index=False)
     bad = runner.invoke(app, _args(small_domains, wrong, tmp_path / "o.csv"))
