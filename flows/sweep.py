@@ -1,29 +1,44 @@
 """The ``sweep`` flow: many transfer runs (pairs x label budgets x architectures/strategies x seeds)
 as parallel tasks, on the local machine or a Dask cluster, collected into one table, plot and
 report.
+
+Each point is a task that runs the ``transfer-learning`` flow itself at each label budget (a
+subflow of the task: gates, report and cache as in a user's run; the registry off), so a new stage
+reaches sweeps and benchmarks without a second copy of the stage order. That task lives here, not
+in ``tasks/``, because it runs a flow: ``tasks/`` never imports ``flows/`` (import-linter).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
-from transferflow.config.settings import CacheConfig
+from transferflow.config.settings import CacheConfig, RunConfig
+from transferflow.errors import GateFailedError
 from transferflow.experiments.sweep import (
+    STOPPED,
     SweepGrid,
+    budget_config,
+    finish_point,
     mean_table,
     plot_curves,
     point_config,
     points,
+    reference_rows,
+    run_rows,
+    stopped_row,
     summarise,
 )
 from transferflow.flows import _logging
+from transferflow.flows.transfer import transfer_learning
 from transferflow.tasks.caching import prefect_result_storage
-from transferflow.tasks.sweep import run_sweep_point
 
 _logging.install()
 
@@ -87,6 +102,40 @@ def task_runner(kind: str = "local", workers: int | None = None, address: str | 
     )
 
 
+@task(name="run_sweep_point", cache_policy=NO_CACHE)
+def run_sweep_point(
+    config: RunConfig, budgets: list[int], references: bool, runs_dir: str
+) -> list[dict[str, Any]]:
+    """One sweep point: the ``transfer-learning`` flow at each label budget, then the scikit-learn
+    references. A run that a gate stops is one row saying which gate (as a user's run would stop
+    there); any other failure fails the point."""
+    logger = get_run_logger()
+    run_flow = transfer_learning.with_options(validate_parameters=False)
+    rows: list[dict[str, Any]] = []
+    for n in budgets:
+        cfg = budget_config(config, n, Path(runs_dir))
+        start = time.perf_counter()
+        # The config is validated already; a Dask worker receives the flow pickled by value,
+        # without the module globals Prefect would resolve its string annotations against.
+        state = run_flow(cfg, return_state=True)
+        seconds = time.perf_counter() - start
+        if state.is_completed():
+            result = state.result()
+            rows += run_rows(cfg, n, result["metrics"], seconds)
+            accuracy = result["metrics"]["candidates"]["transfer"]["accuracy"]
+            logger.info("n=%d transfer accuracy %.4f (%.0f s)", n, accuracy, seconds)
+            continue
+        error = state.result(raise_on_failure=False)
+        if not isinstance(error, GateFailedError):
+            state.result()  # raises: a failure that is not a gate's fails the point
+        assert isinstance(error, GateFailedError)
+        logger.warning("n=%d: the run stopped at gate '%s'", n, error.gate)
+        rows.append(stopped_row(cfg, n, error.gate, seconds))
+    if references:
+        rows += reference_rows(config, budgets)
+    return finish_point(rows)
+
+
 @flow(
     name="sweep",
     on_failure=[_logging.log_failure],
@@ -102,11 +151,16 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
     logger.info(
         "sweep '%s': %d points x %d label budgets", grid.name, len(todo), len(grid.label_budgets)
     )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    final = grid.sweeps_parent() / f"{grid.name}-{stamp}"
+    work = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "runs").mkdir(parents=True)  # every point's run folders (reports), moved with it
     futures = [
         run_sweep_point.with_options(
             task_run_name=f"sweep[{p['source']}→{p['target']} {p['architecture']} {p['strategy']} "
             f"seed {p['seed']}]"
-        ).submit(point_config(grid, p), grid.label_budgets, grid.references)
+        ).submit(point_config(grid, p), grid.label_budgets, grid.references, str(work / "runs"))
         for p in todo
     ]
     rows = [row for future in futures for row in future.result()]
@@ -119,12 +173,6 @@ def sweep(grid: SweepGrid) -> dict[str, Any]:
     )
     summary = summarise(frame)
     markdown = _summary_markdown(grid, frame, summary)
-
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    final = grid.sweeps_parent() / f"{grid.name}-{stamp}"
-    work = final.with_name(f".{final.name}.partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     frame.to_csv(work / "results.csv", index=False)
     (work / "summary.md").write_text(markdown, encoding="utf-8")
     plot_curves(summary["table"], work / "curves.png")
@@ -147,8 +195,10 @@ def _summary_markdown(grid: SweepGrid, frame, summary: dict[str, Any]) -> str:
     lines = [
         f"# Sweep {grid.name}",
         "",
-        f"{pairs} pair(s), label budgets {grid.label_budgets}, seeds {grid.seeds}.",
+        f"{pairs} pair(s), label budgets {grid.label_budgets}, seeds {grid.seeds}. Each budget "
+        "is one `transfer-learning` run (gates included); its folder is under `runs/`.",
         "",
+        *_stopped_lines(frame),
         "## Mean target test accuracy (%) over pairs (± sd over pairs)",
         "",
         _markdown(mean_table(summary["table"]).reset_index()),
@@ -163,6 +213,19 @@ def _summary_markdown(grid: SweepGrid, frame, summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _stopped_lines(frame) -> list[str]:
+    stopped = frame[frame["candidate"] == STOPPED]
+    if stopped.empty:
+        return []
+    lines = ["## Runs stopped at a gate (left out of the tables)", ""]
+    for r in stopped.itertuples(index=False):
+        lines.append(
+            f"- {r.source} → {r.target}, n = {r.n_requested}, seed {r.seed}: gate "
+            f"'{r.stopped_at}'"
+        )
+    return [*lines, ""]
 
 
 def _markdown(frame) -> str:

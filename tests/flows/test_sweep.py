@@ -1,5 +1,5 @@
 """The sweep flow: grid validation, a local run, and a 2-worker Dask LocalCluster run that must give
-the same metrics as the sequential one."""
+the same metrics as the sequential one; each budget is a run of the transfer-learning flow."""
 
 from pathlib import Path
 
@@ -60,6 +60,10 @@ def test_dask_local_cluster_sweep_matches_sequential_run(tmp_path):
     out = Path(dask["dir"])
     assert (out / "results.csv").is_file() and (out / "curves.png").stat().st_size > 1000
     assert "Paired wins of transfer" in (out / "summary.md").read_text()
+    # Each budget was a transfer-learning run of its own (gates, report), kept in the sweep folder.
+    reports = sorted((out / "runs").glob("*/report.html"))
+    assert len(reports) == 2  # 2 seeds x 1 budget
+    assert (pd.DataFrame(dask["rows"])["stopped_at"] == "").all()
 
 
 def test_sweep_cli_errors_are_one_paragraph(tmp_path):

@@ -1,13 +1,11 @@
 """Sweeps: many transfer runs over domain pairs x label budgets x architectures/strategies x seeds.
 
-A sweep *point* is one (source, target, architecture, strategy, seed): its word vectors and source
-model are built once and shared by all its label budgets, for which the transfer model and the
-baselines are trained and scored on the target test set. :func:`run_point` does one point with the
-same stage functions as the ``transfer-learning`` flow; the ``sweep`` flow runs the points as
-parallel tasks (locally or on Dask) and :func:`summarise` makes the results table.
-
-Sweeps are for comparing settings: they skip the data-quality gates, the report per run and the
-model registry (run ``transferflow validate`` on new data first).
+A sweep *point* is one (source, target, architecture, strategy, seed). At each label budget the
+``sweep`` flow runs the ``transfer-learning`` flow itself (gates, report and all; the registry off),
+so a sweep measures what a user's run does; the runs of one point share their word vectors and
+source model through the artefact store's cache. This module holds the grid, each budget's run
+configuration (:func:`budget_config`), the rows made from a run's metrics (:func:`run_rows`), the
+scikit-learn references (:func:`reference_rows`) and the summary (:func:`summarise`).
 """
 
 from __future__ import annotations
@@ -176,43 +174,75 @@ def point_config(grid: SweepGrid, point: dict[str, Any]) -> RunConfig:
         raise ConfigError(f"sweep point {point}: {exc}") from None
 
 
-def run_point(
-    config: RunConfig, budgets: list[int], references: bool = True
-) -> list[dict[str, Any]]:
-    """Train and score every candidate of one sweep point at each label budget.
+STOPPED = "(stopped at a gate)"
 
-    The candidates are trained by the same stage functions as a ``transferflow run`` (every one
-    on all n target labels, as a run does), only without the gates, report and registry.
 
-    Args:
-        config: the point's run configuration (``data.target_train_size`` is ignored).
-        budgets: target label budgets; the point's vectors and source model are shared by all.
-        references: also the scikit-learn reference baselines (TF-IDF + LR target-only and
-            pooled; NB-LR pooled, two classes only).
+def budget_config(config: RunConfig, n: int, runs_dir: Path) -> RunConfig:
+    """The run configuration of one sweep point at label budget ``n``: the point's settings with
+    ``data.target_train_size = n``, its run folder under ``runs_dir`` and the registry off (a
+    sweep compares settings; it promotes no model)."""
+    d = config.data
+    name = (
+        f"{d.source.name}-to-{d.target.name}-n{n}-{config.model.architecture}-"
+        f"{config.transfer.strategy}-seed{config.seed}"
+    )
+    return config.model_copy(
+        update={
+            "data": d.model_copy(update={"target_train_size": n}),
+            "registry": config.registry.model_copy(update={"enabled": False}),
+            "output_dir": runs_dir,
+            "run_name": name,
+        }
+    )
 
-    Returns:
-        One row per budget and candidate: source, target, architecture, strategy, seed,
-        n_requested, n (labels actually used), candidate, accuracy, macro_f1, seconds,
-        peak_rss_mb (the process's peak memory after the point).
-    """
+
+def _row(config: RunConfig, n: int, n_used: int, candidate: str, **figures: Any) -> dict:
+    return {
+        "source": config.data.source.name,
+        "target": config.data.target.name,
+        "architecture": config.model.architecture,
+        "strategy": config.transfer.strategy,
+        "seed": config.seed,
+        "n_requested": n,
+        "n": n_used,
+        "candidate": candidate,
+        **figures,
+    }
+
+
+def run_rows(config: RunConfig, n: int, metrics: dict[str, Any], seconds: float) -> list[dict]:
+    """One row per candidate of a completed ``transfer-learning`` run at budget ``n`` (its
+    ``metrics.json``); ``seconds`` is the run's wall time, gates and report included."""
+    n_used = int(metrics["data"]["target"]["counts"]["train"])
+    return [
+        _row(
+            config, n, n_used, name,
+            accuracy=round(float(m["accuracy"]), 4), macro_f1=round(float(m["macro_f1"]), 4),
+            seconds=round(seconds, 2), stopped_at="", run=str(metrics["run"]["name"]),
+        )  # fmt: skip
+        for name, m in metrics["candidates"].items()
+    ]
+
+
+def stopped_row(config: RunConfig, n: int, gate: str, seconds: float) -> dict:
+    """The row of a run at budget ``n`` that a gate stopped (no accuracy: nothing was trained
+    past the gate, as in a user's run)."""
+    return _row(
+        config, n, 0, STOPPED, accuracy=float("nan"), macro_f1=float("nan"),
+        seconds=round(seconds, 2), stopped_at=gate, run="",
+    )  # fmt: skip
+
+
+def reference_rows(config: RunConfig, budgets: list[int]) -> list[dict[str, Any]]:
+    """The scikit-learn reference baselines of one sweep point at each budget (TF-IDF + LR on the
+    target labels and on pooled labels; NB-LR on pooled labels, two classes only), on the same
+    splits and drops as the point's runs."""
     import pandas as pd
 
-    from transferflow.data.datasets import (
-        drop_after_gate,
-        make_embeddings,
-        prepare_dataset,
-        read_frame,
-    )
+    from transferflow.data.datasets import drop_after_gate, prepare_dataset, read_frame
     from transferflow.data.tables import LABEL, TEXT
     from transferflow.evaluation.metrics import classification_metrics
     from transferflow.models import baselines
-    from transferflow.models.candidates import (
-        candidate_proba,
-        fine_tune,
-        train_pooled_lr,
-        train_source,
-        train_target_only,
-    )
 
     d, seed = config.data, config.seed
     rows: list[dict[str, Any]] = []
@@ -225,92 +255,42 @@ def run_point(
             ref = prepare_dataset(
                 cfg, role=role, test_size=d.test_size, seed=seed, train_size=n, out_dir=out
             )
-            return drop_after_gate(ref, role=role, out_dir=out)  # as the flow does after its gate
+            return drop_after_gate(ref, role=role, out_dir=out)  # as the flow does
 
-        start = time.perf_counter()
         src = dataset(d.source, "source", None)
-        tgt_all = dataset(d.target, "target", None)
-        emb = make_embeddings(src, tgt_all, config.embeddings, seed=seed, out_dir=work)
-        source_model = train_source(src, tgt_all, emb, config.model, seed=seed, out_dir=work)
-        shared = time.perf_counter() - start
         src_train = read_frame(src.train)
-        test = read_frame(tgt_all.test)
-        texts, truth = test[TEXT].tolist(), test[LABEL].tolist()
-
-        def score(proba: np.ndarray, labels: list[str]) -> dict[str, float]:
-            m = classification_metrics(truth, proba, labels)
-            return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
-
-        same = src.labels == tgt_all.labels
         for n in budgets:
             tgt = dataset(d.target, "target", n)
-            train = read_frame(tgt.train)
-            out = work / f"models-{n}"
-            out.mkdir()
-            results: dict[str, dict[str, float]] = {}
+            train, test = read_frame(tgt.train), read_frame(tgt.test)
+            texts, truth = test[TEXT].tolist(), test[LABEL].tolist()
 
-            def timed(name: str, train, *args, **kwargs) -> None:
+            def score(proba: np.ndarray, labels: list[str]) -> dict[str, float]:
+                m = classification_metrics(truth, proba, labels)  # noqa: B023
+                return {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
+
+            pooled = pd.concat([src_train, train], ignore_index=True)
+            for name, frame in {"tfidf_target": train, "tfidf_pooled": pooled}.items():
                 t0 = time.perf_counter()
-                ref = train(*args, seed=seed, out_dir=out, **kwargs)  # noqa: B023
-                results[name] = {  # noqa: B023 - called within this iteration
-                    **score(candidate_proba(ref, texts), ref.labels),
-                    "seconds": time.perf_counter() - t0,
-                }
-
-            # Sweeps choose no model: the out-of-fold predictions for that are skipped.
-            timed(
-                "transfer",
-                fine_tune,
-                source_model,
-                src,
-                tgt,
-                emb,
-                config.model,
-                config.transfer,
-                oof=False,
-            )
-            results["transfer"]["seconds"] += shared
-            timed("target_only", train_target_only, tgt, emb, config.model)
-            if same:
-                results["source_only"] = {
-                    **score(candidate_proba(source_model, texts), src.labels),
-                    "seconds": 0.0,
-                }
-                timed("pooled_lr", train_pooled_lr, src, tgt, emb, config.model)
-            if references:
-                pooled = pd.concat([src_train, train], ignore_index=True)
-                for name, frame in {"tfidf_target": train, "tfidf_pooled": pooled}.items():
-                    t0 = time.perf_counter()
-                    pipe = baselines.train_tfidf_lr(
-                        frame[TEXT].tolist(), frame[LABEL].tolist(), seed
-                    )
-                    results[name] = {
-                        **score(baselines.tfidf_proba(pipe, texts, tgt.labels), tgt.labels),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                if same and len(tgt.labels) == 2:
-                    t0 = time.perf_counter()
-                    nb = baselines.train_nb_lr(pooled[TEXT].tolist(), pooled[LABEL].tolist())
-                    results["nblr_pooled"] = {
-                        **score(baselines.nb_lr_proba(nb, texts, tgt.labels), tgt.labels),
-                        "seconds": time.perf_counter() - t0,
-                    }
-            for name, r in results.items():
+                pipe = baselines.train_tfidf_lr(frame[TEXT].tolist(), frame[LABEL].tolist(), seed)
+                figures = score(baselines.tfidf_proba(pipe, texts, tgt.labels), tgt.labels)
                 rows.append(
-                    {
-                        "source": d.source.name,
-                        "target": d.target.name,
-                        "architecture": config.model.architecture,
-                        "strategy": config.transfer.strategy,
-                        "seed": seed,
-                        "n_requested": n,
-                        "n": len(train),
-                        "candidate": name,
-                        "accuracy": round(r["accuracy"], 4),
-                        "macro_f1": round(r["macro_f1"], 4),
-                        "seconds": round(r["seconds"], 2),
-                    }
-                )
+                    _row(config, n, len(train), name, **figures,
+                         seconds=round(time.perf_counter() - t0, 2), stopped_at="", run="")
+                )  # fmt: skip
+            if src.labels == tgt.labels and len(tgt.labels) == 2:
+                t0 = time.perf_counter()
+                nb = baselines.train_nb_lr(pooled[TEXT].tolist(), pooled[LABEL].tolist())
+                figures = score(baselines.nb_lr_proba(nb, texts, tgt.labels), tgt.labels)
+                rows.append(
+                    _row(config, n, len(train), "nblr_pooled", **figures,
+                         seconds=round(time.perf_counter() - t0, 2), stopped_at="", run="")
+                )  # fmt: skip
+    return rows
+
+
+def finish_point(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stamp the process's peak memory on a point's rows and give back JAX's compiled programs
+    (a Dask worker runs many points in one process)."""
     peak = _peak_rss_mb()
     for row in rows:
         row["peak_rss_mb"] = peak
@@ -339,8 +319,9 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
-def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of run_point rows
-    """Mean ± sd tables, paired wins of transfer, and where it trails its own target_only.
+def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of a sweep's rows
+    """Mean ± sd tables, paired wins of transfer, and where it trails its own target_only; runs
+    stopped at a gate are left out (and listed by the sweep's summary).
 
     Returns:
         ``table`` (candidate x n: mean, std over pairs, count), ``wins`` (per compared candidate
@@ -348,6 +329,8 @@ def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of run_point 
         ``worst_vs_target_only`` (the five pair-budget means where transfer trails most).
     """
     import pandas as pd
+
+    frame = frame[frame["candidate"] != STOPPED]
 
     keys = ["architecture", "strategy"]
     per_pair = frame.groupby([*keys, "candidate", "n_requested", "source", "target"])[
