@@ -191,8 +191,24 @@ def cli_main(args) -> int:
         return {"run": name, "wall_s": round(wall, 2), "cached_tasks": cached,
                 "transfer_accuracy": accuracy}  # fmt: skip
 
+    def timed(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+        start = time.perf_counter()
+        proc = subprocess.run([*cli, *args], env=env, cwd=REPO, capture_output=True, text=True)
+        return time.perf_counter() - start, proc
+
     try:
         rows = [run("cold"), run("warm")]
+        # Two identical runs leave one registry version.
+        _, listed = timed("models", "list", "--json")
+        versions_after_identical = len(json.loads(listed.stdout))
+        # A missing input is reported as fast as --help answers (best of 3 each).
+        help_s = min(timed("--help")[0] for _ in range(3))
+        missing = [
+            timed("run", "--source", str(work / "absent.csv"), "--target", str(target_train))
+            for _ in range(3)
+        ]
+        missing_s = min(t for t, _ in missing)
+        assert all(proc.returncode == 2 for _, proc in missing), missing[0][1].stderr
         frame = pd.read_csv(target_train)
         frame.iloc[: len(frame) - 100].to_csv(target_train, index=False)  # the target changed
         rows.append(run("target-changed"))
@@ -209,9 +225,24 @@ def cli_main(args) -> int:
             f"{row['run']:<16}{row['wall_s']:>8.2f}{row['ratio_to_cold']:>8.3f}  "
             f"{', '.join(row['cached_tasks'])}"
         )
+    print(
+        f"registry versions after two identical runs: {versions_after_identical}\n"
+        f"missing input reported in {missing_s:.2f} s; --help answers in {help_s:.2f} s "
+        f"(ratio {missing_s / help_s:.2f})"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"pair": f"{args.source}->{args.target}", "cli": True, "rows": rows}, indent=2)
+        json.dumps(
+            {
+                "pair": f"{args.source}->{args.target}",
+                "cli": True,
+                "rows": rows,
+                "versions_after_identical_runs": versions_after_identical,
+                "missing_input_s": round(missing_s, 3),
+                "help_s": round(help_s, 3),
+            },
+            indent=2,
+        )
     )
     print(f"\nwritten {args.out}")
     shutil.rmtree(work, ignore_errors=True)

@@ -1,30 +1,131 @@
 """Cross-run caching of expensive tasks through transferflow's content-addressed store.
 
-Prefect's own cache keys hash task inputs and the task's source, but not the files behind paths,
-nor the helper code a task calls; here the key is built from content hashes, settings, the domain
-package's code and library versions (:func:`transferflow.storage.store.cache_key`). A hit returns
-the stored
-reference in a ``Cached`` state, which the Prefect UI shows as such.
+The key of a stage is derived from its signature by :class:`StageInputs`, a Prefect
+``CachePolicy``: every parameter contributes its content (an artefact reference its SHA-256, a
+settings section every field, a file or URL in a setting the file's hash; never a path), and a
+parameter annotated ``Annotated[Ref, Reads("train", ...)]`` contributes only the parts the stage
+reads. To those the key adds the stage name, the domain package's code and the library versions
+(:func:`transferflow.storage.store.cache_key`). No hand-written list of inputs can forget one: a
+new parameter is in the key by being a parameter (``tests/unit/test_stage_keys.py`` varies every
+leaf of every stage's inputs). A hit returns the stored reference in a ``Cached`` state, which
+the Prefect UI shows as such.
+
+Prefect's policy machinery computes the key; the lookup, lock and record stay in the artefact
+store (it holds the files the references point at, locally or at an fsspec URL, and verifies
+them by hash on read).
 """
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import tempfile
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from prefect import get_run_logger
+from prefect.cache_policies import CachePolicy
+from prefect.context import TaskRunContext
 from prefect.states import Completed, State
 from pydantic import BaseModel
 
 from transferflow.config.settings import CacheConfig
 from transferflow.storage import paths
-from transferflow.storage.files import is_url, sha256_text
+from transferflow.storage.artifacts import ArtifactRef
+from transferflow.storage.files import is_url, local_copy, sha256_file, sha256_text
 from transferflow.storage.store import ArtifactStore, cache_key, default_root, open_store
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, init=False)
+class Reads:
+    """Marks a reference parameter of a stage with the parts the stage reads (attributes of the
+    reference, e.g. ``Reads("train", "labels")``): only those enter the cache key, so a result is
+    reused when an unread part (another split, a report figure) changes."""
+
+    parts: tuple[str, ...]
+
+    def __init__(self, *parts: str) -> None:
+        object.__setattr__(self, "parts", parts)
+
+
+def _content(location: Path | str) -> str:
+    """The content hash of a file named in a setting (an fsspec URL is read from a local copy)."""
+    try:
+        return sha256_file(local_copy(location))
+    except (FileNotFoundError, IsADirectoryError):
+        return f"missing: {location}"  # the stage itself reports it
+
+
+def fingerprint(value: Any, parts: tuple[str, ...] | None = None) -> Any:
+    """What ``value`` contributes to a cache key: content, never paths.
+
+    An artefact reference is its SHA-256; a file or URL in a setting the hash of its content; a
+    settings section or reference every field (``parts``: only those); cache settings nothing
+    (where results are kept changes no result).
+    """
+    if isinstance(value, CacheConfig):
+        return None
+    if isinstance(value, ArtifactRef):
+        return value.sha256
+    if parts is not None:
+        return {part: fingerprint(getattr(value, part)) for part in parts}
+    if isinstance(value, BaseModel):
+        return {name: fingerprint(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, Path) or (isinstance(value, str) and is_url(value)):
+        return _content(value)
+    if isinstance(value, dict):
+        return {str(k): fingerprint(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [fingerprint(v) for v in value]
+    return value
+
+
+def stage_key(fn: Callable[..., Any], stage: str, parameters: dict[str, Any]) -> str:
+    """The cache key of calling the stage function ``fn`` with ``parameters``: every parameter of
+    its signature by content (defaults included), narrowed by its ``Reads`` annotation."""
+    signature = inspect.signature(fn)
+    bound = signature.bind_partial(**parameters)
+    bound.apply_defaults()
+    hints = typing.get_type_hints(fn, include_extras=True)
+    described = {}
+    for name, value in bound.arguments.items():
+        reads = next(
+            (m for m in getattr(hints.get(name), "__metadata__", ()) if isinstance(m, Reads)), None
+        )
+        described[name] = fingerprint(value, reads.parts if reads else None)
+    return cache_key(stage, described)
+
+
+class StageInputs(CachePolicy):
+    """A Prefect cache policy whose key covers, by content, everything a stage reads: its
+    parameters (see :func:`stage_key`), the domain package's code and the library versions."""
+
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        return stage_key(task_ctx.task.fn, task_ctx.task.name, inputs)
+
+
+STAGE_INPUTS = StageInputs()
+
+
+def this_stage_key() -> tuple[str, str]:
+    """Inside a stage task: its name and the key :data:`STAGE_INPUTS` derives for this call."""
+    ctx = TaskRunContext.get()
+    if ctx is None:  # pragma: no cover - a stage is always called as a task
+        raise RuntimeError("this_stage_key() is called inside a task run")
+    key = STAGE_INPUTS.compute_key(ctx, dict(ctx.parameters), {})
+    assert key is not None
+    return ctx.task.name, key
 
 
 def store_for(cfg: CacheConfig) -> ArtifactStore:
@@ -78,16 +179,16 @@ def _adopt(value: Any, store: ArtifactStore) -> Any:
 
 def cached(
     stage: str,
-    inputs: dict[str, Any],
+    key: str,
     cfg: CacheConfig,
     result_type: type[M],
     compute: Callable[[Path], M],
 ) -> M:
-    """Return the cached result of ``stage`` for ``inputs``, or compute and cache it.
+    """Return the cached result of ``stage`` under ``key``, or compute and cache it.
 
     Args:
-        stage: stage name (part of the key).
-        inputs: what the result depends on (content hashes, settings, seed).
+        stage: stage name (names the scratch folder).
+        key: the cache key (:func:`this_stage_key` inside a stage task, or :func:`cache_key`).
         cfg: cache settings.
         result_type: the pydantic model of the result.
         compute: ``compute(out_dir)`` writes its artefacts into ``out_dir`` and returns the result.
@@ -103,7 +204,6 @@ def cached(
     try:
         if not cfg.enabled:
             return result_type.model_validate(_adopt(compute(work).model_dump(mode="json"), store))
-        key = cache_key(stage, inputs)
         # The lock makes a second identical run wait for the first and then reuse its result.
         with store.lock(key):
             if not cfg.refresh and (hit := store.lookup(key)) is not None:

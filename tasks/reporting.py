@@ -17,6 +17,7 @@ from transferflow.evaluation import promotion
 from transferflow.reporting import report
 from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.storage.files import atomic_path, write_text_atomic
+from transferflow.storage.store import cache_key
 from transferflow.tasks.caching import cached, cached_json, value_of
 
 DOCS = "data_docs"  # GX Data Docs folder inside a run folder
@@ -159,7 +160,9 @@ def _figures(metrics: dict[str, Any], out_dir: Path, cache: CacheConfig | None) 
 
     if cache is None or not cache.enabled:
         return write_figures(metrics, out_dir)
-    drawn = value_of(cached("figures", figure_inputs(metrics), cache, _Figures, draw))
+    drawn = value_of(
+        cached("figures", cache_key("figures", figure_inputs(metrics)), cache, _Figures, draw)
+    )
     out = {}
     for name, ref in drawn.files.items():
         out[name] = out_dir / "figures" / f"{name}.png"

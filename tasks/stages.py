@@ -5,7 +5,7 @@ in ``tasks/reporting.py``, registering, scoring and suggesting in ``tasks/servin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -22,7 +22,8 @@ from transferflow.data import datasets
 from transferflow.models import candidates
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.storage.files import sha256_file
-from transferflow.tasks.caching import cached, value_of
+from transferflow.storage.store import cache_key
+from transferflow.tasks.caching import Reads, cached, this_stage_key, value_of
 
 
 class _Progress:
@@ -99,23 +100,22 @@ def _vectors_file_hash(cfg: EmbeddingConfig) -> str | None:
 
 @task(name="build_embeddings", cache_policy=NO_CACHE, task_run_name="build_embeddings")
 def build_embeddings(
-    source: DatasetRef, target: DatasetRef, cfg: EmbeddingConfig, seed: int, cache: CacheConfig
+    source: Annotated[DatasetRef, Reads("pool")],
+    target: Annotated[DatasetRef, Reads("pool")],
+    cfg: EmbeddingConfig,
+    seed: int,
+    cache: CacheConfig,
 ) -> EmbeddingsRef:
     """Load or train word vectors on the training texts (cached on content)."""
-    inputs = {
-        "source_pool": source.pool.sha256,
-        "target_pool": target.pool.sha256,
-        "settings": cfg.model_dump(mode="json", exclude={"pretrained_path"}),
-        "pretrained_sha256": _vectors_file_hash(cfg),
-        "seed": seed,
-    }
-
     parsed = None
     if (vectors_path := cfg.pretrained_path) is not None:  # parsed once per content, then reused
         parsed = value_of(
             cached(
                 "convert_vectors",
-                {"sha256": inputs["pretrained_sha256"], "format": cfg.pretrained_format},
+                cache_key(
+                    "convert_vectors",
+                    {"sha256": _vectors_file_hash(cfg), "format": cfg.pretrained_format},
+                ),
                 cache,
                 datasets.ParsedVectors,
                 lambda out: datasets.parse_vectors(vectors_path, cfg.pretrained_format, out),
@@ -133,35 +133,22 @@ def build_embeddings(
         )
         return ref
 
-    return cached("build_embeddings", inputs, cache, EmbeddingsRef, compute)
-
-
-def _model_settings(cfg: ModelConfig) -> dict[str, Any]:
-    return cfg.model_dump(mode="json")
+    return cached(*this_stage_key(), cache, EmbeddingsRef, compute)
 
 
 @task(name="train_source_model", cache_policy=NO_CACHE, task_run_name="train_source_model")
 def train_source_model(
-    source: DatasetRef,
-    target: DatasetRef,
-    emb: EmbeddingsRef,
+    source: Annotated[DatasetRef, Reads("train", "pool", "labels")],
+    # the n-grams are fitted on both domains' training texts (no labels)
+    target: Annotated[DatasetRef, Reads("pool")],
+    emb: Annotated[EmbeddingsRef, Reads("vectors")],
     cfg: ModelConfig,
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
     """Train the network on the source labels (cached on content)."""
-    inputs = {
-        "source_train": source.train.sha256,
-        # the n-grams are fitted on both domains' training texts (no labels)
-        "text_pools": [source.pool.sha256, target.pool.sha256],
-        "labels": source.labels,
-        "vectors": emb.vectors.sha256,
-        "settings": _model_settings(cfg),
-        "seed": seed,
-    }
     return cached(
-        "train_source_model",
-        inputs,
+        *this_stage_key(),
         cache,
         ModelRef,
         lambda out: _trained(
@@ -175,29 +162,18 @@ def train_source_model(
 
 @task(name="fine_tune_target_model", cache_policy=NO_CACHE, task_run_name="fine_tune_target_model")
 def fine_tune_target_model(
-    source_model: ModelRef,
-    source: DatasetRef,
-    target: DatasetRef,
-    emb: EmbeddingsRef,
+    source_model: Annotated[ModelRef, Reads("model", "files")],
+    source: Annotated[DatasetRef, Reads("train", "labels")],
+    target: Annotated[DatasetRef, Reads("train", "labels")],
+    emb: Annotated[EmbeddingsRef, Reads("vectors")],
     model_cfg: ModelConfig,
     cfg: TransferConfig,
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
     """Adapt the source model to the target labels (cached on content)."""
-    inputs = {
-        "source_model": source_model.model.sha256,
-        "source_files": {n: r.sha256 for n, r in source_model.files.items()},
-        "source_train": source.train.sha256,
-        "target_train": target.train.sha256,
-        "labels": [source.labels, target.labels],
-        "vectors": emb.vectors.sha256,
-        "settings": [_model_settings(model_cfg), cfg.model_dump(mode="json")],
-        "seed": seed,
-    }
     return cached(
-        "fine_tune_target_model",
-        inputs,
+        *this_stage_key(),
         cache,
         ModelRef,
         lambda out: _trained(
@@ -221,20 +197,15 @@ def fine_tune_target_model(
     name="train_target_only_model", cache_policy=NO_CACHE, task_run_name="train_target_only_model"
 )
 def train_target_only_model(
-    target: DatasetRef, emb: EmbeddingsRef, cfg: ModelConfig, seed: int, cache: CacheConfig
+    target: Annotated[DatasetRef, Reads("train", "pool", "labels")],
+    emb: Annotated[EmbeddingsRef, Reads("vectors")],
+    cfg: ModelConfig,
+    seed: int,
+    cache: CacheConfig,
 ) -> ModelRef:
     """Baseline: the same network trained on the target labels only (cached on content)."""
-    inputs = {
-        "target_train": target.train.sha256,
-        "target_pool": target.pool.sha256,
-        "labels": target.labels,
-        "vectors": emb.vectors.sha256,
-        "settings": _model_settings(cfg),
-        "seed": seed,
-    }
     return cached(
-        "train_target_only_model",
-        inputs,
+        *this_stage_key(),
         cache,
         ModelRef,
         lambda out: _trained(
@@ -248,26 +219,16 @@ def train_target_only_model(
 
 @task(name="train_pooled_baseline", cache_policy=NO_CACHE, task_run_name="train_pooled_baseline")
 def train_pooled_baseline(
-    source: DatasetRef,
-    target: DatasetRef,
-    emb: EmbeddingsRef,
+    source: Annotated[DatasetRef, Reads("train", "pool", "labels")],
+    target: Annotated[DatasetRef, Reads("train", "pool", "labels")],
+    emb: Annotated[EmbeddingsRef, Reads("vectors")],
     cfg: ModelConfig,
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
     """Baseline: NB-weighted logistic regression on pooled source + target labels."""
-    inputs = {
-        "source_train": source.train.sha256,
-        "target_train": target.train.sha256,
-        "text_pools": [source.pool.sha256, target.pool.sha256],
-        "labels": target.labels,
-        "vectors": emb.vectors.sha256,
-        "settings": _model_settings(cfg),
-        "seed": seed,
-    }
     return cached(
-        "train_pooled_baseline",
-        inputs,
+        *this_stage_key(),
         cache,
         ModelRef,
         lambda out: _trained(
