@@ -17,6 +17,7 @@ them by hash on read).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import shutil
 import tempfile
@@ -56,9 +57,20 @@ class Reads:
 def _content(location: Path | str) -> str:
     """The content hash of a file named in a setting (an fsspec URL is read from a local copy)."""
     try:
-        return sha256_file(local_copy(location))
+        local = local_copy(location)
+        stat = local.stat()
     except (FileNotFoundError, IsADirectoryError):
         return f"missing: {location}"  # the stage itself reports it
+    if not local.is_file():
+        return f"missing: {location}"
+    return _hashed(str(local.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _hashed(path: str, size: int, mtime_ns: int) -> str:
+    # A vectors file can be gigabytes and one stage reads its hash twice (its key and the
+    # parsed-vectors key): hashed once per process while its size and time stay the same.
+    return sha256_file(path)
 
 
 def fingerprint(value: Any, parts: tuple[str, ...] | None = None) -> Any:

@@ -21,9 +21,8 @@ from transferflow.config.settings import (
 from transferflow.data import datasets
 from transferflow.models import candidates
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.storage.files import sha256_file
 from transferflow.storage.store import cache_key
-from transferflow.tasks.caching import Reads, cached, this_stage_key, value_of
+from transferflow.tasks.caching import Reads, cached, fingerprint, this_stage_key, value_of
 
 
 class _Progress:
@@ -92,12 +91,6 @@ def load_dataset(
     return ref
 
 
-def _vectors_file_hash(cfg: EmbeddingConfig) -> str | None:
-    if cfg.pretrained_path is None:
-        return None
-    return sha256_file(datasets.vectors_file(cfg.pretrained_path))
-
-
 @task(name="build_embeddings", cache_policy=NO_CACHE, task_run_name="build_embeddings")
 def build_embeddings(
     source: Annotated[DatasetRef, Reads("pool")],
@@ -114,7 +107,7 @@ def build_embeddings(
                 "convert_vectors",
                 cache_key(
                     "convert_vectors",
-                    {"sha256": _vectors_file_hash(cfg), "format": cfg.pretrained_format},
+                    {"sha256": fingerprint(vectors_path), "format": cfg.pretrained_format},
                 ),
                 cache,
                 datasets.ParsedVectors,
