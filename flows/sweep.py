@@ -222,8 +222,7 @@ def _stopped_lines(frame) -> list[str]:
     lines = ["## Runs stopped at a gate (left out of the tables)", ""]
     for r in stopped.itertuples(index=False):
         lines.append(
-            f"- {r.source} → {r.target}, n = {r.n_requested}, seed {r.seed}: gate "
-            f"'{r.stopped_at}'"
+            f"- {r.source} → {r.target}, n = {r.n_requested}, seed {r.seed}: gate '{r.stopped_at}'"
         )
     return [*lines, ""]
 

@@ -19,6 +19,7 @@ from transferflow.flows.validate import run_config, run_data_gates
 from transferflow.reporting.report import link_artifacts, write_config
 from transferflow.storage import paths
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.tasks.caching import cached
 from transferflow.tasks.gates import check_embeddings, check_promotion, check_source_model
 from transferflow.tasks.reporting import (
     DOCS,
@@ -31,6 +32,7 @@ from transferflow.tasks.reporting import (
 from transferflow.tasks.serving import register_model
 from transferflow.tasks.stages import (
     build_embeddings,
+    convert_vectors,
     fine_tune_target_model,
     train_pooled_baseline,
     train_source_model,
@@ -187,13 +189,15 @@ def _pipeline(
     for role in baseline_roles(config.baselines, same_labels=source.labels == target.labels):
         if role == "target_only":
             models[role] = _value(
-                train_target_only_model(target, emb, config.model, seed, cache, return_state=True)
+                cached(train_target_only_model, cache)(
+                    target, emb, config.model, seed, cache, return_state=True
+                )
             )
         elif role == "source_only":
             models[role] = source_model
         elif role == "pooled_lr":
             models[role] = _value(
-                train_pooled_baseline(
+                cached(train_pooled_baseline, cache)(
                     source, target, emb, config.model, seed, cache, return_state=True
                 )
             )
@@ -277,8 +281,17 @@ def train_transfer(
         (embeddings, source model, transfer model).
     """
     g, seed, cache = config.gates, config.seed, config.cache
+    parsed = None
+    if (vectors := config.embeddings.pretrained_path) is not None:  # parsed once per content
+        parsed = _value(
+            cached(convert_vectors, cache)(
+                vectors, config.embeddings.pretrained_format, cache, return_state=True
+            )
+        )
     emb = _value(
-        build_embeddings(source, target, config.embeddings, seed, cache, return_state=True)
+        cached(build_embeddings, cache)(
+            source, target, config.embeddings, seed, cache, parsed, return_state=True
+        )
     )
     verdicts = g.verdicts(cache)
     gates["embeddings"] = _value(
@@ -293,13 +306,15 @@ def train_transfer(
         )
     )
     source_model = _value(
-        train_source_model(source, target, emb, config.model, seed, cache, return_state=True)
+        cached(train_source_model, cache)(
+            source, target, emb, config.model, seed, cache, return_state=True
+        )
     )
     gates["source_model"] = _value(
         check_source_model(source_model, source, g.source_model, docs, verdicts, return_state=True)
     )
     transfer = _value(
-        fine_tune_target_model(
+        cached(fine_tune_target_model, cache)(
             source_model,
             source,
             target,

@@ -1,45 +1,56 @@
-"""Cross-run caching of expensive tasks through transferflow's content-addressed store.
+"""Cross-run caching of the expensive tasks, on Prefect's own caching.
 
-The key of a stage is derived from its signature by :class:`StageInputs`, a Prefect
-``CachePolicy``: every parameter contributes its content (an artefact reference its SHA-256, a
-settings section every field, a file or URL in a setting the file's hash; never a path), and a
-parameter annotated ``Annotated[Ref, Reads("train", ...)]`` contributes only the parts the stage
-reads. To those the key adds the stage name, the domain package's code and the library versions
-(:func:`transferflow.storage.store.cache_key`). No hand-written list of inputs can forget one: a
-new parameter is in the key by being a parameter (``tests/unit/test_stage_keys.py`` varies every
-leaf of every stage's inputs). A hit returns the stored reference in a ``Cached`` state, which
-the Prefect UI shows as such.
+**Keys.** :class:`StageInputs`, a Prefect ``CachePolicy``, derives a task's key from its
+signature: every parameter contributes its content (an artefact reference its SHA-256, a settings
+section every field, a file or URL in a setting the file's hash; never a path), and a parameter
+annotated ``Annotated[Ref, Reads("train", ...)]`` contributes only the parts the task reads. To
+those the key adds the task's name, the code (the domain package, the tasks and the data checks)
+and the library versions. No hand-written list of inputs can forget one: a new parameter is in the
+key by being a parameter (``tests/unit/test_stage_keys.py`` varies every leaf of every stage's
+inputs).
 
-Prefect's policy machinery computes the key; the lookup, lock and record stay in the artefact
-store (it holds the files the references point at, locally or at an fsspec URL, and verifies
-them by hash on read).
+**Storage, isolation, refresh.** :func:`cached` gives a task Prefect's options for this run:
+the policy, ``SERIALIZABLE`` isolation with a lock manager on ``flock`` (a second identical run
+waits for the first, then reuses its result; a killed run holds no lock), ``refresh_cache``
+from ``cache.refresh``, and persisted results in :class:`StageRecords`. That storage keeps
+Prefect's result records as entries of transferflow's content-addressed store (locally or at
+an fsspec URL), so a record is only found while every file it references is present and has its
+hash: a missing or corrupt object is a miss (recomputed), never a crash. Results are written
+with :class:`StageResultSerializer`, plain JSON whose models come from a fixed list of result
+types (nothing is imported or unpickled from a record).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import json
 import shutil
 import tempfile
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import get_run_logger
-from prefect.cache_policies import CachePolicy
+from prefect import Task, get_run_logger
+from prefect.cache_policies import NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
-from prefect.states import Completed, State
-from pydantic import BaseModel
+from prefect.filesystems import WritableFileSystem
+from prefect.serializers import Serializer
+from pydantic import BaseModel, Field
 
 from transferflow.config.settings import CacheConfig
+from transferflow.data.datasets import ParsedVectors
 from transferflow.storage import paths
-from transferflow.storage.artifacts import ArtifactRef
+from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.storage.files import is_url, local_copy, sha256_file, sha256_text
 from transferflow.storage.store import ArtifactStore, cache_key, default_root, open_store
 
 M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, init=False)
@@ -52,6 +63,11 @@ class Reads:
 
     def __init__(self, *parts: str) -> None:
         object.__setattr__(self, "parts", parts)
+
+
+class Writes:
+    """Marks a parameter that names where a task writes (a folder for Data Docs...): it is not an
+    input, so it stays out of the cache key (``Annotated[Path | None, Writes]``)."""
 
 
 def _content(location: Path | str) -> str:
@@ -68,8 +84,8 @@ def _content(location: Path | str) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _hashed(path: str, size: int, mtime_ns: int) -> str:
-    # A vectors file can be gigabytes and one stage reads its hash twice (its key and the
-    # parsed-vectors key): hashed once per process while its size and time stay the same.
+    # A vectors file can be gigabytes and two tasks key on it (parsing, embeddings): hashed once
+    # per process while its size and time stay the same.
     return sha256_file(path)
 
 
@@ -80,7 +96,7 @@ def fingerprint(value: Any, parts: tuple[str, ...] | None = None) -> Any:
     settings section or reference every field (``parts``: only those); cache settings nothing
     (where results are kept changes no result).
     """
-    if isinstance(value, CacheConfig):
+    if isinstance(value, CacheConfig) or value is None:
         return None
     if isinstance(value, ArtifactRef):
         return value.sha256
@@ -97,25 +113,42 @@ def fingerprint(value: Any, parts: tuple[str, ...] | None = None) -> Any:
     return value
 
 
+@functools.cache
+def wiring_version() -> str:
+    """Hash of the tasks' and the data checks' source (the domain package's is in
+    :func:`~transferflow.storage.store.cache_key`): a gate's verdict is only valid for the checks
+    that produced it, a task's result for the wrapper that made it."""
+    from transferflow import data_checks, tasks
+
+    digest = hashlib.sha256()
+    for package in (tasks, data_checks):
+        folder = Path(str(package.__file__)).parent
+        for path in sorted(folder.glob("*.py")):
+            digest.update(f"{package.__name__}/{path.name}".encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def stage_key(fn: Callable[..., Any], stage: str, parameters: dict[str, Any]) -> str:
     """The cache key of calling the stage function ``fn`` with ``parameters``: every parameter of
-    its signature by content (defaults included), narrowed by its ``Reads`` annotation."""
+    its signature by content (defaults included), narrowed by its ``Reads`` annotation; a parameter
+    marked ``Writes`` (an output location) is left out."""
     signature = inspect.signature(fn)
     bound = signature.bind_partial(**parameters)
     bound.apply_defaults()
     hints = typing.get_type_hints(fn, include_extras=True)
-    described = {}
+    described: dict[str, Any] = {}
     for name, value in bound.arguments.items():
-        reads = next(
-            (m for m in getattr(hints.get(name), "__metadata__", ()) if isinstance(m, Reads)), None
-        )
+        marks = getattr(hints.get(name), "__metadata__", ())
+        if Writes in marks:
+            continue
+        reads = next((m for m in marks if isinstance(m, Reads)), None)
         described[name] = fingerprint(value, reads.parts if reads else None)
-    return cache_key(stage, described)
+    return cache_key(stage, {"parameters": described, "wiring": wiring_version()})
 
 
 class StageInputs(CachePolicy):
     """A Prefect cache policy whose key covers, by content, everything a stage reads: its
-    parameters (see :func:`stage_key`), the domain package's code and the library versions."""
+    parameters (see :func:`stage_key`), the code and the library versions."""
 
     def compute_key(
         self,
@@ -129,15 +162,255 @@ class StageInputs(CachePolicy):
 
 STAGE_INPUTS = StageInputs()
 
+# -- results ------------------------------------------------------------------------------------
 
-def this_stage_key() -> tuple[str, str]:
-    """Inside a stage task: its name and the key :data:`STAGE_INPUTS` derives for this call."""
-    ctx = TaskRunContext.get()
-    if ctx is None:  # pragma: no cover - a stage is always called as a task
-        raise RuntimeError("this_stage_key() is called inside a task run")
-    key = STAGE_INPUTS.compute_key(ctx, dict(ctx.parameters), {})
-    assert key is not None
-    return ctx.task.name, key
+_RESULT_TYPES: dict[str, type[BaseModel]] = {
+    cls.__name__: cls for cls in (ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef, ParsedVectors)
+}
+
+
+def stage_result(cls: type[M]) -> type[M]:
+    """Class decorator: ``cls`` may be read back from a cache record (the serializer rebuilds only
+    the models named here, so a record can never make it import or run anything else)."""
+    _RESULT_TYPES[cls.__name__] = cls
+    return cls
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        # A failed task's exception is written too (never read back as a cache hit): as text.
+        return {"$exception": f"{type(value).__name__}: {value}"}
+    if isinstance(value, BaseModel):
+        name = type(value).__name__
+        if _RESULT_TYPES.get(name) is not type(value):
+            raise TypeError(f"{name} is not a registered stage result type (see stage_result)")
+        return {"$model": name, "value": value.model_dump(mode="json")}
+    if isinstance(value, tuple):
+        return {"$tuple": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$model" in value:
+            return _RESULT_TYPES[value["$model"]].model_validate(value["value"])
+        if "$tuple" in value:
+            return tuple(_decode(v) for v in value["$tuple"])
+        if "$exception" in value:
+            return RuntimeError(value["$exception"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+class StageResultSerializer(Serializer):
+    """Prefect result serializer for stage results: JSON; pydantic models by a registered name."""
+
+    type: str = Field(default="transferflow-stage-result", frozen=True)
+
+    def dumps(self, obj: Any) -> bytes:
+        return json.dumps(_encode(obj), sort_keys=True).encode()
+
+    def loads(self, blob: bytes) -> Any:
+        return _decode(json.loads(blob))
+
+
+class StageRecords(WritableFileSystem):
+    """Prefect result storage that keeps each record as an entry of transferflow's store.
+
+    The store verifies on every read that the objects an entry references are present and intact;
+    when one is not, the entry is dropped and reading fails, which Prefect's cache treats as "no
+    record": the stage is computed again.
+    """
+
+    _block_type_name = "transferflow stage records"
+
+    location: str = Field(description="The artefact store: a folder or an fsspec URL.")
+
+    def _store(self) -> ArtifactStore:
+        return open_store(self.location)
+
+    def read_path(self, path: str, _sync: bool = True) -> bytes:  # type: ignore[override]
+        """The record under the key ``path``; FileNotFoundError when absent or stale."""
+        entry = self._store().lookup(path)
+        if entry is None:
+            raise FileNotFoundError(f"no valid cache entry {path} in {self.location}")
+        return json.dumps(
+            {"metadata": entry["metadata"], "result": json.dumps(entry["result"])}
+        ).encode()
+
+    def write_path(self, path: str, content: bytes, _sync: bool = True) -> str:  # type: ignore[override]
+        """Record Prefect's result record ``content`` under the key ``path``."""
+        record = json.loads(content)
+        result = record["result"]
+        stage = path.rsplit("-", 1)[0]
+        self._store().record(
+            path,
+            stage,
+            {"metadata": record["metadata"], "result": json.loads(result)},
+        )
+        return path
+
+
+class ProcessLockManager:
+    """A Prefect ``LockManager`` on POSIX ``flock``: a lock is released by the kernel when its
+    process ends, however it ends.
+
+    Prefect's ``FileSystemLockManager`` marks a lock with a file that only its holder removes:
+    after a run is killed (``kill -9``, a lost worker) the file stays, and with no hold timeout
+    (Prefect's transactions set none) every later run of that task waits on it forever. This
+    manager keeps Prefect's protocol and semantics (one holder per key; others wait, then read
+    the holder's record) without that failure.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._held: dict[str, tuple[Any, str]] = {}  # key -> (open lock file, holder)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{key}.lock"
+
+    def acquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        """Take the lock on ``key`` for ``holder``, waiting up to ``acquire_timeout`` seconds
+        (forever by default). ``hold_timeout`` is not needed: a dead holder holds nothing."""
+        import fcntl
+        import time
+
+        if self.is_lock_holder(key, holder):
+            return True
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self._path(key), "a")  # noqa: SIM115 - held until release_lock
+        deadline = None if acquire_timeout is None else time.monotonic() + acquire_timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    handle.close()
+                    return False
+                time.sleep(0.1)
+                continue
+            self._held[key] = (handle, holder)
+            return True
+
+    async def aacquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        """:meth:`acquire_lock` without blocking the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.acquire_lock, key, holder, acquire_timeout)
+
+    def release_lock(self, key: str, holder: str) -> None:
+        """Release ``holder``'s lock on ``key``.
+
+        Raises:
+            ValueError: ``holder`` does not hold it (as Prefect's lock managers do).
+        """
+        import fcntl
+
+        if not self.is_lock_holder(key, holder):
+            raise ValueError(f"No lock held by {holder} for transaction with key {key}")
+        handle, _ = self._held.pop(key)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+    def is_locked(self, key: str) -> bool:
+        """Whether a live process (this one included) holds the lock on ``key``."""
+        import fcntl
+
+        if key in self._held:
+            return True
+        try:
+            handle = open(self._path(key))  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    def is_lock_holder(self, key: str, holder: str) -> bool:
+        """Whether ``holder`` holds the lock on ``key``."""
+        held = self._held.get(key)
+        return held is not None and held[1] == holder
+
+    def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        """Wait until nobody holds ``key`` (up to ``timeout`` seconds); whether it is free."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_locked(key):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    async def await_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        """:meth:`wait_for_lock` without blocking the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.wait_for_lock, key, timeout)
+
+
+@functools.lru_cache(maxsize=8)
+def _lock_manager(folder: Path) -> ProcessLockManager:
+    # One manager per folder and process: it knows which locks this process holds.
+    return ProcessLockManager(folder)
+
+
+def cached(task: Task[P, R], cache: CacheConfig | None) -> Task[P, R]:
+    """``task`` with Prefect's caching set up for this run (see the module's docstring), or with
+    caching off when ``cache`` is None or disabled (e.g. a gate asked for Data Docs)."""
+    if cache is None or not cache.enabled:
+        return task.with_options(cache_policy=NO_CACHE, persist_result=False)
+    store = store_for(cache)
+    store.claim()
+    policy = STAGE_INPUTS.configure(
+        isolation_level="SERIALIZABLE",
+        lock_manager=_lock_manager(store.root / "locks"),
+    )
+    return task.with_options(
+        cache_policy=policy,
+        persist_result=True,
+        result_storage=_records(store.location),
+        result_serializer=StageResultSerializer(),
+        refresh_cache=cache.refresh,
+    )
+
+
+def _records(location: str) -> StageRecords:
+    """The :class:`StageRecords` block of a store, saved on the Prefect server (Prefect keeps
+    result storage server-side, so that any worker can read the results); one block per store,
+    named after its location, saved again (not piled up) by every run."""
+    from prefect.settings import PREFECT_API_URL
+
+    return _saved_records(location, str(PREFECT_API_URL.value()))
+
+
+@functools.lru_cache(maxsize=8)
+def _saved_records(location: str, api_url: str) -> StageRecords:
+    block = StageRecords(location=location)
+    block.save(f"transferflow-{sha256_text(location)[:12]}", overwrite=True)
+    return block
 
 
 def store_for(cfg: CacheConfig) -> ArtifactStore:
@@ -146,7 +419,7 @@ def store_for(cfg: CacheConfig) -> ArtifactStore:
 
 
 def prefect_result_storage(cfg: CacheConfig) -> str | None:
-    """Where Prefect persists task and flow results: beside a remote artefact store.
+    """Where Prefect persists flow results: beside a remote artefact store.
 
     For a store at an fsspec URL, saves (or updates) a ``RemoteFileSystem`` block whose base path is
     ``<store URL>/prefect-results`` and returns its slug, so results that Prefect persists (when
@@ -189,86 +462,26 @@ def _adopt(value: Any, store: ArtifactStore) -> Any:
     return value
 
 
-def cached(
-    stage: str,
-    key: str,
-    cfg: CacheConfig,
-    result_type: type[M],
-    compute: Callable[[Path], M],
-) -> M:
-    """Return the cached result of ``stage`` under ``key``, or compute and cache it.
+def in_store(cache: CacheConfig, result_type: type[M], compute: Callable[[Path], M]) -> M:
+    """Compute a stage's files in scratch space and move them into the content-addressed store.
 
     Args:
-        stage: stage name (names the scratch folder).
-        key: the cache key (:func:`this_stage_key` inside a stage task, or :func:`cache_key`).
-        cfg: cache settings.
+        cache: cache settings (where the store is).
         result_type: the pydantic model of the result.
         compute: ``compute(out_dir)`` writes its artefacts into ``out_dir`` and returns the result.
 
     Returns:
-        The result, or a ``Cached`` Completed state holding it (the task's final state). A task
-        that returns the state ends in it, and its caller receives the result, so the state is
-        typed as the result it holds; inside a task, :func:`value_of` unwraps it.
+        The result, its references pointing into the store (where a later cache hit finds them).
     """
-    store = store_for(cfg)
+    store = store_for(cache)
+    ctx = TaskRunContext.get()
+    stage = ctx.task.name if ctx is not None else result_type.__name__
     work = Path(tempfile.mkdtemp(prefix=f"{stage}-", dir=_tmp(store)))
     paths.claim_scratch(work)  # a killed run's scratch folder is removed by the next run
     try:
-        if not cfg.enabled:
-            return result_type.model_validate(_adopt(compute(work).model_dump(mode="json"), store))
-        # The lock makes a second identical run wait for the first and then reuse its result.
-        with store.lock(key):
-            if not cfg.refresh and (hit := store.lookup(key)) is not None:
-                get_run_logger().info("cache hit %s (%s)", key, store.location)
-                state: State = Completed(
-                    data=result_type.model_validate(hit), name="Cached", message=f"reused {key}"
-                )
-                return cast(M, state)
-            result = result_type.model_validate(
-                _adopt(compute(work).model_dump(mode="json"), store)
-            )
-            store.record(key, stage, result.model_dump(mode="json"))
-            return result
+        return result_type.model_validate(_adopt(compute(work).model_dump(mode="json"), store))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def cached_json(
-    stage: str,
-    inputs: dict[str, Any],
-    cfg: CacheConfig | None,
-    compute: Callable[[], dict[str, Any]],
-) -> dict[str, Any]:
-    """A small JSON result (no files) cached like :func:`cached`; computed when the cache is off."""
-    return cached_json_hit(stage, inputs, cfg, compute)[0]
-
-
-def cached_json_hit(
-    stage: str,
-    inputs: dict[str, Any],
-    cfg: CacheConfig | None,
-    compute: Callable[[], dict[str, Any]],
-) -> tuple[dict[str, Any], bool]:
-    """:func:`cached_json` that also says whether the result came from the cache.
-
-    Returns:
-        (result, reused). A ``compute`` that raises records nothing.
-    """
-    if cfg is None or not cfg.enabled:
-        return compute(), False
-    store = store_for(cfg)
-    key = cache_key(stage, inputs)
-    with store.lock(key):
-        if not cfg.refresh and (hit := store.lookup(key)) is not None:
-            return hit, True
-        result = compute()
-        store.record(key, stage, result)
-        return result, False
-
-
-def value_of(result: Any) -> Any:
-    """The value of :func:`cached`'s return (a ``Cached`` state on a hit) inside another task."""
-    return result.result() if isinstance(result, State) else result
 
 
 def _tmp(store: ArtifactStore) -> Path:

@@ -6,12 +6,11 @@ run goes on. Either way its summary goes into ``metrics.json`` and the report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
@@ -28,7 +27,7 @@ from transferflow.data import datasets
 from transferflow.data.tables import TEXT
 from transferflow.errors import GateFailedError
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.tasks.caching import cached_json, cached_json_hit
+from transferflow.tasks.caching import Reads, Writes, cached
 
 
 def _conclude(report, subject: str) -> dict[str, Any]:
@@ -55,47 +54,31 @@ def _log(gate: str, summary: dict[str, Any], subject: str, reused: bool = False)
         logger.info("gate %s passed for %s (%d checks)%s", gate, subject, summary["checks"], how)
 
 
-def _suites_version() -> str:
-    """Hash of the gate code (``data_checks``) and the Great Expectations version: a cached
-    verdict is only valid for the checks that produced it."""
-    import hashlib
-    from importlib import metadata
-
-    from transferflow import data_checks
-
-    digest = hashlib.sha256(metadata.version("great-expectations").encode())
-    for path in sorted(Path(data_checks.__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def _verdict(
-    gate: str,
-    inputs: dict[str, Any],
+    checks: Task,
     verdicts: CacheConfig | None,
+    gate: str,
     subject: str,
-    evaluate: Callable[[], Any],
+    *args: Any,
 ) -> tuple[dict[str, Any], bool]:
-    """A gate's summary: reused when the same data, settings and checks passed before, else
-    evaluated (and recorded when it passes or warns; a failure is never reused, so it is always
-    re-checked and gets its Data Docs).
+    """Run a gate's checks as a task of their own, cached on their inputs' content and the checks'
+    code: a verdict is reused when the same data, settings and checks passed before. A failure is
+    never reused (Prefect records only completed tasks), so it is always re-checked and gets its
+    Data Docs.
 
     Args:
-        gate: gate name (part of the key).
-        inputs: content hashes and settings the verdict depends on.
+        checks: the task that runs the checks and returns the summary (raises on failure).
         verdicts: cache settings, or ``None`` to always evaluate (e.g. Data Docs requested).
-        subject: what was checked, for the log and the error.
-        evaluate: runs the checks; returns a ``GateReport``.
+        gate: gate name, for the log.
+        subject: what was checked, for the log.
+        *args: the task's arguments.
 
     Returns:
         (summary, reused).
     """
-    summary, reused = cached_json_hit(
-        f"gate_{gate}",
-        {**inputs, "suites": _suites_version()},
-        verdicts,
-        lambda: _conclude(evaluate(), subject),  # raises on failure: nothing is recorded
-    )
+    state = cached(checks, verdicts)(*args, return_state=True)
+    summary = state.result()  # raises GateFailedError when the gate failed
+    reused = state.name == "Cached"
     if reused:
         _log(gate, summary, subject, reused=True)
     return summary, reused
@@ -106,8 +89,35 @@ def _done(value: Any, reused: bool) -> Any:
     return Completed(data=value, name="Cached", message="verdict reused") if reused else value
 
 
-def _hashes(data: DatasetRef) -> dict[str, str]:
-    return {part: ref.sha256 for part, ref in sorted(data.parts.items())}
+@task(name="raw_input_checks", cache_policy=NO_CACHE, task_run_name="raw_input_checks[{role}]")
+def raw_input_checks(
+    data: DatasetRef,
+    role: str,
+    cfg: RawInputGate,
+    docs_dir: Annotated[Path | None, Writes],
+    reference: Annotated[DatasetRef | None, Reads("label_kind", "labels")],
+) -> dict[str, Any]:
+    """The raw-input checks of one domain (and, for the target, its labels against the
+    source's); returns the gate's summary, raises GateFailedError."""
+    from transferflow.data_checks.raw_input import report, validate_domain, validate_label_kinds
+
+    frames = {part: datasets.read_frame(ref) for part, ref in data.parts.items()}
+    labelled = (
+        frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
+    )
+    suites = validate_domain(
+        f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
+    )
+    if reference is not None:  # the target is compared with the source
+        suites.append(
+            validate_label_kinds(
+                {"source": reference.label_kind, "target": data.label_kind},
+                {"source": reference.labels, "target": data.labels},
+                cfg,
+                docs_dir,
+            )
+        )
+    return _conclude(report(suites, cfg, {"rows": data.counts}), f"{role} data '{data.name}'")
 
 
 @task(name="validate_dataset", cache_policy=NO_CACHE, task_run_name="validate_dataset[{role}]")
@@ -123,40 +133,16 @@ def validate_dataset(
 ) -> tuple[DatasetRef, dict[str, Any]]:
     """Raw-input gate on one domain; returns it without the tolerated blank-text rows and, with
     ``drop_repeats``, without exact repeats in its training parts."""
-
-    def evaluate():
-        from transferflow.data_checks.raw_input import report, validate_domain, validate_label_kinds
-
-        frames = {part: datasets.read_frame(ref) for part, ref in data.parts.items()}
-        labelled = (
-            frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
-        )
-        suites = validate_domain(
-            f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
-        )
-        if reference is not None:  # the target is compared with the source
-            suites.append(
-                validate_label_kinds(
-                    {"source": reference.label_kind, "target": data.label_kind},
-                    {"source": reference.labels, "target": data.labels},
-                    cfg,
-                    docs_dir,
-                )
-            )
-        return report(suites, cfg, {"rows": data.counts})
-
-    inputs = {
-        "role": role,
-        "name": data.name,
-        "data": _hashes(data),
-        "counts": data.counts,
-        "kind": data.label_kind,
-        "labels": data.labels,
-        "reference": None if reference is None else [reference.label_kind, reference.labels],
-        "settings": cfg.model_dump(mode="json"),
-    }
     summary, reused = _verdict(
-        "raw_input", inputs, verdicts, f"{role} data '{data.name}'", evaluate
+        raw_input_checks,
+        verdicts,
+        "raw_input",
+        f"{role} data '{data.name}'",
+        data,
+        role,
+        cfg,
+        docs_dir,
+        reference,
     )
     cleaned = datasets.drop_after_gate(data, role=role, out_dir=out_dir, drop_repeats=drop_repeats)
     logger = get_run_logger()
@@ -188,6 +174,28 @@ def validate_dataset(
     return _done((cleaned, summary), reused)
 
 
+@task(name="leakage_checks", cache_policy=NO_CACHE, task_run_name="leakage_checks")
+def leakage_checks(
+    source: Annotated[DatasetRef | None, Reads("pool")],
+    target: Annotated[DatasetRef, Reads("test", "pool")],
+    cfg: LeakageGate,
+    docs_dir: Annotated[Path | None, Writes],
+) -> dict[str, Any]:
+    """The leakage checks: target test texts in the target's training data or the Word2Vec
+    corpus (``source``: the source data when Word2Vec trains on it, else None); returns the gate's
+    summary, raises GateFailedError."""
+    from transferflow.data_checks.leakage import validate_leakage
+
+    report = validate_leakage(
+        datasets.read_frame(target.test),
+        datasets.read_frame(target.pool),
+        None if source is None else datasets.read_frame(source.pool),
+        cfg,
+        docs_dir,
+    )
+    return _conclude(report, f"target '{target.name}'")
+
+
 @task(name="check_split_integrity", cache_policy=NO_CACHE, task_run_name="check_split_integrity")
 def check_split_integrity(
     source: DatasetRef,
@@ -200,27 +208,17 @@ def check_split_integrity(
 ) -> tuple[DatasetRef, DatasetRef, dict[str, Any]]:
     """Leakage gate: no target test text in the target training data or the Word2Vec corpus;
     a tolerated overlap leaves the training side."""
-
+    summary, reused = _verdict(
+        leakage_checks,
+        verdicts,
+        "leakage",
+        f"target '{target.name}'",
+        source if word2vec else None,
+        target,
+        cfg,
+        docs_dir,
+    )
     test = datasets.read_frame(target.test)
-
-    def evaluate():
-        from transferflow.data_checks.leakage import validate_leakage
-
-        return validate_leakage(
-            test,
-            datasets.read_frame(target.pool),
-            datasets.read_frame(source.pool) if word2vec else None,
-            cfg,
-            docs_dir,
-        )
-
-    inputs = {
-        "test": target.test.sha256,
-        "target": target.pool.sha256,
-        "source": source.pool.sha256 if word2vec else None,
-        "settings": cfg.model_dump(mode="json"),
-    }
-    summary, reused = _verdict("leakage", inputs, verdicts, f"target '{target.name}'", evaluate)
     roles = {"source": source, "target": target}
     for role, data in roles.items():
         roles[role] = datasets.drop_test_texts_from_training(data, test, role=role, out_dir=out_dir)
@@ -237,6 +235,23 @@ def check_split_integrity(
     return _done((roles["source"], roles["target"], summary), reused)
 
 
+@task(name="embeddings_checks", cache_policy=NO_CACHE, task_run_name="embeddings_checks")
+def embeddings_checks(
+    emb: Annotated[EmbeddingsRef, Reads("vectors")],
+    target: Annotated[DatasetRef, Reads("pool")],
+    expected_size: int | None,
+    cfg: EmbeddingsGate,
+    docs_dir: Annotated[Path | None, Writes],
+) -> dict[str, Any]:
+    """The embeddings checks; returns the gate's summary, raises GateFailedError."""
+    from transferflow.data_checks.embeddings import validate_embeddings
+    from transferflow.text.embeddings import load_vectors
+
+    kv = load_vectors(emb.vectors.verified_path())
+    texts = datasets.read_frame(target.pool)[TEXT].dropna().tolist()
+    return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
+
+
 @task(name="check_embeddings", cache_policy=NO_CACHE, task_run_name="check_embeddings")
 def check_embeddings(
     emb: EmbeddingsRef,
@@ -247,22 +262,50 @@ def check_embeddings(
     verdicts: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Embeddings gate: size as configured, finite values, coverage of the target's tokens."""
+    return _done(
+        *_verdict(
+            embeddings_checks,
+            verdicts,
+            "embeddings",
+            emb.origin,
+            emb,
+            target,
+            expected_size,
+            cfg,
+            docs_dir,
+        )
+    )
 
-    def evaluate():
-        from transferflow.data_checks.embeddings import validate_embeddings
-        from transferflow.text.embeddings import load_vectors
 
-        kv = load_vectors(emb.vectors.verified_path())
-        texts = datasets.read_frame(target.pool)[TEXT].dropna().tolist()
-        return validate_embeddings(kv, expected_size, texts, cfg, docs_dir)
+@task(name="measure_domain_shift", cache_policy=NO_CACHE, task_run_name="measure_domain_shift")
+def measure_domain_shift(
+    source: Annotated[DatasetRef, Reads("pool", "train")],
+    target: Annotated[DatasetRef, Reads("pool", "train")],
+    seed: int,
+) -> dict[str, Any]:
+    """Vocabulary overlap, label distance and proxy A-distance of the two domains (the domain
+    classifier is the costly part of the data gates)."""
+    return datasets.domain_shift_figures(source, target, seed)
 
-    inputs = {
-        "vectors": emb.vectors.sha256,
-        "target": target.pool.sha256,
-        "size": expected_size,
-        "settings": cfg.model_dump(mode="json"),
-    }
-    return _done(*_verdict("embeddings", inputs, verdicts, emb.origin, evaluate))
+
+@task(name="domain_shift_checks", cache_policy=NO_CACHE, task_run_name="domain_shift_checks")
+def domain_shift_checks(
+    source: Annotated[DatasetRef, Reads("pool", "train")],
+    target: Annotated[DatasetRef, Reads("pool", "train")],
+    cfg: DomainShiftGate,
+    seed: int,
+    docs_dir: Annotated[Path | None, Writes],
+    cache: CacheConfig | None,
+) -> dict[str, Any]:
+    """The domain-shift checks on the measured figures (kept in ``cache``); returns the gate's
+    summary, raises GateFailedError."""
+    from transferflow.data_checks.domain_shift import validate_domain_shift
+
+    figures = cached(measure_domain_shift, cache)(source, target, seed)
+    get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
+    return _conclude(
+        validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}"
+    )
 
 
 @task(name="check_domain_shift", cache_policy=NO_CACHE, task_run_name="check_domain_shift")
@@ -277,29 +320,39 @@ def check_domain_shift(
 ) -> dict[str, Any]:
     """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default).
 
-    ``cache`` keeps the measured figures (the domain classifier is the costly part of the data
-    gates); ``verdicts`` the gate's outcome on them."""
-    inputs = {
-        "source": [source.pool.sha256, source.train.sha256],
-        "target": [target.pool.sha256, target.train.sha256],
-        "seed": seed,
-    }
-
-    def evaluate():
-        from transferflow.data_checks.domain_shift import validate_domain_shift
-
-        figures = cached_json(
-            "domain_shift",
-            inputs,
-            cache,
-            lambda: datasets.domain_shift_figures(source, target, seed),
-        )
-        get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
-        return validate_domain_shift(figures, cfg, docs_dir)
-
-    settings = {**inputs, "names": [source.name, target.name], "settings": cfg.model_dump()}
+    ``cache`` keeps the measured figures; ``verdicts`` the gate's outcome on them."""
     return _done(
-        *_verdict("domain_shift", settings, verdicts, f"{source.name} → {target.name}", evaluate)
+        *_verdict(
+            domain_shift_checks,
+            verdicts,
+            "domain_shift",
+            f"{source.name} → {target.name}",
+            source,
+            target,
+            cfg,
+            seed,
+            docs_dir,
+            cache,
+        )
+    )
+
+
+@task(name="source_model_checks", cache_policy=NO_CACHE, task_run_name="source_model_checks")
+def source_model_checks(
+    source_model: Annotated[ModelRef, Reads("model", "files", "labels")],
+    source: Annotated[DatasetRef, Reads("test", "labels")],
+    cfg: SourceModelGate,
+    docs_dir: Annotated[Path | None, Writes],
+) -> dict[str, Any]:
+    """The source model's accuracy on held-out source rows against the threshold; returns the
+    gate's summary, raises GateFailedError."""
+    from transferflow.data_checks.models import validate_source_model
+    from transferflow.evaluation.metrics import source_holdout
+
+    accuracy, majority, n = source_holdout(source_model, source)
+    return _conclude(
+        validate_source_model(accuracy, majority, n, cfg, docs_dir),
+        f"source model on '{source.name}' test rows",
     )
 
 
@@ -312,24 +365,41 @@ def check_source_model(
     verdicts: CacheConfig | None = None,
 ) -> dict[str, Any]:
     """Source-model gate: accuracy on held-out source data reaches the threshold."""
-
-    def evaluate():
-        from transferflow.data_checks.models import validate_source_model
-        from transferflow.evaluation.metrics import source_holdout
-
-        accuracy, majority, n = source_holdout(source_model, source)
-        return validate_source_model(accuracy, majority, n, cfg, docs_dir)
-
-    inputs = {
-        "model": source_model.model.sha256,
-        "test": source.test.sha256,
-        "settings": cfg.model_dump(mode="json"),
-    }
     return _done(
         *_verdict(
-            "source_model", inputs, verdicts, f"source model on '{source.name}' test rows", evaluate
+            source_model_checks,
+            verdicts,
+            "source_model",
+            f"source model on '{source.name}' test rows",
+            source_model,
+            source,
+            cfg,
+            docs_dir,
         )
     )
+
+
+@task(name="promotion_checks", cache_policy=NO_CACHE, task_run_name="promotion_checks")
+def promotion_checks(
+    models: dict[str, ModelRef],
+    target: Annotated[DatasetRef, Reads("train", "pool", "labels")],
+    cfg: PromotionGate,
+    docs_dir: Annotated[Path | None, Writes],
+) -> dict[str, Any]:
+    """Out-of-fold comparison of transfer with the baselines; returns the gate's summary (with
+    the chosen model), raises GateFailedError."""
+    from transferflow.data_checks.models import validate_promotion
+    from transferflow.evaluation.promotion import select_model
+    from transferflow.models.candidates import oof_proba, source_only_oof
+
+    oof = {
+        name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
+        for name, ref in models.items()
+    }
+    y = datasets.read_frame(target.train)["label"].tolist()
+    selection = select_model(oof, y, target.labels, cfg.significance)
+    report = validate_promotion(selection, cfg, docs_dir)
+    return _conclude(report, "transfer model")
 
 
 @task(name="check_promotion", cache_policy=NO_CACHE, task_run_name="check_promotion")
@@ -342,28 +412,9 @@ def check_promotion(
 ) -> dict[str, Any]:
     """Promotion gate: no baseline may be significantly better than transfer on out-of-fold
     predictions of the target training labels; if one is, it is the chosen model."""
-
-    def evaluate():
-        from transferflow.data_checks.models import validate_promotion
-        from transferflow.evaluation.promotion import select_model
-        from transferflow.models.candidates import oof_proba, source_only_oof
-
-        oof = {
-            name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
-            for name, ref in models.items()
-        }
-        y = datasets.read_frame(target.train)["label"].tolist()
-        return validate_promotion(
-            select_model(oof, y, target.labels, cfg.significance), cfg, docs_dir
-        )
-
-    inputs = {
-        "models": {name: ref.model.sha256 for name, ref in sorted(models.items())},
-        "target": target.train.sha256,
-        "labels": target.labels,
-        "settings": cfg.model_dump(mode="json"),
-    }
-    summary, reused = _verdict("promotion", inputs, verdicts, "transfer model", evaluate)
+    summary, reused = _verdict(
+        promotion_checks, verdicts, "promotion", "transfer model", models, target, cfg, docs_dir
+    )
     chosen, reason = summary["figures"]["chosen"], summary["figures"]["reason"]
     logger = get_run_logger()
     logger.info("chosen model: %s (%s)", chosen, reason)

@@ -4,7 +4,7 @@ report with its figures and artifacts, and the report of a run a gate stopped.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -17,10 +17,18 @@ from transferflow.evaluation import promotion
 from transferflow.reporting import report
 from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.storage.files import atomic_path, write_text_atomic
-from transferflow.storage.store import cache_key
-from transferflow.tasks.caching import cached, cached_json, value_of
+from transferflow.tasks.caching import Reads, cached, in_store, stage_result
 
 DOCS = "data_docs"  # GX Data Docs folder inside a run folder
+
+
+@task(name="score_candidates", cache_policy=NO_CACHE, task_run_name="score_candidates")
+def score_candidates(
+    target: Annotated[DatasetRef, Reads("test", "labels")], models: dict[str, ModelRef]
+) -> dict[str, Any]:
+    """Every candidate's predictions and scores on the target test set (cached on the models'
+    and the test set's content: an identical rerun loads no model)."""
+    return evaluate.score_candidates(target, models)
 
 
 @task(name="evaluate_models", cache_policy=NO_CACHE, task_run_name="evaluate_models")
@@ -33,16 +41,7 @@ def evaluate_models(
 ) -> dict[str, Any]:
     """Score every candidate on the target test set and write metrics.json (the scores are
     cached on the models' and the test set's content: an identical rerun loads no model)."""
-    inputs = {
-        "test": target.test.sha256,
-        "models": {
-            n: [r.model.sha256, sorted((k, v.sha256) for k, v in r.files.items())]
-            for n, r in models.items()
-        },
-    }
-    scores = cached_json(
-        "evaluate_models", inputs, cache, lambda: evaluate.score_candidates(target, models)
-    )
+    scores = cached(score_candidates, cache)(target, models)
     metrics = evaluate.write_metrics(scores, out_dir=out_dir, extra=extra)
     logger = get_run_logger()
     for name, m in metrics["candidates"].items():
@@ -142,27 +141,38 @@ def publish_report(
     return metrics
 
 
-class _Figures(BaseModel):
+@stage_result
+class Figures(BaseModel):
+    """A run's pictures in the store."""
+
     files: dict[str, ArtifactRef]  # name -> PNG
 
 
+@task(name="draw_figures", cache_policy=NO_CACHE, task_run_name="draw_figures")
+def draw_figures(drawn_from: dict[str, Any], cache: CacheConfig) -> Figures:
+    """Draw a run's pictures from :func:`~transferflow.reporting.figures.figure_inputs` of its
+    metrics into the store (matplotlib is the slow part of a cached rerun's report)."""
+    from transferflow.reporting.figures import write_figures
+
+    return in_store(
+        cache,
+        Figures,
+        lambda work: Figures(
+            files={n: ArtifactRef.of(p) for n, p in write_figures(drawn_from, work).items()}
+        ),
+    )
+
+
 def _figures(metrics: dict[str, Any], out_dir: Path, cache: CacheConfig | None) -> dict[str, Path]:
-    """The run's pictures in ``out_dir/figures``: copied from the store when the same figures
-    were drawn before (matplotlib is the slow part of a cached rerun's report)."""
+    """The run's pictures in ``out_dir/figures``, copied from the store (drawn again only when
+    what they show changed)."""
     import shutil
 
     from transferflow.reporting.figures import figure_inputs, write_figures
 
-    def draw(work: Path) -> _Figures:
-        return _Figures(
-            files={name: ArtifactRef.of(p) for name, p in write_figures(metrics, work).items()}
-        )
-
     if cache is None or not cache.enabled:
-        return write_figures(metrics, out_dir)
-    drawn = value_of(
-        cached("figures", cache_key("figures", figure_inputs(metrics)), cache, _Figures, draw)
-    )
+        return write_figures(figure_inputs(metrics), out_dir)
+    drawn = cached(draw_figures, cache)(figure_inputs(metrics), cache)
     out = {}
     for name, ref in drawn.files.items():
         out[name] = out_dir / "figures" / f"{name}.png"

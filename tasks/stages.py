@@ -1,6 +1,8 @@
-"""The Prefect tasks that make a run's data and models: load, embed, train (each cached on
-content); they call a domain function and return a small reference. Evaluation and the report are
-in ``tasks/reporting.py``, registering, scoring and suggesting in ``tasks/serving.py``."""
+"""The Prefect tasks that make a run's data and models: load, embed, train; they call a domain
+function, move its files into the store and return a small reference. The flow turns on their
+caching for a run with :func:`transferflow.tasks.caching.cached` (keyed on content). Evaluation
+and the report are in ``tasks/reporting.py``, registering, scoring and suggesting in
+``tasks/serving.py``."""
 
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ from transferflow.config.settings import (
     TransferConfig,
 )
 from transferflow.data import datasets
+from transferflow.data.datasets import ParsedVectors
 from transferflow.models import candidates
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.storage.store import cache_key
-from transferflow.tasks.caching import Reads, cached, fingerprint, this_stage_key, value_of
+from transferflow.tasks.caching import Reads, in_store
 
 
 class _Progress:
@@ -91,6 +93,13 @@ def load_dataset(
     return ref
 
 
+@task(name="convert_vectors", cache_policy=NO_CACHE, task_run_name="convert_vectors")
+def convert_vectors(vectors: Path | str, fmt: str, cache: CacheConfig) -> ParsedVectors:
+    """Parse a pretrained vectors file into native form (cached on its content: a large text
+    file is parsed once)."""
+    return in_store(cache, ParsedVectors, lambda out: datasets.parse_vectors(vectors, fmt, out))
+
+
 @task(name="build_embeddings", cache_policy=NO_CACHE, task_run_name="build_embeddings")
 def build_embeddings(
     source: Annotated[DatasetRef, Reads("pool")],
@@ -98,22 +107,10 @@ def build_embeddings(
     cfg: EmbeddingConfig,
     seed: int,
     cache: CacheConfig,
+    parsed: ParsedVectors | None = None,
 ) -> EmbeddingsRef:
-    """Load or train word vectors on the training texts (cached on content)."""
-    parsed = None
-    if (vectors_path := cfg.pretrained_path) is not None:  # parsed once per content, then reused
-        parsed = value_of(
-            cached(
-                "convert_vectors",
-                cache_key(
-                    "convert_vectors",
-                    {"sha256": fingerprint(vectors_path), "format": cfg.pretrained_format},
-                ),
-                cache,
-                datasets.ParsedVectors,
-                lambda out: datasets.parse_vectors(vectors_path, cfg.pretrained_format, out),
-            )
-        )
+    """Load or train word vectors on the training texts (``parsed``: the pretrained vectors
+    file of ``cfg`` in native form)."""
 
     def compute(out: Path) -> EmbeddingsRef:
         ref = datasets.make_embeddings(source, target, cfg, seed=seed, out_dir=out, parsed=parsed)
@@ -126,7 +123,7 @@ def build_embeddings(
         )
         return ref
 
-    return cached(*this_stage_key(), cache, EmbeddingsRef, compute)
+    return in_store(cache, EmbeddingsRef, compute)
 
 
 @task(name="train_source_model", cache_policy=NO_CACHE, task_run_name="train_source_model")
@@ -139,9 +136,8 @@ def train_source_model(
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
-    """Train the network on the source labels (cached on content)."""
-    return cached(
-        *this_stage_key(),
+    """Train the network on the source labels."""
+    return in_store(
         cache,
         ModelRef,
         lambda out: _trained(
@@ -164,9 +160,8 @@ def fine_tune_target_model(
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
-    """Adapt the source model to the target labels (cached on content)."""
-    return cached(
-        *this_stage_key(),
+    """Adapt the source model to the target labels."""
+    return in_store(
         cache,
         ModelRef,
         lambda out: _trained(
@@ -196,9 +191,8 @@ def train_target_only_model(
     seed: int,
     cache: CacheConfig,
 ) -> ModelRef:
-    """Baseline: the same network trained on the target labels only (cached on content)."""
-    return cached(
-        *this_stage_key(),
+    """Baseline: the same network trained on the target labels only."""
+    return in_store(
         cache,
         ModelRef,
         lambda out: _trained(
@@ -220,8 +214,7 @@ def train_pooled_baseline(
     cache: CacheConfig,
 ) -> ModelRef:
     """Baseline: NB-weighted logistic regression on pooled source + target labels."""
-    return cached(
-        *this_stage_key(),
+    return in_store(
         cache,
         ModelRef,
         lambda out: _trained(

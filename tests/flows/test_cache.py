@@ -87,7 +87,7 @@ def test_identical_rerun_hits_every_expensive_task(cached_raw):
     pictures = sorted(out.glob("*/figures/*.png"))
     assert len(pictures) == 6 and len({p.read_bytes() for p in pictures}) == 3
     store = ArtifactStore(cached_raw["cache"]["dir"])
-    assert [e.stage for e in store.entries()].count("figures") == 1
+    assert [e.stage for e in store.entries()].count("draw_figures") == 1
     # Data Docs on request: every check runs again, so the docs show them all.
     docs_raw = {**cached_raw, "gates": {"data_docs": True}, "run_name": "with-docs"}
     third, states3 = _run(docs_raw)
@@ -172,11 +172,11 @@ def test_only_target_changed_reuses_the_parsed_pretrained_vectors(
 
 
 def _objects_of(store: ArtifactStore, stage: str) -> list[Path]:
+    from transferflow.storage.store import hashes_in
+
     (entry,) = [e for e in store.entries() if e.stage == stage]
     data = json.loads((store.root / "entries" / f"{entry.key}.json").read_text())
-    return [
-        Path(v["path"]) for v in data["result"].values() if isinstance(v, dict) and "sha256" in v
-    ]
+    return [Path(p) for p, _ in hashes_in(data["result"])]
 
 
 @pytest.mark.slow
@@ -200,8 +200,15 @@ def test_damaged_artefact_is_recomputed(cached_raw, damage):
 
 def _cli(raw_args, env, out):
     return subprocess.Popen(
-        [sys.executable, "-m", "transferflow.flows.cli", "run", *raw_args,
-         "--output-dir", str(out)],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "transferflow.flows.cli",
+            "run",
+            *raw_args,
+            "--output-dir",
+            str(out),
+        ],  # fmt: skip
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -243,7 +250,7 @@ def test_two_identical_runs_at_once_both_succeed_with_one_entry_each(small_domai
     assert [p.returncode for p in procs] == [0, 0], outputs
     entries = ArtifactStore(store).entries()
     counts = Counter(e.stage for e in entries)
-    assert counts.pop("gate_raw_input") == 2  # the source's verdict and the target's
+    assert counts.pop("raw_input_checks") == 2  # the source's verdict and the target's
     assert set(counts.values()) == {1}  # one entry per stage: no duplicate work was stored
     metrics = [
         json.loads(next((tmp_path / f"runs{i}").glob("*/metrics.json")).read_text())

@@ -172,8 +172,14 @@ def test_real_process_prints_no_traceback(small_domains, tmp_path):
     bad_jsonl = tmp_path / "bad.jsonl"
     bad_jsonl.write_text('{"text": "good phone", "label": 1}\n{"text": "bad" "label": 0}\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "transferflow.flows.cli", "validate",
-         "--source", str(small_domains["source"])]  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "transferflow.flows.cli",
+            "validate",
+            "--source",
+            str(small_domains["source"]),
+        ]  # fmt: skip
         + ["--target", str(bad_jsonl)],
         capture_output=True,
         text=True,

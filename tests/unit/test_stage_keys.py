@@ -14,18 +14,43 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from transferflow.config.settings import CacheConfig, EmbeddingConfig, ModelConfig, TransferConfig
+from transferflow.config.settings import (
+    CacheConfig,
+    DomainShiftGate,
+    EmbeddingConfig,
+    EmbeddingsGate,
+    LeakageGate,
+    ModelConfig,
+    PromotionGate,
+    RawInputGate,
+    SourceModelGate,
+    TransferConfig,
+)
+from transferflow.data.datasets import ParsedVectors
 from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.tasks import stages
-from transferflow.tasks.caching import Reads, stage_key
+from transferflow.tasks import gates, reporting, stages
+from transferflow.tasks.caching import Reads, Writes, stage_key
 
+# Every task the flow caches (tasks.caching.cached): the stages, the gates' checks and the
+# report's costly parts.
 STAGES = [
     stages.build_embeddings,
     stages.train_source_model,
     stages.fine_tune_target_model,
     stages.train_target_only_model,
     stages.train_pooled_baseline,
+    gates.raw_input_checks,
+    gates.leakage_checks,
+    gates.embeddings_checks,
+    gates.measure_domain_shift,
+    gates.domain_shift_checks,
+    gates.source_model_checks,
+    gates.promotion_checks,
+    reporting.score_candidates,
+    reporting.draw_figures,
 ]
+SECTIONS = [EmbeddingConfig, ModelConfig, TransferConfig, RawInputGate, LeakageGate,
+            EmbeddingsGate, DomainShiftGate, SourceModelGate, PromotionGate]  # fmt: skip
 
 
 def _ref(name: str) -> ArtifactRef:
@@ -45,8 +70,28 @@ def _dataset(role: str) -> DatasetRef:
     )
 
 
+def _model(name: str) -> ModelRef:
+    return ModelRef.model_construct(
+        role=name,
+        kind="keras",
+        model=_ref(f"{name}m"),
+        files={"vocab.json": _ref(f"{name}f")},
+        labels=["negative", "positive"],
+        architecture="wide-deep",
+        summary={},
+    )
+
+
 def _inputs() -> dict[str, Any]:
     return {
+        "data": _dataset("d"),
+        "reference": _dataset("r"),
+        "role": "target",
+        "docs_dir": None,
+        "expected_size": 100,
+        "parsed": ParsedVectors.model_construct(vectors=_ref("pv"), tokens=_ref("pt")),
+        "models": {"transfer": _model("transfer"), "pooled_lr": _model("pooled")},
+        "drawn_from": {"candidates": {"transfer": {"accuracy": 0.9}}, "shown": "transfer"},
         "source": _dataset("s"),
         "target": _dataset("t"),
         "emb": EmbeddingsRef.model_construct(
@@ -71,8 +116,7 @@ def _inputs() -> dict[str, Any]:
 def _call(stage) -> dict[str, Any]:
     hints = typing.get_type_hints(stage.fn, include_extras=True)
     values = _inputs()
-    sections = {"cfg": {EmbeddingConfig: EmbeddingConfig(), ModelConfig: ModelConfig(),
-                        TransferConfig: TransferConfig()}}  # fmt: skip
+    sections = {"cfg": {section: section() for section in SECTIONS}}
     out = {}
     for name in hints:
         if name == "return":
@@ -143,6 +187,11 @@ def _reads(stage, name: str) -> tuple[str, ...] | None:
     return marks[0].parts if marks else None
 
 
+def _writes(stage, name: str) -> bool:
+    hint = typing.get_type_hints(stage.fn, include_extras=True)[name]
+    return Writes in getattr(hint, "__metadata__", ())
+
+
 def _key(stage, params: dict[str, Any]) -> str:
     return stage_key(stage.fn, stage.name, params)
 
@@ -153,7 +202,7 @@ def test_every_input_a_stage_reads_changes_its_key(stage):
     base = _key(stage, params)
     checked = 0
     for name, value in params.items():
-        if isinstance(value, CacheConfig):
+        if isinstance(value, CacheConfig) or _writes(stage, name):
             continue
         parts = _reads(stage, name)
         roots = [(part,) for part in parts] if parts else [()]
@@ -165,7 +214,7 @@ def test_every_input_a_stage_reads_changes_its_key(stage):
                 varied = {**params, name: _with(value, path, _changed(leaf))}
                 assert _key(stage, varied) != base, f"{stage.name}: {name}.{path} not in the key"
                 checked += 1
-    assert checked >= 10, checked
+    assert checked >= 2, checked
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
@@ -177,16 +226,20 @@ def test_what_a_stage_does_not_read_leaves_its_key_alone(stage):
         if isinstance(value, CacheConfig):
             varied = {**params, name: CacheConfig(enabled=False, refresh=True)}
             assert _key(stage, varied) == base, "cache settings are not an input"
+        if _writes(stage, name):  # where a task writes (e.g. a run's Data Docs) is no input
+            assert _key(stage, {**params, name: Path("/elsewhere/docs")}) == base
         if isinstance(value, DatasetRef) and parts:
             for part in {"pool", "train", "test"} - set(parts):
                 varied = {**params, name: _with(value, (part, "sha256"), "f" * 64)}
                 assert _key(stage, varied) == base, f"{stage.name} does not read {name}.{part}"
         if isinstance(value, DatasetRef | EmbeddingsRef | ModelRef):
             # The same content at another path is the same input.
-            path = (parts[0],) if parts else ()
-            for leaf in _leaves(_get(value, path), path):
-                moved = _with(value, (*leaf[:-1], "path"), "/elsewhere/file")
-                assert _key(stage, {**params, name: moved}) == base
+            for root in [(part,) for part in parts] if parts else [()]:
+                for leaf in _leaves(_get(value, root), root):
+                    if leaf[-1] != "sha256":
+                        continue  # not a file reference
+                    moved = _with(value, (*leaf[:-1], "path"), "/elsewhere/file")
+                    assert _key(stage, {**params, name: moved}) == base
 
 
 def test_a_vectors_file_counts_by_content_not_path(tmp_path):

@@ -59,9 +59,7 @@ def test_an_empty_variable_is_unset(base, monkeypatch):
         monkeypatch.setenv(var, "")
     home = Path.home() / ".transferflow"
     assert state.home() == home
-    assert all(
-        Path(r.location) == home or home in Path(r.location).parents for r in state.roots()
-    )
+    assert all(Path(r.location) == home or home in Path(r.location).parents for r in state.roots())
 
 
 def test_where_lists_the_roots_and_prefect_home(base):

@@ -269,6 +269,7 @@ def test_nb_member_is_scikit_learns_nb_logistic_regression(data):
 def test_nb_folds_compute_their_scale_without_the_held_out_labels(data, monkeypatch):
     """The log-count ratio is fitted on labels: out-of-fold predictions must not see them."""
     from transferflow.models import nb
+
     seen = []
     real = nb.log_count_ratio
     monkeypatch.setattr(

@@ -216,9 +216,15 @@ def run_rows(config: RunConfig, n: int, metrics: dict[str, Any], seconds: float)
     n_used = int(metrics["data"]["target"]["counts"]["train"])
     return [
         _row(
-            config, n, n_used, name,
-            accuracy=round(float(m["accuracy"]), 4), macro_f1=round(float(m["macro_f1"]), 4),
-            seconds=round(seconds, 2), stopped_at="", run=str(metrics["run"]["name"]),
+            config,
+            n,
+            n_used,
+            name,
+            accuracy=round(float(m["accuracy"]), 4),
+            macro_f1=round(float(m["macro_f1"]), 4),
+            seconds=round(seconds, 2),
+            stopped_at="",
+            run=str(metrics["run"]["name"]),
         )  # fmt: skip
         for name, m in metrics["candidates"].items()
     ]

@@ -120,27 +120,32 @@ def figure_inputs(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_figures(metrics: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+def write_figures(drawn_from: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """All pictures of a run into ``out_dir/figures``.
+
+    Args:
+        drawn_from: :func:`figure_inputs` of the run's metrics.
+        out_dir: the folder that receives ``figures/``.
 
     Returns:
         name -> PNG path.
     """
+    metrics = drawn_from
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
-    shown = metrics.get("selection", {}).get("chosen", "transfer")
+    shown = drawn_from["shown"]
     out = {
         "candidates": candidates_chart(metrics["candidates"], folder / "candidates.png"),
         "confusion": confusion(
             metrics["candidates"][shown], f"{shown}: confusion matrix", folder / "confusion.png"
         ),
     }
-    if metrics.get("learning_curve", {}).get("sizes"):
+    if (metrics.get("learning_curve") or {}).get("sizes"):
         out["learning_curve"] = learning_curve_chart(
             metrics["learning_curve"], folder / "learning_curve.png"
         )
     if metrics.get("domain_shift"):
-        limits = {k: tuple(v) for k, v in metrics.get("domain_shift_limits", {}).items()}
+        limits = {k: tuple(v) for k, v in (metrics.get("domain_shift_limits") or {}).items()}
         out["domain_shift"] = domain_shift_chart(
             metrics["domain_shift"], folder / "domain_shift.png", limits
         )
