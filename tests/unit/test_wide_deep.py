@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferflow.config.settings import DEMO_DIR, EmbeddingConfig
+from transferflow.config.settings import DEMO_DIR, EmbeddingConfig, ModelConfig, TransferConfig
 from transferflow.models import wide_deep as wd
 from transferflow.models.nb import fit_nb
 from transferflow.models.solver import SOURCE, TARGET, _fit, fit, log_proba
@@ -26,14 +26,14 @@ def data():
     """Yelp as source (300 rows), amazon as target (60 labelled rows, 200 test rows)."""
     yelp = pd.read_csv(DEMO_DIR / "yelp.csv").sample(300, random_state=0)
     amazon = pd.read_csv(DEMO_DIR / "amazon.csv").sample(260, random_state=0)
-    src = (yelp["text"].tolist(), yelp["label"].astype(str).tolist())
-    tgt = (amazon["text"][:60].tolist(), amazon["label"][:60].astype(str).tolist())
+    src = wd.Labelled(yelp["text"].tolist(), yelp["label"].astype(str).tolist())
+    tgt = wd.Labelled(amazon["text"][:60].tolist(), amazon["label"][:60].astype(str).tolist())
     test = (amazon["text"][60:].tolist(), amazon["label"][60:].astype(str).tolist())
     kv, _ = build_embeddings(
-        [*src[0], *tgt[0]], EmbeddingConfig(vector_size=16, min_count=1, epochs=3), 0
+        [*src.texts, *tgt.texts], EmbeddingConfig(vector_size=16, min_count=1, epochs=3), 0
     )
     tokens = list(kv.index_to_key)
-    featurizer = NgramFeaturizer.fit([*src[0], *tgt[0]])
+    featurizer = NgramFeaturizer.fit([*src.texts, *tgt.texts])
     return {
         "src": src,
         "tgt": tgt,
@@ -47,16 +47,13 @@ def data():
 @pytest.fixture(scope="module")
 def source_model(data):
     model, _ = wd.train_from_scratch(
-        data["featurizer"],
-        data["tokens"],
-        data["matrix"],
-        *data["src"],
-        CLASSES,
-        max_len=64,
-        seed=0,
-        role="source",
+        _inputs(data), data["src"], CLASSES, cfg=ModelConfig(), seed=0, role="source"
     )
     return model
+
+
+def _inputs(data) -> wd.Inputs:
+    return wd.Inputs(data["featurizer"], data["tokens"], data["matrix"], max_len=64)
 
 
 def _accuracy(model, texts, labels) -> float:
@@ -77,11 +74,11 @@ def test_keras_network_predicts_what_the_solver_fitted(data, source_model):
     member = source_model.member_weights()[0]  # the 'wide' view: n-grams + vectors
     design = wd._design(source_model, texts, np.zeros(len(texts), int), np.zeros(len(texts), int))
     solver_proba = np.exp(
-        log_proba([member["wide_kernel"], member["wide_bias"], member["deep_kernel"]], design)
+        log_proba([member.wide_kernel, member.wide_bias, member.deep_kernel], design)
     )
     ngrams = source_model.member_weights()[1]
     solver_proba2 = np.exp(
-        log_proba([ngrams["wide_kernel"], ngrams["wide_bias"]], design.without_vectors())
+        log_proba([ngrams.wide_kernel, ngrams.wide_bias], design.without_vectors())
     )
     keras_proba = source_model.predict_proba(texts)
     np.testing.assert_allclose(keras_proba, (solver_proba + solver_proba2) / 2, atol=1e-5)
@@ -95,39 +92,34 @@ def test_finetune_with_infinite_penalty_is_the_source_model(data, source_model):
     model, _ = wd.adapt(
         source_model,
         data["matrix"],
-        *data["src"],
-        *data["tgt"],
-        strategy="finetune",
-        alpha=1,
-        beta=1,
+        data["src"],
+        data["tgt"],
+        transfer=TransferConfig(strategy="finetune"),
         seed=0,
         cfg=_cfg(c_grid=[1e-9]),
     )
     for got, src in zip(_members(model), _members(source_model), strict=True):
-        np.testing.assert_allclose(got["wide_kernel"], src["wide_kernel"], atol=1e-5)
+        np.testing.assert_allclose(got.wide_kernel, src.wide_kernel, atol=1e-5)
 
 
 def test_finetune_moves_towards_the_target_with_a_weak_penalty(data, source_model):
     model, oof = wd.adapt(
         source_model,
         data["matrix"],
-        *data["src"],
-        *data["tgt"],
-        strategy="finetune",
-        alpha=1,
-        beta=1,
+        data["src"],
+        data["tgt"],
+        transfer=TransferConfig(strategy="finetune"),
+        cfg=ModelConfig(),
         seed=0,
     )
-    moved = np.abs(
-        _members(model)[0]["wide_kernel"] - _members(source_model)[0]["wide_kernel"]
-    ).max()
+    moved = np.abs(_members(model)[0].wide_kernel - _members(source_model)[0].wide_kernel).max()
     assert moved > 1e-2
     assert oof is not None and oof.shape == (60, 2)
 
 
 def test_joint_with_alpha_zero_is_target_only(data, source_model):
     """alpha = 0: the source rows weigh nothing, so the fit equals one on the target rows alone."""
-    model = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, ["x"])
+    model = wd._new(_inputs(data), CLASSES, ["x"])
     y_s, y_t = wd._index(data["src"][1], CLASSES), wd._index(data["tgt"][1], CLASSES)
     both = wd._design(
         model,
@@ -145,7 +137,7 @@ def test_joint_with_alpha_zero_is_target_only(data, source_model):
 
 
 def test_shared_private_uses_domain_specific_weights(data):
-    model = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, ["x"])
+    model = wd._new(_inputs(data), CLASSES, ["x"])
     y_s, y_t = wd._index(data["src"][1], CLASSES), wd._index(data["tgt"][1], CLASSES)
     both = wd._design(
         model,
@@ -166,11 +158,10 @@ def ensemble(data, source_model):
     return wd.adapt(
         source_model,
         data["matrix"],
-        *data["src"],
-        *data["tgt"],
-        strategy="ensemble",
-        alpha=1,
-        beta=1,
+        data["src"],
+        data["tgt"],
+        transfer=TransferConfig(),
+        cfg=ModelConfig(),
         seed=0,
     )
 
@@ -204,13 +195,13 @@ def test_nb_member_in_the_network_predicts_what_the_solver_fitted(data, ensemble
     model, _ = ensemble
     (member, c, _), _, _ = _nb_fit(data)
     np.testing.assert_allclose(  # what the ensemble stacked is this member, scale folded in
-        model.member_weights()[-1]["wide_kernel"],
-        member["wide_kernel"] * member["scale"][:, None],
+        model.member_weights()[-1].wide_kernel,
+        member.wide_kernel * member.scale[:, None],
         rtol=1e-5,
         atol=1e-6,
     )
     texts = data["test"][0][:50]
-    nb_only = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, [wd.NB])
+    nb_only = wd._new(_inputs(data), CLASSES, [wd.NB])
     from transferflow.models.nb import binarised
     from transferflow.models.network import stack_members
 
@@ -220,14 +211,12 @@ def test_nb_member_in_the_network_predicts_what_the_solver_fitted(data, ensemble
     from transferflow.models.solver import make_design
 
     nb_design = make_design(
-        binarised(csr, member["scale"]), None, np.zeros(len(texts), int), np.zeros(len(texts), int)
+        binarised(csr, member.scale), None, np.zeros(len(texts), int), np.zeros(len(texts), int)
     )
-    solver = np.exp(log_proba([member["wide_kernel"], member["wide_bias"]], nb_design))
+    solver = np.exp(log_proba([member.wide_kernel, member.wide_bias], nb_design))
     np.testing.assert_allclose(nb_only.predict_proba(texts), solver, atol=1e-5)
     # and it is not the TF-IDF model: reading the values instead of presence changes it
-    tfidf = np.exp(
-        log_proba([member["wide_kernel"], member["wide_bias"]], design.without_vectors())
-    )
+    tfidf = np.exp(log_proba([member.wide_kernel, member.wide_bias], design.without_vectors()))
     assert np.abs(tfidf - solver).max() > 1e-2
 
 
@@ -284,14 +273,7 @@ def test_nb_folds_compute_their_scale_without_the_held_out_labels(data, monkeypa
 def test_saved_model_loads_safely_and_is_byte_reproducible(data, source_model, tmp_path: Path):
     files = source_model.write(tmp_path / "a")
     again, _ = wd.train_from_scratch(
-        data["featurizer"],
-        data["tokens"],
-        data["matrix"],
-        *data["src"],
-        CLASSES,
-        max_len=64,
-        seed=0,
-        role="source",
+        _inputs(data), data["src"], CLASSES, cfg=ModelConfig(), seed=0, role="source"
     )
     files2 = again.write(tmp_path / "b")
     for name in wd.TextModel.FILES:
@@ -321,7 +303,7 @@ def test_ensemble_weighs_the_nb_member_as_much_as_the_others_together(data, ense
     texts = data["test"][0][:40]
     alone = []
     for name, weights in zip(model.members, model.member_weights(), strict=True):
-        single = wd._new(data["featurizer"], data["tokens"], data["matrix"], CLASSES, 64, [name])
+        single = wd._new(_inputs(data), CLASSES, [name])
         stack_members(single.network, [weights])  # an NB kernel comes back with its scale folded
         alone.append(single.predict_proba(texts))
     expected = 0.5 * np.mean(alone[:6], axis=0) + 0.5 * alone[6]

@@ -7,6 +7,7 @@ own section of it.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -189,11 +190,26 @@ class ModelConfig(_Section):
         return sorted(set(value))
 
 
+class Strategy(StrEnum):
+    """How the source model is adapted to the target (``transfer.strategy``)."""
+
+    ENSEMBLE = "ensemble"
+    FINETUNE = "finetune"
+    JOINT = "joint"
+    SHARED_PRIVATE = "shared-private"
+
+    def members(self) -> tuple[Strategy, ...]:
+        """The strategies fitted as members: all three for ``ensemble``, else itself."""
+        if self is Strategy.ENSEMBLE:
+            return (Strategy.FINETUNE, Strategy.JOINT, Strategy.SHARED_PRIVATE)
+        return (self,)
+
+
 class TransferConfig(_Section):
     """How the source model is adapted to the target."""
 
-    strategy: Literal["ensemble", "finetune", "joint", "shared-private"] = Field(
-        default="ensemble",
+    strategy: Strategy = Field(
+        default=Strategy.ENSEMBLE,
         description="'finetune': refit on the target labels with an L2 penalty towards the source "
         "weights (L2-SP), C by cross-validation; 'joint': alpha * source loss + beta * target loss "
         "(alpha = beta: pooled); 'shared-private': shared plus per-domain weights (feature "
@@ -205,7 +221,8 @@ class TransferConfig(_Section):
 
     @model_validator(mode="after")
     def _joint_needs_a_weight(self) -> TransferConfig:
-        if self.strategy in ("joint", "ensemble") and self.alpha == 0 and self.beta == 0:
+        joint = (Strategy.JOINT, Strategy.ENSEMBLE)
+        if self.strategy in joint and self.alpha == 0 and self.beta == 0:
             raise ValueError(f"strategy '{self.strategy}' needs alpha or beta above 0")
         return self
 
@@ -602,6 +619,8 @@ def reference_markdown() -> str:
                 value = field.get_default(call_default_factory=True)
                 default = json.dumps(value, default=str)
             kind = str(ann).replace("typing.", "").replace("pathlib.", "")
+            if isinstance(ann, type) and issubclass(ann, StrEnum):
+                kind = "Literal[" + ", ".join(f"'{v.value}'" for v in ann) + "]"
             kind = re.sub(
                 r"Annotated\[str \| Path, AfterValidator\(func=<function _location[^)]*\)\]",
                 "path or URL",

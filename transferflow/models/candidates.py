@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from transferflow.storage.artifacts import (
     write_artifact,
 )
 from transferflow.storage.files import npz_bytes
+
+if TYPE_CHECKING:
+    from transferflow.models.wide_deep import Inputs, Labelled
 
 ARCHITECTURE = "wide-deep"
 CANDIDATE_ORDER = ["transfer", "target_only", "source_only", "pooled_lr"]
@@ -124,29 +127,33 @@ def candidate_proba(ref: ModelRef, texts: list[str]) -> np.ndarray:
     return load(ref).predict_proba(list(texts))
 
 
-def _labelled(ref: ArtifactRef) -> tuple[list[str], list[str]]:
+def _labelled(ref: ArtifactRef) -> Labelled:
+    from transferflow.models.wide_deep import Labelled
+
     frame = read_frame(ref)
-    return frame[TEXT].tolist(), frame[LABEL].tolist()
+    return Labelled(frame[TEXT].tolist(), frame[LABEL].tolist())
+
+
+def _inputs(featurizer, emb: EmbeddingsRef, cfg: ModelConfig) -> Inputs:
+    from transferflow.models.wide_deep import Inputs
+
+    tokens, matrix = _vectors(emb)
+    return Inputs(featurizer, tokens, matrix, cfg.max_len)
 
 
 def _from_scratch(
-    featurizer, tokens, matrix, data: DatasetRef, role: str, cfg: ModelConfig, seed: int, progress
+    inputs: Inputs, data: DatasetRef, role: str, cfg: ModelConfig, seed: int, progress
 ):  # -> (TextModel, out-of-fold probabilities)
     """One member per view on ``data``'s training labels (see ``wide_deep.train_from_scratch``)."""
     from transferflow.models.wide_deep import train_from_scratch
 
-    texts, labels = _labelled(data.train)
     return train_from_scratch(
-        featurizer,
-        tokens,
-        matrix,
-        texts,
-        labels,
+        inputs,
+        _labelled(data.train),
         data.labels,
-        max_len=cfg.max_len,
+        cfg=cfg,
         seed=seed,
         role=role,
-        cfg=cfg,
         progress=progress,
     )
 
@@ -177,9 +184,8 @@ def train_source(
     Returns:
         A reference to the model.
     """
-    tokens, matrix = _vectors(emb)
-    featurizer = _featurizer(_texts(source.pool, target.pool), cfg)
-    model, _ = _from_scratch(featurizer, tokens, matrix, source, "source", cfg, seed, progress)
+    inputs = _inputs(_featurizer(_texts(source.pool, target.pool), cfg), emb, cfg)
+    model, _ = _from_scratch(inputs, source, "source", cfg, seed, progress)
     return save(model, "source", out_dir)
 
 
@@ -203,32 +209,25 @@ def fine_tune(
     Returns:
         A reference to the transfer model, with its out-of-fold target probabilities.
     """
-    from transferflow.models.wide_deep import adapt
+    from transferflow.models.wide_deep import Inputs, adapt
 
     base = load(source_model)
     _, matrix = _vectors(emb)
-    texts, labels = _labelled(target.train)
     if source.labels == target.labels:
-        s_texts, s_labels = _labelled(source.train)
         model, oof_proba = adapt(
             base,
             matrix,
-            s_texts,
-            s_labels,
-            texts,
-            labels,
-            strategy=cfg.strategy,
-            alpha=cfg.alpha,
-            beta=cfg.beta,
-            seed=seed,
+            _labelled(source.train),
+            _labelled(target.train),
+            transfer=cfg,
             cfg=model_cfg,
+            seed=seed,
             oof=oof,
             progress=progress,
         )
         return save(model, "transfer", out_dir, oof_proba, new_head=False)
-    model, oof_proba = _from_scratch(
-        base.featurizer, base.tokens, matrix, target, "transfer", model_cfg, seed, progress
-    )
+    inputs = Inputs(base.featurizer, base.tokens, matrix, model_cfg.max_len)
+    model, oof_proba = _from_scratch(inputs, target, "transfer", model_cfg, seed, progress)
     return save(model, "transfer", out_dir, oof_proba, new_head=True)
 
 
@@ -243,11 +242,8 @@ def train_target_only(
 ) -> ModelRef:
     """Baseline: the same network trained on the target labels only (n-grams fitted on the
     target's texts: nothing of the source but the word vectors)."""
-    tokens, matrix = _vectors(emb)
-    featurizer = _featurizer(_texts(target.pool), cfg)
-    model, oof = _from_scratch(
-        featurizer, tokens, matrix, target, "target_only", cfg, seed, progress
-    )
+    inputs = _inputs(_featurizer(_texts(target.pool), cfg), emb, cfg)
+    model, oof = _from_scratch(inputs, target, "target_only", cfg, seed, progress)
     return save(model, "target_only", out_dir, oof)
 
 
@@ -265,22 +261,14 @@ def train_pooled_lr(
     network's n-gram part alone), ``C`` by cross-validation over the target rows."""
     from transferflow.models.wide_deep import train_pooled
 
-    tokens, matrix = _vectors(emb)
-    featurizer = _featurizer(_texts(source.pool, target.pool), cfg)
-    s_texts, s_labels = _labelled(source.train)
-    texts, labels = _labelled(target.train)
+    inputs = _inputs(_featurizer(_texts(source.pool, target.pool), cfg), emb, cfg)
     model, oof = train_pooled(
-        featurizer,
-        tokens,
-        matrix,
-        s_texts,
-        s_labels,
-        texts,
-        labels,
+        inputs,
+        _labelled(source.train),
+        _labelled(target.train),
         target.labels,
-        max_len=cfg.max_len,
-        seed=seed,
         cfg=cfg,
+        seed=seed,
         progress=progress,
     )
     return save(model, "pooled_lr", out_dir, oof)
@@ -288,5 +276,4 @@ def train_pooled_lr(
 
 def source_only_oof(source_model: ModelRef, target: DatasetRef) -> np.ndarray:
     """The source model's probabilities on the target training rows (it never saw them)."""
-    texts, _ = _labelled(target.train)
-    return candidate_proba(source_model, texts)
+    return candidate_proba(source_model, _labelled(target.train).texts)

@@ -8,9 +8,11 @@ beyond ``model.keras``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from transferflow.models.member import Member
 
 if TYPE_CHECKING:
     from transferflow.text.features import NgramFeaturizer
@@ -63,7 +65,7 @@ def fit_nb(
     *,
     grid: tuple[float, ...] | None = None,
     folds: int = 3,
-) -> tuple[dict[str, Any], float, np.ndarray | None]:
+) -> tuple[Member, float, np.ndarray | None]:
     """NB-weighted logistic regression as one member: binarised n-grams scaled by their log-count
     ratio (:func:`log_count_ratio`), then softmax regression; ``C`` by
     cross-validation over the target rows (the source rows are always trained on).
@@ -105,4 +107,4 @@ def fit_nb(
         design_for=lambda held: design_on(~held)[1],
     )
     w = fit(design, n_classes, c)
-    return {"wide_kernel": w[0], "wide_bias": w[1], "deep_kernel": None, "scale": scale}, c, oof
+    return Member(wide_kernel=w[0], wide_bias=w[1], scale=scale), c, oof

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from transferflow.models.keras_backend import keras
+from transferflow.models.member import Member
 
 k: Any = keras()  # a module; typed Any (Keras ships no type information)
 ops = k.ops
@@ -214,7 +215,7 @@ def deep_features(network, encoder, texts: list[str]) -> np.ndarray:
     return out
 
 
-def stack_members(network, members: list[dict[str, Any]]) -> None:
+def stack_members(network, members: list[Member]) -> None:
     """Copy fitted members' weights into ``network``'s slices (members in order).
 
     A member with a ``scale`` (per n-gram, binarised members) has it folded into its kernel: the
@@ -224,22 +225,20 @@ def stack_members(network, members: list[dict[str, Any]]) -> None:
     # The solver's n-gram j is the layer's row j + 1 (row 0 belongs to padding).
     kernel = np.concatenate(
         [
-            m["wide_kernel"]
-            if m.get("scale") is None
-            else m["wide_kernel"] * np.asarray(m["scale"], np.float32)[:, None]
+            m.wide_kernel
+            if m.scale is None
+            else m.wide_kernel * np.asarray(m.scale, np.float32)[:, None]
             for m in members
         ],
         axis=1,
     )
     kernel = np.concatenate([np.zeros((1, kernel.shape[1]), np.float32), kernel])
-    bias = np.concatenate([m["wide_bias"] for m in members])
-    n_classes = members[0]["wide_bias"].shape[0]
+    bias = np.concatenate([m.wide_bias for m in members])
+    n_classes = members[0].wide_bias.shape[0]
     dim = deep.kernel.shape[0]
     deep_kernel = np.concatenate(
         [
-            m["deep_kernel"]
-            if m["deep_kernel"] is not None
-            else np.zeros((dim, n_classes), np.float32)
+            m.deep_kernel if m.deep_kernel is not None else np.zeros((dim, n_classes), np.float32)
             for m in members
         ],
         axis=1,
@@ -249,17 +248,17 @@ def stack_members(network, members: list[dict[str, Any]]) -> None:
     deep.kernel.assign(deep_kernel)
 
 
-def member_slices(network, n_classes: int) -> list[dict[str, np.ndarray]]:
+def member_slices(network, n_classes: int) -> list[Member]:
     """The members' weights of a fitted network (inverse of :func:`stack_members`; a binarised
     member's kernel comes back with its scale folded in)."""
     wide, deep = network.get_layer(WIDE), network.get_layer(DEEP)
     kernel, bias, deep_k = (np.asarray(v) for v in (wide.kernel, wide.bias, deep.kernel))
     return [
-        {
-            "wide_kernel": kernel[1:, i : i + n_classes],
-            "wide_bias": bias[i : i + n_classes],
-            "deep_kernel": deep_k[:, i : i + n_classes],
-        }
+        Member(
+            wide_kernel=kernel[1:, i : i + n_classes],
+            wide_bias=bias[i : i + n_classes],
+            deep_kernel=deep_k[:, i : i + n_classes],
+        )
         for i in range(0, kernel.shape[1], n_classes)
     ]
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 
@@ -132,49 +133,61 @@ def _logits(params, design_arrays):
     return z
 
 
-def _objective(mix: tuple, n_pad: int, prior, rows, cols, vals, deep, y, domain, weights, C):
-    A = jnp.asarray(mix, dtype=jnp.float32)  # (domains, copies)
-    arrays = (rows, cols, vals, deep, n_pad)
+class Problem(NamedTuple):
+    """The arrays of one fit (a JAX pytree: traced, not static): the design in coordinate form
+    (``rows``, ``cols``, ``vals``; ``deep`` features), labels, domains, per-row loss weights, the
+    weights each copy is penalised towards (``prior``) and the inverse penalty ``C``."""
+
+    rows: jax.Array
+    cols: jax.Array
+    vals: jax.Array
+    deep: jax.Array
+    y: jax.Array
+    domain: jax.Array
+    weights: jax.Array
+    prior: list[jax.Array]
+    C: jax.Array
+
+
+class Shape(NamedTuple):
+    """What a fit is compiled for (static: XLA compiles once per value): the (domains x copies)
+    ``mix``, the padded row count and the iteration limit."""
+
+    mix: tuple[tuple[float, ...], ...]
+    n_pad: int
+    max_iter: int
+
+
+def _objective(shape: Shape, p: Problem):
+    A = jnp.asarray(shape.mix, dtype=jnp.float32)  # (domains, copies)
+    arrays = (p.rows, p.cols, p.vals, p.deep, shape.n_pad)
 
     def logp_for(copies, d):
         return jax.nn.log_softmax(_logits([jnp.tensordot(A[d], v, axes=1) for v in copies], arrays))
 
     def objective(copies):
-        if mix[SOURCE] == mix[TARGET]:  # one set of weights for both domains
+        if shape.mix[SOURCE] == shape.mix[TARGET]:  # one set of weights for both domains
             logp = logp_for(copies, TARGET)
         else:
             logp = jnp.where(
-                (domain == TARGET)[:, None], logp_for(copies, TARGET), logp_for(copies, SOURCE)
+                (p.domain == TARGET)[:, None], logp_for(copies, TARGET), logp_for(copies, SOURCE)
             )
-        nll = -jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
-        total = C * jnp.sum(weights * nll)
-        for i, (v, p) in enumerate(zip(copies, prior, strict=True)):
+        nll = -jnp.take_along_axis(logp, p.y[:, None], axis=1)[:, 0]
+        total = p.C * jnp.sum(p.weights * nll)
+        for i, (v, prior) in enumerate(zip(copies, p.prior, strict=True)):
             if i != 1:  # params[1] is the bias: not penalised
-                total = total + 0.5 * jnp.sum((v - p) ** 2)
+                total = total + 0.5 * jnp.sum((v - prior) ** 2)
         return total
 
     return objective
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _minimize(
-    mix: tuple,
-    n_pad: int,
-    max_iter: int,
-    init,
-    prior,
-    rows,
-    cols,
-    vals,
-    deep,
-    y,
-    domain,
-    weights,
-    C,
-):
+@partial(jax.jit, static_argnums=(0,))
+def _minimize(shape: Shape, init, problem: Problem):
     import optax
 
-    objective = _objective(mix, n_pad, prior, rows, cols, vals, deep, y, domain, weights, C)
+    objective = _objective(shape, problem)
+    max_iter = shape.max_iter
     opt = optax.lbfgs(memory_size=10)
     value_and_grad = optax.value_and_grad_from_state(objective)
 
@@ -248,19 +261,19 @@ def _fit(
     mix_t = tuple(tuple(float(v) for v in r) for r in mix)
     deep = design.deep if design.deep is not None else jnp.zeros((design.y.shape[0], 0))
     out, count = _minimize(
-        mix_t,
-        int(design.y.shape[0]),
-        max_iter,
+        Shape(mix_t, int(design.y.shape[0]), max_iter),
         start,
-        prior_c,
-        design.rows,
-        design.cols,
-        design.vals,
-        deep,
-        design.y,
-        design.domain,
-        weights,
-        jnp.float32(C),
+        Problem(
+            design.rows,
+            design.cols,
+            design.vals,
+            deep,
+            design.y,
+            design.domain,
+            weights,
+            prior_c,
+            jnp.float32(C),
+        ),
     )
     copies_out = [np.asarray(v) for v in out]
     A = np.asarray(mix, dtype=np.float32)

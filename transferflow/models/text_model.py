@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from transferflow.models.member import Member
 from transferflow.text.features import FeatureEncoder, NgramFeaturizer
 from transferflow.text.tokens import Vocabulary
 
@@ -59,7 +60,7 @@ class TextModel:
         proba = member_proba(self.network, batches, len(texts), batch_size)
         return proba, mean_weights(self.network)
 
-    def member_weights(self) -> list[dict[str, np.ndarray]]:
+    def member_weights(self) -> list[Member]:
         """Each member's weights (wide kernel and bias, deep kernel)."""
         from transferflow.models.network import member_slices
 

@@ -21,16 +21,37 @@ others together (see :func:`_member_weights`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 
+from transferflow.config.settings import ModelConfig, Strategy, TransferConfig
+from transferflow.models.member import Member
 from transferflow.models.nb import fit_nb
 from transferflow.models.text_model import TextModel
 from transferflow.text.features import NgramFeaturizer
 
 VIEWS = {"wide": True, "ngrams": False}  # view -> reads the word vectors
-STRATEGIES = ("finetune", "joint", "shared-private")
-ENSEMBLE = "ensemble"
 NB = "nb/pooled"  # the ensemble's NB-weighted member (binarised n-grams); always last
+
+
+class Labelled(NamedTuple):
+    """Training texts and their labels."""
+
+    texts: list[str]
+    labels: list[str]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a new network reads: fitted n-grams and the word vectors (``matrix`` rows 2... are
+    ``tokens``; rows 0 and 1 padding and unknown), ``max_len`` tokens per text."""
+
+    featurizer: NgramFeaturizer
+    tokens: list[str]
+    matrix: np.ndarray
+    max_len: int
 
 
 def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarray):
@@ -42,18 +63,21 @@ def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarra
     return make_design(csr, deep_features(model.network, model.encoder(), texts), y, domain)
 
 
-def _new(featurizer, tokens, matrix, labels, max_len, members, **info) -> TextModel:
+def _new(inputs: Inputs, labels: list[str], members: list[str]) -> TextModel:
     from transferflow.models.network import build_network
 
     network = build_network(
-        featurizer.n_features,
-        matrix,
+        inputs.featurizer.n_features,
+        inputs.matrix,
         len(labels),
         len(members),
         n_binary=_n_binary(members),
         member_weights=_member_weights(members),
     )
-    return TextModel(network, featurizer, list(tokens), list(labels), max_len, list(members), info)
+    return TextModel(
+        network, inputs.featurizer, list(inputs.tokens), list(labels), inputs.max_len,
+        list(members), {},
+    )  # fmt: skip
 
 
 def _n_binary(members: list[str]) -> int:
@@ -88,35 +112,17 @@ def _index(labels: list[str], classes: list[str]) -> np.ndarray:
     return np.array([classes.index(v) for v in labels], dtype=np.int32)
 
 
-def _as_member(weights: list[np.ndarray], use_vectors: bool) -> dict[str, np.ndarray | None]:
-    return {
-        "wide_kernel": weights[0],
-        "wide_bias": weights[1],
-        "deep_kernel": weights[2] if use_vectors else None,
-    }
+def _as_member(weights: list[np.ndarray], use_vectors: bool) -> Member:
+    return Member(weights[0], weights[1], weights[2] if use_vectors else None)
 
 
-def _prior(member_w: dict[str, np.ndarray], use_vectors: bool) -> list[np.ndarray]:
-    out = [member_w["wide_kernel"], member_w["wide_bias"]]
-    return out + [member_w["deep_kernel"]] if use_vectors else out
+def _prior(member: Member, use_vectors: bool) -> list[np.ndarray]:
+    out = [member.wide_kernel, member.wide_bias]
+    return [*out, member.deep_kernel] if use_vectors and member.deep_kernel is not None else out
 
 
-def _settings(cfg):
-    from transferflow.config.settings import ModelConfig
-
-    return cfg if cfg is not None else ModelConfig()
-
-
-def _views(cfg) -> dict[str, bool]:
-    return {v: VIEWS[v] for v in _settings(cfg).views}
-
-
-def _grid(cfg) -> tuple[float, ...]:
-    return tuple(_settings(cfg).c_grid)
-
-
-def _folds(cfg) -> int:
-    return _settings(cfg).cv_folds
+def _views(cfg: ModelConfig) -> dict[str, bool]:
+    return {v: VIEWS[v] for v in cfg.views}
 
 
 def _mean(probas: list[np.ndarray | None], weights: list[float] | None = None):
@@ -128,35 +134,25 @@ def _mean(probas: list[np.ndarray | None], weights: list[float] | None = None):
 
 
 def train_from_scratch(
-    featurizer: NgramFeaturizer,
-    tokens: list[str],
-    matrix: np.ndarray,
-    texts: list[str],
-    labels: list[str],
+    inputs: Inputs,
+    rows: Labelled,
     classes: list[str],
     *,
-    max_len: int,
+    cfg: ModelConfig,
     seed: int,
     role: str,
-    cfg=None,
     progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """Fit one member per view on labelled texts, ``C`` by cross-validation each (the source
     model, or the target-only baseline).
 
     Args:
-        featurizer: fitted n-grams.
-        tokens: word-vector vocabulary (``matrix`` rows 2...).
-        matrix: word-vector matrix.
-        texts: training texts.
-        labels: their labels.
+        inputs: n-grams and word vectors the network reads.
+        rows: training texts and labels.
         classes: the class order.
-        max_len: tokens per text for the deep part.
+        cfg: the model settings (views, folds, grid of ``C``).
         seed: seed of the folds.
         role: name recorded in the model (e.g. ``source``).
-        cfg: :class:`~transferflow.config.settings.ModelConfig` (views, folds, grid); default
-        settings
-            when omitted.
         progress: optional ``progress(share)`` called as members are fitted.
 
     Returns:
@@ -168,13 +164,15 @@ def train_from_scratch(
     from transferflow.models.solver import SOURCE, choose_c, fit
 
     views = _views(cfg)
-    y = _index(labels, classes)
-    model = _new(featurizer, tokens, matrix, classes, max_len, [f"{v}/{role}" for v in views])
-    full = _design(model, texts, y, np.full(len(y), SOURCE))
+    y = _index(rows.labels, classes)
+    model = _new(inputs, classes, [f"{v}/{role}" for v in views])
+    full = _design(model, rows.texts, y, np.full(len(y), SOURCE))
     members, cs, losses, oofs = [], {}, {}, []
     for view, use_vectors in views.items():
         design = full if use_vectors else full.without_vectors()
-        c, scores, oof = choose_c(design, len(classes), seed, grid=_grid(cfg), k=_folds(cfg))
+        c, scores, oof = choose_c(
+            design, len(classes), seed, grid=tuple(cfg.c_grid), k=cfg.cv_folds
+        )
         members.append(_as_member(fit(design, len(classes), c), use_vectors))
         _report(progress, len(members), len(views))
         cs[view], losses[view] = c, scores
@@ -193,18 +191,13 @@ def train_from_scratch(
 
 
 def train_pooled(
-    featurizer: NgramFeaturizer,
-    tokens: list[str],
-    matrix: np.ndarray,
-    source_texts: list[str],
-    source_labels: list[str],
-    texts: list[str],
-    labels: list[str],
+    inputs: Inputs,
+    source: Labelled,
+    target: Labelled,
     classes: list[str],
     *,
-    max_len: int,
+    cfg: ModelConfig,
     seed: int,
-    cfg=None,
     progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """NB-weighted logistic regression on pooled source + target labels
@@ -217,18 +210,18 @@ def train_pooled(
     from transferflow.models.network import stack_members
     from transferflow.models.solver import SOURCE, TARGET
 
-    y = np.concatenate([_index(source_labels, classes), _index(labels, classes)])
-    dom = np.concatenate([np.full(len(source_labels), SOURCE), np.full(len(labels), TARGET)])
-    model = _new(featurizer, tokens, matrix, classes, max_len, [NB])
+    y = np.concatenate([_index(source.labels, classes), _index(target.labels, classes)])
+    dom = np.concatenate([np.full(len(source.labels), SOURCE), np.full(len(target.labels), TARGET)])
+    model = _new(inputs, classes, [NB])
     member, c, oof = fit_nb(
-        featurizer,
-        [*source_texts, *texts],
+        inputs.featurizer,
+        [*source.texts, *target.texts],
         y,
         dom,
         len(classes),
         seed,
-        grid=_grid(cfg),
-        folds=_folds(cfg),
+        grid=tuple(cfg.c_grid),
+        folds=cfg.cv_folds,
     )
     stack_members(model.network, [member])
     _report(progress, 1, 1)
@@ -237,36 +230,29 @@ def train_pooled(
 
 
 def adapt(
-    source: TextModel,
+    source_model: TextModel,
     matrix: np.ndarray,
-    source_texts: list[str],
-    source_labels: list[str],
-    texts: list[str],
-    labels: list[str],
+    source: Labelled,
+    target: Labelled,
     *,
-    strategy: str,
-    alpha: float,
-    beta: float,
+    transfer: TransferConfig,
+    cfg: ModelConfig,
     seed: int,
-    cfg=None,
     oof: bool = True,
     progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """Adapt a source model to target labels (same classes), per view.
 
     Args:
-        source: the fitted source model (its n-grams and vocabulary are reused).
-        matrix: word-vector matrix of ``source.tokens``.
-        source_texts: source training texts.
-        source_labels: their labels.
-        texts: target training texts.
-        labels: their labels.
-        strategy: ``finetune``, ``joint``, ``shared-private`` or ``ensemble`` (all three per view,
-            averaged with a pooled NB-weighted member, :func:`~transferflow.models.nb.fit_nb`).
-        alpha: weight of the source loss (``joint``).
-        beta: weight of the target loss (``joint``).
+        source_model: the fitted source model (its n-grams and vocabulary are reused).
+        matrix: word-vector matrix of ``source_model.tokens``.
+        source: source training texts and labels.
+        target: target training texts and labels.
+        transfer: the strategy (``ensemble``: all three per view, averaged with a pooled
+            NB-weighted member, :func:`~transferflow.models.nb.fit_nb`) and ``joint``'s loss
+            weights ``alpha`` (source) and ``beta`` (target).
+        cfg: the model settings (views, folds, grid of ``C``).
         seed: seed of the folds.
-        cfg: :class:`~transferflow.config.settings.ModelConfig` (views, folds, grid).
         oof: compute the out-of-fold probabilities (extra fold fits of ``joint`` and
             ``shared-private``; sweeps, which choose no model, skip them).
 
@@ -275,35 +261,38 @@ def adapt(
         same folds as ``finetune``'s choice of ``C``; ``None`` with too few target labels).
 
     Raises:
-        ValueError: a target label outside the source model's classes, or an unknown strategy.
+        ValueError: a target label outside the source model's classes.
     """
     from transferflow.models.network import stack_members
     from transferflow.models.solver import SOURCE, TARGET, _fit, choose_c, fit, folds, log_proba
 
-    classes = source.labels
-    chosen = list(STRATEGIES) if strategy == ENSEMBLE else [strategy]
-    if any(s not in STRATEGIES for s in chosen):
-        raise ValueError(
-            f"unknown strategy {strategy!r}; expected one of {[*STRATEGIES, ENSEMBLE]}"
-        )
+    strategy = transfer.strategy
+    classes = source_model.labels
+    chosen = strategy.members()
+    ensemble = strategy is Strategy.ENSEMBLE
     views = _views(cfg)
     k = len(classes)
-    y_t, y_s = _index(labels, classes), _index(source_labels, classes)
-    names = [f"{v}/{s}" for v in views for s in chosen] + ([NB] if strategy == ENSEMBLE else [])
-    model = _new(source.featurizer, source.tokens, matrix, classes, source.max_len, names)
-    tgt_full = _design(model, texts, y_t, np.full(len(y_t), TARGET))
+    y_t, y_s = _index(target.labels, classes), _index(source.labels, classes)
+    names = [f"{v}/{s}" for v in views for s in chosen] + ([NB] if ensemble else [])
+    inputs = Inputs(source_model.featurizer, source_model.tokens, matrix, source_model.max_len)
+    model = _new(inputs, classes, names)
+    tgt_full = _design(model, target.texts, y_t, np.full(len(y_t), TARGET))
     both_full = None
-    if any(s != "finetune" for s in chosen):
+    if any(s is not Strategy.FINETUNE for s in chosen):
         both_full = _design(
             model,
-            [*source_texts, *texts],
+            [*source.texts, *target.texts],
             np.concatenate([y_s, y_t]),
             np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]),
         )
-    masks = folds(y_t, seed, _folds(cfg))
+    masks = folds(y_t, seed, cfg.cv_folds)
     want_oof = oof
     src_members = dict(
-        zip([m.split("/")[0] for m in source.members], source.member_weights(), strict=True)
+        zip(
+            [m.split("/")[0] for m in source_model.members],
+            source_model.member_weights(),
+            strict=True,
+        )
     )
     members, cs = [], {}
     oofs: list[np.ndarray | None] = []
@@ -315,11 +304,11 @@ def adapt(
             else (both_full if use_vectors else both_full.without_vectors())
         )
         prior = _prior(src_members[view], use_vectors)
-        c_src = float(source.info.get("C", {}).get(view, 1.0))
+        c_src = float(source_model.info.get("C", {}).get(view, 1.0))
         for s in chosen:
-            if s == "finetune":
+            if s is Strategy.FINETUNE:
                 c, _, member_oof = choose_c(
-                    tgt, k, seed, prior=prior, grid=_grid(cfg), k=_folds(cfg)
+                    tgt, k, seed, prior=prior, grid=tuple(cfg.c_grid), k=cfg.cv_folds
                 )
                 w = fit(tgt, k, c, prior=prior)
             else:
@@ -327,9 +316,9 @@ def adapt(
                 assert both is not None  # every strategy but finetune pools the source rows
                 kwargs: dict = {}
                 base = np.ones(both.n, np.float32)
-                if s == "joint":
+                if s is Strategy.JOINT:
                     dom = np.asarray(both.domain)[: both.n]
-                    base = np.where(dom == SOURCE, alpha, beta).astype(np.float32)
+                    base = np.where(dom == SOURCE, transfer.alpha, transfer.beta).astype(np.float32)
                 else:  # shared-private: shared + source-only + target-only copies
                     kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
                 w, copies = _fit(both, k, c, row_weight=base, **kwargs)
@@ -348,23 +337,29 @@ def adapt(
             _report(progress, len(members), len(names))
             cs[f"{view}/{s}"] = c
             oofs.append(member_oof)
-    if strategy == ENSEMBLE:
+    if ensemble:
         member, cs[NB], nb_oof = fit_nb(
             model.featurizer,
-            [*source_texts, *texts],
+            [*source.texts, *target.texts],
             np.concatenate([y_s, y_t]),
             np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]),
             k,
             seed,
-            grid=_grid(cfg),
-            folds=_folds(cfg),
+            grid=tuple(cfg.c_grid),
+            folds=cfg.cv_folds,
         )
         members.append(member)
         _report(progress, len(members), len(names))
         oofs.append(nb_oof if masks is not None else None)
     stack_members(model.network, members)
     model.info.update(
-        {"role": "transfer", "strategy": strategy, "C": cs, "alpha": alpha, "beta": beta}
+        {
+            "role": "transfer",
+            "strategy": str(strategy),
+            "C": cs,
+            "alpha": transfer.alpha,
+            "beta": transfer.beta,
+        }
     )
     weights = _member_weights(names)
     return model, _mean(oofs, weights) if want_oof else None

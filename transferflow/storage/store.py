@@ -4,7 +4,8 @@ Layout under the store's root::
 
     objects/ab/abcdef....keras   artefacts, named by the SHA-256 of their bytes (written once)
     entries/<key>.json           cache entries: a stage's result (small JSON references) by key
-    locks/<key>.lock             one writer per key at a time (two identical runs: one computes,
+    locks/<key>.lock             one writer per key at a time (Prefect's isolation, through the
+                                 task layer's lock manager: two identical runs, one computes,
                                  the other waits, then reuses)
 
 Every write goes to a temporary file first and is renamed into place, so a killed run never leaves
@@ -19,7 +20,6 @@ share one cache.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -35,7 +35,6 @@ from transferflow.errors import TransferflowError
 from transferflow.storage import state
 from transferflow.storage.files import (
     atomic_path,
-    file_lock,
     is_url,
     sha256_file,
     write_json_atomic,
@@ -268,15 +267,6 @@ class ArtifactStore:
         if not isinstance(key, str) or "/" in key or key.startswith(".") or "\0" in key:
             raise ValueError(f"not a cache key: {key!r}")
         return self.root / "entries" / f"{key}.json"
-
-    @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Hold an exclusive lock on ``key`` (blocks while another process holds it)."""
-        self.claim()
-        path = self.root / "locks" / f"{key}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(path):
-            yield
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         """The cached result of ``key``, or ``None`` when absent, unreadable, or when any object
