@@ -18,8 +18,9 @@ from transferflow.config.sources import assemble_config
 from transferflow.errors import ConfigError
 from transferflow.flows import local_server
 from transferflow.flows.cli_common import App, TextColumnOpt
-from transferflow.flows.cli_manage import cache_app, models_app, server_app
+from transferflow.flows.cli_manage import cache_app, models_app, server_app, where
 from transferflow.flows.cli_score import score
+from transferflow.flows.cli_sweep import sweep
 
 app = App(
     name="transferflow",
@@ -393,50 +394,9 @@ def suggest(
         typer.echo(f"  left out of {result['rows']} rows: {left}")
 
 
-@app.command()
-def sweep(
-    grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (see README).")],
-    task_runner: Annotated[
-        str, typer.Option("--task-runner", help="local (default) | dask", show_default=False)
-    ] = "local",
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            help="Parallel workers (Dask: LocalCluster processes; default one per core).",
-            show_default=False,
-        ),
-    ] = None,
-    dask_address: Annotated[
-        str | None,
-        typer.Option(
-            "--dask-address",
-            help="Use a running Dask scheduler, e.g. tcp://10.0.0.5:8786.",
-            show_default=False,
-        ),
-    ] = None,
-    output_dir: Annotated[
-        Path | None,
-        typer.Option("--output-dir", help="Parent of sweep folders.", show_default=False),
-    ] = None,
-) -> None:
-    """Run many transfer runs (pairs x budgets x architectures/strategies x seeds) in parallel."""
-    from transferflow.experiments.sweep import load_grid
-
-    parsed = load_grid(grid)
-    if output_dir is not None:
-        parsed = parsed.model_copy(update={"output_dir": output_dir})
-    from transferflow.flows.sweep import run_sweep
-
-    # run_sweep builds the task runner (and raises on bad options) before the flow starts.
-    with local_server.for_this_call():
-        result = run_sweep(parsed, task_runner, workers, dask_address)
-    typer.echo("")
-    typer.echo((Path(result["dir"]) / "summary.md").read_text(encoding="utf-8"))
-    typer.echo(f"Results: {result['dir']} (results.csv, summary.md, curves.png)")
-
-
 app.command()(score)
+app.command()(sweep)
+app.command()(where)
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -472,27 +432,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-@app.command()
-def where(
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print the roots as JSON.", show_default=False)
-    ] = False,
-) -> None:
-    """List every folder transferflow keeps state in (one base folder, $TRANSFERFLOW_HOME, moves
-    them all), and Prefect's own PREFECT_HOME: what to delete to start again."""
-    import json
-
-    from transferflow.flows.local_server import prefect_home
-    from transferflow.storage import state
-
-    rows = [(r.name, r.location, r.moved_by, r.holds) for r in state.roots()]
-    rows.append(("prefect", str(prefect_home()), "PREFECT_HOME", "Prefect's database and server"))
-    if json_out:
-        keys = ("name", "location", "moved_by", "holds")
-        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
-        return
-    width = max(len(row[0]) for row in rows)
-    for name, location, moved_by, holds in rows:
-        typer.echo(f"{name:<{width}}  {location}  ({holds}; moved by {moved_by})")

@@ -253,3 +253,26 @@ def models_rollback(registry: RegistryOpt = None) -> None:
     """Make the previous champion the champion again."""
     version = _registry(registry).rollback()
     typer.echo(f"champion: v{version}")
+
+
+def where(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the roots as JSON.", show_default=False)
+    ] = False,
+) -> None:
+    """List every folder transferflow keeps state in (one base folder, $TRANSFERFLOW_HOME, moves
+    them all), and Prefect's own PREFECT_HOME: what to delete to start again."""
+    import json
+
+    from transferflow.flows.local_server import prefect_home
+    from transferflow.storage import state
+
+    rows = [(r.name, r.location, r.moved_by, r.holds) for r in state.roots()]
+    rows.append(("prefect", str(prefect_home()), "PREFECT_HOME", "Prefect's database and server"))
+    if json_out:
+        keys = ("name", "location", "moved_by", "holds")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        return
+    width = max(len(row[0]) for row in rows)
+    for name, location, moved_by, holds in rows:
+        typer.echo(f"{name:<{width}}  {location}  ({holds}; moved by {moved_by})")

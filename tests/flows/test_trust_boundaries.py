@@ -443,7 +443,8 @@ def test_numeric_labels_are_one_class_across_domains(tmp_path, small_domains, sp
     """Source labels 1/0, target labels 1.0/0.0 (or other spellings): one label set, so every
     baseline runs and the run compares like with like."""
     from transferflow.config.settings import DatasetConfig
-    from transferflow.data.tables import canonical_label, load_domain
+    from transferflow.data.labels import canonical_label
+    from transferflow.data.tables import load_domain
 
     target = pd.read_csv(small_domains["target"])
     target["label"] = target["label"].map({1: spelling, 0: spelling.replace("1", "0")})

@@ -1,6 +1,7 @@
 import pytest
 
-from transferflow.config.settings import build_config, demo_config, demo_settings, set_dotted
+from transferflow.config.settings import build_config, set_dotted
+from transferflow.config.sources import demo_config, demo_settings
 from transferflow.errors import ConfigError
 
 

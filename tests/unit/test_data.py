@@ -4,15 +4,9 @@ import pandas as pd
 import pytest
 
 from transferflow.config.settings import DatasetConfig
-from transferflow.data.tables import (
-    balanced_sample,
-    label_kind,
-    load_domain,
-    read_table,
-    stratified_split,
-    table_format,
-    to_text_label,
-)
+from transferflow.data.labels import label_kind
+from transferflow.data.splits import balanced_sample, stratified_split
+from transferflow.data.tables import load_domain, read_table, table_format, to_text_label
 from transferflow.errors import DataError
 
 

@@ -4,7 +4,7 @@ what CI runs, and the README's links point at files that exist."""
 import re
 from pathlib import Path
 
-from transferflow.config.settings import reference_markdown
+from transferflow.config.reference import reference_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -18,7 +18,7 @@ def test_settings_doc_lists_every_setting_exactly():
     assert block, "config reference markers missing from docs/settings.md"
     assert block.group(1).strip() == reference_markdown().strip(), (
         "docs/settings.md table is stale; regenerate with "
-        "transferflow.config.settings.reference_markdown()"
+        "transferflow.config.reference.reference_markdown()"
     )
 
 

@@ -183,7 +183,7 @@ def test_any_set_value_is_parsed_or_named_in_a_config_error(value):
 @FAST
 @given(n=st.integers(min_value=-(10**6), max_value=10**6))
 def test_numeric_labels_compare_by_value(n):
-    from transferflow.data.tables import canonical_label
+    from transferflow.data.labels import canonical_label
 
     spellings = [n, float(n), str(n), f"{n}.0", f" {n} ", f"{float(n):.1f}"]
     assert {canonical_label(s) for s in spellings} == {str(n)}
@@ -192,7 +192,7 @@ def test_numeric_labels_compare_by_value(n):
 @FAST
 @given(x=st.floats(allow_nan=False, allow_infinity=False, width=32))
 def test_a_float_label_has_one_spelling(x):
-    from transferflow.data.tables import canonical_label
+    from transferflow.data.labels import canonical_label
 
     assert canonical_label(x) == canonical_label(str(x)) == canonical_label(repr(float(x)))
 

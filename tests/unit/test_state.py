@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from transferflow.config.settings import build_config, demo_settings
+from transferflow.config.settings import build_config
+from transferflow.config.sources import demo_settings
 from transferflow.flows.cli import app
 from transferflow.storage import state
 from transferflow.storage.files import local_root

@@ -2,7 +2,7 @@
 
 Every way of running transferflow (the CLI, a YAML config file, ``prefect.yaml`` deployment
 parameters, a direct Python call) builds a :class:`RunConfig`. Each pipeline stage receives only its
-own section of it.
+own section of it. The gates' sections are in :mod:`transferflow.config.gates` (re-exported here).
 """
 
 from __future__ import annotations
@@ -11,8 +11,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from transferflow.config.gates import DomainShiftGate as DomainShiftGate
+from transferflow.config.gates import EmbeddingsGate as EmbeddingsGate
+from transferflow.config.gates import GatesConfig
+from transferflow.config.gates import LeakageGate as LeakageGate
+from transferflow.config.gates import PromotionGate as PromotionGate
+from transferflow.config.gates import RawInputGate as RawInputGate
+from transferflow.config.gates import SourceModelGate as SourceModelGate
+from transferflow.config.section import Section as _Section
 from transferflow.errors import ConfigError
 from transferflow.storage.files import as_local_path, is_url
 from transferflow.storage.paths import check_name
@@ -34,12 +42,6 @@ def _location(value: str | Path) -> str | Path:
 
 # A local path or an fsspec URL (s3://bucket/key, gs://..., memory://...).
 Location = Annotated[str | Path, AfterValidator(_location)]
-
-
-class _Section(BaseModel):
-    # Unknown keys are almost always typos in a config file: reject them instead of ignoring them.
-    # No setting means anything at infinity or NaN: every float must be finite.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatasetConfig(_Section):
@@ -240,149 +242,6 @@ class BaselineConfig(_Section):
     )
 
 
-GateMode = Literal["fail", "warn"]
-
-
-class RawInputGate(_Section):
-    """Is each domain's train/test data usable at all?"""
-
-    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
-    min_rows: int = Field(default=10, ge=1, description="Fewest training rows per domain.")
-    min_class_count: int = Field(
-        default=5, ge=1, description="Fewest training rows any class may have."
-    )
-    min_minority_share: float = Field(
-        default=0.02, ge=0.0, le=0.5, description="Smallest share of training rows of any class."
-    )
-    max_blank_text_share: float = Field(
-        default=0.05,
-        ge=0.0,
-        lt=1.0,
-        description="Share of rows with a missing or blank text that is tolerated; such rows are "
-        "dropped after the gate and counted in the report (real review data has a few).",
-    )
-    max_duplicate_share: float = Field(
-        default=0.3,
-        ge=0.0,
-        lt=1.0,
-        description="Share of repeated (text, label) rows tolerated (repeats are then dropped, "
-        "see data.drop_repeats); more suggests broken data, such as a file joined to itself.",
-    )
-    min_text_chars: int = Field(default=1, ge=0, description="Shortest text allowed (characters).")
-    max_text_chars: int = Field(
-        default=100_000, ge=1, description="Longest text allowed (characters)."
-    )
-    allow_label_type_mismatch: bool = Field(
-        default=False,
-        description="Accept numeric labels in one domain and named labels in the other "
-        "(usually a mistake: 1 vs 'positive').",
-    )
-
-
-class LeakageGate(_Section):
-    """No target test text may be trained on (target training data or the Word2Vec corpus)."""
-
-    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
-    max_overlap_share: float = Field(
-        default=0.2,
-        ge=0.0,
-        lt=1.0,
-        description="Share of target test rows whose text may also occur in training texts; "
-        "those training rows are then removed (the test set stays whole). Real data has such "
-        "repeats (MDSD: up to 4 % of a test set, reviews posted in two categories); a larger "
-        "share suggests a broken split, such as a test file that copies training rows.",
-    )
-
-
-class EmbeddingsGate(_Section):
-    """Are the word vectors sound and do they cover the target's words?"""
-
-    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
-    min_target_coverage: float = Field(
-        default=0.5,
-        ge=0.0,
-        le=1.0,
-        description="Share of target training-token occurrences that must have a vector.",
-    )
-
-
-class DomainShiftGate(_Section):
-    """How far apart are source and target? Reported every run; gated only on the thresholds."""
-
-    mode: GateMode = Field(default="warn", description="'fail' stops the run; 'warn' logs.")
-    min_vocab_overlap: float = Field(
-        default=0.3,
-        ge=0.0,
-        le=1.0,
-        description="Share of target token occurrences whose token also occurs in the source.",
-    )
-    max_label_distance: float = Field(
-        default=0.5,
-        ge=0.0,
-        le=1.0,
-        description="Total-variation distance between source and target label shares.",
-    )
-    max_proxy_a_distance: float = Field(
-        default=1.9,
-        ge=0.0,
-        le=2.0,
-        description="Proxy A-distance 2(1-2·err) of a TF-IDF classifier telling source from target "
-        "texts (0 = indistinguishable, 2 = fully separable).",
-    )
-
-
-class SourceModelGate(_Section):
-    """Is the source model worth transferring?"""
-
-    mode: GateMode = Field(default="fail", description="'fail' stops the run; 'warn' logs.")
-    min_accuracy: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="Accuracy needed on held-out source data; unset = majority-class share + 0.05.",
-    )
-
-
-class PromotionGate(_Section):
-    """Is transfer at least as good as every baseline, on out-of-fold predictions of the target
-    training labels (every label is used; none is held out)?"""
-
-    mode: GateMode = Field(
-        default="warn",
-        description="'warn': when a baseline is significantly better, it is chosen and the run "
-        "completes; 'fail': the run fails instead.",
-    )
-    significance: float = Field(
-        default=0.05,
-        gt=0.0,
-        lt=1.0,
-        description="A baseline replaces transfer only when it has more correct out-of-fold "
-        "predictions and an exact McNemar test gives p below this.",
-    )
-
-
-class GatesConfig(_Section):
-    """Data-quality gates between the steps, each with its mode and thresholds."""
-
-    raw_input: RawInputGate = RawInputGate()
-    leakage: LeakageGate = LeakageGate()
-    embeddings: EmbeddingsGate = EmbeddingsGate()
-    domain_shift: DomainShiftGate = DomainShiftGate()
-    source_model: SourceModelGate = SourceModelGate()
-    promotion: PromotionGate = PromotionGate()
-    data_docs: bool = Field(
-        default=False,
-        description="Render Great Expectations Data Docs (HTML) into the run folder even when "
-        "every gate passes (a run stopped by a gate always gets them). Off, a gate's verdict on "
-        "the same data, settings and checks is reused from the cache instead of re-checked.",
-    )
-
-    def verdicts(self, cache: CacheConfig) -> CacheConfig | None:
-        """Where gate verdicts are reused from: the cache, unless Data Docs are wanted (then
-        every check runs, so the docs show them all)."""
-        return None if self.data_docs else cache
-
-
 class LearningCurveConfig(_Section):
     """How many target labels are needed? Transfer vs target-only at smaller label budgets."""
 
@@ -516,38 +375,6 @@ class RunConfig(_Section):
         return value
 
 
-def demo_settings() -> dict[str, Any]:
-    """Settings of the built-in demo: yelp + imdb reviews as source, 100 amazon phone reviews as
-    target training labels (the rest of amazon split 70/30 for the test set).
-
-    Returns:
-        A nested dict for :func:`build_config` (a fresh copy each call).
-    """
-    return {
-        "data": {
-            "source": {
-                "name": "yelp+imdb",
-                "paths": [str(DEMO_DIR / "yelp.csv"), str(DEMO_DIR / "imdb.csv")],
-            },
-            "target": {"name": "amazon", "paths": [str(DEMO_DIR / "amazon.csv")]},
-            "test_size": 0.3,
-            "target_train_size": 100,
-        },
-    }
-
-
-def demo_config(**overrides: Any) -> RunConfig:
-    """The built-in demo as a validated RunConfig.
-
-    Args:
-        overrides: top-level RunConfig fields to replace (e.g. ``output_dir``).
-
-    Returns:
-        A RunConfig that reads the demo data shipped inside the package.
-    """
-    return build_config({**demo_settings(), **overrides})
-
-
 def build_config(raw: dict[str, Any]) -> RunConfig:
     """Validate a nested dict into a RunConfig, turning pydantic's errors into one readable error.
 
@@ -594,43 +421,3 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"Setting '{dotted}': '{'.'.join(parts[: i + 1])}' is not a section.")
         node = child
     node[parts[-1]] = value
-
-
-def reference_markdown() -> str:
-    """Markdown table of every setting (dotted name, type, default, meaning) for the README.
-
-    Returns:
-        The table; ``tests/unit/test_docs.py`` checks the README holds exactly this text.
-    """
-    import json
-    import re
-
-    rows = ["| setting | type | default | meaning |", "|---|---|---|---|"]
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            ann = field.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                walk(ann, f"{prefix}{name}.")
-                continue
-            if field.is_required():
-                default = "required"
-            else:
-                value = field.get_default(call_default_factory=True)
-                default = json.dumps(value, default=str)
-            kind = str(ann).replace("typing.", "").replace("pathlib.", "")
-            if isinstance(ann, type) and issubclass(ann, StrEnum):
-                kind = "Literal[" + ", ".join(f"'{v.value}'" for v in ann) + "]"
-            kind = re.sub(
-                r"Annotated\[str \| Path, AfterValidator\(func=<function _location[^)]*\)\]",
-                "path or URL",
-                kind,
-            ).replace("Optional[path or URL]", "path or URL or None")
-            kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
-            if kind.startswith("Literal["):
-                kind = "one of " + kind[len("Literal[") : -1].replace("'", "`")
-            desc = (field.description or "").replace("|", "or")
-            rows.append(f"| `{prefix}{name}` | {kind} | `{default}` | {desc} |")
-
-    walk(RunConfig, "")
-    return "\n".join(rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from transferflow.config.settings import DEMO_DIR, RunConfig, build_config
 from transferflow.errors import ConfigError
 
 
@@ -61,7 +62,7 @@ def assemble_config(
     Returns:
         The validated RunConfig.
     """
-    from transferflow.config.settings import build_config, demo_settings, set_dotted
+    from transferflow.config.settings import set_dotted
 
     given = {k: v for k, v in flags.items() if v is not None and v != []}
     if config_file is not None:
@@ -104,3 +105,35 @@ def _default_name(location: str | Path) -> str:
     path = location_path(location)
     stem = path.name.split(".")[0]
     return path.parent.name if stem.lower() in {"train", "test", "data", "dev"} else stem
+
+
+def demo_settings() -> dict[str, Any]:
+    """Settings of the built-in demo: yelp + imdb reviews as source, 100 amazon phone reviews as
+    target training labels (the rest of amazon split 70/30 for the test set).
+
+    Returns:
+        A nested dict for :func:`build_config` (a fresh copy each call).
+    """
+    return {
+        "data": {
+            "source": {
+                "name": "yelp+imdb",
+                "paths": [str(DEMO_DIR / "yelp.csv"), str(DEMO_DIR / "imdb.csv")],
+            },
+            "target": {"name": "amazon", "paths": [str(DEMO_DIR / "amazon.csv")]},
+            "test_size": 0.3,
+            "target_train_size": 100,
+        },
+    }
+
+
+def demo_config(**overrides: Any) -> RunConfig:
+    """The built-in demo as a validated RunConfig.
+
+    Args:
+        overrides: top-level RunConfig fields to replace (e.g. ``output_dir``).
+
+    Returns:
+        A RunConfig that reads the demo data shipped inside the package.
+    """
+    return build_config({**demo_settings(), **overrides})

@@ -9,8 +9,6 @@ the same class; integral floats (``1.0``, produced by missing values in a numeri
 from __future__ import annotations
 
 import lzma
-import math
-import re
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -22,15 +20,13 @@ import numpy as np
 import pandas as pd
 
 from transferflow.config.settings import DatasetConfig
+from transferflow.data.labels import _is_number, _rows, canonical_label, refuse_non_scalar
+from transferflow.data.labels import label_kind as label_kind
+from transferflow.data.schema import FILE, LABEL, ROW, TEXT
+from transferflow.data.schema import normalise_text as normalise_text
+from transferflow.data.splits import balanced_sample, stratified_split
 from transferflow.errors import DataError
 from transferflow.storage.files import is_url, local_copy, location_path
-
-TEXT = "text"
-LABEL = "label"
-# Where each row came from, so data-quality reports can point at a file and a data row.
-FILE = "file"
-ROW = "row"
-COLUMNS = [TEXT, LABEL, FILE, ROW]
 
 # Extension -> reader kind. Compression suffixes (.gz, .bz2, .zip, .xz, .zst) are stripped first and
 # left to pandas, which infers them from the name.
@@ -229,90 +225,6 @@ def _open_text(path: Path):
     return openers.get(Path(path).suffix.lower(), open)(path, "rt", encoding="utf-8")
 
 
-# Spellings of "no value" that spreadsheets and exports write into label cells: never a class.
-MISSING_SPELLINGS = frozenset({"nan", "null", "none", "n/a", "na", "<na>"})
-
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-def canonical_label(value: object) -> str | None:
-    """The one spelling of a label, so labels compare by value across files and formats.
-
-    ``1``, ``1.0``, ``"1"``, ``"1.0"`` and ``"+1"`` are all ``"1"``; other finite numbers are
-    written as Python writes floats (``"0.5"``); ``True`` and ``"TRUE"`` are ``"true"``; text is
-    stripped. Missing values and their spellings (``NaN``, ``null``, ``n/a``...) are ``None``.
-    """
-    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value)).lower()
-    text = str(value).strip()
-    if text.lower() in MISSING_SPELLINGS or not text:
-        return None
-    if text.lower() in ("true", "false"):
-        return text.lower()
-    if _INTEGER.fullmatch(text):
-        return str(int(text))
-    try:
-        number = float(text)
-    except (ValueError, OverflowError):
-        return text
-    if "_" in text or not math.isfinite(number):
-        return text  # '1_0', 'inf': not how anyone writes a numeric label
-    return str(int(number)) if number.is_integer() else repr(number)
-
-
-def _non_scalar(value: object) -> bool:
-    return isinstance(value, (list, tuple, dict, set, np.ndarray))
-
-
-def refuse_non_scalar(
-    values: pd.Series, column: str, path: Path | str, what: str, offset: int = 0
-) -> None:
-    """Raise when a text or label column holds lists or records (Parquet and JSON Lines can):
-    turned into strings they would become texts like ``"['a', 'b']"`` or labels like
-    ``"['negative']"``.
-
-    Args:
-        values: the column.
-        column: its name.
-        path: the file, for the message.
-        what: ``text`` or ``label``.
-        offset: data rows before this chunk (row numbers count from the file's first data row).
-
-    Raises:
-        DataError: naming the column and the first rows.
-    """
-    if values.dtype != object:
-        return  # numbers and strings only
-    odd = [_non_scalar(v) for v in values.tolist()]
-    if any(odd):
-        rows = _rows([False] * offset + odd)
-        advice = (
-            "Store one string per row in the text column (join the parts)."
-            if what == "text"
-            else "Store one label per row (a text or a number)."
-        )
-        raise DataError(
-            f"{path}: column '{column}' holds lists or records, not "
-            f"{'text' if what == 'text' else 'one label'}, in data row(s) "
-            f"{rows}. {advice}"
-        )
-
-
-def _rows(mask: list[bool], limit: int = 3) -> str:
-    rows = [str(i + 1) for i, bad in enumerate(mask) if bad]
-    return ", ".join(rows[:limit]) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
-
-
-def _is_number(label: str) -> bool:
-    try:
-        return math.isfinite(float(label)) and "_" not in label
-    except (ValueError, OverflowError):
-        return False
-
-
 def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> pd.DataFrame:
     """Select and normalise the text and label columns of a raw frame.
 
@@ -415,104 +327,6 @@ def _bad_json_line(path: Path) -> str | None:
     return None
 
 
-def normalise_text(text: object) -> str:
-    """Case-folded text with whitespace collapsed: the form in which texts are compared for
-    duplicates and train/test leakage."""
-    return " ".join(str(text).lower().split()) if isinstance(text, str) else ""
-
-
-def stratified_split(
-    frame: pd.DataFrame, test_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a frame into train and test, keeping class shares, with duplicates kept together.
-
-    Rows whose texts are equal after :func:`normalise_text` form one group and land on the same
-    side: short reviews ("Great product.") repeat, and a text on both sides would be train/test
-    leakage. Rows with a missing label stay in the training part so the data gate can report them.
-
-    Args:
-        frame: a ``text``/``label`` frame.
-        test_size: share of rows for the test part, in (0, 1).
-        seed: random seed.
-
-    Returns:
-        (train, test) frames with reset indexes.
-
-    Raises:
-        DataError: when the frame is too small to give both parts a row.
-    """
-    rng = np.random.default_rng(seed)
-    labelled = frame[frame[LABEL].notna()]
-    if len(labelled) < 2:
-        raise DataError(f"Only {len(labelled)} labelled row(s): too few to split into train/test.")
-    groups = labelled.groupby(labelled[TEXT].map(normalise_text), sort=True).groups
-    # Each group is assigned to the test part as a whole, label by label (by its first row).
-    by_label: dict[str, list[np.ndarray]] = {}
-    for _, idx in sorted(groups.items()):
-        idx = np.asarray(idx)
-        by_label.setdefault(str(labelled.at[idx[0], LABEL]), []).append(idx)
-    stratify = all(sum(len(g) for g in gs) >= 2 and len(gs) >= 2 for gs in by_label.values())
-    pools = by_label if stratify else {"all": [g for gs in by_label.values() for g in gs]}
-    test_idx: list[int] = []
-    for label in sorted(pools):
-        group_list = pools[label]
-        n_rows = sum(len(g) for g in group_list)
-        want = min(max(1, int(round(n_rows * test_size))), n_rows - 1)
-        taken = 0
-        for i in rng.permutation(len(group_list)):
-            if taken >= want:
-                break
-            if taken + len(group_list[i]) > want and taken > 0:
-                continue  # skip a large group that would overshoot; a smaller one may fit
-            test_idx.extend(group_list[i].tolist())
-            taken += len(group_list[i])
-    is_test = frame.index.isin(test_idx)
-    if is_test.all() or not is_test.any():
-        raise DataError("Cannot split into train/test: every text is the same.")
-    return frame[~is_test].reset_index(drop=True), frame[is_test].reset_index(drop=True)
-
-
-def balanced_sample(frame: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
-    """Take ``size`` rows spread as evenly as possible over the classes.
-
-    Classes with fewer rows than their share give all they have; the shortfall goes to the others.
-
-    Args:
-        frame: a ``text``/``label`` frame.
-        size: rows wanted.
-        seed: random seed.
-
-    Returns:
-        The sampled rows in a seeded random order (all rows when ``size`` >= len(frame)).
-    """
-    if size >= len(frame):
-        return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    rng = np.random.default_rng(seed)
-    groups = {
-        lab: rng.permutation(frame.index[frame[LABEL] == lab].to_numpy())
-        for lab in sorted(frame[LABEL].dropna().unique())
-    }
-    quota = dict.fromkeys(groups, 0)
-    left = size
-    while left > 0:
-        open_ = [lab for lab in groups if quota[lab] < len(groups[lab])]
-        if not open_:
-            break
-        share = max(1, left // len(open_))
-        for lab in open_:
-            take = min(share, len(groups[lab]) - quota[lab], left)
-            quota[lab] += take
-            left -= take
-            if left == 0:
-                break
-    chosen = (
-        np.concatenate([groups[lab][: quota[lab]] for lab in groups])
-        if groups
-        else np.array([], dtype=np.int64)
-    )
-    return frame.loc[rng.permutation(chosen)].reset_index(drop=True)
-
-
 def load_domain(
     cfg: DatasetConfig,
     test_size: float,
@@ -552,9 +366,3 @@ def load_domain(
         else pool
     )
     return DomainData(name=cfg.name, pool=pool, train=train, test=test, test_from_split=from_split)
-
-
-def label_kind(labels: pd.Series) -> str:
-    """``numeric`` when every label looks like a number, else ``text``."""
-    values = labels.dropna().astype(str)
-    return "numeric" if len(values) and all(_is_number(v) for v in values) else "text"

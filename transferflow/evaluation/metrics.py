@@ -112,7 +112,7 @@ def label_budget_curve(
         ``{"sizes": [...], "transfer": [...], "target_only": [...]}`` (accuracies in [0, 1]).
     """
     from transferflow.data.datasets import _dataset_ref
-    from transferflow.data.tables import balanced_sample
+    from transferflow.data.splits import balanced_sample
     from transferflow.models.candidates import candidate_proba, fine_tune, train_target_only
 
     train, test = read_frame(target.train), read_frame(target.test)

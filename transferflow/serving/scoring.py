@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferflow.data.tables import refuse_non_scalar, table_format
+from transferflow.data.labels import refuse_non_scalar
+from transferflow.data.tables import table_format
 from transferflow.errors import DataError, environment_failure
 from transferflow.storage import paths
 from transferflow.storage.files import atomic_path, local_copy
