@@ -190,6 +190,15 @@ def run(
     run_name: Annotated[
         str | None, typer.Option("--run-name", help="Run folder name.", show_default=False)
     ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--model-name",
+            help="Register the model under this name (default: the target's name); each name "
+            "has its own versions and champion.",
+            show_default=False,
+        ),
+    ] = None,
     refresh_cache: Annotated[
         bool, typer.Option("--refresh-cache", help="Recompute every cached stage.", metavar="")
     ] = False,
@@ -235,6 +244,7 @@ def run(
             "transfer.beta": beta,
             "output_dir": output_dir,
             "run_name": run_name,
+            "registry.model_name": model_name,
             "cache.refresh": True if refresh_cache else None,
             "cache.dir": cache_dir,
             "cache.enabled": False if no_cache else None,
@@ -413,7 +423,10 @@ def _print_summary(result: dict[str, Any]) -> None:
     reg = result.get("registry")
     if reg:
         champion = f"v{reg['champion']}" if reg["champion"] is not None else "none yet"
-        typer.echo(f"  registered model v{reg['version']}; champion: {champion} ({reg['reason']})")
+        typer.echo(
+            f"  registered model '{reg['model_name']}' v{reg['version']}; champion: {champion} "
+            f"({reg['reason']})"
+        )
 
 
 def main() -> None:

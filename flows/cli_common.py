@@ -77,6 +77,15 @@ RegistryOpt = Annotated[
         show_default=False,
     ),
 ]
+ModelNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-name",
+        help="Registered model name (one per target task; 'transferflow models list' shows "
+        "them); needed when the registry holds several.",
+        show_default=False,
+    ),
+]
 TextColumnOpt = Annotated[
     list[str] | None,
     typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from transferflow.errors import ConfigError, TransferflowError
-from transferflow.flows.cli_common import App, RegistryOpt, _fail
+from transferflow.flows.cli_common import App, ModelNameOpt, RegistryOpt, _fail
 
 server_app = App(
     help="The local Prefect server that CLI runs share (used when PREFECT_API_URL is not set)."
@@ -137,72 +137,83 @@ def cache_prune(
     typer.echo(f"removed {len(old)} entries, {_size(freed)} of artefacts freed")
 
 
-models_app = App(help="The model registry: versions and the champion alias.")
+models_app = App(help="The model registry: models by name, their versions and champions.")
 
 
-def _registry(path: Path | None):
-    from transferflow.storage.registry import Registry
+def _catalog(path: Path | None):
+    from transferflow.storage.registry import Catalog
 
-    return Registry(path)
+    return Catalog(path)
+
+
+def _registry(path: Path | None, name: str | None):
+    """Model ``name`` (or the only one) of the registry at ``path``."""
+    return _catalog(path).select(name)
 
 
 @models_app.command("list")
 def models_list(
+    model_name: ModelNameOpt = None,
     registry: RegistryOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON list of versions.", metavar="")
     ] = False,
 ) -> None:
-    """List registered versions; the champion is marked with *.
+    """List registered models and their versions; each name's champion is marked with *.
 
     Test accuracies are each version's own target test set (its hash is shown): versions trained
     on other data are not comparable.
     """
     import json
 
-    reg = _registry(registry)
-    champion = reg.champion()
+    catalog = _catalog(registry)
+    names = [model_name] if model_name is not None else catalog.names()
     rows = []
-    for v in reg.versions():
-        try:
-            r = reg.show(v)
-        except TransferflowError as exc:
-            rows.append({"version": v, "error": str(exc)})
-            continue
-        rows.append(
-            {
-                "version": v,
-                "champion": v == champion,
-                "registered_at": r.get("registered_at"),
-                "source": r.get("source"),
-                "target": r.get("target"),
-                "role": r.get("role"),
-                "architecture": r.get("architecture"),
-                "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
-                "test_set_sha256": r.get("target_test_sha256"),
-                "files_ok": _files_ok(reg, v),
-            }
-        )
+    for name in names:
+        reg = catalog.select(name)
+        champion = reg.champion()
+        for v in reg.versions():
+            try:
+                r = reg.show(v)
+            except TransferflowError as exc:
+                rows.append({"model_name": name, "version": v, "error": str(exc)})
+                continue
+            rows.append(
+                {
+                    "model_name": name,
+                    "version": v,
+                    "champion": v == champion,
+                    "registered_at": r.get("registered_at"),
+                    "source": r.get("source"),
+                    "target": r.get("target"),
+                    "role": r.get("role"),
+                    "architecture": r.get("architecture"),
+                    "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
+                    "test_set_sha256": r.get("target_test_sha256"),
+                    "files_ok": _files_ok(reg, v),
+                }
+            )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        typer.echo(f"no model versions in {reg.root}")
+        typer.echo(f"no models registered in {catalog.root}")
         return
+    width = max(10, *(len(r["model_name"]) for r in rows))
     typer.echo(
-        f"  {'version':<8} {'registered (UTC)':<21} {'source -> target':<28} {'role':<12} "
-        f"{'test acc.':>9}  {'test set':<10} files"
+        f"  {'model':<{width}} {'version':<8} {'registered (UTC)':<21} {'source -> target':<28} "
+        f"{'role':<12} {'test acc.':>9}  {'test set':<10} files"
     )
     for r in rows:
         if "error" in r:
-            typer.echo(f"  v{r['version']:<7} unreadable: {r['error']}")
+            typer.echo(f"  {r['model_name']:<{width}} v{r['version']:<7} unreadable: {r['error']}")
             continue
         mark = "*" if r["champion"] else " "
         pair = f"{r['source'] or '?'} -> {r['target'] or '?'}"
         acc = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "–"
         typer.echo(
-            f"{mark} v{r['version']:<7} {r['registered_at'] or '–':<21} {pair:<28} "
-            f"{r['role'] or '–':<12} "
+            f"{mark} {r['model_name']:<{width}} v{r['version']:<7} {r['registered_at'] or '–':<21} "
+            f"{pair:<28} {r['role'] or '–':<12} "
             f"{acc:>9}  {str(r['test_set_sha256'])[:8]:<10} "
             f"{'ok' if r['files_ok'] else 'MODIFIED'}"
         )
@@ -217,12 +228,14 @@ def _files_ok(reg, version: int) -> bool:
 
 
 @models_app.command("show")
-def models_show(version: int, registry: RegistryOpt = None) -> None:
+def models_show(
+    version: int, model_name: ModelNameOpt = None, registry: RegistryOpt = None
+) -> None:
     """Print a version's record (JSON), with ``files_ok``: whether its files match their hashes."""
     import json
 
-    reg = _registry(registry)
-    record = {**reg.show(version), "files_ok": _files_ok(reg, version)}
+    reg = _registry(registry, model_name)
+    record = {"model_name": reg.name, **reg.show(version), "files_ok": _files_ok(reg, version)}
     typer.echo(json.dumps(record, indent=2))
     if not record["files_ok"]:
         typer.secho(
@@ -234,9 +247,11 @@ def models_show(version: int, registry: RegistryOpt = None) -> None:
 
 
 @models_app.command("promote")
-def models_promote(version: int, registry: RegistryOpt = None) -> None:
-    """Make VERSION the champion (refused when its files fail their hashes)."""
-    reg = _registry(registry)
+def models_promote(
+    version: int, model_name: ModelNameOpt = None, registry: RegistryOpt = None
+) -> None:
+    """Make VERSION the champion of its model name (refused when its files fail their hashes)."""
+    reg = _registry(registry, model_name)
     reg.show(version)  # an unknown version is named as such
     if not _files_ok(reg, version):
         raise ConfigError(
@@ -245,14 +260,15 @@ def models_promote(version: int, registry: RegistryOpt = None) -> None:
             "with 'transferflow run'."
         )
     reg.promote(version)
-    typer.echo(f"champion: v{version}")
+    typer.echo(f"{reg.name}: champion v{version}")
 
 
 @models_app.command("rollback")
-def models_rollback(registry: RegistryOpt = None) -> None:
-    """Make the previous champion the champion again."""
-    version = _registry(registry).rollback()
-    typer.echo(f"champion: v{version}")
+def models_rollback(model_name: ModelNameOpt = None, registry: RegistryOpt = None) -> None:
+    """Make the previous champion of the model name the champion again."""
+    reg = _registry(registry, model_name)
+    version = reg.rollback()
+    typer.echo(f"{reg.name}: champion v{version}")
 
 
 def where(

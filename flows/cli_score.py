@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from transferflow.flows import local_server
-from transferflow.flows.cli_common import RegistryOpt, TextColumnOpt
+from transferflow.flows.cli_common import ModelNameOpt, RegistryOpt, TextColumnOpt
 from transferflow.storage import paths
 from transferflow.storage.paths import STDOUT
 
@@ -26,6 +26,7 @@ def score(
         int | None,
         typer.Option("--model", help="Model version (default: the champion).", show_default=False),
     ] = None,
+    model_name: ModelNameOpt = None,
     registry: RegistryOpt = None,
     text_column: TextColumnOpt = None,
     id_column: Annotated[
@@ -41,9 +42,12 @@ def score(
     with local_server.for_this_call():
         from transferflow.flows.score import score as score_flow
 
-        out = score_flow(input_path, output_path, registry, model, text_column, id_column)
+        out = score_flow(
+            input_path, output_path, registry, model, text_column, id_column, model_name
+        )
     typer.echo(
-        f"scored {out['rows']} rows with model v{out['version']} in {out['seconds']:.2f} s "
+        f"scored {out['rows']} rows with model '{out['model_name']}' v{out['version']} in "
+        f"{out['seconds']:.2f} s "
         f"({out['rows_per_second']:.0f} rows/s): {out['output']}",
         err=to_stdout,  # standard output holds the predictions alone
     )

@@ -19,6 +19,8 @@ def _score_run_name() -> str:
     params = flow_run.parameters
     version = params.get("version")
     model = f"v{version}" if version is not None else "champion"
+    if params.get("model_name"):
+        model = f"{params['model_name']} {model}"
     return f"score {Path(str(params.get('input_path', '?'))).name} with {model}"
 
 
@@ -26,7 +28,7 @@ def _score_run_name() -> str:
     name="score",
     on_failure=[_logging.log_failure],
     flow_run_name=_score_run_name,
-    description="Score a file with a registered model (default: the champion).",
+    description="Score a file with a registered model (default: the champion of the named model).",
 )
 def score(
     input_path: Path,
@@ -35,6 +37,11 @@ def score(
     version: int | None = None,
     text_columns: list[str] | None = None,
     id_column: str | None = "id",
+    model_name: str | None = None,
 ) -> dict[str, Any]:
-    """Write predicted labels and class probabilities for every row of ``input_path``."""
-    return score_batch(input_path, output_path, registry_dir, version, text_columns, id_column)
+    """Write predicted labels and class probabilities for every row of ``input_path``, with model
+    ``model_name`` (needed when the registry holds several) at ``version`` (default: its
+    champion)."""
+    return score_batch(
+        input_path, output_path, registry_dir, version, text_columns, id_column, model_name
+    )

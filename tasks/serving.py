@@ -25,14 +25,16 @@ def register_model(
     config: Any,
     run_dir: Path,
 ) -> dict[str, Any]:
-    """Register the chosen model as a version; move the champion when it earned it."""
-    from transferflow.storage.registry import Registry
+    """Register the chosen model as a version of the run's model name; move that name's champion
+    when it earned it."""
+    from transferflow.storage.registry import Catalog
 
-    outcome = promotion.register_chosen(
-        metrics, models, target, source, config, run_dir, Registry(config.registry.dir)
-    )
+    registry = Catalog(config.registry.dir).model(config.model_name())
+    outcome = promotion.register_chosen(metrics, models, target, source, config, run_dir, registry)
+    outcome = {"model_name": registry.name, **outcome}
     get_run_logger().info(
-        "registered model version %d (%s); champion: v%s (%s)",
+        "registered model '%s' version %d (%s); champion: v%s (%s)",
+        registry.name,
         outcome["version"],
         metrics["selection"]["chosen"],
         outcome["champion"],
@@ -49,23 +51,26 @@ def score_batch(
     version: int | None = None,
     text_columns: list[str] | None = None,
     id_column: str | None = "id",
+    model_name: str | None = None,
 ) -> dict[str, Any]:
-    """Score a file with a registered model (default: the champion)."""
+    """Score a file with a registered model (default: the champion of ``model_name``, or of the
+    only model registered)."""
     from transferflow.serving.scoring import score_file
-    from transferflow.storage.registry import Registry
+    from transferflow.storage.registry import Catalog
 
-    stats = score_file(
-        input_path, output_path, Registry(registry_dir), version, text_columns, id_column
-    )
+    registry = Catalog(registry_dir).select(model_name)
+    stats = score_file(input_path, output_path, registry, version, text_columns, id_column)
     get_run_logger().info(
-        "scored %d rows with model v%d in %.2f s (%.0f rows/s) -> %s",
+        "scored %d rows with model '%s' v%d in %.2f s (%.0f rows/s) -> %s",
         stats.rows,
+        registry.name,
         stats.version,
         stats.seconds,
         stats.rows_per_second,
         stats.output,
     )
     return {
+        "model_name": registry.name,
         "version": stats.version,
         "rows": stats.rows,
         "seconds": round(stats.seconds, 3),

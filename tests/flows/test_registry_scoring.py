@@ -8,7 +8,7 @@ from tests.conftest import tiny_settings
 from transferflow.config.settings import build_config
 from transferflow.flows.cli import app
 from transferflow.flows.transfer import transfer_learning
-from transferflow.storage.registry import Registry
+from transferflow.storage.registry import Catalog
 
 
 @pytest.mark.slow
@@ -20,12 +20,18 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
     raw["registry"] = {"dir": str(reg_dir)}
     raw["baselines"] = {"target_only": False, "pooled_lr": False, "source_only": False}
     first = transfer_learning(build_config({**raw, "run_name": "one"}))["registry"]
-    assert first == {"version": 1, "champion": 1, "promoted": True, "reason": "first champion"}
+    assert first == {
+        "model_name": "amazon",  # the target's name
+        "version": 1,
+        "champion": 1,
+        "promoted": True,
+        "reason": "first champion",
+    }
 
     # A second version (here from another seed); the champion stays until promoted.
     second = transfer_learning(build_config({**raw, "run_name": "two", "seed": 7}))["registry"]
     assert second["version"] == 2
-    reg = Registry(reg_dir)
+    reg = Catalog(reg_dir).model("amazon")
     reg.promote(1)
 
     data = pd.read_csv(small_domains["target"]).reset_index().rename(columns={"index": "id"})
@@ -44,7 +50,7 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "with model v1" in result.output
+    assert "with model 'amazon' v1" in result.output
     pred = pd.read_csv(out)
     assert list(pred.columns) == ["id", "predicted_label", "proba_0", "proba_1"]
     assert len(pred) == len(data) and pred["id"].tolist() == data["id"].tolist()
@@ -67,17 +73,17 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
             "2",
         ],
     )
-    assert result.exit_code == 0 and "with model v2" in result.output
+    assert result.exit_code == 0 and "with model 'amazon' v2" in result.output
     assert (
         CliRunner().invoke(app, ["models", "promote", "2", "--registry", str(reg_dir)]).exit_code
         == 0
     )
     listing = CliRunner().invoke(app, ["models", "list", "--registry", str(reg_dir)]).output
-    assert "* v2" in listing
+    assert any(line.startswith("* amazon") and " v2 " in line for line in listing.splitlines())
     assert (
         CliRunner().invoke(app, ["models", "rollback", "--registry", str(reg_dir)]).exit_code == 0
     )
-    assert Registry(reg_dir).champion() == 1
+    assert Catalog(reg_dir).model("amazon").champion() == 1
 
     # A header-only file: one clear paragraph, exit 2, no output file, input untouched.
     (tmp_path / "empty.csv").write_text("id,text\n")
@@ -98,7 +104,7 @@ def test_scoring_errors_are_clear(tmp_path):
     assert result.exit_code == 2 and "x.csv: file not found" in result.output  # before any work
     (tmp_path / "x.csv").write_text("id,text\n1,great phone\n")
     result = CliRunner().invoke(app, ["score", "--input", str(tmp_path / "x.csv"), *args])
-    assert result.exit_code == 2 and result.output.count("No champion model") == 1
+    assert result.exit_code == 2 and result.output.count("No model registered") == 1
     assert "Traceback" not in result.output
 
 
@@ -125,3 +131,48 @@ def test_identical_reruns_add_no_version_and_a_new_model_is_compared_with_the_ch
     assert versions[0]["files_ok"] and versions[0]["test_set_sha256"]
     other = transfer_learning(build_config({**raw, "run_name": "c", "seed": 5}))["registry"]
     assert other["version"] == 2 and "vs champion v1" in other["reason"]
+
+
+@pytest.mark.slow
+def test_each_target_task_keeps_its_own_model_name_and_champion(small_domains, tmp_path):
+    """Two runs with different targets leave two names, each with its own champion; scoring
+    with either name uses that model; without a name the command lists them and stops."""
+    reg_dir = tmp_path / "registry"
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["registry"] = {"dir": str(reg_dir)}
+    raw["baselines"] = {"target_only": False, "pooled_lr": False, "source_only": False}
+    phones = transfer_learning(build_config({**raw, "run_name": "phones"}))["registry"]
+    champion_files = Catalog(reg_dir).model("amazon").show(1)["files"]
+    swapped = {
+        **raw,
+        "run_name": "restaurants",
+        "data": {
+            **raw["data"],
+            "source": {**raw["data"]["target"], "name": "amazon"},
+            "target": {**raw["data"]["source"], "name": "Yelp reviews"},
+        },
+    }
+    restaurants = transfer_learning(build_config(swapped))["registry"]
+    assert phones["model_name"] == "amazon" and restaurants["model_name"] == "yelp-reviews"
+    assert phones["champion"] == 1 and restaurants["champion"] == 1  # one champion per name
+    catalog = Catalog(reg_dir)
+    assert catalog.names() == ["amazon", "yelp-reviews"]
+    assert catalog.model("amazon").champion() == 1
+    assert catalog.model("amazon").show(1)["files"] == champion_files  # unchanged
+
+    data = pd.read_csv(small_domains["target"])
+    data.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
+    args = ["score", "--input", str(tmp_path / "new.csv"), "--registry", str(reg_dir)]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2 and "amazon, yelp-reviews" in result.output
+    assert "--model-name" in result.output and not (tmp_path / "p.csv").exists()
+    outputs = {}
+    for name in ("amazon", "yelp-reviews"):
+        out = tmp_path / f"{name}.csv"
+        result = CliRunner().invoke(app, [*args, "--output", str(out), "--model-name", name])
+        assert result.exit_code == 0 and f"with model '{name}' v1" in result.output
+        outputs[name] = pd.read_csv(out)
+    # Two different models: their probabilities differ.
+    assert not outputs["amazon"]["proba_1"].equals(outputs["yelp-reviews"]["proba_1"])
+    listing = CliRunner().invoke(app, ["models", "list", "--registry", str(reg_dir)]).output
+    assert sum(line.startswith("* ") for line in listing.splitlines()) == 2

@@ -174,7 +174,7 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     """A label-budget curve in metrics, report and figures, and a registered model (.keras plus
     plain data) that scores."""
     from transferflow.serving.scoring import Scorer
-    from transferflow.storage.registry import Registry
+    from transferflow.storage.registry import Catalog
 
     raw = tiny_settings(
         small_domains["source"],
@@ -203,7 +203,7 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     assert (run_dir / "figures" / "learning_curve.png").stat().st_size > 1000
     assert "learning curve" in (run_dir / "report.html").read_text()
 
-    reg = Registry(tmp_path / "reg")
+    reg = Catalog(tmp_path / "reg").model(result["registry"]["model_name"])
     version = result["registry"]["version"]
     record = reg.show(version)
     assert record["architecture"] == "wide-deep"

@@ -131,3 +131,61 @@ def test_identical_registrations_together_leave_one_version_and_one_first_champi
     assert set(out) == {1} and reg.versions() == [1]
     assert promoted.count(True) == 1 and reg.champion() == 1
     assert json.loads((reg.root / "aliases.json").read_text())["history"] == []
+
+
+# -- model names (Catalog) ------------------------------------------------------------------
+
+
+def test_each_name_has_its_own_versions_and_champion(tmp_path):
+    from transferflow.storage.registry import Catalog
+
+    catalog = Catalog(tmp_path / "reg")
+    assert catalog.names() == []
+    with pytest.raises(RegistryError, match="No model registered"):
+        catalog.select(None)
+    phones, books = catalog.model("phones"), catalog.model("books")
+    phones.promote(phones.register(_files(tmp_path, 1), {"target": "phones"})[0])
+    books.promote(books.register(_files(tmp_path, 2), {"target": "books"})[0])
+    books.promote(books.register(_files(tmp_path, 3), {"target": "books"})[0])
+    assert catalog.names() == ["books", "phones"]
+    assert (phones.versions(), phones.champion()) == ([1], 1)
+    assert (books.versions(), books.champion()) == ([1, 2], 2)
+    assert catalog.select("phones").root == phones.root
+    with pytest.raises(RegistryError, match="holds 2 models: books, phones") as exc:
+        catalog.select(None)  # several and none named: they are listed
+    assert "--model-name" in str(exc.value)
+    with pytest.raises(RegistryError, match="No model named 'toys'"):
+        catalog.select("toys")
+
+
+@pytest.mark.parametrize("bad", ["", "Books", "../x", "a/b", ".hidden", "x" * 65, "a b"])
+def test_a_model_name_is_a_plain_lowercase_name(tmp_path, bad):
+    from transferflow.storage.registry import Catalog
+
+    with pytest.raises(RegistryError, match="not a model name"):
+        Catalog(tmp_path / "reg").model(bad)
+
+
+def test_default_names_come_from_the_target():
+    from transferflow.storage.registry import model_name_for
+
+    assert model_name_for("Amazon phones") == "amazon-phones"
+    assert model_name_for("yelp+imdb") == "yelp-imdb"
+    assert model_name_for("***") == "model"
+
+
+def test_a_registry_from_before_names_is_read_in_place_as_one_name(tmp_path):
+    """Today's layout (versions/ at the top) keeps working: it is the model named after its
+    champion's target, scoring and new versions of that name use it, other names sit beside."""
+    from transferflow.storage.registry import Catalog
+
+    old = Registry(tmp_path / "reg")
+    old.promote(old.register(_files(tmp_path, 1), {"target": "Amazon"})[0])
+    catalog = Catalog(tmp_path / "reg")
+    assert catalog.names() == ["amazon"]
+    legacy = catalog.select(None)
+    assert legacy.name == "amazon" and legacy.root == old.root and legacy.champion() == 1
+    version, new = catalog.model("amazon").register(_files(tmp_path, 2), {"target": "Amazon"})
+    assert (version, new) == (2, True) and old.versions() == [1, 2]  # the same folder
+    catalog.model("books").register(_files(tmp_path, 3), {"target": "books"})
+    assert catalog.names() == ["amazon", "books"]

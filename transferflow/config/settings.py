@@ -284,6 +284,12 @@ class RegistryConfig(_Section):
     """Where chosen models are registered as versions, and whether the champion may move."""
 
     enabled: bool = Field(default=True, description="Register the run's chosen model.")
+    model_name: str | None = Field(
+        default=None,
+        description="Name to register under (one model per target task; versions and the "
+        "champion are per name); unset = the target domain's name as a slug (lowercase letters, "
+        "digits, '.', '_', '-').",
+    )
     dir: Path | None = Field(
         default=None,
         description="Model registry folder; unset = $TRANSFERFLOW_REGISTRY_DIR or "
@@ -294,6 +300,18 @@ class RegistryConfig(_Section):
         description="Move the champion alias to the new version when the promotion gate passed "
         "and it is not worse than the current champion on the same target test data.",
     )
+
+    @field_validator("model_name")
+    @classmethod
+    def _a_model_name(cls, value: str | None) -> str | None:
+        from transferflow.storage.registry import MODEL_NAME
+
+        if value is not None and not MODEL_NAME.fullmatch(value):
+            raise ValueError(
+                "use lowercase letters, digits, '.', '_' and '-' (up to 64 characters, starting "
+                "with a letter or digit), e.g. 'phone-reviews'"
+            )
+        return value
 
 
 # What transferflow.serving.suggest implements (defined here, where the config validates the
@@ -363,6 +381,13 @@ class RunConfig(_Section):
         from transferflow.storage import state
 
         return self.output_dir if self.output_dir is not None else state.runs_dir()
+
+    def model_name(self) -> str:
+        """The name the run registers its model under: ``registry.model_name``, else the target
+        domain's name as a slug."""
+        from transferflow.storage.registry import model_name_for
+
+        return self.registry.model_name or model_name_for(self.data.target.name)
 
     @field_validator("run_name")
     @classmethod

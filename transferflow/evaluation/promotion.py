@@ -205,6 +205,7 @@ def register_chosen(
         "text_columns": config.data.target.text_columns,
         "source": source.name,
         "target": target.name,
+        "model_name": registry.name,
         "data_sha256": {**source.input_sha256, **target.input_sha256},
         "target_test_sha256": target.test.sha256,
         "metrics": {
