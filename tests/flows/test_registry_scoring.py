@@ -131,6 +131,24 @@ def test_identical_reruns_add_no_version_and_a_new_model_is_compared_with_the_ch
     assert versions[0]["files_ok"] and versions[0]["test_set_sha256"]
     other = transfer_learning(build_config({**raw, "run_name": "c", "seed": 5}))["registry"]
     assert other["version"] == 2 and "vs champion v1" in other["reason"]
+    # Lineage: another seed splits the target differently, so some of this run's test rows were
+    # v1's training rows; those are left out of the comparison.
+    import re
+
+    import numpy as np
+
+    from transferflow.evaluation import lineage
+    from transferflow.storage.registry import Catalog
+
+    unseen, total = map(
+        int, re.search(r"(\d+) of (\d+) test rows unseen", other["reason"]).groups()
+    )
+    reg = Catalog(tmp_path / "registry").model("amazon")
+    trained_v1 = lineage.read(reg.verified_file(1, lineage.FILE))
+    test_c = pd.read_parquet(sorted((tmp_path / "runs" / "c").rglob("target_test*.parquet"))[0])
+    assert unseen == int(lineage.unseen(test_c["text"].tolist(), trained_v1).sum())
+    assert 0 < unseen < total == len(test_c)
+    assert np.all(np.diff(trained_v1.astype(np.float64)) > 0)  # sorted, unique hashes
 
 
 @pytest.mark.slow

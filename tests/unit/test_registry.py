@@ -189,3 +189,18 @@ def test_a_registry_from_before_names_is_read_in_place_as_one_name(tmp_path):
     assert (version, new) == (2, True) and old.versions() == [1, 2]  # the same folder
     catalog.model("books").register(_files(tmp_path, 3), {"target": "books"})
     assert catalog.names() == ["amazon", "books"]
+
+
+def test_lineage_marks_the_texts_a_model_trained_on(tmp_path):
+    from transferflow.evaluation import lineage
+
+    path = lineage.write(tmp_path / "l.npz", ["Great phone!", "Broke in a week.", "great  PHONE!"])
+    trained = lineage.read(path)
+    assert len(trained) == 2  # the same text after folding case and whitespace counts once
+    mask = lineage.unseen(["GREAT phone!", "Battery lasts.", "broke in a week."], trained)
+    assert mask.tolist() == [False, True, False]
+    # Plain data: loads without pickle, same bytes for the same texts.
+    assert (
+        path.read_bytes()
+        == lineage.write(tmp_path / "m.npz", ["Broke in a week.", "Great phone!"]).read_bytes()
+    )

@@ -184,8 +184,11 @@ def register_chosen(
     Returns:
         ``{"version", "champion", "promoted", "reason"}``.
     """
+    import tempfile
+
     import pandas as pd
 
+    from transferflow.evaluation import lineage
     from transferflow.serving.scoring import Scorer
 
     selection = metrics["selection"]
@@ -216,7 +219,18 @@ def register_chosen(
         "config": json.loads(config.model_dump_json()),
         "run_dir": str(run_dir),
     }
-    version, new = registry.register(files, record)
+    # What the model trained on (every labelled training text of both domains), so that later
+    # comparisons leave those texts out.
+    trained = [
+        text
+        for data in (source, target)
+        for part, part_ref in data.parts.items()
+        if part in ("train", "val")
+        for text in pd.read_parquet(part_ref.verified_path())[TEXT].tolist()
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        files[lineage.FILE] = lineage.write(Path(tmp) / lineage.FILE, trained)
+        version, new = registry.register(files, record)
     if not new:  # e.g. a nightly run on unchanged data: the same bytes, no new version
         if chosen == "transfer" and config.registry.auto_promote:
             registry.promote(version, if_champion=None)
@@ -240,17 +254,7 @@ def register_chosen(
         if scorer.labels != ref.labels:
             promoted, reason = True, "the champion predicts other labels"
         else:
-            proba = scorer.predict_proba(test[TEXT].tolist())
-            predicted = [scorer.labels[i] for i in proba.argmax(axis=1)]
-            # Rounded like the run's own metrics, so an equally good model counts as not worse.
-            champ_acc = round(
-                float(np.mean([p == t for p, t in zip(predicted, test[LABEL], strict=True)])), 4
-            )
-            promoted = test_metrics["accuracy"] >= champ_acc
-            reason = (
-                f"accuracy {test_metrics['accuracy']:.4f} vs champion v{champion} "
-                f"{champ_acc:.4f} on this run's target test data"
-            )
+            promoted, reason = _against_champion(registry, champion, version, test)
     # Only while the champion is still the one compared against: another run may have moved it.
     if promoted and not registry.promote(version, if_champion=champion):
         promoted = False
@@ -261,3 +265,45 @@ def register_chosen(
         "promoted": promoted,
         "reason": reason,
     }
+
+
+def _against_champion(registry, champion: int, version: int, test) -> tuple[bool, str]:
+    """Compare the new version with the champion on the test rows neither trained on.
+
+    The new model never trained on its own run's test rows; the champion may have (an earlier
+    split of the same data, or data that grew). Its recorded training texts are left out. With
+    fewer than :data:`~transferflow.evaluation.lineage.MIN_ROWS` rows left the comparison says
+    too little, and the run's out-of-fold evidence decides (transfer was chosen: promoted).
+
+    Returns:
+        (promote, the reason in words).
+    """
+    from transferflow.evaluation import lineage
+    from transferflow.serving.scoring import Scorer
+
+    texts = test[TEXT].tolist()
+    labels = test[LABEL].to_numpy()
+    mask = np.ones(len(texts), dtype=bool)
+    note = f"v{champion} records no training texts, so all test rows count"
+    if lineage.FILE in (registry.show(champion).get("files") or {}):
+        mask = lineage.unseen(texts, lineage.read(registry.verified_file(champion, lineage.FILE)))
+        note = f"{int(mask.sum())} of {len(texts)} test rows unseen by v{champion}"
+    n = int(mask.sum())
+    if n < lineage.MIN_ROWS:
+        return True, (
+            f"only {n} of {len(texts)} test rows are unseen by champion v{champion} (fewer than "
+            f"{lineage.MIN_ROWS}): decided on the out-of-fold evidence, which chose transfer"
+        )
+    rows = [t for t, keep in zip(texts, mask, strict=True) if keep]
+
+    def accuracy(v: int) -> float:
+        scorer = Scorer(registry, v)
+        predicted = np.asarray(scorer.labels)[scorer.predict_proba(rows).argmax(axis=1)]
+        # Rounded like the run's own metrics, so an equally good model counts as not worse.
+        return round(float(np.mean(predicted == labels[mask])), 4)
+
+    new_acc, champ_acc = accuracy(version), accuracy(champion)
+    return new_acc >= champ_acc, (
+        f"accuracy {new_acc:.4f} vs champion v{champion} {champ_acc:.4f} on this run's target "
+        f"test rows neither trained on ({note})"
+    )

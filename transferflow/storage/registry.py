@@ -75,6 +75,8 @@ def model_name_for(target: str) -> str:
     -> ``"amazon-phones"``; ``"model"`` when nothing is left)."""
     slug = re.sub(r"[^a-z0-9]+", "-", str(target).lower()).strip("-")[:64].strip("-")
     return slug or "model"
+
+
 ANY = object()  # promote()'s default: whatever the champion is
 
 
