@@ -35,15 +35,52 @@ def score(
             "--id-column", help="Column copied to the output when present.", show_default=False
         ),
     ] = "id",
+    max_drift: Annotated[
+        float | None,
+        typer.Option(
+            "--max-drift",
+            help="Alert above this drift (proxy A-distance to the training target, 0-2; "
+            "default 0.8).",
+            show_default=False,
+        ),
+    ] = None,
+    max_accuracy_drop: Annotated[
+        float | None,
+        typer.Option(
+            "--max-accuracy-drop",
+            help="Alert when the estimated accuracy falls this far below the out-of-fold one "
+            "(default 0.05).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Score a file with a registered model: predicted label and class probabilities per row."""
+    """Score a file with a registered model: predicted label and class probabilities per row,
+    and how well the batch still fits the model (drift, estimated accuracy; written beside the
+    predictions as <output stem>.monitoring.json)."""
+    from transferflow.config.settings import MonitoringConfig
+
+    try:
+        limits = MonitoringConfig.model_validate(
+            {
+                k: v
+                for k, v in {
+                    "max_drift": max_drift,
+                    "max_accuracy_drop": max_accuracy_drop,
+                }.items()
+                if v is not None
+            }
+        )
+    except ValueError as exc:
+        from transferflow.errors import ConfigError
+
+        raise ConfigError(f"--max-drift / --max-accuracy-drop: {exc}") from None
     _check_score_paths(input_path, output_path)
     to_stdout = str(output_path) == STDOUT
     with local_server.for_this_call():
         from transferflow.flows.score import score as score_flow
 
         out = score_flow(
-            input_path, output_path, registry, model, text_column, id_column, model_name
+            input_path, output_path, registry, model, text_column, id_column, model_name, limits
         )
     typer.echo(
         f"scored {out['rows']} rows with model '{out['model_name']}' v{out['version']} in "
@@ -51,6 +88,45 @@ def score(
         f"({out['rows_per_second']:.0f} rows/s): {out['output']}",
         err=to_stdout,  # standard output holds the predictions alone
     )
+    _print_monitoring(out.get("monitoring"), output_path, to_stdout)
+
+
+def _print_monitoring(figures: dict | None, output_path: Path, to_stdout: bool) -> None:
+    """The batch's monitoring figures, in a few lines (and where the JSON is)."""
+    from transferflow.serving.monitoring import alerts
+
+    if figures is None:
+        typer.echo(
+            "  monitoring: this version has no monitoring reference (registered before "
+            "monitoring existed); retrain to watch batches.",
+            err=to_stdout,
+        )
+        return
+    acc, drift = figures["accuracy"], figures["drift"]
+
+    def num(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"  estimated accuracy {num(acc['estimated'])} (out-of-fold {num(acc['expected'])}, "
+        f"alert below {num(acc['floor'])})",
+        f"  drift {num(drift['score'])} (proxy A-distance to the training target, alert above "
+        f"{num(drift['limit'])}); vocabulary overlap {num(figures['vocab_overlap'])}, "
+        f"OOV rate {num(figures['oov_rate'])}",
+        "  predicted labels "
+        + ", ".join(f"{k} {v:.2f}" for k, v in figures["predicted_shares"].items())
+        + " (training: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in figures["training_label_shares"].items())
+        + ")",
+    ]
+    crossed = alerts(figures)
+    lines.append(("  ALERT: " + "; ".join(crossed)) if crossed else "  within the limits")
+    if not to_stdout:
+        from transferflow.serving.scoring import monitoring_path
+
+        lines.append(f"  monitoring: {monitoring_path(Path(output_path))}")
+    for line in lines:
+        typer.echo(line, err=to_stdout)
 
 
 def _check_score_paths(input_path: Path, output_path: Path) -> None:

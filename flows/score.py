@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow
 
+from transferflow.config.settings import MonitoringConfig
 from transferflow.flows import _logging
 from transferflow.tasks.serving import score_batch
 
@@ -38,10 +39,19 @@ def score(
     text_columns: list[str] | None = None,
     id_column: str | None = "id",
     model_name: str | None = None,
+    monitoring: MonitoringConfig | None = None,
 ) -> dict[str, Any]:
     """Write predicted labels and class probabilities for every row of ``input_path``, with model
     ``model_name`` (needed when the registry holds several) at ``version`` (default: its
-    champion)."""
+    champion); the batch is watched against ``monitoring``'s limits (drift, estimated accuracy):
+    crossing one emits a ``transferflow.model.drift-detected`` event."""
     return score_batch(
-        input_path, output_path, registry_dir, version, text_columns, id_column, model_name
+        input_path,
+        output_path,
+        registry_dir,
+        version,
+        text_columns,
+        id_column,
+        model_name,
+        monitoring,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from transferflow.config.settings import SuggestConfig
+from transferflow.config.settings import MonitoringConfig, SuggestConfig
 from transferflow.data import datasets
 from transferflow.evaluation import promotion
 from transferflow.models import candidates
@@ -52,15 +52,20 @@ def score_batch(
     text_columns: list[str] | None = None,
     id_column: str | None = "id",
     model_name: str | None = None,
+    limits: MonitoringConfig | None = None,
 ) -> dict[str, Any]:
     """Score a file with a registered model (default: the champion of ``model_name``, or of the
-    only model registered)."""
+    only model registered), and watch the batch: its monitoring figures go into the name's
+    history, its monitoring artifact, and, when a limit is crossed, a Prefect event."""
     from transferflow.serving.scoring import score_file
     from transferflow.storage.registry import Catalog
 
     registry = Catalog(registry_dir).select(model_name)
-    stats = score_file(input_path, output_path, registry, version, text_columns, id_column)
-    get_run_logger().info(
+    stats = score_file(
+        input_path, output_path, registry, version, text_columns, id_column, limits=limits
+    )
+    logger = get_run_logger()
+    logger.info(
         "scored %d rows with model '%s' v%d in %.2f s (%.0f rows/s) -> %s",
         stats.rows,
         registry.name,
@@ -69,6 +74,8 @@ def score_batch(
         stats.rows_per_second,
         stats.output,
     )
+    if stats.monitoring is not None:
+        _watch(registry, stats.monitoring, logger)
     return {
         "model_name": registry.name,
         "version": stats.version,
@@ -76,7 +83,58 @@ def score_batch(
         "seconds": round(stats.seconds, 3),
         "rows_per_second": round(stats.rows_per_second, 1),
         "output": stats.output,
+        "monitoring": stats.monitoring,
     }
+
+
+DRIFT_EVENT = "transferflow.model.drift-detected"
+
+
+def _watch(registry: Any, figures: dict[str, Any], logger: Any) -> None:
+    """Record the batch, show the name's history as an artifact, raise the event on an alert."""
+    import re
+
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.events import emit_event
+
+    from transferflow.serving.monitoring import alerts, history_markdown
+
+    registry.record_batch(figures)
+    name = registry.name
+    create_markdown_artifact(
+        markdown=history_markdown(name, registry.batches()),
+        key="monitoring-" + re.sub(r"[^a-z0-9-]+", "-", name),
+        description=f"Scored batches of model '{name}': drift and estimated accuracy",
+    )
+    logger.info(
+        "batch monitoring: estimated accuracy %s (out-of-fold %s), drift %s (limit %s)",
+        figures["accuracy"]["estimated"],
+        figures["accuracy"]["expected"],
+        figures["drift"]["score"],
+        figures["drift"]["limit"],
+    )
+    crossed = alerts(figures)
+    if not crossed:
+        return
+    logger.warning("model '%s' v%s: %s", name, figures["version"], "; ".join(crossed))
+    emit_event(
+        event=DRIFT_EVENT,
+        resource={
+            "prefect.resource.id": f"transferflow.model.{name}",
+            "prefect.resource.name": name,
+            "transferflow.model-name": name,
+            "transferflow.version": str(figures["version"]),
+        },
+        payload={
+            "model_name": name,
+            "version": figures["version"],
+            "input_path": figures["input"],
+            "alerts": crossed,
+            "estimated_accuracy": figures["accuracy"]["estimated"],
+            "drift": figures["drift"],
+            "accuracy": figures["accuracy"],
+        },
+    )
 
 
 @task(name="suggest_labels", cache_policy=NO_CACHE, task_run_name="suggest_labels")

@@ -109,6 +109,35 @@ def _wait(env, flow_run_id: str, timeout: float = 600):
     pytest.fail(f"flow run {flow_run_id} did not finish in {timeout} s")
 
 
+def _triggered_runs(env, expected: int, timeout: float = 90) -> dict:
+    """Flow runs of the retraining and label-suggestion deployments that an automation
+    created (their triggers), by deployment name; waits until ``expected`` appeared."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+        with get_client(sync_client=True) as client:
+            names = {
+                client.read_deployment_by_name(f"{flow}/{name}").id: name
+                for flow, name in (
+                    ("transfer-learning", "nightly-retrain"),
+                    ("suggest-labels", "next-labels"),
+                )
+            }
+            deadline = time.time() + timeout
+            while True:
+                runs = [
+                    r
+                    for r in client.read_flow_runs()
+                    if r.deployment_id in names
+                    and r.created_by
+                    and r.created_by.type == "AUTOMATION"
+                ]
+                if len(runs) >= expected or time.time() > deadline:
+                    return {names[r.deployment_id]: r for r in runs}
+                time.sleep(2)
+
+
 def _run_id(stdout: str) -> str:
     for line in stdout.splitlines():
         if "UUID:" in line:
@@ -176,6 +205,39 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
         assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
         pred = pd.read_csv(tmp_path / "pred.csv")
         assert len(pred) == len(data) and {"id", "predicted_label"} <= set(pred.columns)
+        # The batch is watched: an in-domain batch crosses no limit, so no event is emitted and
+        # the retraining deployment's trigger does not fire.
+        in_domain = json.loads((tmp_path / "pred.monitoring.json").read_text())
+        assert not in_domain["drift"]["exceeded"], in_domain["drift"]
+        assert not in_domain["accuracy"]["below_floor"], in_domain["accuracy"]
+        assert "monitoring-amazon" in {a.key for a in _wait(env, run.id)[2] if a.key}
+
+        # An out-of-domain batch (movie reviews): the event, then a retraining run of the model
+        # and a label-suggestion run on the drifted batch, both started by their triggers.
+        movies = REPO / "transferflow" / "demo_data" / "imdb.csv"
+        out = _cli(
+            env,
+            "deployment",
+            "run",
+            "score/batch",
+            "--params",
+            json.dumps(
+                {
+                    "input_path": str(movies),
+                    "output_path": str(tmp_path / "movies.csv"),
+                    "registry_dir": str(tmp_path / "registry"),
+                }
+            ),
+        )
+        run, _, _ = _wait(env, _run_id(out))
+        assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
+        drifted = json.loads((tmp_path / "movies.monitoring.json").read_text())
+        assert drifted["drift"]["exceeded"], drifted["drift"]
+        triggered = _triggered_runs(env, expected=2)
+        assert set(triggered) == {"nightly-retrain", "next-labels"}, triggered
+        assert triggered["next-labels"].parameters["unlabeled"] == str(movies)
+        for flow_run in triggered.values():  # the point is that they started: stop them
+            _cli(env, "flow-run", "cancel", str(flow_run.id))
 
         # Label suggestions from the same (cached) transfer model, on the unlabelled file.
         raw["suggest"] = {"n": 10}

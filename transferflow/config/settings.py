@@ -329,6 +329,26 @@ SuggestStrategy = Literal[
 SUGGEST_STRATEGIES: tuple[str, ...] = get_args(SuggestStrategy)
 
 
+class MonitoringConfig(_Section):
+    """When a scored batch no longer fits the model (``transferflow score``, the ``score`` flow):
+    the limits that raise an alert and a ``transferflow.model.drift-detected`` event."""
+
+    max_drift: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=2.0,
+        description="Largest proxy A-distance between the batch's texts and the model's target "
+        "training texts that is tolerated (0: alike, 2: fully apart).",
+    )
+    max_accuracy_drop: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="How far the estimated accuracy (calibrated confidence, no labels) may fall "
+        "below the model's out-of-fold accuracy on its training target.",
+    )
+
+
 class SuggestConfig(_Section):
     """``transferflow suggest``: which unlabelled target texts to label next."""
 

@@ -189,6 +189,7 @@ def register_chosen(
     import pandas as pd
 
     from transferflow.evaluation import lineage
+    from transferflow.serving import monitoring
     from transferflow.serving.scoring import Scorer
 
     selection = metrics["selection"]
@@ -230,6 +231,9 @@ def register_chosen(
     ]
     with tempfile.TemporaryDirectory() as tmp:
         files[lineage.FILE] = lineage.write(Path(tmp) / lineage.FILE, trained)
+        files[monitoring.FILE] = monitoring.write_reference(
+            Path(tmp) / monitoring.FILE, _monitoring_reference(ref, target, config.seed)
+        )
         version, new = registry.register(files, record)
     if not new:  # e.g. a nightly run on unchanged data: the same bytes, no new version
         if chosen == "transfer" and config.registry.auto_promote:
@@ -306,4 +310,19 @@ def _against_champion(registry, champion: int, version: int, test) -> tuple[bool
     return new_acc >= champ_acc, (
         f"accuracy {new_acc:.4f} vs champion v{champion} {champ_acc:.4f} on this run's target "
         f"test rows neither trained on ({note})"
+    )
+
+
+def _monitoring_reference(ref: ModelRef, target: DatasetRef, seed: int) -> dict[str, Any]:
+    """What scored batches are compared with: the target training texts and labels, and the
+    model's confidence calibrated on its out-of-fold predictions of them
+    (:mod:`transferflow.serving.monitoring`)."""
+    import pandas as pd
+
+    from transferflow.models.candidates import oof_proba
+    from transferflow.serving.monitoring import build_reference
+
+    train = pd.read_parquet(target.train.verified_path())
+    return build_reference(
+        train[TEXT].tolist(), train[LABEL].astype(str).tolist(), ref.labels, oof_proba(ref), seed
     )

@@ -18,22 +18,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferflow.config.settings import MonitoringConfig
 from transferflow.data.labels import refuse_non_scalar
 from transferflow.data.tables import table_format
 from transferflow.errors import DataError, environment_failure
 from transferflow.storage import paths
-from transferflow.storage.files import atomic_path, local_copy
+from transferflow.storage.files import atomic_path, local_copy, write_json_atomic
 from transferflow.storage.registry import Registry
 
 
 @dataclass(frozen=True)
 class ScoreStats:
-    """What a scoring run did."""
+    """What a scoring run did (``monitoring``: the batch's figures, when the version has a
+    monitoring reference; :mod:`transferflow.serving.monitoring`)."""
 
     version: int
     rows: int
     seconds: float
     output: str
+    monitoring: dict[str, Any] | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -193,6 +196,7 @@ class Scorer:
                 "Train a new version with 'transferflow run' (and promote it if needed)."
             )
         verified = registry.verified_files(self.version)
+        self.verified = verified
         missing = [name for name in TextModel.FILES if name not in verified]
         if missing:
             raise RegistryError(
@@ -244,6 +248,19 @@ class Scorer:
         """Class probabilities, columns in ``self.labels`` order."""
         return self.predict_prepared(self.prepare(list(texts)))
 
+    def monitor(self):  # -> BatchMonitor | None
+        """A :class:`~transferflow.serving.monitoring.BatchMonitor` against this version's
+        monitoring reference (None for a version registered before references existed)."""
+        from transferflow.serving import monitoring
+
+        if monitoring.FILE not in self.verified:
+            return None
+        return monitoring.BatchMonitor(
+            monitoring.read_reference(self.verified[monitoring.FILE]),
+            self.labels,
+            lambda: set(self.model.tokens),
+        )
+
 
 def score_file(
     input_path: Path,
@@ -253,6 +270,7 @@ def score_file(
     text_columns: list[str] | None = None,
     id_column: str | None = "id",
     chunk_rows: int = 10_000,
+    limits: MonitoringConfig | None = None,
 ) -> ScoreStats:
     """Score every row of ``input_path`` and write ``output_path`` (CSV) atomically.
 
@@ -267,18 +285,22 @@ def score_file(
         text_columns: text column(s), joined with a space; default the model's training setting.
         id_column: column copied to the output when present.
         chunk_rows: rows per chunk.
+        limits: the monitoring limits (default settings when None).
 
     Returns:
-        What was scored and how fast.
+        What was scored, how fast, and the batch's monitoring figures.
 
     Raises:
         DataError: unreadable input, missing text columns, rows without text.
     """
     start = time.perf_counter()
-    # The path policy: the output is a regular file (or '-': standard output) and no input.
+    # The path policy: the output is a regular file (or '-': standard output) and no input;
+    # so is the monitoring file beside it.
     target = paths.output_file(output_path, "--output")
     if target is not None:
         paths.refuse_inputs(target, [input_path], "--output")
+        paths.output_file(monitoring_path(target), "--output's monitoring file")
+        paths.refuse_inputs(monitoring_path(target), [input_path], "--output's monitoring file")
     try:
         input_path = local_copy(input_path)  # a URL is read from a local copy
     except FileNotFoundError as exc:
@@ -302,7 +324,8 @@ def score_file(
         if Path(input_path).stat().st_size < POOL_MIN_BYTES:
             offset = 0
             for chunk in chunks:
-                yield chunk, scorer.prepare(texts_of(chunk, offset))
+                texts = texts_of(chunk, offset)
+                yield chunk, texts, scorer.prepare(texts)
                 offset += len(chunk)
             return
         from collections import deque
@@ -311,15 +334,17 @@ def score_file(
         offset = 0
         with _featurising_pool(scorer.encoder_files) as pool:
             for chunk in chunks:
-                pending.append((chunk, pool.submit(_prepare, texts_of(chunk, offset))))
+                texts = texts_of(chunk, offset)
+                pending.append((chunk, texts, pool.submit(_prepare, texts)))
                 offset += len(chunk)
                 if len(pending) > WORKERS:
-                    done_chunk, future = pending.popleft()
-                    yield done_chunk, future.result()
+                    done_chunk, done_texts, future = pending.popleft()
+                    yield done_chunk, done_texts, future.result()
             while pending:
-                done_chunk, future = pending.popleft()
-                yield done_chunk, future.result()
+                done_chunk, done_texts, future = pending.popleft()
+                yield done_chunk, done_texts, future.result()
 
+    monitor = scorer.monitor()
     rows = 0
     # closing(): an error mid-file ends the featurising processes now, not when collected.
     with (
@@ -327,8 +352,10 @@ def score_file(
         contextlib.closing(prepared(iter_chunks(input_path, chunk_rows))) as batches,
     ):
         header_written = False
-        for chunk, inputs in batches:
+        for chunk, texts, inputs in batches:
             proba = scorer.predict_prepared(inputs)
+            if monitor is not None:
+                monitor.update(texts, proba)
             frame = pd.DataFrame(proba, columns=[f"proba_{lab}" for lab in scorer.labels])
             frame.insert(
                 0, "predicted_label", np.asarray(scorer.labels, dtype=object)[proba.argmax(axis=1)]
@@ -340,9 +367,31 @@ def score_file(
             rows += len(frame)
         if rows == 0:
             raise DataError(f"{input_path}: has a header but no data rows.")
+    figures = None
+    if monitor is not None:
+        limits = limits or MonitoringConfig()
+        figures = {
+            "model_name": registry.name,
+            "version": scorer.version,
+            "input": str(input_path),
+            "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **monitor.figures(limits.max_drift, limits.max_accuracy_drop),
+        }
+        if target is not None:
+            write_json_atomic(monitoring_path(target), figures)
     return ScoreStats(
-        scorer.version, rows, time.perf_counter() - start, str(target or "standard output")
+        scorer.version,
+        rows,
+        time.perf_counter() - start,
+        str(target or "standard output"),
+        figures,
     )
+
+
+def monitoring_path(output: Path) -> Path:
+    """Where a batch's monitoring figures go: beside the predictions,
+    ``<output stem>.monitoring.json`` (``predictions.csv`` -> ``predictions.monitoring.json``)."""
+    return output.with_name(f"{output.stem}.monitoring.json")
 
 
 @contextlib.contextmanager

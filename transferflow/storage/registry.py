@@ -6,6 +6,7 @@ Layout::
     <registry>/models/<name>/versions/<n>/   model file(s), vocabulary, version.json (immutable)
     <registry>/models/<name>/aliases.json    {"champion": n, "history": [earlier champions]}
     <registry>/models/<name>/registry.lock   held while that name's versions or aliases change
+    <registry>/models/<name>/monitoring.jsonl  every scored batch's monitoring figures
 
 :class:`Catalog` is the registry folder (its names); :class:`Registry` one name's versions. A
 registry written before names existed (``versions/`` and ``aliases.json`` at the top) is read in
@@ -331,6 +332,31 @@ class Registry:
             aliases["champion"] = aliases["history"].pop()
             write_json_atomic(self.root / "aliases.json", aliases)
             return aliases["champion"]
+
+    # -- monitoring history ----------------------------------------------------------------------
+    HISTORY = "monitoring.jsonl"
+
+    def record_batch(self, figures: dict[str, Any]) -> None:
+        """Append a scored batch's monitoring figures to this name's history (one JSON line,
+        under the lock: two batches scored together both land, whole)."""
+        line = json.dumps(figures, sort_keys=True, default=str)
+        with self._locked(), open(self.root / self.HISTORY, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+    def batches(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last ``limit`` scored batches' figures, oldest first (unreadable lines skipped)."""
+        path = self.root / self.HISTORY
+        if not path.is_file() or path.is_symlink():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines()[-limit:]:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
 
 
 class Catalog:
