@@ -119,7 +119,9 @@ def publish_report(
         description=f"Where report.html is: {title}",
     )
     create_markdown_artifact(
-        markdown=markdown, key="transfer-report", description=f"transferflow report: {title}"
+        markdown=report.with_figures(markdown, figures),
+        key="transfer-report",
+        description=f"transferflow report: {title}",
     )
     create_table_artifact(
         table=[

@@ -186,11 +186,19 @@ def suggest_labels(
     )
     if result["suggested"] < cfg.n:
         logger.warning("only %d candidate texts; all of them are suggested", result["suggested"])
+    shown = result.pop("text_columns")
     create_table_artifact(
         key="label-suggestions",
-        # The text last and cut: the UI's table is only as wide as the page.
+        # What a labeller reads first: the text (cut to fit the UI's table), then the rank and
+        # the model's view, probabilities rounded.
         table=[
-            {**{k: v for k, v in r.items() if k != "text"}, "text": r["text"][:120]}
+            {
+                "text": " ".join(str(r[c]) for c in shown if isinstance(r[c], str))[:200],
+                "rank": r["rank"],
+                **{k: v for k, v in r.items() if k not in (*shown, "rank", "confidence", "margin")},
+                "confidence": round(float(r["confidence"]), 2),
+                "margin": round(float(r["margin"]), 2),
+            }
             for r in result.pop("table")
         ],
         description=f"**Texts to label next** ({result['strategy']}), most useful first; the "

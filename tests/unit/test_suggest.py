@@ -153,10 +153,11 @@ def test_read_unlabeled_leaves_out_labelled_test_blank_and_repeated(tmp_path):
             "label": ["1", "1", "0", "0", "1"],
         }
     ).to_csv(path, index=False)
-    texts, ids, counts = read_unlabeled(path, ["text"], "id", {"in the test set"})
+    texts, ids, counts, columns = read_unlabeled(path, ["text"], "id", {"in the test set"})
+    assert columns == {"text": ["Great phone", "Broke in a day"]}  # as the file has them
     assert texts == ["Great phone", "Broke in a day"] and ids == ["a", "d"]
     assert counts == {"rows": 5, "blank": 1, "labelled_or_test": 1, "repeated": 1}
-    texts, ids, _ = read_unlabeled(path, ["text"], "row_id", set())
+    texts, ids, _, _ = read_unlabeled(path, ["text"], "row_id", set())
     assert ids == ["1", "4", "5"]  # data row numbers without an id column
 
 
@@ -165,3 +166,16 @@ def test_read_unlabeled_names_a_missing_text_column(tmp_path):
     pd.DataFrame({"review": ["x"]}).to_csv(path, index=False)
     with pytest.raises(DataError, match=r"missing text column\(s\) \['text'\].*'review'"):
         read_unlabeled(path, ["text"], "id", set())
+
+
+def test_read_unlabeled_keeps_every_text_column_as_given(tmp_path):
+    """The suggestions file shows the texts as the input has them (title and body apart), not
+    the joined text the model reads."""
+    path = tmp_path / "u.csv"
+    pd.DataFrame(
+        {"title": ["Great", "Awful", "Great"], "body": ["phone", "battery", "phone"]}
+    ).to_csv(path, index=False)
+    texts, ids, counts, columns = read_unlabeled(path, ["title", "body"], "id", set())
+    assert texts == ["Great phone", "Awful battery"] and ids == ["1", "2"]
+    assert columns == {"title": ["Great", "Awful"], "body": ["phone", "battery"]}
+    assert counts["repeated"] == 1

@@ -228,3 +228,17 @@ def _cleaning_line(data: dict) -> str:
         if parts:
             said.append(f"{role} {d.get('name', '')}: {', '.join(parts)}")
     return ("Dropped before training: " + "; ".join(said) + ".") if said else ""
+
+
+def with_figures(markdown_text: str, figures: dict[str, Path]) -> str:
+    """The report with its figures inside, as PNG data URIs: the Prefect UI shows a markdown
+    artifact, and cannot open ``report.html`` or a figure from the machine that ran the flow."""
+    import base64
+
+    if not figures:
+        return markdown_text
+    parts = [markdown_text.rstrip(), "", "## Figures", ""]
+    for name, path in figures.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        parts += [f"![{name}](data:image/png;base64,{data})", ""]
+    return "\n".join(parts)

@@ -222,6 +222,11 @@ def sparkline(values: list[float | None], low: float, high: float) -> str:
     return "".join(out)
 
 
+def _wide(line: str) -> str:
+    # Each value two characters wide: a few batches still read as a plot.
+    return "".join(c * 2 for c in line)
+
+
 def history_markdown(name: str, batches: list[dict[str, Any]]) -> str:
     """The monitoring report of model ``name``: the latest batch, a plot of the trend and a table
     of the batches (oldest first), as markdown."""
@@ -246,22 +251,23 @@ def history_markdown(name: str, batches: list[dict[str, Any]]) -> str:
         f"Trend over the last {len(batches)} batches (oldest left):",
         "",
         "```",
-        f"estimated accuracy  {sparkline(est, 0.5, 1.0)}  (0.5 … 1.0)",
-        f"drift               {sparkline(pads, 0.0, 2.0)}  (0 … 2)",
+        f"estimated accuracy  {_wide(sparkline(est, 0.5, 1.0))}  (0.5 … 1.0)",
+        f"drift               {_wide(sparkline(pads, 0.0, 2.0))}  (0 … 2)",
         "```",
         "",
-        "| # | scored (UTC) | version | input | rows | estimated accuracy | drift | OOV rate | "
-        "predicted shares | alert |",
-        "|---:|---|---:|---|---:|---:|---:|---:|---|---|",
+        "| # | scored (UTC) | rows | estimated accuracy | drift | alert | version | input | "
+        "OOV rate | predicted shares |",
+        "|---:|---|---:|---:|---:|---|---:|---|---:|---|",
     ]
     for i, b in enumerate(batches, 1):
         shares = ", ".join(f"{k} {v:.2f}" for k, v in (b.get("predicted_shares") or {}).items())
+        when = str(b.get("scored_at", "?")).replace("T", " ").removesuffix("Z")[5:16]
         lines.append(
-            f"| {i} | {b.get('scored_at', '?')} | v{b.get('version')} | "
-            f"{Path(str(b.get('input', '?'))).name} | {b.get('rows', 0):,} | "
+            f"| {i} | {when} | {b.get('rows', 0):,} | "
             f"{_num(b.get('accuracy', {}).get('estimated'))} | "
-            f"{_num(b.get('drift', {}).get('score'))} | {_num(b.get('oov_rate'))} | {shares} | "
-            f"{'yes' if alerts(b) else ''} |"
+            f"{_num(b.get('drift', {}).get('score'))} | {'**yes**' if alerts(b) else ''} | "
+            f"v{b.get('version')} | {Path(str(b.get('input', '?'))).name} | "
+            f"{_num(b.get('oov_rate'))} | {shares} |"
         )
     return "\n".join(lines)
 

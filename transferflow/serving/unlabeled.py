@@ -7,6 +7,8 @@ distinct text is suggested once. The strategies themselves are in
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from transferflow.serving.suggest import suggest
@@ -26,7 +28,7 @@ def model_features(model, texts: list[str]):
 
 def read_unlabeled(
     path, text_columns: list[str], id_column: str | None, exclude: set[str]
-) -> tuple[list[str], list[str], dict[str, int]]:
+) -> tuple[list[str], list[str], dict[str, int], dict[str, list[Any]]]:
     """The candidate texts of an unlabelled file: blank texts, texts in ``exclude`` (normalised:
     already labelled or in the test set) and repeats of an earlier row are left out.
 
@@ -37,7 +39,8 @@ def read_unlabeled(
         exclude: normalised texts never to suggest.
 
     Returns:
-        (texts, ids, counts of rows read / left out per reason).
+        (texts, ids, counts of rows read / left out per reason, the candidates' text columns as
+        the file has them: column -> values).
 
     Raises:
         DataError: unreadable file, missing text columns, no rows.
@@ -47,6 +50,7 @@ def read_unlabeled(
     from transferflow.serving.scoring import iter_chunks, joined_text
 
     texts, ids = [], []
+    columns: dict[str, list[Any]] = {c: [] for c in text_columns}
     counts = {"rows": 0, "blank": 0, "labelled_or_test": 0, "repeated": 0}
     seen: set[str] = set()
     for chunk in iter_chunks(path, 50_000):
@@ -58,7 +62,8 @@ def read_unlabeled(
             if has_id
             else [str(counts["rows"] + i + 1) for i in range(len(chunk))]
         )
-        for text, row_id in zip(joined.tolist(), row_ids, strict=True):
+        originals = chunk[list(text_columns)].to_numpy(dtype=object)
+        for i, (text, row_id) in enumerate(zip(joined.tolist(), row_ids, strict=True)):
             key = normalise_text(text)
             if not key:
                 counts["blank"] += 1
@@ -70,10 +75,12 @@ def read_unlabeled(
                 seen.add(key)
                 texts.append(text)
                 ids.append(row_id)
+                for column, value in zip(text_columns, originals[i], strict=True):
+                    columns[column].append(value)
         counts["rows"] += len(chunk)
     if counts["rows"] == 0:
         raise DataError(f"{path}: has a header but no data rows.")
-    return texts, ids, counts
+    return texts, ids, counts, columns
 
 
 def suggest_file(
@@ -119,7 +126,7 @@ def suggest_file(
     target = paths.output_file(output, "output", stream=False)
     assert target is not None  # stream=False: never standard output
     paths.refuse_inputs(target, [path], "output")
-    texts, ids, counts = read_unlabeled(path, text_columns, id_column, exclude)
+    texts, ids, counts, columns = read_unlabeled(path, text_columns, id_column, exclude)
     if not texts:
         raise DataError(
             f"{path}: no text left to suggest ({counts['rows']} rows: {counts['blank']} blank, "
@@ -138,11 +145,13 @@ def suggest_file(
     picked = suggest(proba, features, n, strategy, seed, members)
     labels = np.asarray(model.labels, dtype=object)
     rows = picked.rows
+    # The file's own id column and text columns, as given (without an id column: the data row).
+    id_name = id_column if id_column is not None and _has_column(path, id_column) else "row"
     table = pd.DataFrame(
         {
             "rank": np.arange(1, len(rows) + 1),
-            "id": [ids[r] for r in rows],
-            "text": [texts[r] for r in rows],
+            id_name: [ids[r] for r in rows],
+            **{c: [values[r] for r in rows] for c, values in columns.items()},
             "predicted_label": labels[proba[rows].argmax(axis=1)],
             "confidence": proba[rows].max(axis=1).round(4),
             "margin": picked.margin.round(4),
@@ -158,7 +167,14 @@ def suggest_file(
         "strategy": strategy,
         "output": str(target),
         "table": table.head(100).to_dict(orient="records"),
+        "text_columns": list(columns),
     }
+
+
+def _has_column(path, column: str) -> bool:
+    from transferflow.serving.scoring import iter_chunks
+
+    return column in next(iter_chunks(path, 1)).columns
 
 
 __all__ = ["model_features", "read_unlabeled", "suggest_file"]
