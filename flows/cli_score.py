@@ -75,6 +75,9 @@ def score(
 
         raise ConfigError(f"--max-drift / --max-accuracy-drop: {exc}") from None
     _check_score_paths(input_path, output_path)
+    from transferflow.storage.registry import Catalog
+
+    Catalog(registry).select(model_name)  # a missing or ambiguous name: said before any flow run
     to_stdout = str(output_path) == STDOUT
     with local_server.for_this_call():
         from transferflow.flows.score import score as score_flow
