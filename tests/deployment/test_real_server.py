@@ -109,6 +109,17 @@ def _wait(env, flow_run_id: str, timeout: float = 600):
     pytest.fail(f"flow run {flow_run_id} did not finish in {timeout} s")
 
 
+def _score_batch(env, input_path: Path, output_path: Path, registry: Path):
+    """Run the ``score/batch`` deployment on the worker; its finished flow run."""
+    params = {
+        "input_path": str(input_path),
+        "output_path": str(output_path),
+        "registry_dir": str(registry),
+    }
+    out = _cli(env, "deployment", "run", "score/batch", "--params", json.dumps(params))
+    return _wait(env, _run_id(out))[0]
+
+
 def _triggered_runs(env, expected: int, timeout: float = 90) -> dict:
     """Flow runs of the retraining and label-suggestion deployments that an automation
     created (their triggers), by deployment name; waits until ``expected`` appeared."""
@@ -187,21 +198,7 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
 
         data = pd.read_csv(small_domains["target"]).reset_index().rename(columns={"index": "id"})
         data.drop(columns=["label"]).to_csv(tmp_path / "new.csv", index=False)
-        out = _cli(
-            env,
-            "deployment",
-            "run",
-            "score/batch",
-            "--params",
-            json.dumps(
-                {
-                    "input_path": str(tmp_path / "new.csv"),
-                    "output_path": str(tmp_path / "pred.csv"),
-                    "registry_dir": str(tmp_path / "registry"),
-                }
-            ),
-        )
-        run, _, _ = _wait(env, _run_id(out))
+        run = _score_batch(env, tmp_path / "new.csv", tmp_path / "pred.csv", tmp_path / "registry")
         assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
         pred = pd.read_csv(tmp_path / "pred.csv")
         assert len(pred) == len(data) and {"id", "predicted_label"} <= set(pred.columns)
@@ -215,21 +212,7 @@ def test_deploy_run_and_score_on_a_real_server(server, small_domains, tmp_path):
         # An out-of-domain batch (movie reviews): the event, then a retraining run of the model
         # and a label-suggestion run on the drifted batch, both started by their triggers.
         movies = REPO / "transferflow" / "demo_data" / "imdb.csv"
-        out = _cli(
-            env,
-            "deployment",
-            "run",
-            "score/batch",
-            "--params",
-            json.dumps(
-                {
-                    "input_path": str(movies),
-                    "output_path": str(tmp_path / "movies.csv"),
-                    "registry_dir": str(tmp_path / "registry"),
-                }
-            ),
-        )
-        run, _, _ = _wait(env, _run_id(out))
+        run = _score_batch(env, movies, tmp_path / "movies.csv", tmp_path / "registry")
         assert run.state.name == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
         drifted = json.loads((tmp_path / "movies.monitoring.json").read_text())
         assert drifted["drift"]["exceeded"], drifted["drift"]
