@@ -240,7 +240,7 @@ def history_markdown(name: str, batches: list[dict[str, Any]]) -> str:
     lines = [
         f"# Monitoring: model `{name}`",
         "",
-        f"Latest batch: v{last['version']} on `{Path(str(last.get('input', '?'))).name}`, "
+        f"Latest batch: v{last['version']} on `{_short(last.get('input'))}`, "
         f"{last['rows']:,} rows, {last.get('scored_at', '?')}: {state}.",
         "",
         f"- estimated accuracy {_num(acc['estimated'])} (out-of-fold on the training target "
@@ -266,10 +266,15 @@ def history_markdown(name: str, batches: list[dict[str, Any]]) -> str:
             f"| {i} | {when} | {b.get('rows', 0):,} | "
             f"{_num(b.get('accuracy', {}).get('estimated'))} | "
             f"{_num(b.get('drift', {}).get('score'))} | {'**yes**' if alerts(b) else ''} | "
-            f"v{b.get('version')} | {Path(str(b.get('input', '?'))).name} | "
+            f"v{b.get('version')} | {_short(b.get('input'))} | "
             f"{_num(b.get('oov_rate'))} | {shares} |"
         )
     return "\n".join(lines)
+
+
+def _short(path: Any) -> str:
+    # The file and its folder: batches are often 'test.csv' in one folder per source.
+    return "/".join(Path(str(path or "?")).parts[-2:])
 
 
 def _num(value: Any) -> str:
