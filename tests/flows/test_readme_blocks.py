@@ -108,8 +108,11 @@ def test_a_readme_block_runs_as_pasted(name, clone_top, tmp_path):
     assert "Traceback" not in done.stderr
     written = sorted(p.name for p in clone_top.iterdir() if not p.is_symlink())
     if name.startswith("Running on your own data"):
-        # Only the outputs the block names land in the working folder.
-        assert written == ["predictions.csv", "to_label.csv"], written
+        # Only the outputs the block names land in the working folder (with the predictions,
+        # their monitoring figures: docs/operations.md, "Watching scored batches").
+        assert written == ["predictions.csv", "predictions.monitoring.json", "to_label.csv"], (
+            written
+        )
         assert (tmp_path / "home" / ".transferflow" / "runs").is_dir()
     else:
         assert written == [".prefect"], written  # git ignores it (.gitignore)

@@ -209,9 +209,11 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     assert record["architecture"] == "wide-deep"
     assert sorted(record["files"]) == [
         "idf.npz",
+        "lineage.npz",  # what it trained on: later comparisons leave those texts out
         "model.json",
         "model.keras",
         "ngrams.json",
+        "reference.json",  # what scored batches are compared with
         "vocab.json",
     ]
     scorer = Scorer(reg, version)

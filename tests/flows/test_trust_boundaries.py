@@ -124,6 +124,23 @@ def invoke(args: list[str]):
     return result
 
 
+def _model_root(box: Path) -> Path:
+    """The folder of the box's one registered model (``registry/models/<name>``)."""
+    from transferflow.storage.registry import Catalog
+
+    return Catalog(box / "registry").select(None).root
+
+
+def _scored(box: Path, output: str) -> list[str]:
+    """What a successful ``score`` writes: the output the user named, its monitoring figures
+    beside it, and the batch's line in the model's history."""
+    from transferflow.serving.scoring import monitoring_path
+    from transferflow.storage.registry import Registry
+
+    real = Path(os.path.realpath(box / output))
+    return [str(real), str(monitoring_path(real)), str(_model_root(box) / Registry.HISTORY)]
+
+
 def check(box: Path, before: dict, allowed: list[str]) -> None:
     """Nothing under the test's folder (the box and the folder outside it) changed except the
     ``allowed`` paths (relative to the box, or absolute)."""
@@ -172,9 +189,11 @@ def test_score_writes_only_its_output_and_never_an_input(box, parts):
         ["score", "--input", "data/new.csv", "--output", output, "--registry", "registry"]
     )
     allowed = []
-    if result.exit_code == 0 and output != "-":
-        allowed = [os.path.realpath(output)]  # the file the user named, links resolved
-        assert Path(os.path.realpath(output)).is_file()
+    if result.exit_code == 0 and output == "-":
+        allowed = _scored(box, "out.csv")[2:]  # standard output: only the model's history
+    elif result.exit_code == 0:
+        allowed = _scored(box, output)  # links resolved
+        assert all(Path(p).is_file() for p in allowed)
     check(box, before, allowed)
 
 
@@ -241,7 +260,7 @@ aliases = st.fixed_dictionaries(
 @CLI
 @given(alias=aliases)
 def test_a_damaged_alias_file_never_loads_a_model_from_elsewhere(box, alias):
-    (box / "registry" / "aliases.json").write_text(json.dumps(alias))
+    (_model_root(box) / "aliases.json").write_text(json.dumps(alias))
     before = snapshot(box.parent)
     result = invoke(
         ["score", "--input", "data/new.csv", "--output", "out.csv", "--registry", "registry"]
@@ -249,7 +268,7 @@ def test_a_damaged_alias_file_never_loads_a_model_from_elsewhere(box, alias):
     ok = type(alias["champion"]) is int and alias["champion"] == 1
     ok = ok and all(type(h) is int and h > 0 for h in alias["history"])
     assert (result.exit_code == 0) == ok, result.output
-    check(box, before, ["out.csv"] if ok else [])
+    check(box, before, _scored(box, "out.csv") if ok else [])
 
 
 def _corrupt(data: bytes, how: str, at: float, junk: bytes) -> bytes:
@@ -295,7 +314,7 @@ def test_a_corrupted_file_to_score_is_scored_or_one_message(box, corruption):
     bad = _write_corrupted(box, box / "data" / "new.csv", corruption, drop_label=False)
     before = snapshot(box.parent)
     result = invoke(["score", "--input", str(bad), "--output", "o.csv", "--registry", "registry"])
-    check(box, before, ["o.csv"] if result.exit_code == 0 else [])
+    check(box, before, _scored(box, "o.csv") if result.exit_code == 0 else [])
     if result.exit_code != 0:
         assert result.output.count("Error:") == 1
 
@@ -343,12 +362,12 @@ def test_score_output_examples(box):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("predicted_label,") or lines[0].startswith("id,")
     assert sum(1 for line in lines if line.count(",") >= 2) == 41  # header + 40 rows
-    check(box, before, [])
+    check(box, before, _scored(box, "out.csv")[2:])  # standard output: only the model's history
 
 
 def test_an_alias_pointing_outside_the_registry_is_refused(box, tmp_path):
-    shutil.copytree(box / "registry" / "versions" / "1", tmp_path / "outside" / "1")
-    (box / "registry" / "aliases.json").write_text('{"champion": "../../escape/1", "history": []}')
+    shutil.copytree(_model_root(box) / "versions" / "1", tmp_path / "outside" / "1")
+    (_model_root(box) / "aliases.json").write_text('{"champion": "../../escape/1", "history": []}')
     result = invoke(
         ["score", "--input", "data/new.csv", "--output", "o.csv", "--registry", "registry"]
     )
@@ -363,7 +382,7 @@ def test_a_model_file_that_fails_the_safe_load_is_a_registry_error(box):
 
     from transferflow.storage.files import sha256_file
 
-    version = box / "registry" / "versions" / "1"
+    version = _model_root(box) / "versions" / "1"
     bad = version / "model.keras"
     with zipfile.ZipFile(bad, "w") as zf:  # a .keras archive whose config asks for a Lambda
         zf.writestr(
@@ -389,7 +408,7 @@ def test_a_model_file_that_fails_the_safe_load_is_a_registry_error(box):
 
 
 def test_a_model_file_that_is_a_link_is_refused(box):
-    version = box / "registry" / "versions" / "1"
+    version = _model_root(box) / "versions" / "1"
     (version / "model.keras").unlink()
     (version / "model.keras").symlink_to(box / "data" / "new.csv")
     result = invoke(["models", "show", "1", "--registry", "registry"])
