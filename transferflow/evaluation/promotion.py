@@ -258,7 +258,7 @@ def register_chosen(
         if scorer.labels != ref.labels:
             promoted, reason = True, "the champion predicts other labels"
         else:
-            promoted, reason = _against_champion(registry, champion, version, test)
+            promoted, reason = _against_champion(registry, scorer, version, test)
     # Only while the champion is still the one compared against: another run may have moved it.
     if promoted and not registry.promote(version, if_champion=champion):
         promoted = False
@@ -271,7 +271,7 @@ def register_chosen(
     }
 
 
-def _against_champion(registry, champion: int, version: int, test) -> tuple[bool, str]:
+def _against_champion(registry, champion_scorer, version: int, test) -> tuple[bool, str]:
     """Compare the new version with the champion on the test rows neither trained on.
 
     The new model never trained on its own run's test rows; the champion may have (an earlier
@@ -285,12 +285,13 @@ def _against_champion(registry, champion: int, version: int, test) -> tuple[bool
     from transferflow.evaluation import lineage
     from transferflow.serving.scoring import Scorer
 
+    champion = champion_scorer.version
     texts = test[TEXT].tolist()
     labels = test[LABEL].to_numpy()
     mask = np.ones(len(texts), dtype=bool)
     note = f"v{champion} records no training texts, so all test rows count"
-    if lineage.FILE in (registry.show(champion).get("files") or {}):
-        mask = lineage.unseen(texts, lineage.read(registry.verified_file(champion, lineage.FILE)))
+    if (trained_on := champion_scorer.verified.get(lineage.FILE)) is not None:  # hash-checked
+        mask = lineage.unseen(texts, lineage.read(trained_on))
         note = f"{int(mask.sum())} of {len(texts)} test rows unseen by v{champion}"
     n = int(mask.sum())
     if n < lineage.MIN_ROWS:
@@ -300,13 +301,12 @@ def _against_champion(registry, champion: int, version: int, test) -> tuple[bool
         )
     rows = [t for t, keep in zip(texts, mask, strict=True) if keep]
 
-    def accuracy(v: int) -> float:
-        scorer = Scorer(registry, v)
+    def accuracy(scorer) -> float:
         predicted = np.asarray(scorer.labels)[scorer.predict_proba(rows).argmax(axis=1)]
         # Rounded like the run's own metrics, so an equally good model counts as not worse.
         return round(float(np.mean(predicted == labels[mask])), 4)
 
-    new_acc, champ_acc = accuracy(version), accuracy(champion)
+    new_acc, champ_acc = accuracy(Scorer(registry, version)), accuracy(champion_scorer)
     return new_acc >= champ_acc, (
         f"accuracy {new_acc:.4f} vs champion v{champion} {champ_acc:.4f} on this run's target "
         f"test rows neither trained on ({note})"
