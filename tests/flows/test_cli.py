@@ -362,3 +362,22 @@ def test_temporary_server_dies_with_a_killed_cli(small_domains, tmp_path):
     while _alive(server) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(server)
+
+
+def test_every_command_answers_under_python_m_too():
+    """A command registered after ``main()`` runs exists for the console script but not for
+    ``python -m transferflow.flows.cli`` (``where`` was such a command): every top-level command
+    and group must answer ``--help`` both ways."""
+    from transferflow.flows.cli import app
+
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]
+    names += [g.name for g in app.registered_groups]
+    assert {"run", "score", "sweep", "where", "models", "server", "cache"} <= set(names)
+    for name in names:
+        done = subprocess.run(
+            [sys.executable, "-m", "transferflow.flows.cli", name, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, (name, done.stdout[-500:], done.stderr[-500:])
