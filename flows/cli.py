@@ -79,6 +79,15 @@ TrainSizeOpt = Annotated[
         show_default=False,
     ),
 ]
+SourceMaxRowsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--source-max-rows",
+        help="The most source rows learnt from: larger sources are sampled, uniformly and "
+        "seeded (default 50000; --set data.source_max_rows=null for every row).",
+        show_default=False,
+    ),
+]
 TestSizeOpt = Annotated[
     float | None,
     typer.Option(
@@ -120,6 +129,7 @@ def _data_flags(given: dict[str, Any]) -> dict[str, Any]:
         "text_column": "text_columns",
         "label_column": "label_column",
         "target_train_size": "data.target_train_size",
+        "source_max_rows": "data.source_max_rows",
         "test_size": "data.test_size",
         "vectors": "embeddings.pretrained_path",
         "seed": "seed",
@@ -148,6 +158,7 @@ def run(
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
     target_train_size: TrainSizeOpt = None,
+    source_max_rows: SourceMaxRowsOpt = None,
     test_size: TestSizeOpt = None,
     vectors: VectorsOpt = None,
     vectors_format: Annotated[
@@ -282,6 +293,7 @@ def validate(
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
     target_train_size: TrainSizeOpt = None,
+    source_max_rows: SourceMaxRowsOpt = None,
     test_size: TestSizeOpt = None,
     vectors: VectorsOpt = None,
     seed: SeedOpt = None,
@@ -357,6 +369,7 @@ def suggest(
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
     target_train_size: TrainSizeOpt = None,
+    source_max_rows: SourceMaxRowsOpt = None,
     test_size: TestSizeOpt = None,
     vectors: VectorsOpt = None,
     seed: SeedOpt = None,

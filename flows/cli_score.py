@@ -53,6 +53,20 @@ def score(
             show_default=False,
         ),
     ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Featurise and predict on Dask workers: 'local' (a cluster of this machine, "
+            "ended with the call) or a scheduler's address (tcp://host:8786). The output is one "
+            "file in input order.",
+            show_default=False,
+        ),
+    ] = None,
+    dask_workers: Annotated[
+        int,
+        typer.Option("--dask-workers", min=1, help="Worker processes of --dask local."),
+    ] = 2,
 ) -> None:
     """Score a file with a registered model: predicted label and class probabilities per row,
     and how well the batch still fits the model (drift, estimated accuracy; written beside the
@@ -83,7 +97,16 @@ def score(
         from transferflow.flows.score import score as score_flow
 
         out = score_flow(
-            input_path, output_path, registry, model, text_column, id_column, model_name, limits
+            input_path,
+            output_path,
+            registry,
+            model,
+            text_column,
+            id_column,
+            model_name,
+            limits,
+            dask,
+            dask_workers,
         )
     typer.echo(
         f"scored {out['rows']} rows with model '{out['model_name']}' v{out['version']} in "

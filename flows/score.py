@@ -40,11 +40,15 @@ def score(
     id_column: str | None = "id",
     model_name: str | None = None,
     monitoring: MonitoringConfig | None = None,
+    dask: str | None = None,
+    dask_workers: int = 2,
 ) -> dict[str, Any]:
     """Write predicted labels and class probabilities for every row of ``input_path``, with model
     ``model_name`` (needed when the registry holds several) at ``version`` (default: its
     champion); the batch is watched against ``monitoring``'s limits (drift, estimated accuracy):
-    crossing one emits a ``transferflow.model.drift-detected`` event."""
+    crossing one emits a ``transferflow.model.drift-detected`` event. ``dask``: the file's chunks
+    are featurised and predicted on Dask workers (``local``: ``dask_workers`` processes of this
+    machine; or a scheduler's address), the output written here in input order."""
     return score_batch(
         input_path,
         output_path,
@@ -54,4 +58,6 @@ def score(
         id_column,
         model_name,
         monitoring,
+        dask,
+        dask_workers,
     )

@@ -217,6 +217,7 @@ def _pipeline(
                 "dropped_blank_text": ref.dropped_blank_text,
                 "dropped_repeats": ref.dropped_repeats,
                 "dropped_test_overlap": ref.dropped_test_overlap,
+                "rows_in_files": ref.rows_in_files,
             }
             for role, ref in (("source", source), ("target", target))
         },

@@ -40,7 +40,7 @@ def run_data_gates(
         (source, target) as the later stages must use them (blank-text and leaked rows removed).
     """
     d, g, seed = config.data, config.gates, config.seed
-    source = load_dataset(d.source, "source", d.test_size, seed, None, work)
+    source = load_dataset(d.source, "source", d.test_size, seed, None, work, d.source_max_rows)
     target = load_dataset(d.target, "target", d.test_size, seed, d.target_train_size, work)
     # return_state + result(): a gate whose verdict was reused ends in a ``Cached`` state.
     source, gates["raw_input[source]"] = validate_dataset(

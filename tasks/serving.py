@@ -53,16 +53,27 @@ def score_batch(
     id_column: str | None = "id",
     model_name: str | None = None,
     limits: MonitoringConfig | None = None,
+    dask: str | None = None,
+    dask_workers: int = 2,
 ) -> dict[str, Any]:
     """Score a file with a registered model (default: the champion of ``model_name``, or of the
     only model registered), and watch the batch: its monitoring figures go into the name's
-    history, its monitoring artifact, and, when a limit is crossed, a Prefect event."""
+    history, its monitoring artifact, and, when a limit is crossed, a Prefect event. ``dask``:
+    featurise and predict on Dask workers (``local`` or a scheduler's address)."""
     from transferflow.serving.scoring import score_file
     from transferflow.storage.registry import Catalog
 
     registry = Catalog(registry_dir).select(model_name)
     stats = score_file(
-        input_path, output_path, registry, version, text_columns, id_column, limits=limits
+        input_path,
+        output_path,
+        registry,
+        version,
+        text_columns,
+        id_column,
+        limits=limits,
+        dask=dask,
+        dask_workers=dask_workers,
     )
     logger = get_run_logger()
     logger.info(

@@ -73,8 +73,9 @@ def load_dataset(
     seed: int,
     train_size: int | None,
     out_dir: Path,
+    max_rows: int | None = None,
 ) -> DatasetRef:
-    """Read, split and store one domain's data."""
+    """Read, split and store one domain's data (a sample of ``max_rows`` rows of larger files)."""
     ref = datasets.prepare_dataset(
         cfg,
         role=role,
@@ -82,8 +83,18 @@ def load_dataset(
         seed=seed,
         train_size=train_size,
         out_dir=out_dir,
+        max_rows=max_rows,
     )
-    get_run_logger().info(
+    logger = get_run_logger()
+    if ref.rows_in_files is not None:
+        logger.info(
+            "%s '%s': a uniform sample of %d of the files' %d rows is used (data.source_max_rows)",
+            role,
+            ref.name,
+            max_rows,
+            ref.rows_in_files,
+        )
+    logger.info(
         "%s '%s': rows %s, training labels %s",
         role,
         ref.name,

@@ -95,6 +95,14 @@ class DataConfig(_Section):
         description="Cap on target training labels (balanced by class) to study few-label regimes; "
         "the uncapped training texts still serve, without labels, to train Word2Vec.",
     )
+    source_max_rows: int | None = Field(
+        default=50_000,
+        ge=100,
+        description="The most source rows a run learns from: larger source files are read in "
+        "chunks and a seeded uniform sample of this many rows is kept (memory and time stay "
+        "bounded whatever the file's size; accuracy against sample size in docs/benchmarks.md). "
+        "Unset (null) = every row.",
+    )
     drop_repeats: bool = Field(
         default=True,
         description="Drop exact repeats (the same text with the same label) from training rows, "

@@ -62,6 +62,7 @@ def prepare_dataset(
     seed: int,
     train_size: int | None,
     out_dir: Path,
+    max_rows: int | None = None,
 ) -> DatasetRef:
     """Read one domain's files, split and cap them, and store the parts as Parquet.
 
@@ -72,11 +73,15 @@ def prepare_dataset(
         seed: random seed.
         train_size: optional balanced cap on labelled training rows.
         out_dir: folder for the artefacts.
+        max_rows: keep a seeded uniform sample of at most this many rows of the training files,
+            read in chunks (bounded memory); ``None``: every row.
 
     Returns:
         A reference to the prepared data with its label summary and input hashes.
     """
-    domain = load_domain(cfg, test_size=test_size, seed=seed, train_size=train_size)
+    domain = load_domain(
+        cfg, test_size=test_size, seed=seed, train_size=train_size, max_rows=max_rows
+    )
     frames = {"pool": domain.pool, "train": domain.train, "test": domain.test}
     return _dataset_ref(
         cfg.name,
@@ -86,6 +91,9 @@ def prepare_dataset(
         test_from_split=domain.test_from_split,
         label_kind=label_kind(domain.pool[LABEL]),
         input_sha256={str(p): sha256_file(local_copy(p)) for p in [*cfg.paths, *cfg.test_paths]},
+        rows_in_files=(
+            domain.rows_read if max_rows is not None and domain.rows_read > max_rows else None
+        ),
     )
 
 
@@ -129,6 +137,7 @@ def drop_after_gate(
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
+        rows_in_files=data.rows_in_files,
         dropped_blank_text=blank if any(blank.values()) else {},
         dropped_repeats=repeats if any(repeats.values()) else {},
     )
@@ -174,6 +183,7 @@ def drop_test_texts_from_training(
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
+        rows_in_files=data.rows_in_files,
         dropped_blank_text=data.dropped_blank_text,
         dropped_repeats=data.dropped_repeats,
         dropped_test_overlap=dropped,
@@ -335,6 +345,7 @@ def with_training_rows(
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
+        rows_in_files=data.rows_in_files,
         dropped_blank_text=data.dropped_blank_text,
         dropped_repeats=data.dropped_repeats,
         dropped_test_overlap=data.dropped_test_overlap,

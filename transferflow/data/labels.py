@@ -70,7 +70,7 @@ def refuse_non_scalar(
         return  # numbers and strings only
     odd = [_non_scalar(v) for v in values.tolist()]
     if any(odd):
-        rows = _rows([False] * offset + odd)
+        rows = _rows(odd, offset + 1)
         advice = (
             "Store one string per row in the text column (join the parts)."
             if what == "text"
@@ -83,8 +83,8 @@ def refuse_non_scalar(
         )
 
 
-def _rows(mask: list[bool], limit: int = 3) -> str:
-    rows = [str(i + 1) for i, bad in enumerate(mask) if bad]
+def _rows(mask: list[bool], first: int = 1, limit: int = 3) -> str:
+    rows = [str(i + first) for i, bad in enumerate(mask) if bad]
     return ", ".join(rows[:limit]) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 

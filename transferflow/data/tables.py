@@ -11,7 +11,7 @@ from __future__ import annotations
 import lzma
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,16 @@ def read_table(path: Path | str) -> pd.DataFrame:
     Raises:
         DataError: missing or empty file, unknown extension, unparsable content, bad encoding.
     """
+    return next(iter_table(path))
+
+
+def iter_table(path: Path | str, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """Read one data file as :func:`read_table` does, in frames of at most ``chunk_rows`` rows
+    (``None``: one frame), so that a file of any size is read in bounded memory.
+
+    Raises:
+        DataError: as :func:`read_table`, when the frame that meets the problem is read.
+    """
     try:
         local = local_copy(path)
     except FileNotFoundError as exc:
@@ -110,23 +120,73 @@ def read_table(path: Path | str) -> pd.DataFrame:
     kind = table_format(path)
     if local.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes); expected a header and data rows.")
+    if chunk_rows is not None:  # whole-file reads check these after parsing (clearer errors first)
+        _check_structure(local, path, kind)
+    frames = _frames(local, path, kind, chunk_rows)
+    first = True
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            if first:  # a chunked reader of a header-only file yields nothing at all
+                raise DataError(f"{path}: has a header but no data rows.") from None
+            return
+        if first and frame.empty:
+            raise DataError(f"{path}: has a header but no data rows.")
+        if first and chunk_rows is None:
+            _check_structure(local, path, kind)
+        first = False
+        yield frame
+
+
+def _check_structure(local: Path, path: Path | str, kind: str) -> None:
+    if kind in ("csv", "tsv"):
+        _check_header(local, path, "," if kind == "csv" else "\t")
+    if kind == "jsonl":
+        _check_json_keys(local, path)
+
+
+def _frames(
+    local: Path, path: Path | str, kind: str, chunk_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """The parser's frames, its errors turned into :class:`DataError`."""
     try:
         if kind in ("csv", "tsv"):
             # dtype=str keeps labels and ids exactly as written; the default quoting handles
             # fields with embedded newlines and doubled quotes. Compression is inferred from the
             # name, which the local copy keeps.
-            frame = pd.read_csv(
-                local,
+            options: dict[str, Any] = dict(
                 sep="," if kind == "csv" else "\t",
                 dtype=str,
                 keep_default_na=False,
                 na_values=[""],
                 encoding="utf-8",
             )
+            if chunk_rows is None:
+                yield pd.read_csv(local, **options)
+            else:
+                with pd.read_csv(local, chunksize=chunk_rows, **options) as reader:
+                    yield from reader
         elif kind == "parquet":
-            frame = pd.read_parquet(local)
+            if chunk_rows is None:
+                yield pd.read_parquet(local)
+            else:
+                import pyarrow.parquet as pq
+
+                handle = pq.ParquetFile(local)
+                yielded = False
+                for batch in handle.iter_batches(batch_size=chunk_rows):
+                    yielded = True
+                    yield batch.to_pandas()
+                if not yielded:
+                    yield handle.schema_arrow.empty_table().to_pandas()
+        elif chunk_rows is None:
+            yield pd.read_json(local, lines=True, dtype=False, encoding="utf-8")
         else:
-            frame = pd.read_json(local, lines=True, dtype=False, encoding="utf-8")
+            with pd.read_json(
+                local, lines=True, dtype=False, encoding="utf-8", chunksize=chunk_rows
+            ) as reader:
+                yield from reader
     except UnicodeDecodeError as exc:
         raise _utf8_error(path, exc, local) from None
     except pd.errors.EmptyDataError:
@@ -151,13 +211,6 @@ def read_table(path: Path | str) -> pd.DataFrame:
         if kind == "jsonl":
             first = _bad_json_line(local) or first
         raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {first}") from None
-    if frame.empty:
-        raise DataError(f"{path}: has a header but no data rows.")
-    if kind in ("csv", "tsv"):
-        _check_header(local, path, "," if kind == "csv" else "\t")
-    if kind == "jsonl":
-        _check_json_keys(local, path)
-    return frame
 
 
 def _check_header(local: Path, path: Path | str, sep: str) -> None:
@@ -225,7 +278,9 @@ def _open_text(path: Path):
     return openers.get(Path(path).suffix.lower(), open)(path, "rt", encoding="utf-8")
 
 
-def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> pd.DataFrame:
+def to_text_label(
+    frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str, first_row: int = 1
+) -> pd.DataFrame:
     """Select and normalise the text and label columns of a raw frame.
 
     Several text columns are joined with a space, skipping missing parts; a row whose parts are all
@@ -235,6 +290,7 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
         frame: raw frame from :func:`read_table`.
         cfg: the domain's settings (text and label columns).
         path: the file the frame came from, for error messages.
+        first_row: the data row number of the frame's first row (a file read in chunks).
 
     Returns:
         A frame with the columns ``text`` and ``label`` (strings or missing), plus ``file`` (the
@@ -252,8 +308,8 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
             f"Columns present: {present}. Set the text/label column settings to match the file."
         )
     for col in cfg.text_columns:
-        refuse_non_scalar(frame[col], col, path, "text")
-    refuse_non_scalar(frame[cfg.label_column], cfg.label_column, path, "label")
+        refuse_non_scalar(frame[col], col, path, "text", first_row - 1)
+    refuse_non_scalar(frame[cfg.label_column], cfg.label_column, path, "label", first_row - 1)
     parts = frame[cfg.text_columns].astype("string").fillna("")
     joined = parts.agg(" ".join, axis=1) if len(cfg.text_columns) > 1 else parts.iloc[:, 0]
     text = [t.strip() or None for t in joined.tolist()]
@@ -262,8 +318,9 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
     named = [lab is not None and not _is_number(lab) for lab in labels]
     if any(numeric) and any(named):
         raise DataError(
-            f"{path}: column '{cfg.label_column}' mixes number labels (data rows {_rows(numeric)}) "
-            f"with named labels (data rows {_rows(named)}). Use one kind of label for every row, "
+            f"{path}: column '{cfg.label_column}' mixes number labels (data rows "
+            f"{_rows(numeric, first_row)}) with named labels (data rows {_rows(named, first_row)})."
+            " Use one kind of label for every row, "
             "e.g. map 1/0 to positive/negative."
         )
     return pd.DataFrame(
@@ -271,7 +328,7 @@ def to_text_label(frame: pd.DataFrame, cfg: DatasetConfig, path: Path | str) -> 
             TEXT: pd.Series(text, dtype=object),
             LABEL: pd.Series(labels, dtype=object),
             FILE: location_path(path).name,
-            ROW: np.arange(1, len(frame) + 1),
+            ROW: np.arange(first_row, first_row + len(frame)),
         }
     )
 
@@ -304,6 +361,7 @@ class DomainData:
     train: pd.DataFrame
     test: pd.DataFrame
     test_from_split: bool
+    rows_read: int  # data rows in the training files (more than the pool holds when sampled)
 
 
 def _bad_json_line(path: Path) -> str | None:
@@ -332,6 +390,7 @@ def load_domain(
     test_size: float,
     seed: int,
     train_size: int | None = None,
+    max_rows: int | None = None,
 ) -> DomainData:
     """Read one domain and produce its pool, train and test frames.
 
@@ -341,11 +400,19 @@ def load_domain(
         seed: seed for the splits and the sample.
         train_size: optional cap on labelled training rows, balanced by class (the test part and
             the pool are unaffected).
+        max_rows: read the training files in chunks and keep a seeded uniform sample of at most
+            this many rows (:mod:`transferflow.data.sampling`); ``None``: every row.
 
     Returns:
         The domain's data.
     """
-    pool = read_domain_files(cfg.paths, cfg)
+    if max_rows is None:
+        pool = read_domain_files(cfg.paths, cfg)
+        rows_read = len(pool)
+    else:
+        from transferflow.data.sampling import sample_domain_files
+
+        pool, rows_read = sample_domain_files(cfg.paths, cfg, max_rows, seed)
     if cfg.test_paths:
         test = read_domain_files(cfg.test_paths, cfg)
         from_split = False
@@ -365,4 +432,11 @@ def load_domain(
         if train_size is not None
         else pool
     )
-    return DomainData(name=cfg.name, pool=pool, train=train, test=test, test_from_split=from_split)
+    return DomainData(
+        name=cfg.name,
+        pool=pool,
+        train=train,
+        test=test,
+        test_from_split=from_split,
+        rows_read=rows_read,
+    )

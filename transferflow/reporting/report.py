@@ -42,8 +42,14 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
     data = metrics.get("data", {})
     if data:
         src, tgt = data["source"], data["target"]
+        sampled = (
+            f" (a uniform sample of the files' {src['rows_in_files']:,} rows: "
+            "`data.source_max_rows`)"
+            if src.get("rows_in_files")
+            else ""
+        )
         lines += [
-            f"Source **{src['name']}**: {src['counts']['train']} labelled training rows. "
+            f"Source **{src['name']}**: {src['counts']['train']} labelled training rows{sampled}. "
             f"Target **{tgt['name']}**: {tgt['counts']['train']} training labels, "
             f"{tgt['counts']['test']} test rows. "
             f"Labels: {', '.join(tgt['labels'])}.",

@@ -271,6 +271,8 @@ def score_file(
     id_column: str | None = "id",
     chunk_rows: int = 10_000,
     limits: MonitoringConfig | None = None,
+    dask: str | None = None,
+    dask_workers: int = 2,
 ) -> ScoreStats:
     """Score every row of ``input_path`` and write ``output_path`` (CSV) atomically.
 
@@ -286,6 +288,10 @@ def score_file(
         id_column: column copied to the output when present.
         chunk_rows: rows per chunk.
         limits: the monitoring limits (default settings when None).
+        dask: score on Dask workers: ``local`` (a LocalCluster of ``dask_workers`` processes,
+            ended with the call) or a scheduler's address (``tcp://host:8786``); ``None``: in
+            this process and its featurising processes.
+        dask_workers: workers of the local cluster.
 
     Returns:
         What was scored, how fast, and the batch's monitoring figures.
@@ -344,16 +350,33 @@ def score_file(
                 done_chunk, done_texts, future = pending.popleft()
                 yield done_chunk, done_texts, future.result()
 
+    def predicted(chunks: Iterator[pd.DataFrame]):
+        if dask is None:
+            for chunk, texts, inputs in prepared(chunks):
+                yield chunk, texts, scorer.predict_prepared(inputs)
+            return
+        from transferflow.serving.distributed import client_for, probabilities_in_order
+
+        def with_texts():
+            offset = 0
+            for chunk in chunks:
+                yield chunk, texts_of(chunk, offset)
+                offset += len(chunk)
+
+        with client_for(dask, dask_workers) as client:
+            files = {name: Path(path) for name, path in scorer.encoder_files.items()}
+            hashes = {name: scorer.record["files"][name] for name in files}
+            yield from probabilities_in_order(client, files, hashes, with_texts(), scorer.BATCH)
+
     monitor = scorer.monitor()
     rows = 0
-    # closing(): an error mid-file ends the featurising processes now, not when collected.
+    # closing(): an error mid-file ends the featurising processes (or Dask work) now.
     with (
         _output(target) as out,
-        contextlib.closing(prepared(iter_chunks(input_path, chunk_rows))) as batches,
+        contextlib.closing(predicted(iter_chunks(input_path, chunk_rows))) as batches,
     ):
         header_written = False
-        for chunk, texts, inputs in batches:
-            proba = scorer.predict_prepared(inputs)
+        for chunk, texts, proba in batches:
             if monitor is not None:
                 monitor.update(texts, proba)
             frame = pd.DataFrame(proba, columns=[f"proba_{lab}" for lab in scorer.labels])

@@ -84,6 +84,8 @@ class DatasetRef(BaseModel):
     dropped_blank_text: dict[str, int] = {}  # part -> rows dropped after the raw-input gate
     dropped_repeats: dict[str, int] = {}  # part -> exact (text, label) repeats dropped, one kept
     dropped_test_overlap: dict[str, int] = {}  # part -> training rows whose text is a test text
+    # Data rows in the training files when the pool is a sample of them (data.source_max_rows).
+    rows_in_files: int | None = None
 
     @property
     def train(self) -> ArtifactRef:
