@@ -124,17 +124,34 @@ def probabilities_in_order(
     bundle, digest = model_bundle(files, hashes)
     [shared] = client.scatter([bundle], broadcast=True)  # sent once to every worker
     in_flight = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+
+    def submit(item: tuple[Any, list[str]]) -> Any:
+        return client.submit(score_texts, shared, hashes, digest, item[1], batch, pure=False)
+
+    for (chunk, texts), proba in in_input_order(chunks, submit, in_flight):
+        yield chunk, texts, proba
+
+
+def in_input_order(items: Iterator[Any], submit: Any, window: int) -> Iterator[tuple[Any, Any]]:
+    """``(item, result)`` for each item, in the items' order, while at most ``window`` submitted
+    items wait ahead of the one yielded (memory stays bounded by them); what is still pending
+    when the caller stops is cancelled.
+
+    Args:
+        items: the work, in order.
+        submit: starts one item's work and returns a future (``concurrent.futures`` or Dask).
+        window: how many futures may run ahead.
+    """
     pending: deque = deque()
     try:
-        for chunk, texts in chunks:
-            future = client.submit(score_texts, shared, hashes, digest, texts, batch, pure=False)
-            pending.append((chunk, texts, future))
-            if len(pending) > in_flight:
-                done_chunk, done_texts, done = pending.popleft()
-                yield done_chunk, done_texts, done.result()
+        for item in items:
+            pending.append((item, submit(item)))
+            if len(pending) > window:
+                done, future = pending.popleft()
+                yield done, future.result()
         while pending:
-            done_chunk, done_texts, done = pending.popleft()
-            yield done_chunk, done_texts, done.result()
+            done, future = pending.popleft()
+            yield done, future.result()
     finally:
-        for _, _, future in pending:
+        for _, future in pending:
             future.cancel()

@@ -322,33 +322,29 @@ def score_file(
             raise DataError(f"{input_path}: data row {first} has no text in {columns}.")
         return texts.tolist()
 
+    def with_texts(chunks: Iterator[pd.DataFrame]):
+        offset = 0
+        for chunk in chunks:
+            yield chunk, texts_of(chunk, offset)
+            offset += len(chunk)
+
     def prepared(chunks: Iterator[pd.DataFrame]):
         # Featurising holds the GIL and costs more than predicting: chunks are featurised in
         # WORKERS processes (each loads the plain-data vocabularies once) while this process
         # loads Keras and predicts. A file of one chunk is featurised here, with no process
         # start-up.
         if Path(input_path).stat().st_size < POOL_MIN_BYTES:
-            offset = 0
-            for chunk in chunks:
-                texts = texts_of(chunk, offset)
+            for chunk, texts in with_texts(chunks):
                 yield chunk, texts, scorer.prepare(texts)
-                offset += len(chunk)
             return
-        from collections import deque
+        from transferflow.serving.distributed import in_input_order
 
-        pending: deque = deque()
-        offset = 0
         with _featurising_pool(scorer.encoder_files) as pool:
-            for chunk in chunks:
-                texts = texts_of(chunk, offset)
-                pending.append((chunk, texts, pool.submit(_prepare, texts)))
-                offset += len(chunk)
-                if len(pending) > WORKERS:
-                    done_chunk, done_texts, future = pending.popleft()
-                    yield done_chunk, done_texts, future.result()
-            while pending:
-                done_chunk, done_texts, future = pending.popleft()
-                yield done_chunk, done_texts, future.result()
+            work = in_input_order(
+                with_texts(chunks), lambda item: pool.submit(_prepare, item[1]), WORKERS
+            )
+            for (chunk, texts), inputs in work:
+                yield chunk, texts, inputs
 
     def predicted(chunks: Iterator[pd.DataFrame]):
         if dask is None:
@@ -357,16 +353,12 @@ def score_file(
             return
         from transferflow.serving.distributed import client_for, probabilities_in_order
 
-        def with_texts():
-            offset = 0
-            for chunk in chunks:
-                yield chunk, texts_of(chunk, offset)
-                offset += len(chunk)
-
         with client_for(dask, dask_workers) as client:
             files = {name: Path(path) for name, path in scorer.encoder_files.items()}
             hashes = {name: scorer.record["files"][name] for name in files}
-            yield from probabilities_in_order(client, files, hashes, with_texts(), scorer.BATCH)
+            yield from probabilities_in_order(
+                client, files, hashes, with_texts(chunks), scorer.BATCH
+            )
 
     monitor = scorer.monitor()
     rows = 0
