@@ -83,6 +83,16 @@ def refuse_non_scalar(
         )
 
 
+def mixed_labels_error(path, column: str, number_rows: str, named_rows: str) -> DataError:
+    """The error for a label column that mixes number labels with named ones (the rows given
+    as text, e.g. ``"3, 9 and 2 more"``)."""
+    return DataError(
+        f"{path}: column '{column}' mixes number labels (data rows {number_rows}) with named "
+        f"labels (data rows {named_rows}). Use one kind of label for every row, e.g. map 1/0 to "
+        "positive/negative."
+    )
+
+
 def _rows(mask: list[bool], first: int = 1, limit: int = 3) -> str:
     rows = [str(i + first) for i, bad in enumerate(mask) if bad]
     return ", ".join(rows[:limit]) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")

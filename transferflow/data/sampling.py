@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from transferflow.config.settings import DatasetConfig
-from transferflow.data.labels import _is_number
+from transferflow.data.labels import _is_number, mixed_labels_error
 from transferflow.data.schema import LABEL, ROW, TEXT
 from transferflow.data.tables import iter_table, to_text_label
-from transferflow.errors import DataError
 
 CHUNK_ROWS = 100_000  # rows parsed at a time: ~50-100 MB of review text in pandas
 
@@ -52,12 +51,18 @@ def sample_domain_files(
     total = 0
     for index, path in enumerate(paths):
         first = 1
-        kinds: dict[bool, list[int]] = {True: [], False: []}  # number label? -> first rows
+        kinds: dict[bool, int] = {}  # number labels? -> the first row with such a label
         for raw in iter_table(path, chunk_rows):
             part = to_text_label(raw, cfg, path, first_row=first)
             first += len(raw)
             total += len(raw)
-            _label_kinds(part, kinds, path, cfg.label_column)
+            # Each chunk holds one kind of label; across chunks the kinds may not mix either.
+            if (first_label := _first_label(part)) is not None:
+                kinds.setdefault(*first_label)
+                if len(kinds) == 2:
+                    raise mixed_labels_error(
+                        path, cfg.label_column, str(kinds[True]), str(kinds[False])
+                    )
             part["_file"] = index
             part["_key"] = pd.util.hash_pandas_object(
                 part[TEXT].fillna(""), index=False, hash_key=_hash_key(seed)
@@ -71,19 +76,10 @@ def sample_domain_files(
     return kept.drop(columns=["_file", "_key"]).reset_index(drop=True), total
 
 
-def _label_kinds(
-    part: pd.DataFrame, kinds: dict[bool, list[int]], path: Path | str, column: str
-) -> None:
-    """Refuse a file whose chunks mix number and named labels (each chunk is checked alone by
-    :func:`~transferflow.data.tables.to_text_label`)."""
+def _first_label(part: pd.DataFrame) -> tuple[bool, int] | None:
+    """Whether a chunk's labels are numbers, and the row of its first label (``None``: no
+    label). One kind per chunk: :func:`~transferflow.data.tables.to_text_label` refused a mix."""
     labels = part[LABEL].dropna()
-    for number in (True, False):
-        rows = part.loc[labels.index[labels.map(_is_number) == number], ROW]
-        kinds[number] += rows.head(3 - len(kinds[number])).tolist()
-    if kinds[True] and kinds[False]:
-        raise DataError(
-            f"{path}: column '{column}' mixes number labels (data rows "
-            f"{', '.join(map(str, kinds[True]))}...) with named labels (data rows "
-            f"{', '.join(map(str, kinds[False]))}...). Use one kind of label for every row, "
-            "e.g. map 1/0 to positive/negative."
-        )
+    if labels.empty:
+        return None
+    return _is_number(labels.iloc[0]), int(part.loc[labels.index[0], ROW])

@@ -4,12 +4,9 @@ with a registered model version."""
 from __future__ import annotations
 
 import contextlib
-import lzma
 import os
 import sys
 import time
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +17,8 @@ import pandas as pd
 
 from transferflow.config.settings import MonitoringConfig
 from transferflow.data.labels import refuse_non_scalar
-from transferflow.data.tables import table_format
-from transferflow.errors import DataError, environment_failure
+from transferflow.data.tables import iter_table
+from transferflow.errors import DataError
 from transferflow.storage import paths
 from transferflow.storage.files import atomic_path, local_copy, write_json_atomic
 from transferflow.storage.registry import Registry
@@ -45,54 +42,13 @@ class ScoreStats:
 
 
 def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Read a CSV/TSV/JSONL/Parquet file ``chunk_rows`` rows at a time (memory stays bounded).
+    """Read a CSV/TSV/JSONL/Parquet file ``chunk_rows`` rows at a time (memory stays bounded):
+    the training data's chunked reader, :func:`transferflow.data.tables.iter_table`.
 
     Raises:
         DataError: missing, empty or unreadable file.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path} is a folder; expected a data file (CSV/TSV/JSONL/Parquet).")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found.")
-    kind = table_format(path)
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty (0 bytes); expected a header and data rows.")
-    try:
-        if kind in ("csv", "tsv"):
-            yield from pd.read_csv(
-                path,
-                sep="," if kind == "csv" else "\t",
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-                chunksize=chunk_rows,
-            )
-        elif kind == "jsonl":
-            yield from pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows)
-        else:
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not valid UTF-8 ({exc.reason}). Save the file as UTF-8."
-        ) from None
-    except EOFError:
-        raise DataError(
-            f"{path}: the compressed file is truncated (it ends before its data does). Copy or "
-            "download it again."
-        ) from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be parsed as {kind.upper()}: {exc}") from None
-    except (OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
-        if environment_failure(exc) is not None:
-            raise
-        # A damaged compressed file ('Not a gzipped file', a bad CRC, ...).
-        raise DataError(
-            f"{path}: the compressed file is damaged ({exc}). Copy or download it again."
-        ) from None
+    return iter_table(path, chunk_rows)
 
 
 def joined_text(
@@ -380,8 +336,6 @@ def score_file(
             frame.to_csv(out, header=not header_written, index=False, float_format="%.6f")
             header_written = True
             rows += len(frame)
-        if rows == 0:
-            raise DataError(f"{input_path}: has a header but no data rows.")
     figures = None
     if monitor is not None:
         limits = limits or MonitoringConfig()
