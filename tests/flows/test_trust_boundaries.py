@@ -319,12 +319,15 @@ def test_a_corrupted_file_to_score_is_scored_or_one_message(box, corruption):
         assert result.output.count("Error:") == 1
 
 
-@settings(CLI, max_examples=12)
-@given(corruption=corruptions)
-def test_a_corrupted_training_file_passes_or_stops_with_one_message(box, corruption):
-    bad = _write_corrupted(box, box / "data" / "target.csv", corruption, drop_label=False)
+@settings(CLI, max_examples=16)
+@given(corruption=corruptions, role=st.sampled_from(["source", "target"]))
+def test_a_corrupted_training_file_passes_or_stops_with_one_message(box, corruption, role):
+    # The source is read in chunks into its sample (data.source_max_rows), the target whole:
+    # both readers keep the rule.
+    bad = _write_corrupted(box, box / "data" / f"{role}.csv", corruption, drop_label=False)
+    files = {"source": "data/source.csv", "target": "data/target.csv", role: str(bad)}
     before = snapshot(box.parent)
-    result = invoke(["validate", "--source", "data/source.csv", "--target", str(bad)])
+    result = invoke(["validate", "--source", files["source"], "--target", files["target"]])
     check(box, before, ["cache"])  # gate verdicts go into the artefact store
     if result.exit_code != 0:
         assert result.output.count("Error:") == 1

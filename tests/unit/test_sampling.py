@@ -147,3 +147,42 @@ def test_a_header_only_source_is_one_clear_error_when_sampled(tmp_path, ext):
         path.write_text("")  # an empty JSON Lines file has no header to keep
     with pytest.raises(DataError, match="no data rows|empty"):
         sample_domain_files([path], _cfg(path), 10, 0, chunk_rows=4)
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=15)
+_LABEL = st.one_of(st.none(), st.sampled_from(["1", "0", "2", "pos", "neg", " neg "]))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(_TEXT, _LABEL), max_size=30),
+    ext=st.sampled_from(["csv", "parquet", "jsonl"]),
+    chunk=st.integers(1, 12),
+)
+def test_a_chunked_read_gives_the_whole_reads_rows_or_its_error(tmp_path_factory, rows, ext, chunk):
+    """The invariant behind the header-only and mixed-label cases: read in chunks (and sampled
+    with room for every row), a file gives the rows a whole-file read gives, or a DataError
+    where that one does; never another exception."""
+    from transferflow.data.tables import read_domain_files
+
+    frame = pd.DataFrame(
+        {"text": [t for t, _ in rows], "label": [lab for _, lab in rows]}, dtype=object
+    )
+    path = _write(frame, tmp_path_factory.mktemp("c") / f"d.{ext}")
+    try:
+        whole: pd.DataFrame | DataError = read_domain_files([path], _cfg(path))
+    except DataError as exc:
+        whole = exc
+    try:
+        chunked: pd.DataFrame | DataError = sample_domain_files(
+            [path], _cfg(path), 1000, 0, chunk_rows=chunk
+        )[0]
+    except DataError as exc:
+        chunked = exc
+    if isinstance(whole, DataError):
+        assert isinstance(chunked, DataError), (whole, chunked)
+    else:
+        assert isinstance(chunked, pd.DataFrame), chunked
+        pd.testing.assert_frame_equal(whole, chunked)

@@ -109,8 +109,6 @@ def iter_table(path: Path | str, chunk_rows: int | None = None) -> Iterator[pd.D
     kind = table_format(path)
     if local.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes); expected a header and data rows.")
-    if chunk_rows is not None:  # whole-file reads check these after parsing (clearer errors first)
-        _check_structure(local, path, kind)
     frames = _frames(local, path, kind, chunk_rows)
     first = True
     while True:
@@ -138,8 +136,11 @@ def _check_structure(local: Path, path: Path | str, kind: str) -> None:
 def _frames(
     local: Path, path: Path | str, kind: str, chunk_rows: int | None
 ) -> Iterator[pd.DataFrame]:
-    """The parser's frames, its errors turned into :class:`DataError`."""
+    """The parser's frames, its errors (and those of the structure checks) turned into
+    :class:`DataError`."""
     try:
+        if chunk_rows is not None:  # whole-file reads check after parsing (clearer errors first)
+            _check_structure(local, path, kind)
         if kind in ("csv", "tsv"):
             # dtype=str keeps labels and ids exactly as written; the default quoting handles
             # fields with embedded newlines and doubled quotes. Compression is inferred from the
