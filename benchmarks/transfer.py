@@ -19,13 +19,19 @@ trains and scores on the target domain's ``test.csv``:
 labels only). Every candidate gets all n labels, as in a run; sweeps only skip the out-of-fold
 fits that serve the promotion decision.
 
+The unlabelled axis (``--unlabeled with,without``): ``with`` is the default run, where the target's
+training rows beyond the n labelled ones serve as unlabelled texts (labels dropped; the test set is
+a file of its own, so none of them is a test text) for the word vectors, the n-grams and
+self-training; ``without`` runs the same grid with ``data.unlabeled_beyond_cap: false``, as if the
+target file held only the n labelled rows (n = 0 is skipped there: it is ``source_only``).
+
     python benchmarks/transfer.py [--mdsd ../shared/data/mdsd] [--pairs books:kitchen,...]
         [--sizes 50,100,200,400,1600] [--seeds 0,1,2] [--task-runner dask] [--workers 2]
-        [--text-columns title,text]
+        [--text-columns title,text] [--unlabeled with|with,without]
     python benchmarks/transfer.py --summarise benchmarks/results/transfer.csv   # tables only
 
 Prints mean ± sd tables and paired win counts; writes benchmarks/results/transfer.csv (one row per
-pair, n, seed and candidate), transfer_summary.json and transfer_curve.png.
+pair, n, seed, candidate and unlabelled variant), transfer_summary.json and transfer_curve.png.
 """
 
 from __future__ import annotations
@@ -41,9 +47,32 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+def compare_unlabeled(frame) -> dict | None:
+    """Transfer with against without unlabelled target texts: the 12-pair means per n, their
+    difference, and whether transfer rises from each budget to the next on every pair."""
+    import pandas as pd
+
+    if "unlabeled" not in frame or frame["unlabeled"].nunique() < 2:
+        return None
+    t = frame[frame["candidate"] == "transfer"]
+    per_pair = t.groupby(["unlabeled", "n_requested", "source", "target"])["accuracy"].mean()
+    means = per_pair.groupby(["unlabeled", "n_requested"]).mean().unstack("unlabeled")
+    means["gain_points"] = 100 * (means["with"] - means["without"])
+    print("\nTransfer, mean over pairs, with vs without unlabelled target texts (%):")
+    print((means * pd.Series({"with": 100, "without": 100, "gain_points": 1})).round(2).to_string())
+    return {
+        int(n): {k: None if pd.isna(v) else round(float(v), 4) for k, v in row.items()}
+        for n, row in means.iterrows()
+    }
+
+
 def report(frame, out: Path, wall: float | None) -> None:
     """Print the tables and write the summary JSON and the learning-curve plot."""
     import pandas as pd
+
+    comparison = compare_unlabeled(frame)
+    if "unlabeled" in frame:
+        frame = frame[frame["unlabeled"] == "with"]
 
     from transferflow.experiments.sweep import mean_table, plot_curves, summarise
 
@@ -79,11 +108,27 @@ def report(frame, out: Path, wall: float | None) -> None:
         },
         "wins": wins.to_dict(orient="records"),
         "peak_rss_mb_max": float(frame["peak_rss_mb"].max()) if "peak_rss_mb" in frame else None,
+        "transfer_with_vs_without_unlabeled": comparison,
+        "rises_50_to_200": _rises(frame, 50, 200),
     }
     tmp = out / ".transfer_summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out / "transfer_summary.json")
     print(f"written {out / 'transfer_summary.json'}, {out / 'transfer_curve.png'}")
+
+
+def _rises(frame, low: int, high: int) -> dict | None:
+    """Per pair, whether transfer's seed mean rises from ``low`` to ``high`` labels."""
+    t = frame[frame["candidate"] == "transfer"]
+    if not {low, high} <= set(t["n_requested"]):
+        return None
+    means = t.groupby(["source", "target", "n_requested"])["accuracy"].mean().unstack()
+    up = means[high] > means[low]
+    return {
+        "pairs": int(len(up)),
+        "rising": int(up.sum()),
+        "falling": sorted(f"{s}->{t_}" for (s, t_), v in up.items() if not v),
+    }
 
 
 def main() -> int:
@@ -98,6 +143,11 @@ def main() -> int:
         "--text-columns",
         default="title,text",
         help="columns joined into the review text (default: title,text)",
+    )
+    parser.add_argument(
+        "--unlabeled",
+        default="with",
+        help="with (default: the rows beyond n serve as unlabelled texts) or with,without",
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--summarise", type=Path, help="only print the tables of this results CSV")
@@ -123,16 +173,32 @@ def main() -> int:
         args.out / "sweeps",
         args.text_columns,
     )
+    variants = [v.strip() for v in args.unlabeled.split(",") if v.strip()]
+    if not variants or set(variants) - {"with", "without"}:
+        raise SystemExit("--unlabeled: 'with', 'without' or 'with,without'")
     start = time.perf_counter()
+    frames = []
     # A throwaway Prefect server and database: the benchmark leaves no runs behind.
     with prefect_test_harness(server_startup_timeout=120):
-        result = run_sweep(grid, args.task_runner, args.workers)
+        for variant in variants:
+            budgets = [n for n in grid.label_budgets if n > 0 or variant == "with"]
+            if not budgets:
+                continue
+            part = grid.model_copy(
+                update={
+                    "name": f"{grid.name}-{variant}-unlabeled",
+                    "label_budgets": budgets,
+                    "base": {"data": {"unlabeled_beyond_cap": variant == "with"}},
+                }
+            )
+            result = run_sweep(part, args.task_runner, args.workers)
+            frames.append(pd.DataFrame(result["rows"]).assign(unlabeled=variant))
+            print(f"{len(frames[-1])} rows from {result['dir']}")
     wall = time.perf_counter() - start
-    frame = pd.DataFrame(result["rows"])
+    frame = pd.concat(frames, ignore_index=True)
     tmp = args.out / ".transfer.csv.tmp"
     frame.to_csv(tmp, index=False)
     tmp.replace(args.out / "transfer.csv")
-    print(f"{len(frame)} rows from {result['dir']}")
     report(frame, args.out, wall)
     return 0
 

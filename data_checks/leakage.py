@@ -20,6 +20,7 @@ def validate_leakage(
     corpus: pd.DataFrame | None,
     cfg: LeakageGate,
     docs_dir: Path | None = None,
+    unlabeled: pd.DataFrame | None = None,
 ) -> GateReport:
     """Check that no target test text is in the target training data or the embedding corpus.
 
@@ -30,6 +31,8 @@ def validate_leakage(
             vectors are pretrained.
         cfg: mode and tolerated overlap.
         docs_dir: optional Data Docs folder.
+        unlabeled: the target's unlabelled texts, if any (a test text among them would be learnt
+            from by the word vectors, the n-grams and self-training).
 
     Returns:
         The gate report; ``figures`` holds the overlapping row counts.
@@ -38,6 +41,8 @@ def validate_leakage(
 
     normalised = test[TEXT].map(normalise)
     checks = {"target train": target_train}
+    if unlabeled is not None:
+        checks["target unlabelled"] = unlabeled
     if corpus is not None:
         checks["word2vec corpus"] = corpus
     suites, figures = [], {}

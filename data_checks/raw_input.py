@@ -67,6 +67,9 @@ def validate_domain(
     test: pd.DataFrame,
     cfg: RawInputGate,
     docs_dir: Path | None = None,
+    *,
+    classes: list[str] | None = None,
+    unlabeled: pd.DataFrame | None = None,
 ) -> list[SuiteResult]:
     """Run the raw-input suites on one domain.
 
@@ -78,14 +81,46 @@ def validate_domain(
         test: test rows.
         cfg: thresholds.
         docs_dir: optional Data Docs folder.
+        classes: the classes every test label must be one of (default: the labelled rows';
+            the source's with zero target labels).
+        unlabeled: the domain's unlabelled texts, if any: their own suite (rows, blank texts,
+            lengths, repeats).
 
     Returns:
-        One result per suite (training pool, classes, test).
+        One result per suite (training pool, classes, test, and unlabelled texts).
     """
     import great_expectations as gx
 
     ex = gx.expectations
-    train_labels = sorted(str(v) for v in labelled[LABEL].dropna().unique())
+    train_labels = (
+        list(classes)
+        if classes is not None
+        else sorted(str(v) for v in labelled[LABEL].dropna().unique())
+    )
+    extra = []
+    if unlabeled is not None:
+        mostly = 1.0 - cfg.max_blank_text_share
+        extra.append(
+            run_suite(
+                GATE,
+                f"{name} unlabelled",
+                unlabeled,
+                [
+                    ex.ExpectColumnToExist(column=TEXT),
+                    ex.ExpectColumnValuesToNotBeNull(column=TEXT, mostly=mostly),
+                    ex.ExpectColumnValuesToNotMatchRegex(
+                        column=TEXT, regex=r"^\s*$", mostly=mostly
+                    ),
+                    ex.ExpectColumnValueLengthsToBeBetween(
+                        column=TEXT, min_value=cfg.min_text_chars, max_value=cfg.max_text_chars
+                    ),
+                    ex.ExpectColumnValuesToBeUnique(
+                        column=TEXT, mostly=1.0 - cfg.max_duplicate_share
+                    ),
+                ],
+                docs_dir=docs_dir,
+            )
+        )
     return [
         run_suite(
             GATE,
@@ -117,7 +152,7 @@ def validate_domain(
             ],
             docs_dir=docs_dir,
         ),
-    ]
+    ] + extra
 
 
 def validate_label_kinds(

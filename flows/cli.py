@@ -64,6 +64,16 @@ TargetTestOpt = Annotated[
     list[str] | None,
     typer.Option("--target-test", help="Target test file or URL (repeatable).", show_default=False),
 ]
+TargetUnlabeledOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target-unlabeled",
+        help="File or URL of unlabelled target texts (repeatable; same formats and text "
+        "columns as the target, any label column ignored): they train the word vectors, the "
+        "n-grams and the transfer model's self-training.",
+        show_default=False,
+    ),
+]
 TargetNameOpt = Annotated[
     str | None, typer.Option("--target-name", help="Target domain name.", show_default=False)
 ]
@@ -75,7 +85,8 @@ TrainSizeOpt = Annotated[
     int | None,
     typer.Option(
         "--target-train-size",
-        help="Cap on target training labels, balanced by class (default: all).",
+        help="Cap on target training labels, balanced by class (default: all; 0: none, the "
+        "target file then only gives the test set).",
         show_default=False,
     ),
 ]
@@ -125,6 +136,7 @@ def _data_flags(given: dict[str, Any]) -> dict[str, Any]:
         "source_name": "data.source.name",
         "target": "data.target.paths",
         "target_test": "data.target.test_paths",
+        "target_unlabeled": "data.target.unlabeled_paths",
         "target_name": "data.target.name",
         "text_column": "text_columns",
         "label_column": "label_column",
@@ -154,6 +166,7 @@ def run(
     source_name: SourceNameOpt = None,
     target: TargetOpt = None,
     target_test: TargetTestOpt = None,
+    target_unlabeled: TargetUnlabeledOpt = None,
     target_name: TargetNameOpt = None,
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -289,6 +302,7 @@ def validate(
     source_name: SourceNameOpt = None,
     target: TargetOpt = None,
     target_test: TargetTestOpt = None,
+    target_unlabeled: TargetUnlabeledOpt = None,
     target_name: TargetNameOpt = None,
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -365,6 +379,7 @@ def suggest(
     source_name: SourceNameOpt = None,
     target: TargetOpt = None,
     target_test: TargetTestOpt = None,
+    target_unlabeled: TargetUnlabeledOpt = None,
     target_name: TargetNameOpt = None,
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -391,6 +406,9 @@ def suggest(
     flags = _data_flags(locals())
     flags.update({"suggest.n": n, "suggest.strategy": method})
     cfg = assemble_config(config, flags, set_ or [])
+    if unlabeled is None and len(cfg.data.target.unlabeled_paths) == 1:
+        # The texts the model learnt from without labels are the ones to choose from.
+        unlabeled = Path(str(cfg.data.target.unlabeled_paths[0]))
     if unlabeled is None:
         from transferflow.config.settings import DEMO_DIR
 

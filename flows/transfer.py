@@ -186,7 +186,10 @@ def _pipeline(
     cache = config.cache
     emb, source_model, transfer = train_transfer(config, source, target, gates, docs)
     models = {"transfer": transfer}
-    for role in baseline_roles(config.baselines, same_labels=source.labels == target.labels):
+    roles = baseline_roles(config.baselines, same_labels=source.labels == target.labels)
+    if target.n_train == 0:  # zero target labels: nothing to train target_only or pooled_lr on
+        roles = [r for r in roles if r == "source_only"]
+    for role in roles:
         if role == "target_only":
             models[role] = _value(
                 cached(train_target_only_model, cache)(
@@ -234,9 +237,10 @@ def _pipeline(
             "proxy_a_distance": ["max", g.domain_shift.max_proxy_a_distance],
         },
         "source_model": gates["source_model"]["figures"],
+        "self_training": transfer.summary.get("self_training"),
     }
     metrics = evaluate_models(target, models, work, extra, cache)
-    if config.learning_curve.enabled:
+    if config.learning_curve.enabled and target.n_train > 0:
         metrics = learning_curve(
             metrics,
             source_model,

@@ -41,7 +41,20 @@ def run_data_gates(
     """
     d, g, seed = config.data, config.gates, config.seed
     source = load_dataset(d.source, "source", d.test_size, seed, None, work, d.source_max_rows)
-    target = load_dataset(d.target, "target", d.test_size, seed, d.target_train_size, work)
+    target = load_dataset(
+        d.target,
+        "target",
+        d.test_size,
+        seed,
+        d.target_train_size,
+        work,
+        beyond_cap=d.unlabeled_beyond_cap,
+        unlabeled_max_rows=d.unlabeled_max_rows,
+    )
+    if target.n_train == 0:
+        # Zero target labels: the classes are the source's (the target's test labels are checked
+        # against them, and every model predicts them).
+        target = target.model_copy(update={"labels": source.labels})
     # return_state + result(): a gate whose verdict was reused ends in a ``Cached`` state.
     source, gates["raw_input[source]"] = validate_dataset(
         source,
@@ -68,6 +81,8 @@ def run_data_gates(
     source, target, gates["leakage"] = check_split_integrity(
         source, target, word2vec, g.leakage, work, docs_dir, verdicts, return_state=True
     ).result()
+    if target.n_train == 0:  # the cleaned copies count their classes from their (no) labels
+        target = target.model_copy(update={"labels": source.labels})
     gates["domain_shift"] = check_domain_shift(
         source, target, g.domain_shift, seed, docs_dir, config.cache, verdicts, return_state=True
     ).result()

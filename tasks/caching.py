@@ -271,6 +271,7 @@ class ProcessLockManager:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._held: dict[str, tuple[Any, str]] = {}  # key -> (open lock file, holder)
+        self._released: set[tuple[str, str]] = set()  # (key, holder) released
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.lock"
@@ -325,10 +326,15 @@ class ProcessLockManager:
         import fcntl
 
         if not self.is_lock_holder(key, holder):
+            if (key, holder) in self._released:
+                # Prefect commits an eagerly committed child transaction again with its parent,
+                # and releases the lock again: the holder already let it go.
+                return
             raise ValueError(f"No lock held by {holder} for transaction with key {key}")
         handle, _ = self._held.pop(key)
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+        self._released.add((key, holder))
 
     def is_locked(self, key: str) -> bool:
         """Whether a live process (this one included) holds the lock on ``key``."""

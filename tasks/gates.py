@@ -106,7 +106,14 @@ def raw_input_checks(
         frames["train"] if "val" not in frames else pd.concat([frames["train"], frames["val"]])
     )
     suites = validate_domain(
-        f"{role} '{data.name}'", frames["pool"], labelled, frames["test"], cfg, docs_dir
+        f"{role} '{data.name}'",
+        frames["pool"],
+        labelled,
+        frames["test"],
+        cfg,
+        docs_dir,
+        classes=data.labels,
+        unlabeled=frames.get("unlabeled"),
     )
     if reference is not None:  # the target is compared with the source
         suites.append(
@@ -177,7 +184,7 @@ def validate_dataset(
 @task(name="leakage_checks", cache_policy=NO_CACHE, task_run_name="leakage_checks")
 def leakage_checks(
     source: Annotated[DatasetRef | None, Reads("pool")],
-    target: Annotated[DatasetRef, Reads("test", "pool")],
+    target: Annotated[DatasetRef, Reads("test", "pool", "unlabeled")],
     cfg: LeakageGate,
     docs_dir: Annotated[Path | None, Writes],
 ) -> dict[str, Any]:
@@ -192,6 +199,7 @@ def leakage_checks(
         None if source is None else datasets.read_frame(source.pool),
         cfg,
         docs_dir,
+        unlabeled=None if target.unlabeled is None else datasets.read_frame(target.unlabeled),
     )
     return _conclude(report, f"target '{target.name}'")
 

@@ -74,8 +74,11 @@ def load_dataset(
     train_size: int | None,
     out_dir: Path,
     max_rows: int | None = None,
+    beyond_cap: bool = True,
+    unlabeled_max_rows: int | None = None,
 ) -> DatasetRef:
-    """Read, split and store one domain's data (a sample of ``max_rows`` rows of larger files)."""
+    """Read, split and store one domain's data (a sample of ``max_rows`` rows of larger files;
+    the target's unlabelled texts as the part ``unlabeled``)."""
     ref = datasets.prepare_dataset(
         cfg,
         role=role,
@@ -84,6 +87,8 @@ def load_dataset(
         train_size=train_size,
         out_dir=out_dir,
         max_rows=max_rows,
+        beyond_cap=beyond_cap,
+        unlabeled_max_rows=unlabeled_max_rows,
     )
     logger = get_run_logger()
     if ref.rows_in_files is not None:
@@ -114,7 +119,7 @@ def convert_vectors(vectors: Path | str, fmt: str, cache: CacheConfig) -> Parsed
 @task(name="build_embeddings", cache_policy=NO_CACHE, task_run_name="build_embeddings")
 def build_embeddings(
     source: Annotated[DatasetRef, Reads("pool")],
-    target: Annotated[DatasetRef, Reads("pool")],
+    target: Annotated[DatasetRef, Reads("pool", "unlabeled")],
     cfg: EmbeddingConfig,
     seed: int,
     cache: CacheConfig,
@@ -141,7 +146,7 @@ def build_embeddings(
 def train_source_model(
     source: Annotated[DatasetRef, Reads("train", "pool", "labels")],
     # the n-grams are fitted on both domains' training texts (no labels)
-    target: Annotated[DatasetRef, Reads("pool")],
+    target: Annotated[DatasetRef, Reads("pool", "unlabeled")],
     emb: Annotated[EmbeddingsRef, Reads("vectors")],
     cfg: ModelConfig,
     seed: int,
@@ -164,7 +169,8 @@ def train_source_model(
 def fine_tune_target_model(
     source_model: Annotated[ModelRef, Reads("model", "files")],
     source: Annotated[DatasetRef, Reads("train", "labels")],
-    target: Annotated[DatasetRef, Reads("train", "labels")],
+    # self-training reads the unlabelled texts
+    target: Annotated[DatasetRef, Reads("train", "labels", "unlabeled")],
     emb: Annotated[EmbeddingsRef, Reads("vectors")],
     model_cfg: ModelConfig,
     cfg: TransferConfig,
@@ -196,7 +202,7 @@ def fine_tune_target_model(
     name="train_target_only_model", cache_policy=NO_CACHE, task_run_name="train_target_only_model"
 )
 def train_target_only_model(
-    target: Annotated[DatasetRef, Reads("train", "pool", "labels")],
+    target: Annotated[DatasetRef, Reads("train", "pool", "unlabeled", "labels")],
     emb: Annotated[EmbeddingsRef, Reads("vectors")],
     cfg: ModelConfig,
     seed: int,
@@ -218,7 +224,7 @@ def train_target_only_model(
 @task(name="train_pooled_baseline", cache_policy=NO_CACHE, task_run_name="train_pooled_baseline")
 def train_pooled_baseline(
     source: Annotated[DatasetRef, Reads("train", "pool", "labels")],
-    target: Annotated[DatasetRef, Reads("train", "pool", "labels")],
+    target: Annotated[DatasetRef, Reads("train", "pool", "unlabeled", "labels")],
     emb: Annotated[EmbeddingsRef, Reads("vectors")],
     cfg: ModelConfig,
     seed: int,

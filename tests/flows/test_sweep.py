@@ -66,6 +66,23 @@ def test_dask_local_cluster_sweep_matches_sequential_run(tmp_path):
     assert (pd.DataFrame(dask["rows"])["stopped_at"] == "").all()
 
 
+@pytest.mark.timeout(600)
+def test_a_point_runs_several_budgets_zero_labels_included(tmp_path):
+    """Budgets of one point run one after another in one task: each run's cached stages must
+    release their locks when they finish (they once waited forever on the previous budget's),
+    and n = 0 is a zero-label run (transfer and source_only only)."""
+    grid = load_grid(_grid(tmp_path, label_budgets=[0, 40], seeds=[0]))
+    frame = pd.DataFrame(run_sweep(grid, "local")["rows"])
+    assert (frame["stopped_at"] == "").all()
+    assert set(frame[frame["n_requested"] == 0]["candidate"]) == {"transfer", "source_only"}
+    assert set(frame[frame["n_requested"] == 40]["candidate"]) == {
+        "transfer",
+        "target_only",
+        "source_only",
+        "pooled_lr",
+    }
+
+
 def test_sweep_cli_errors_are_one_paragraph(tmp_path):
     result = CliRunner().invoke(
         app, ["sweep", "--grid", str(_grid(tmp_path)), "--task-runner", "ray"]

@@ -60,8 +60,8 @@ def _ref(name: str) -> ArtifactRef:
 def _dataset(role: str) -> DatasetRef:
     return DatasetRef.model_construct(
         name=role,
-        parts={p: _ref(f"{role}{p}") for p in ("pool", "train", "test")},
-        counts={"pool": 10, "train": 8, "test": 2},
+        parts={p: _ref(f"{role}{p}") for p in ("pool", "train", "test", "unlabeled")},
+        counts={"pool": 10, "train": 8, "test": 2, "unlabeled": 5},
         labels=["negative", "positive"],
         label_counts={},
         test_from_split=True,
@@ -165,7 +165,7 @@ def _with(value: Any, path: tuple, leaf: Any) -> Any:
         return leaf
     head, rest = path[0], path[1:]
     if isinstance(value, BaseModel):
-        if isinstance(value, DatasetRef) and head in ("pool", "train", "test"):
+        if isinstance(value, DatasetRef) and head in ("pool", "train", "test", "unlabeled"):
             head, rest = "parts", (head, *rest)
         return value.model_copy(update={head: _with(getattr(value, head), rest, leaf)})
     if isinstance(value, dict):
@@ -229,7 +229,7 @@ def test_what_a_stage_does_not_read_leaves_its_key_alone(stage):
         if _writes(stage, name):  # where a task writes (e.g. a run's Data Docs) is no input
             assert _key(stage, {**params, name: Path("/elsewhere/docs")}) == base
         if isinstance(value, DatasetRef) and parts:
-            for part in {"pool", "train", "test"} - set(parts):
+            for part in {"pool", "train", "test", "unlabeled"} - set(parts):
                 varied = {**params, name: _with(value, (part, "sha256"), "f" * 64)}
                 assert _key(stage, varied) == base, f"{stage.name} does not read {name}.{part}"
         if isinstance(value, DatasetRef | EmbeddingsRef | ModelRef):

@@ -63,8 +63,14 @@ class DatasetConfig(_Section):
         description="Column(s) holding the text; several are joined with a space (title, text).",
     )
     label_column: str = Field(default="label", description="Column holding the class label.")
+    unlabeled_paths: list[Location] = Field(
+        default_factory=list,
+        description="Target only: files of unlabelled texts of the domain (same formats and text "
+        "columns; any label column is ignored). They train the word vectors, the n-gram "
+        "vocabulary and IDF, and the transfer model's self-training; never a target test text.",
+    )
 
-    @field_validator("paths", "test_paths", mode="before")
+    @field_validator("paths", "test_paths", "unlabeled_paths", mode="before")
     @classmethod
     def _one_path_is_a_list(cls, value: Any) -> Any:
         if isinstance(value, (str, Path)):
@@ -91,9 +97,23 @@ class DataConfig(_Section):
     )
     target_train_size: int | None = Field(
         default=None,
-        ge=4,
+        ge=0,
         description="Cap on target training labels (balanced by class) to study few-label regimes; "
-        "the uncapped training texts still serve, without labels, to train Word2Vec.",
+        "0 uses none (zero labels: the transfer model learns from the source and the unlabelled "
+        "target texts; the target file then only gives the test set). The training texts beyond "
+        "the cap still serve without labels (see unlabeled_beyond_cap).",
+    )
+    unlabeled_beyond_cap: bool = Field(
+        default=True,
+        description="The target training rows beyond target_train_size serve as unlabelled "
+        "texts (their labels dropped), like the files of data.target.unlabeled_paths. False: "
+        "they are not used at all, as if the file held only the labelled rows.",
+    )
+    unlabeled_max_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="The most unlabelled target texts a run uses: larger files are read in chunks "
+        "and a seeded uniform sample is kept (self-training refits on a share of them).",
     )
     source_max_rows: int | None = Field(
         default=50_000,
@@ -103,6 +123,16 @@ class DataConfig(_Section):
         "bounded whatever the file's size; accuracy against sample size in docs/benchmarks.md). "
         "Unset (null) = every row.",
     )
+
+    @model_validator(mode="after")
+    def _unlabeled_is_for_the_target(self) -> DataConfig:
+        if self.source.unlabeled_paths:
+            raise ValueError(
+                "data.source.unlabeled_paths: unlabelled texts are read for the target domain "
+                "only; give them as data.target.unlabeled_paths (--target-unlabeled)."
+            )
+        return self
+
     drop_repeats: bool = Field(
         default=True,
         description="Drop exact repeats (the same text with the same label) from training rows, "
@@ -225,6 +255,14 @@ class TransferConfig(_Section):
         "(alpha = beta: pooled); 'shared-private': shared plus per-domain weights (feature "
         "augmentation); 'ensemble': all three per view, averaged with a pooled NB-weighted "
         "logistic regression member.",
+    )
+    self_training: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description="Share of the unlabelled target texts the transfer model is refitted on with "
+        "its own confident predictions as labels (self-training, one round; per predicted class "
+        "the most confident, in proportion to the target's class shares). 0: off.",
     )
     alpha: float = Field(default=1.0, ge=0.0, description="'joint': weight of the source loss.")
     beta: float = Field(default=1.0, ge=0.0, description="'joint': weight of the target loss.")

@@ -63,6 +63,8 @@ def prepare_dataset(
     train_size: int | None,
     out_dir: Path,
     max_rows: int | None = None,
+    beyond_cap: bool = True,
+    unlabeled_max_rows: int | None = None,
 ) -> DatasetRef:
     """Read one domain's files, split and cap them, and store the parts as Parquet.
 
@@ -75,14 +77,25 @@ def prepare_dataset(
         out_dir: folder for the artefacts.
         max_rows: keep a seeded uniform sample of at most this many rows of the training files,
             read in chunks (bounded memory); ``None``: every row.
+        beyond_cap: the training rows beyond ``train_size`` serve as unlabelled texts.
+        unlabeled_max_rows: the most rows kept of the unlabelled files (a seeded sample).
 
     Returns:
-        A reference to the prepared data with its label summary and input hashes.
+        A reference to the prepared data with its label summary and input hashes (the part
+        ``unlabeled`` holds the texts without labels, when there are any).
     """
     domain = load_domain(
-        cfg, test_size=test_size, seed=seed, train_size=train_size, max_rows=max_rows
+        cfg,
+        test_size=test_size,
+        seed=seed,
+        train_size=train_size,
+        max_rows=max_rows,
+        beyond_cap=beyond_cap,
+        unlabeled_max_rows=unlabeled_max_rows,
     )
     frames = {"pool": domain.pool, "train": domain.train, "test": domain.test}
+    if domain.unlabeled is not None:
+        frames["unlabeled"] = domain.unlabeled
     return _dataset_ref(
         cfg.name,
         frames,
@@ -90,7 +103,10 @@ def prepare_dataset(
         out_dir,
         test_from_split=domain.test_from_split,
         label_kind=label_kind(domain.pool[LABEL]),
-        input_sha256={str(p): sha256_file(local_copy(p)) for p in [*cfg.paths, *cfg.test_paths]},
+        input_sha256={
+            str(p): sha256_file(local_copy(p))
+            for p in [*cfg.paths, *cfg.test_paths, *cfg.unlabeled_paths]
+        },
         rows_in_files=(
             domain.rows_read if max_rows is not None and domain.rows_read > max_rows else None
         ),
@@ -121,7 +137,16 @@ def drop_after_gate(
         keep = frame[TEXT].notna() & frame[TEXT].astype(str).str.strip().ne("")
         blank[part] = int((~keep).sum())
         frame = frame[keep]
-        if drop_repeats and part != "test":
+        if part == "unlabeled":
+            # A text without a label is learnt from once, and not at all when it is labelled.
+            from transferflow.data.tables import normalise_text
+
+            key = frame[TEXT].map(normalise_text)
+            labelled = set(frames["train"][TEXT].dropna().map(normalise_text))
+            again = key.duplicated(keep="first") | key.isin(labelled)
+            repeats[part] = int(again.sum())
+            frame = frame[~again]
+        elif drop_repeats and part != "test":
             again = frame.duplicated(subset=[TEXT, LABEL], keep="first") & frame[LABEL].notna()
             repeats[part] = int(again.sum())
             frame = frame[~again]
@@ -264,8 +289,9 @@ def make_embeddings(
 ) -> EmbeddingsRef:
     """Build word vectors from all source and target *training* texts (never test texts).
 
-    The target's whole training pool is used, also rows beyond ``target_train_size``: their texts
-    (not their labels) are the unlabeled in-domain data a few-label user has anyway.
+    The target's whole training pool and its unlabelled texts are used (the rows beyond
+    ``target_train_size`` among them): texts without labels are the in-domain data a few-label
+    user has anyway.
 
     Args:
         source: prepared source data.
@@ -281,7 +307,7 @@ def make_embeddings(
     """
     from transferflow.text.embeddings import build_embeddings, save_vectors
 
-    texts = [*read_frame(source.pool)[TEXT].dropna(), *read_frame(target.pool)[TEXT].dropna()]
+    texts = [t for ref in [source.pool, *target.text_parts] for t in read_frame(ref)[TEXT].dropna()]
     pretrained = _load_parsed(parsed) if parsed is not None else None
     kv, stats = build_embeddings(texts, cfg, seed, kv=pretrained)
     ref = write_artifact(out_dir / "vectors.npz", lambda tmp: save_vectors(kv, tmp))
@@ -294,7 +320,9 @@ def make_embeddings(
     )
 
 
-def domain_shift_figures(source: DatasetRef, target: DatasetRef, seed: int) -> dict[str, float]:
+def domain_shift_figures(
+    source: DatasetRef, target: DatasetRef, seed: int
+) -> dict[str, float | None]:
     """Vocabulary overlap, label distance and proxy A-distance between the training pools.
 
     Args:
@@ -309,10 +337,14 @@ def domain_shift_figures(source: DatasetRef, target: DatasetRef, seed: int) -> d
 
     src = read_frame(source.pool)[TEXT].dropna().tolist()
     tgt = read_frame(target.pool)[TEXT].dropna().tolist()
+    # With zero target labels the label distributions cannot be compared: no figure (the
+    # gate's check then has nothing to judge), never one made up from the test labels.
     return {
         "vocab_overlap": vocab_overlap(src, tgt),
-        "label_distance": label_distance(
-            source.label_counts["train"], target.label_counts["train"]
+        "label_distance": (
+            label_distance(source.label_counts["train"], target.label_counts["train"])
+            if target.n_train
+            else None
         ),
         "proxy_a_distance": proxy_a_distance(src, tgt, seed),
     }

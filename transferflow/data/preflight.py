@@ -23,12 +23,13 @@ def check_inputs(cfg: RunConfig) -> None:
     """
     for role in ("source", "target"):
         dataset = getattr(cfg.data, role)
-        for path in [*dataset.paths, *dataset.test_paths]:
+        unlabeled = set(map(str, dataset.unlabeled_paths))
+        for path in [*dataset.paths, *dataset.test_paths, *dataset.unlabeled_paths]:
             if is_url(path):
                 continue
             if why := paths.not_a_file(path):
                 raise DataError(f"data.{role}: {path}: {why}.")
-            _check_columns(Path(path), dataset)
+            _check_columns(Path(path), dataset, labelled=str(path) not in unlabeled)
     vectors = cfg.embeddings.pretrained_path
     if vectors is not None and not is_url(vectors) and (why := paths.not_a_file(vectors)):
         raise DataError(f"embeddings.pretrained_path: {vectors}: {why}.")
@@ -88,12 +89,14 @@ def _csv_header(path: Path) -> list[str] | None:
         return None
 
 
-def _check_columns(path: Path, cfg: DatasetConfig) -> None:
-    """The configured text and label columns are in a CSV/TSV file's header (read alone)."""
+def _check_columns(path: Path, cfg: DatasetConfig, labelled: bool = True) -> None:
+    """The configured text (and, in a ``labelled`` file, label) columns are in a CSV/TSV file's
+    header (read alone)."""
     header = _csv_header(path)
     if header is None:
         return
-    missing = [c for c in [*cfg.text_columns, cfg.label_column] if c not in header]
+    wanted = [*cfg.text_columns, cfg.label_column] if labelled else list(cfg.text_columns)
+    missing = [c for c in wanted if c not in header]
     if missing:
         present = ", ".join(repr(str(c)) for c in header)
         raise DataError(
@@ -124,7 +127,9 @@ def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) 
                 f"{present}. Pass --text-column to name the text column(s)."
             )
     inputs = [unlabeled, cfg.embeddings.pretrained_path] + [
-        p for d in (cfg.data.source, cfg.data.target) for p in [*d.paths, *d.test_paths]
+        p
+        for d in (cfg.data.source, cfg.data.target)
+        for p in [*d.paths, *d.test_paths, *d.unlabeled_paths]
     ]
     target = paths.output_file(output, flag, stream=False)
     assert target is not None  # stream=False: '-' was refused

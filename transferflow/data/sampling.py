@@ -32,6 +32,8 @@ def sample_domain_files(
     max_rows: int,
     seed: int,
     chunk_rows: int = CHUNK_ROWS,
+    *,
+    labelled: bool = True,
 ) -> tuple[pd.DataFrame, int]:
     """Read a domain's files in chunks and keep a seeded uniform sample of at most ``max_rows``.
 
@@ -41,6 +43,8 @@ def sample_domain_files(
         max_rows: the most rows kept.
         seed: the sample's seed.
         chunk_rows: rows parsed at a time.
+        labelled: ``False`` for files of unlabelled texts: any label column is ignored (every
+            row's label is missing).
 
     Returns:
         ``(rows, rows_read)``: the kept rows as :func:`~transferflow.data.tables.to_text_label`
@@ -53,6 +57,8 @@ def sample_domain_files(
         first = 1
         kinds: dict[bool, int] = {}  # number labels? -> the first row with such a label
         for raw in iter_table(path, chunk_rows):
+            if not labelled:
+                raw = raw.assign(**{cfg.label_column: None})
             part = to_text_label(raw, cfg, path, first_row=first)
             first += len(raw)
             total += len(raw)

@@ -115,6 +115,9 @@ class DomainData:
     test: pd.DataFrame
     test_from_split: bool
     rows_read: int  # data rows in the training files (more than the pool holds when sampled)
+    # Texts without labels (label missing): the unlabelled files' rows and, by default, the
+    # training rows beyond the label cap; ``None`` when there are none.
+    unlabeled: pd.DataFrame | None = None
 
 
 def load_domain(
@@ -123,6 +126,9 @@ def load_domain(
     seed: int,
     train_size: int | None = None,
     max_rows: int | None = None,
+    *,
+    beyond_cap: bool = True,
+    unlabeled_max_rows: int | None = None,
 ) -> DomainData:
     """Read one domain and produce its pool, train and test frames.
 
@@ -134,6 +140,9 @@ def load_domain(
             the pool are unaffected).
         max_rows: read the training files in chunks and keep a seeded uniform sample of at most
             this many rows (:mod:`transferflow.data.sampling`); ``None``: every row.
+        beyond_cap: the training rows beyond ``train_size`` become unlabelled texts (else they
+            are not used: the pool is the labelled rows).
+        unlabeled_max_rows: the most rows kept of ``cfg.unlabeled_paths`` (a seeded sample).
 
     Returns:
         The domain's data.
@@ -164,6 +173,21 @@ def load_domain(
         if train_size is not None
         else pool
     )
+    unlabeled = []
+    if train_size is not None:
+        labelled = pd.MultiIndex.from_frame(train[[FILE, ROW]])
+        beyond = ~pd.MultiIndex.from_frame(pool[[FILE, ROW]]).isin(labelled)
+        if beyond_cap:
+            unlabeled.append(pool[beyond].assign(**{LABEL: None}))
+        else:  # as if the files held only the labelled rows
+            pool = pool[~beyond].reset_index(drop=True)
+    if cfg.unlabeled_paths:
+        from transferflow.data.sampling import sample_domain_files
+
+        rows, _ = sample_domain_files(
+            cfg.unlabeled_paths, cfg, unlabeled_max_rows or 2**62, seed, labelled=False
+        )
+        unlabeled.append(rows)
     return DomainData(
         name=cfg.name,
         pool=pool,
@@ -171,4 +195,5 @@ def load_domain(
         test=test,
         test_from_split=from_split,
         rows_read=rows_read,
+        unlabeled=pd.concat(unlabeled, ignore_index=True) if unlabeled else None,
     )

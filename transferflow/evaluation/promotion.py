@@ -81,7 +81,12 @@ def select_model(
         return {
             **base,
             "chosen": "transfer",
-            "reason": "too few target labels to cross-validate: transfer kept untested",
+            "reason": (
+                "no target labels (zero-label run): transfer, learnt from the source and the "
+                "unlabelled target texts, kept without out-of-fold evidence"
+                if not y_true
+                else "too few target labels to cross-validate: transfer kept untested"
+            ),
         }
     truth = np.asarray(y_true, dtype=object)
     right = {

@@ -68,7 +68,11 @@ class SweepGrid(_Section):
     pairs: list[tuple[str, str]] | Literal["all"] = Field(
         default="all", description="[source, target] pairs, or 'all' ordered pairs of domains."
     )
-    label_budgets: list[int] = Field(min_length=1, description="Target training labels (balanced).")
+    label_budgets: list[int] = Field(
+        min_length=1,
+        description="Target training labels (balanced); 0: none (zero-label runs: transfer learns "
+        "from the source and the unlabelled target texts).",
+    )
     architectures: list[str] = Field(default_factory=lambda: ["wide-deep"], min_length=1)
     strategies: list[str] = Field(default_factory=lambda: ["ensemble"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -98,8 +102,8 @@ class SweepGrid(_Section):
 
     @model_validator(mode="after")
     def _known_domains(self) -> SweepGrid:
-        if any(n < 4 for n in self.label_budgets):
-            raise ValueError("every label budget must be at least 4")
+        if any(0 < n < 4 or n < 0 for n in self.label_budgets):
+            raise ValueError("every label budget must be 0 (no labels) or at least 4")
         for pair in self.resolved_pairs():
             unknown = [d for d in pair if d not in self.domains]
             if unknown or pair[0] == pair[1]:
@@ -275,18 +279,22 @@ def reference_rows(config: RunConfig, budgets: list[int]) -> list[dict[str, Any]
                 return {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
 
             pooled = pd.concat([src_train, train], ignore_index=True)
-            for name, frame in {"tfidf_target": train, "tfidf_pooled": pooled}.items():
+            fits = {"tfidf_target": train, "tfidf_pooled": pooled}
+            if train.empty:  # zero labels: nothing to fit on the target alone
+                fits.pop("tfidf_target")
+            labels = tgt.labels or src.labels
+            for name, frame in fits.items():
                 t0 = time.perf_counter()
                 pipe = baselines.train_tfidf_lr(frame[TEXT].tolist(), frame[LABEL].tolist(), seed)
-                figures = score(baselines.tfidf_proba(pipe, texts, tgt.labels), tgt.labels)
+                figures = score(baselines.tfidf_proba(pipe, texts, labels), labels)
                 rows.append(
                     _row(config, n, len(train), name, **figures,
                          seconds=round(time.perf_counter() - t0, 2), stopped_at="", run="")
                 )  # fmt: skip
-            if src.labels == tgt.labels and len(tgt.labels) == 2:
+            if src.labels == labels and len(labels) == 2:
                 t0 = time.perf_counter()
                 nb = baselines.train_nb_lr(pooled[TEXT].tolist(), pooled[LABEL].tolist())
-                figures = score(baselines.nb_lr_proba(nb, texts, tgt.labels), tgt.labels)
+                figures = score(baselines.nb_lr_proba(nb, texts, labels), labels)
                 rows.append(
                     _row(config, n, len(train), "nblr_pooled", **figures,
                          seconds=round(time.perf_counter() - t0, 2), stopped_at="", run="")

@@ -184,7 +184,7 @@ def train_source(
     Returns:
         A reference to the model.
     """
-    inputs = _inputs(_featurizer(_texts(source.pool, target.pool), cfg), emb, cfg)
+    inputs = _inputs(_featurizer(_texts(source.pool, *target.text_parts), cfg), emb, cfg)
     model, _ = _from_scratch(inputs, source, "source", cfg, seed, progress)
     return save(model, "source", out_dir)
 
@@ -206,29 +206,56 @@ def fine_tune(
     the source's, only the source model's features carry over (a new model on the target).
     ``oof=False`` (sweeps) skips the out-of-fold predictions that only model selection uses.
 
+    With unlabelled target texts and ``cfg.self_training`` above 0, the adapted model (the source
+    model itself with no target labels) then labels the share ``cfg.self_training`` of them it is
+    surest of (:mod:`transferflow.models.self_training`) and is adapted again on the target
+    labels plus these. The out-of-fold probabilities stay those of the first adaptation: the
+    pseudo-labels were made by a model that saw every target label, so folds over them would
+    flatter the model.
+
     Returns:
         A reference to the transfer model, with its out-of-fold target probabilities.
     """
-    from transferflow.models.wide_deep import Inputs, adapt
+    from transferflow.models.wide_deep import Inputs, Labelled, adapt
 
     base = load(source_model)
     _, matrix = _vectors(emb)
-    if source.labels == target.labels:
-        model, oof_proba = adapt(
-            base,
-            matrix,
-            _labelled(source.train),
-            _labelled(target.train),
-            transfer=cfg,
-            cfg=model_cfg,
-            seed=seed,
-            oof=oof,
-            progress=progress,
+    if source.labels != target.labels:
+        inputs = Inputs(base.featurizer, base.tokens, matrix, model_cfg.max_len)
+        model, oof_proba = _from_scratch(inputs, target, "transfer", model_cfg, seed, progress)
+        return save(model, "transfer", out_dir, oof_proba, new_head=True)
+    src, tgt = _labelled(source.train), _labelled(target.train)
+    unlabeled = _texts(target.unlabeled) if target.unlabeled is not None else []
+    rounds = 2 if unlabeled and cfg.self_training > 0 else 1
+
+    def fitted(rows: Labelled, step: int):
+        share = None if progress is None else (lambda s: progress((step + s) / rounds))
+        return adapt(
+            base, matrix, src, rows, transfer=cfg, cfg=model_cfg, seed=seed, oof=oof,
+            progress=share,
+        )  # fmt: skip
+
+    model, oof_proba = fitted(tgt, 0) if tgt.texts else (base, None)
+    summary: dict[str, Any] = {"new_head": False}
+    if rounds == 2:
+        from transferflow.models.self_training import class_shares, pseudo_labels
+
+        shares = class_shares(target.label_counts.get("train", {}), target.labels)
+        if shares is None:  # too few target labels to estimate the classes' shares
+            shares = class_shares(source.label_counts["train"], source.labels)
+        if shares is None:
+            shares = np.full(len(target.labels), 1.0 / len(target.labels))
+        rows, labels = pseudo_labels(
+            model.predict_proba(unlabeled), target.labels, cfg.self_training, shares
         )
-        return save(model, "transfer", out_dir, oof_proba, new_head=False)
-    inputs = Inputs(base.featurizer, base.tokens, matrix, model_cfg.max_len)
-    model, oof_proba = _from_scratch(inputs, target, "transfer", model_cfg, seed, progress)
-    return save(model, "transfer", out_dir, oof_proba, new_head=True)
+        chosen = [unlabeled[i] for i in rows]
+        if chosen:
+            model, _ = fitted(Labelled([*tgt.texts, *chosen], [*tgt.labels, *labels]), 1)
+        summary["self_training"] = {
+            "unlabeled_texts": len(unlabeled),
+            "pseudo_labelled": {c: labels.count(c) for c in target.labels},
+        }
+    return save(model, "transfer", out_dir, oof_proba, **summary)
 
 
 def train_target_only(
@@ -242,7 +269,7 @@ def train_target_only(
 ) -> ModelRef:
     """Baseline: the same network trained on the target labels only (n-grams fitted on the
     target's texts: nothing of the source but the word vectors)."""
-    inputs = _inputs(_featurizer(_texts(target.pool), cfg), emb, cfg)
+    inputs = _inputs(_featurizer(_texts(*target.text_parts), cfg), emb, cfg)
     model, oof = _from_scratch(inputs, target, "target_only", cfg, seed, progress)
     return save(model, "target_only", out_dir, oof)
 
@@ -261,7 +288,7 @@ def train_pooled_lr(
     network's n-gram part alone), ``C`` by cross-validation over the target rows."""
     from transferflow.models.wide_deep import train_pooled
 
-    inputs = _inputs(_featurizer(_texts(source.pool, target.pool), cfg), emb, cfg)
+    inputs = _inputs(_featurizer(_texts(source.pool, *target.text_parts), cfg), emb, cfg)
     model, oof = train_pooled(
         inputs,
         _labelled(source.train),

@@ -80,10 +80,11 @@ def domain_shift_chart(
     for ax, (key, top) in zip(
         axes, (("vocab_overlap", 1), ("label_distance", 1), ("proxy_a_distance", 2)), strict=True
     ):
-        ax.barh([0], [shift[key]], color="tab:orange")
+        value_ = shift[key]
+        ax.barh([0], [value_ or 0.0], color="tab:orange")
         ax.set_xlim(0, top)
         ax.set_yticks([])
-        title = f"{key}\n{shift[key]:.3f}"
+        title = f"{key}\n" + ("n/a" if value_ is None else f"{value_:.3f}")
         if key in limits:
             kind, value = limits[key]
             ax.axvline(value, color="black", linestyle="--", linewidth=1.5)

@@ -51,10 +51,23 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
         lines += [
             f"Source **{src['name']}**: {src['counts']['train']} labelled training rows{sampled}. "
             f"Target **{tgt['name']}**: {tgt['counts']['train']} training labels, "
-            f"{tgt['counts']['test']} test rows. "
-            f"Labels: {', '.join(tgt['labels'])}.",
+            f"{tgt['counts']['test']} test rows"
+            + (
+                f", {tgt['counts']['unlabeled']} unlabelled texts"
+                if tgt["counts"].get("unlabeled")
+                else ""
+            )
+            + f". Labels: {', '.join(tgt['labels'])}.",
             "",
         ]
+        if st := metrics.get("self_training"):
+            lines += [
+                f"Self-training: the transfer model labelled {sum(st['pseudo_labelled'].values())}"
+                f" of the {st['unlabeled_texts']} unlabelled target texts it was surest of "
+                f"({', '.join(f'{k}: {v}' for k, v in st['pseudo_labelled'].items())}) and was "
+                "refitted with them (`transfer.self_training`).",
+                "",
+            ]
         cleaned = _cleaning_line(data)
         if cleaned:
             lines += [cleaned, ""]
@@ -107,7 +120,12 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             "",
             f"- vocabulary overlap (target token occurrences seen in the source): "
             f"{shift['vocab_overlap']:.3f}",
-            f"- label-distribution distance (total variation): {shift['label_distance']:.3f}",
+            "- label-distribution distance (total variation): "
+            + (
+                "n/a (no target labels)"
+                if shift["label_distance"] is None
+                else f"{shift['label_distance']:.3f}"
+            ),
             f"- proxy A-distance (0 = alike, 2 = separable): {shift['proxy_a_distance']:.3f}",
         ]
     curve = metrics.get("learning_curve")

@@ -103,6 +103,18 @@ class DatasetRef(BaseModel):
         return self.parts["pool"]
 
     @property
+    def unlabeled(self) -> ArtifactRef | None:
+        """The texts without labels (``data.target.unlabeled_paths`` and the training rows beyond
+        the label cap), if any."""
+        return self.parts.get("unlabeled")
+
+    @property
+    def text_parts(self) -> list[ArtifactRef]:
+        """Every part whose texts may be learnt from without labels: the pool and the
+        unlabelled texts (never the test part)."""
+        return [self.pool] + ([self.unlabeled] if self.unlabeled is not None else [])
+
+    @property
     def n_train(self) -> int:
         """Labelled training rows."""
         return self.counts["train"]

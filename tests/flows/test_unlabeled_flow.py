@@ -1,0 +1,91 @@
+"""Unlabelled target texts through the real flow: zero-label runs, unlabelled files, their gates."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import tiny_settings
+from transferflow.config.settings import DEMO_DIR, build_config
+from transferflow.errors import GateFailedError
+from transferflow.flows.transfer import transfer_learning
+
+
+def _unlabeled_file(tmp_path: Path, texts: list[str]) -> Path:
+    path = tmp_path / "unlabeled.csv"
+    pd.DataFrame({"text": texts}).to_csv(path, index=False)
+    return path
+
+
+def _more_amazon(n: int) -> list[str]:
+    """Amazon reviews that are not in the small target file (its first 100 per class)."""
+    amazon = pd.read_csv(DEMO_DIR / "amazon.csv")
+    rest = amazon.drop(amazon.groupby("label").head(100).index)
+    return rest["text"].head(n).tolist()
+
+
+def test_zero_labels_train_transfer_from_source_and_unlabelled_texts(small_domains, tmp_path):
+    """target_train_size 0: the target file gives the test set, its other rows are unlabelled
+    texts; transfer self-trains on them, is evaluated and registered without out-of-fold
+    evidence, and the report says what could not be measured."""
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["data"]["target_train_size"] = 0
+    raw["registry"] = {"dir": str(tmp_path / "registry")}
+    result = transfer_learning(build_config(raw))
+    metrics = result["metrics"]
+    assert set(metrics["candidates"]) == {"transfer", "source_only"}
+    counts = metrics["data"]["target"]["counts"]
+    # Every training text is unlabelled (repeats of one text count once).
+    assert counts["train"] == 0 and counts["pool"] - 5 <= counts["unlabeled"] <= counts["pool"]
+    assert metrics["domain_shift"]["label_distance"] is None
+    assert metrics["selection"]["chosen"] == "transfer"
+    assert "zero-label run" in metrics["selection"]["reason"]
+    assert result["registry"]["version"] == 1 and result["registry"]["champion"] == 1
+    # Self-training: at most 70 % of the unlabelled texts, at most half per class (the source's
+    # class shares).
+    pseudo = metrics["self_training"]["pseudo_labelled"]
+    assert metrics["self_training"]["unlabeled_texts"] == counts["unlabeled"]
+    assert set(pseudo) == {"0", "1"} and all(v > 0 for v in pseudo.values())
+    assert all(v <= round(0.35 * counts["unlabeled"]) for v in pseudo.values())
+    report = (Path(result["run_dir"]) / "report.md").read_text()
+    assert "n/a (no target labels)" in report and "Self-training: the transfer model" in report
+
+
+def test_an_unlabelled_file_feeds_the_vectors_and_self_training(small_domains, tmp_path):
+    unlabeled = _unlabeled_file(tmp_path, _more_amazon(150))
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["data"]["target"]["unlabeled_paths"] = [str(unlabeled)]
+    raw["data"]["target_train_size"] = 40
+    result = transfer_learning(build_config(raw))
+    counts = result["metrics"]["data"]["target"]["counts"]
+    # The file's 150 texts plus the training rows beyond the 40 labels, repeats removed.
+    assert 150 < counts["unlabeled"] <= 150 + counts["pool"] - 40
+    assert result["metrics"]["self_training"]["unlabeled_texts"] == counts["unlabeled"]
+
+
+def test_a_test_text_among_the_unlabelled_texts_is_caught_by_the_leakage_gate(
+    small_domains, tmp_path
+):
+    """None of the unlabelled texts may be a target test text: a few are removed (and counted),
+    many stop the run at the leakage gate."""
+    target = pd.read_csv(small_domains["target"])
+    test = tmp_path / "target_test.csv"
+    target.tail(40).to_csv(test, index=False)
+    train = tmp_path / "target_train.csv"
+    target.head(160).to_csv(train, index=False)
+    leaked = target.tail(40)["text"].tolist()
+    raw = tiny_settings(small_domains["source"], train, tmp_path / "runs")
+    raw["data"]["target"]["test_paths"] = [str(test)]
+    raw["data"]["target"]["unlabeled_paths"] = [
+        str(_unlabeled_file(tmp_path, [*_more_amazon(100), *leaked[:2]]))
+    ]
+    result = transfer_learning(build_config(raw))
+    figures = result["metrics"]["gates"]["leakage"]["figures"]
+    # (Amazon repeats short reviews: a leaked text may stand in more than one test row.)
+    assert figures["test_rows_in_target_unlabelled"] >= 2
+    assert result["metrics"]["data"]["target"]["dropped_test_overlap"]["unlabeled"] >= 2
+
+    raw["data"]["target"]["unlabeled_paths"] = [str(_unlabeled_file(tmp_path, leaked))]
+    raw["run_name"] = "leaky"
+    with pytest.raises(GateFailedError, match="leakage"):
+        transfer_learning(build_config(raw))

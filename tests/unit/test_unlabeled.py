@@ -1,0 +1,134 @@
+"""Unlabelled target texts: how they are read, cleaned and chosen for self-training."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from transferflow.config.settings import DataConfig, DatasetConfig
+from transferflow.data.datasets import drop_after_gate, prepare_dataset, read_frame
+from transferflow.data.tables import load_domain
+from transferflow.models.self_training import class_shares, pseudo_labels
+
+
+def _labelled(path: Path, n: int = 60) -> Path:
+    pd.DataFrame(
+        {"text": [f"labelled review {i}" for i in range(n)], "label": [i % 2 for i in range(n)]}
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_unlabeled_files_are_read_without_their_labels(tmp_path):
+    """An unlabelled file needs only the text column; a label column in it is ignored."""
+    train = _labelled(tmp_path / "train.csv")
+    no_label = tmp_path / "u1.csv"
+    pd.DataFrame({"text": ["first unlabelled", "second unlabelled"]}).to_csv(no_label, index=False)
+    with_label = tmp_path / "u2.jsonl"
+    pd.DataFrame({"text": ["third unlabelled"], "label": ["7"]}).to_json(
+        with_label, orient="records", lines=True
+    )
+    cfg = DatasetConfig(name="t", paths=[train], unlabeled_paths=[no_label, with_label])
+    data = load_domain(cfg, test_size=0.2, seed=0)
+    assert data.unlabeled["text"].tolist() == [
+        "first unlabelled",
+        "second unlabelled",
+        "third unlabelled",
+    ]
+    assert data.unlabeled["label"].isna().all()
+    assert len(data.train) == len(data.pool)  # no cap: every training row keeps its label
+
+
+def test_rows_beyond_the_label_cap_are_unlabelled_texts_unless_switched_off(tmp_path):
+    cfg = DatasetConfig(name="t", paths=[_labelled(tmp_path / "train.csv")])
+    data = load_domain(cfg, test_size=0.2, seed=1, train_size=10)
+    assert len(data.train) == 10 and len(data.unlabeled) == len(data.pool) - 10
+    assert not set(data.unlabeled["text"]) & set(data.train["text"])
+    assert data.unlabeled["label"].isna().all()
+    alone = load_domain(cfg, test_size=0.2, seed=1, train_size=10, beyond_cap=False)
+    assert alone.unlabeled is None
+    assert sorted(alone.pool["text"]) == sorted(alone.train["text"]) == sorted(data.train["text"])
+
+
+def test_zero_labels_leave_every_training_row_unlabelled(tmp_path):
+    cfg = DatasetConfig(name="t", paths=[_labelled(tmp_path / "train.csv")])
+    data = load_domain(cfg, test_size=0.2, seed=1, train_size=0)
+    assert data.train.empty and len(data.unlabeled) == len(data.pool) == 48
+
+
+def test_unlabelled_texts_lose_repeats_blanks_and_labelled_texts(tmp_path):
+    train = _labelled(tmp_path / "train.csv", 20)
+    unl = tmp_path / "u.csv"
+    texts = ["new text", "New  text", "labelled review 3", "", "another one", "another one"]
+    pd.DataFrame({"text": texts}).to_csv(unl, index=False)
+    cfg = DatasetConfig(name="t", paths=[train], unlabeled_paths=[unl])
+    ref = prepare_dataset(
+        cfg, role="target", test_size=0.25, seed=0, train_size=None, out_dir=tmp_path
+    )
+    cleaned = drop_after_gate(ref, role="target", out_dir=tmp_path)
+    kept = read_frame(cleaned.unlabeled)["text"].tolist()
+    # "New  text" normalises to "new text"; a labelled text is learnt from with its label only.
+    assert kept == ["new text", "another one"]
+    assert cleaned.dropped_blank_text["unlabeled"] == 1
+    assert cleaned.dropped_repeats["unlabeled"] == 3
+    assert cleaned.text_parts == [cleaned.pool, cleaned.unlabeled]
+
+
+def test_unlabelled_files_are_sampled_to_their_cap(tmp_path):
+    unl = tmp_path / "u.csv"
+    pd.DataFrame({"text": [f"unlabelled {i}" for i in range(500)]}).to_csv(unl, index=False)
+    cfg = DatasetConfig(name="t", paths=[_labelled(tmp_path / "train.csv")], unlabeled_paths=[unl])
+    one = load_domain(cfg, test_size=0.2, seed=3, unlabeled_max_rows=120).unlabeled
+    again = load_domain(cfg, test_size=0.2, seed=3, unlabeled_max_rows=120).unlabeled
+    assert len(one) == 120 and one.equals(again)
+
+
+def test_unlabelled_texts_are_for_the_target_only(tmp_path):
+    from pydantic import ValidationError
+
+    path = _labelled(tmp_path / "train.csv")
+    with pytest.raises(ValidationError, match="unlabelled texts are read for the target"):
+        DataConfig(
+            source={"name": "s", "paths": [path], "unlabeled_paths": [path]},
+            target={"name": "t", "paths": [path]},
+        )
+
+
+def test_class_shares_need_five_rows_per_class():
+    assert class_shares({"a": 5, "b": 15}, ["a", "b"]).tolist() == [0.25, 0.75]
+    assert class_shares({"a": 4, "b": 15}, ["a", "b"]) is None
+    assert class_shares({"b": 15}, ["a", "b"]) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 4).flatmap(
+        lambda k: st.tuples(
+            st.just(k),
+            st.lists(
+                st.lists(st.floats(0.01, 1.0), min_size=k, max_size=k), min_size=1, max_size=60
+            ),
+            st.floats(0.0, 1.0),
+        )
+    )
+)
+def test_pseudo_labels_keep_the_class_shares_and_the_surest_rows(case):
+    """Invariant: each class gets at most its quota (share x rows x class share), every chosen
+    row carries the model's prediction, and no unchosen row predicted as that class is surer
+    than a chosen one."""
+    k, rows, share = case
+    proba = np.array(rows) / np.array(rows).sum(axis=1, keepdims=True)
+    classes = [f"c{i}" for i in range(k)]
+    shares = np.full(k, 1.0 / k)
+    chosen, labels = pseudo_labels(proba, classes, share, shares)
+    assert list(chosen) == sorted(set(chosen.tolist()))
+    pred = proba.argmax(axis=1)
+    assert labels == [classes[pred[i]] for i in chosen]
+    for c in range(k):
+        mine = [i for i in chosen if pred[i] == c]
+        assert len(mine) <= round(share * len(proba) / k) + 1e-9
+        others = [i for i in np.flatnonzero(pred == c) if i not in set(chosen.tolist())]
+        if mine and others:
+            assert proba[mine, c].min() >= proba[others, c].max()
