@@ -66,6 +66,7 @@ def test_dask_local_cluster_sweep_matches_sequential_run(tmp_path):
     assert (pd.DataFrame(dask["rows"])["stopped_at"] == "").all()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_point_runs_several_budgets_zero_labels_included(tmp_path):
     """Budgets of one point run one after another in one task: each run's cached stages must

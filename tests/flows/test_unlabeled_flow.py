@@ -51,6 +51,7 @@ def test_zero_labels_train_transfer_from_source_and_unlabelled_texts(small_domai
     assert "n/a (no target labels)" in report and "Self-training: the transfer model" in report
 
 
+@pytest.mark.slow
 def test_an_unlabelled_file_feeds_the_vectors_and_self_training(small_domains, tmp_path):
     unlabeled = _unlabeled_file(tmp_path, _more_amazon(150))
     raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
@@ -63,6 +64,7 @@ def test_an_unlabelled_file_feeds_the_vectors_and_self_training(small_domains, t
     assert result["metrics"]["self_training"]["unlabeled_texts"] == counts["unlabeled"]
 
 
+@pytest.mark.slow
 def test_a_test_text_among_the_unlabelled_texts_is_caught_by_the_leakage_gate(
     small_domains, tmp_path
 ):

@@ -230,9 +230,10 @@ def fine_tune(
 
     def fitted(rows: Labelled, step: int):
         share = None if progress is None else (lambda s: progress((step + s) / rounds))
+        # Only the first fit's out-of-fold probabilities are kept: the second computes none.
         return adapt(
-            base, matrix, src, rows, transfer=cfg, cfg=model_cfg, seed=seed, oof=oof,
-            progress=share,
+            base, matrix, src, rows, transfer=cfg, cfg=model_cfg, seed=seed,
+            oof=oof and step == 0, progress=share,
         )  # fmt: skip
 
     model, oof_proba = fitted(tgt, 0) if tgt.texts else (base, None)
