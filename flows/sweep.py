@@ -19,7 +19,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.transactions import CommitMode, transaction
 
 from transferflow.config.settings import CacheConfig, RunConfig
 from transferflow.errors import GateFailedError
@@ -40,6 +39,7 @@ from transferflow.experiments.sweep import (
 from transferflow.flows import _logging
 from transferflow.flows.transfer import transfer_learning
 from transferflow.tasks.caching import prefect_result_storage
+from transferflow.tasks.locks import released_when_done
 
 _logging.install()
 
@@ -118,11 +118,9 @@ def run_sweep_point(
         start = time.perf_counter()
         # The config is validated already; a Dask worker receives the flow pickled by value,
         # without the module globals Prefect would resolve its string annotations against.
-        # Eager commits: inside this task's transaction the run's cached stages are child
-        # transactions, which (in Prefect's default lazy mode) commit, and release their locks,
-        # only when this task ends; the next budget's first shared stage (the source's gate) then
-        # waited forever on a lock this very process held.
-        with transaction(commit_mode=CommitMode.EAGER):
+        # Inside this task the run's cached stages would release their locks only when the
+        # task ends (the next budget would wait on them forever): see released_when_done.
+        with released_when_done():
             state = run_flow(cfg, return_state=True)
         seconds = time.perf_counter() - start
         if state.is_completed():

@@ -238,6 +238,14 @@ def _pipeline(
         },
         "source_model": gates["source_model"]["figures"],
         "self_training": transfer.summary.get("self_training"),
+        "ensemble_weights": (
+            {
+                "members": transfer.summary["member_weights"],
+                "from": transfer.summary.get("weights_from"),
+            }
+            if "member_weights" in transfer.summary
+            else None
+        ),
     }
     metrics = evaluate_models(target, models, work, extra, cache)
     if config.learning_curve.enabled and target.n_train > 0:

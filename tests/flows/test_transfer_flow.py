@@ -65,8 +65,12 @@ def test_flow_end_to_end(small_domains, tmp_path):
         cands["transfer"]["accuracy"] - cands["target_only"]["accuracy"], abs=1e-4
     )
 
+    # The ensemble's weights: the default half for the NB member, kept through self-training.
+    weights = metrics["ensemble_weights"]
+    assert weights["from"] == "fixed" and weights["members"]["nb/pooled"] == pytest.approx(0.5)
     report = (run_dir / "report.md").read_text()
     assert "| transfer" in report and "| pooled_lr" in report and "McNemar" in report
+    assert "Ensemble weights: the NB-weighted member 50%" in report
     assert "## Data-quality gates" in report and "proxy A-distance" in report
     assert not (run_dir / "data_docs").exists()  # rendered on request or when a gate fails
     for png in ("candidates", "confusion", "domain_shift"):

@@ -91,3 +91,21 @@ def test_a_test_text_among_the_unlabelled_texts_is_caught_by_the_leakage_gate(
     raw["run_name"] = "leaky"
     with pytest.raises(GateFailedError, match="leakage"):
         transfer_learning(build_config(raw))
+
+
+@pytest.mark.slow
+def test_out_of_fold_ensemble_weights_survive_self_training(small_domains, tmp_path):
+    """``transfer.ensemble_weights: out-of-fold``: the NB member's share is chosen from the first
+    fit's out-of-fold predictions and kept by the fit after self-training (whose pseudo-labels
+    would flatter its own folds); the report says so."""
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["transfer"] = {"ensemble_weights": "out-of-fold"}
+    result = transfer_learning(build_config(raw))
+    metrics = result["metrics"]
+    assert metrics["self_training"]["unlabeled_texts"] > 0  # the second fit happened
+    weights = metrics["ensemble_weights"]
+    assert weights["from"] == "chosen from out-of-fold predictions of the fit before self-training"
+    assert sum(weights["members"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert weights["members"]["nb/pooled"] != pytest.approx(0.5, abs=1e-4)
+    report = (Path(result["run_dir"]) / "report.md").read_text()
+    assert "Ensemble weights: the NB-weighted member" in report and "before self-training" in report

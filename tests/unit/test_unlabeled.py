@@ -56,6 +56,24 @@ def test_zero_labels_leave_every_training_row_unlabelled(tmp_path):
     cfg = DatasetConfig(name="t", paths=[_labelled(tmp_path / "train.csv")])
     data = load_domain(cfg, test_size=0.2, seed=1, train_size=0)
     assert data.train.empty and len(data.unlabeled) == len(data.pool) == 48
+    # A cap that takes every row leaves no unlabelled part at all (not an empty one).
+    assert load_domain(cfg, test_size=0.2, seed=1, train_size=1000).unlabeled is None
+
+
+def test_cleaned_copies_of_a_zero_label_target_keep_its_classes(tmp_path):
+    """Classes are set once (the source's, for a zero-label target): a copy made by a gate's
+    cleaning has no training labels to count them from, and keeps them."""
+    train = tmp_path / "train.csv"
+    texts = [f"review {i}" for i in range(40)] + ["review 1", ""]
+    pd.DataFrame({"text": texts, "label": [i % 2 for i in range(42)]}).to_csv(train, index=False)
+    cfg = DatasetConfig(name="t", paths=[train])
+    ref = prepare_dataset(
+        cfg, role="target", test_size=0.25, seed=0, train_size=0, out_dir=tmp_path
+    )
+    assert ref.labels == []  # nothing to count them from: the flow sets the source's
+    ref = ref.model_copy(update={"labels": ["neg", "pos"]})
+    cleaned = drop_after_gate(ref, role="target", out_dir=tmp_path)
+    assert cleaned is not ref and cleaned.labels == ["neg", "pos"]
 
 
 def test_unlabelled_texts_lose_repeats_blanks_and_labelled_texts(tmp_path):

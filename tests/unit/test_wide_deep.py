@@ -294,18 +294,25 @@ def _cfg(**kw):
     return ModelConfig(**kw)
 
 
-def test_ensemble_weighs_the_nb_member_as_much_as_the_others_together(data, ensemble, tmp_path):
-    """The saved network's mean is weighted (half NB, half the six TF-IDF members), survives a
-    safe_mode round trip, and is what each member alone predicts, combined."""
+def _alone(data, model, texts):
+    """Each member of ``model`` as a network of its own, on ``texts``."""
     from transferflow.models.network import stack_members
 
-    model, _ = ensemble
-    texts = data["test"][0][:40]
     alone = []
-    for name, weights in zip(model.members, model.member_weights(), strict=True):
+    for name, member in zip(model.members, model.member_weights(), strict=True):
         single = wd._new(_inputs(data), CLASSES, [name])
-        stack_members(single.network, [weights])  # an NB kernel comes back with its scale folded
+        stack_members(single.network, [member])  # an NB kernel comes back with its scale folded
         alone.append(single.predict_proba(texts))
+    return alone
+
+
+def test_ensemble_weighs_the_nb_member_as_much_as_the_others_together(data, ensemble, tmp_path):
+    """By default the saved network's mean is weighted half NB, half the six TF-IDF members,
+    survives a safe_mode round trip, and is what each member alone predicts, combined."""
+    model, _ = ensemble
+    assert model.info["weights_from"] == "fixed"
+    texts = data["test"][0][:40]
+    alone = _alone(data, model, texts)
     expected = 0.5 * np.mean(alone[:6], axis=0) + 0.5 * alone[6]
     np.testing.assert_allclose(model.predict_proba(texts), expected, atol=1e-5)
     assert np.abs(np.mean(alone, axis=0) - expected).max() > 1e-3  # equal weights would differ
@@ -315,3 +322,47 @@ def test_ensemble_weighs_the_nb_member_as_much_as_the_others_together(data, ense
     members, weights = loaded.member_proba(texts)
     np.testing.assert_allclose(members, np.stack(alone, axis=1), atol=1e-5)
     np.testing.assert_allclose(weights, [1 / 12] * 6 + [0.5])
+
+
+def test_out_of_fold_ensemble_weights_are_what_the_evidence_chooses(data, source_model, tmp_path):
+    """``ensemble_weights: out-of-fold``: the NB member's share is MAP-EM's on the members'
+    out-of-fold predictions, the six TF-IDF members alike; the saved network's mean uses them."""
+    from transferflow.models.ensemble_weights import group_weights, groups
+
+    cfg = TransferConfig(ensemble_weights="out-of-fold")
+    model, oof = wd.adapt(
+        source_model, data["matrix"], data["src"], data["tgt"],
+        transfer=cfg, cfg=ModelConfig(), seed=0,
+    )  # fmt: skip
+    assert model.info["weights_from"] == "chosen from out-of-fold predictions"
+    assert list(model.info["member_weights"]) == model.members
+    weights = np.array(list(model.info["member_weights"].values()))
+    np.testing.assert_allclose(weights[:6], [weights[0]] * 6, atol=1e-6)
+    assert abs(weights[-1] - 0.5) > 1e-3  # the evidence moved the share
+    fitted = wd.adapt_members(
+        source_model, data["matrix"], data["src"], data["tgt"],
+        transfer=cfg, cfg=ModelConfig(), seed=0,
+    )  # fmt: skip
+    chosen = group_weights(
+        fitted.oofs, fitted.y, groups(model.members), wd._default_weights(model.members),
+        strength=cfg.weights_prior_rows,
+    )  # fmt: skip
+    np.testing.assert_allclose(weights, chosen, atol=1e-5)
+    texts = data["test"][0][:40]
+    expected = np.einsum("mrc,m->rc", np.stack(_alone(data, model, texts)), weights)
+    loaded = wd.TextModel.read(model.write(tmp_path / "oof"))
+    np.testing.assert_allclose(loaded.predict_proba(texts), expected, atol=1e-5)
+    np.testing.assert_allclose(loaded.member_proba(texts)[1], weights, atol=1e-6)
+    assert oof.shape == (60, 2) and np.allclose(oof.sum(axis=1), 1, atol=1e-4)
+
+
+def test_given_ensemble_weights_are_kept(data, source_model):
+    """Given weights (self-training's second fit keeps the first fit's) are used as given."""
+    given = [0.1] * 6 + [0.4]
+    model, _ = wd.adapt(
+        source_model, data["matrix"], data["src"], data["tgt"],
+        transfer=TransferConfig(ensemble_weights="out-of-fold"), cfg=ModelConfig(), seed=0,
+        oof=False, weights=given,
+    )  # fmt: skip
+    assert model.info["weights_from"].endswith("before self-training")
+    np.testing.assert_allclose(model.member_proba(data["test"][0][:5])[1], given, atol=1e-6)

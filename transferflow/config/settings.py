@@ -264,6 +264,20 @@ class TransferConfig(_Section):
         "its own confident predictions as labels (self-training, one round; per predicted class "
         "the most confident, in proportion to the target's class shares). 0: off.",
     )
+    ensemble_weights: Literal["fixed", "out-of-fold"] = Field(
+        default="fixed",
+        description="'ensemble': how the NB member's share of the mean is set. 'fixed': one "
+        "half. 'out-of-fold': the share that makes the members' out-of-fold predictions on the "
+        "target labels most likely, with a prior centred on one half worth 'weights_prior_rows' "
+        "labels (one half with too few labels to fold); on validation splits it gained nothing "
+        "over one half (docs/models.md, 'Ensemble weights').",
+    )
+    weights_prior_rows: float = Field(
+        default=50.0,
+        ge=0.0,
+        description="'out-of-fold' ensemble weights: how many labelled rows the prior on one "
+        "half weighs (0: the out-of-fold evidence alone).",
+    )
     alpha: float = Field(default=1.0, ge=0.0, description="'joint': weight of the source loss.")
     beta: float = Field(default=1.0, ge=0.0, description="'joint': weight of the target loss.")
 

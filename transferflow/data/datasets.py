@@ -38,8 +38,12 @@ def _dataset_ref(
     role: str,
     out_dir: Path,
     suffix: str = "",
+    classes: list[str] | None = None,
     **fields: Any,
 ) -> DatasetRef:
+    """Store ``frames`` as Parquet parts and reference them. The classes are those of the
+    training labels; a copy without training labels (a zero-label target, whose classes are the
+    source's) keeps ``classes``, those of the reference it was made from."""
     parts = {
         part: _write_frame(frame, out_dir / f"{role}_{part}{suffix}.parquet")
         for part, frame in frames.items()
@@ -48,7 +52,7 @@ def _dataset_ref(
         name=name,
         parts=parts,
         counts={part: len(frame) for part, frame in frames.items()},
-        labels=sorted(_label_counts(frames["train"])),
+        labels=sorted(_label_counts(frames["train"])) or list(classes or []),
         label_counts={part: _label_counts(frame) for part, frame in frames.items()},
         **fields,
     )
@@ -159,6 +163,7 @@ def drop_after_gate(
         role,
         out_dir,
         suffix="_valid",
+        classes=data.labels,
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
@@ -205,6 +210,7 @@ def drop_test_texts_from_training(
         role,
         out_dir,
         suffix="_noleak",
+        classes=data.labels,
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
@@ -374,6 +380,7 @@ def with_training_rows(
         role,
         out_dir,
         suffix=suffix,
+        classes=data.labels,
         test_from_split=data.test_from_split,
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,

@@ -177,7 +177,7 @@ def load_domain(
     if train_size is not None:
         labelled = pd.MultiIndex.from_frame(train[[FILE, ROW]])
         beyond = ~pd.MultiIndex.from_frame(pool[[FILE, ROW]]).isin(labelled)
-        if beyond_cap:
+        if beyond_cap and beyond.any():
             unlabeled.append(pool[beyond].assign(**{LABEL: None}))
         else:  # as if the files held only the labelled rows
             pool = pool[~beyond].reset_index(drop=True)

@@ -228,12 +228,16 @@ def fine_tune(
     unlabeled = _texts(target.unlabeled) if target.unlabeled is not None else []
     rounds = 2 if unlabeled and cfg.self_training > 0 else 1
 
-    def fitted(rows: Labelled, step: int):
+    def fitted(rows: Labelled, step: int, weights: list[float] | None = None):
         share = None if progress is None else (lambda s: progress((step + s) / rounds))
-        # Only the first fit's out-of-fold probabilities are kept: the second computes none.
+        # Only the first fit's out-of-fold probabilities and ensemble weights are kept: the
+        # second fit's labels include pseudo-labels the first fit made, which folds would flatter.
+        transfer = (
+            cfg if step == 0 or weights else cfg.model_copy(update={"ensemble_weights": "fixed"})
+        )
         return adapt(
-            base, matrix, src, rows, transfer=cfg, cfg=model_cfg, seed=seed,
-            oof=oof and step == 0, progress=share,
+            base, matrix, src, rows, transfer=transfer, cfg=model_cfg, seed=seed,
+            oof=oof and step == 0, weights=weights, progress=share,
         )  # fmt: skip
 
     model, oof_proba = fitted(tgt, 0) if tgt.texts else (base, None)
@@ -251,7 +255,11 @@ def fine_tune(
         )
         chosen = [unlabeled[i] for i in rows]
         if chosen:
-            model, _ = fitted(Labelled([*tgt.texts, *chosen], [*tgt.labels, *labels]), 1)
+            # Weights chosen from the first fit's evidence are kept; otherwise the default.
+            first = model.info if tgt.texts else {}
+            chosen_before = str(first.get("weights_from", "")).startswith("chosen")
+            weights = list(first["member_weights"].values()) if chosen_before else None
+            model, _ = fitted(Labelled([*tgt.texts, *chosen], [*tgt.labels, *labels]), 1, weights)
         summary["self_training"] = {
             "unlabeled_texts": len(unlabeled),
             "pseudo_labelled": {c: labels.count(c) for c in target.labels},

@@ -16,7 +16,11 @@ labels and cost accuracy with many; averaging both views was best or near best a
 ``transfer.strategy: ensemble`` (the default) averages all three per view with one member of
 NB-weighted logistic regression on pooled source + target labels (binarised n-grams scaled by their
 log-count ratio, Wang & Manning 2012): seven members, the NB member weighted as much as the six
-others together (see :func:`_member_weights`).
+others together (see :func:`_member_weights`; ``transfer.ensemble_weights: out-of-fold`` chooses
+the NB member's share from out-of-fold evidence, :mod:`transferflow.models.ensemble_weights`).
+
+The module runs past 400 lines because the three training paths (source model, adaptation,
+pooled member) share its private helpers for designs, priors and networks.
 """
 
 from __future__ import annotations
@@ -63,7 +67,9 @@ def _design(model: TextModel, texts: list[str], y: np.ndarray, domain: np.ndarra
     return make_design(csr, deep_features(model.network, model.encoder(), texts), y, domain)
 
 
-def _new(inputs: Inputs, labels: list[str], members: list[str]) -> TextModel:
+def _new(
+    inputs: Inputs, labels: list[str], members: list[str], weights: list[float] | None = None
+) -> TextModel:
     from transferflow.models.network import build_network
 
     network = build_network(
@@ -72,7 +78,7 @@ def _new(inputs: Inputs, labels: list[str], members: list[str]) -> TextModel:
         len(labels),
         len(members),
         n_binary=_n_binary(members),
-        member_weights=_member_weights(members),
+        member_weights=_member_weights(members) if weights is None else list(weights),
     )
     return TextModel(
         network, inputs.featurizer, list(inputs.tokens), list(labels), inputs.max_len,
@@ -86,7 +92,9 @@ def _n_binary(members: list[str]) -> int:
 
 
 def _member_weights(members: list[str]) -> list[float] | None:
-    """The ensemble's mean: half for the NB-weighted member(s), half for the TF-IDF members.
+    """The ensemble's default mean: half for the NB-weighted member(s), half for the TF-IDF
+    members (the centre of the prior when the weights are chosen from out-of-fold evidence,
+    :mod:`transferflow.models.ensemble_weights`, and the weights when they cannot be).
 
     Two families of linear features, weighted alike: on validation splits of MDSD training data
     an even split beat giving the NB member one share in seven at 50, 200 and 1,000 labels
@@ -97,6 +105,11 @@ def _member_weights(members: list[str]) -> list[float] | None:
         return None
     rest = len(members) - n_binary
     return [0.5 / rest] * rest + [0.5 / n_binary] * n_binary
+
+
+def _default_weights(members: list[str]) -> np.ndarray:
+    """:func:`_member_weights` as an array (equal weights where that is ``None``)."""
+    return np.asarray(_member_weights(members) or [1.0 / len(members)] * len(members))
 
 
 def _report(progress, done: int, total: int) -> None:
@@ -229,7 +242,23 @@ def train_pooled(
     return model, oof
 
 
-def adapt(
+@dataclass
+class Adapted:
+    """The fitted members of an adapted model, before their weights are chosen.
+
+    ``model`` has the default weights; ``oofs`` are each member's out-of-fold probabilities on the
+    target rows (``None`` where not computed), ``y`` the target rows' classes and ``masks`` the
+    folds (``None`` with too few target labels to fold).
+    """
+
+    model: TextModel
+    inputs: Inputs
+    oofs: list[np.ndarray | None]
+    y: np.ndarray
+    masks: list[np.ndarray] | None
+
+
+def adapt_members(
     source_model: TextModel,
     matrix: np.ndarray,
     source: Labelled,
@@ -240,29 +269,9 @@ def adapt(
     seed: int,
     oof: bool = True,
     progress=None,
-) -> tuple[TextModel, np.ndarray | None]:
-    """Adapt a source model to target labels (same classes), per view.
-
-    Args:
-        source_model: the fitted source model (its n-grams and vocabulary are reused).
-        matrix: word-vector matrix of ``source_model.tokens``.
-        source: source training texts and labels.
-        target: target training texts and labels.
-        transfer: the strategy (``ensemble``: all three per view, averaged with a pooled
-            NB-weighted member, :func:`~transferflow.models.nb.fit_nb`) and ``joint``'s loss
-            weights ``alpha`` (source) and ``beta`` (target).
-        cfg: the model settings (views, folds, grid of ``C``).
-        seed: seed of the folds.
-        oof: compute the out-of-fold probabilities (extra fold fits of ``joint`` and
-            ``shared-private``; sweeps, which choose no model, skip them).
-
-    Returns:
-        (adapted model, out-of-fold probabilities of the whole model on the target rows, from the
-        same folds as ``finetune``'s choice of ``C``; ``None`` with too few target labels).
-
-    Raises:
-        ValueError: a target label outside the source model's classes.
-    """
+) -> Adapted:
+    """Fit the members of :func:`adapt` (same arguments) with the default weights, and each
+    member's out-of-fold probabilities when ``oof`` (with too few target labels to fold, none)."""
     from transferflow.models.network import stack_members
     from transferflow.models.solver import SOURCE, TARGET, _fit, choose_c, fit, folds, log_proba
 
@@ -286,7 +295,6 @@ def adapt(
             np.concatenate([np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)]),
         )
     masks = folds(y_t, seed, cfg.cv_folds)
-    want_oof = oof
     src_members = dict(
         zip(
             [m.split("/")[0] for m in source_model.members],
@@ -323,7 +331,7 @@ def adapt(
                     kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
                 w, copies = _fit(both, k, c, row_weight=base, **kwargs)
                 member_oof = None
-                if want_oof and masks is not None:  # the same folds, warm-started from the full fit
+                if oof and masks is not None:  # the same folds, warm-started from the full fit
                     member_oof = np.zeros((len(y_t), k), np.float32)
                     offset = len(y_s)
                     for mask in masks:
@@ -361,5 +369,89 @@ def adapt(
             "beta": transfer.beta,
         }
     )
-    weights = _member_weights(names)
-    return model, _mean(oofs, weights) if want_oof else None
+    if masks is None:
+        oofs = [None] * len(oofs)
+    return Adapted(model, inputs, oofs, y_t, masks)
+
+
+def adapt(
+    source_model: TextModel,
+    matrix: np.ndarray,
+    source: Labelled,
+    target: Labelled,
+    *,
+    transfer: TransferConfig,
+    cfg: ModelConfig,
+    seed: int,
+    oof: bool = True,
+    weights: list[float] | None = None,
+    progress=None,
+) -> tuple[TextModel, np.ndarray | None]:
+    """Adapt a source model to target labels (same classes), per view.
+
+    Args:
+        source_model: the fitted source model (its n-grams and vocabulary are reused).
+        matrix: word-vector matrix of ``source_model.tokens``.
+        source: source training texts and labels.
+        target: target training texts and labels.
+        transfer: the strategy (``ensemble``: all three per view, averaged with a pooled
+            NB-weighted member, :func:`~transferflow.models.nb.fit_nb`, the NB member's share
+            chosen from out-of-fold evidence:
+            :func:`~transferflow.models.ensemble_weights.choose_weights`) and ``joint``'s loss
+            weights ``alpha`` (source) and ``beta`` (target).
+        cfg: the model settings (views, folds, grid of ``C``).
+        seed: seed of the folds.
+        oof: compute the out-of-fold probabilities (extra fold fits of ``joint`` and
+            ``shared-private``). An ensemble whose weights are not given computes them anyway
+            to choose its weights.
+        weights: the ensemble's member weights, if already chosen (self-training's second fit
+            keeps the first fit's: out-of-fold evidence on pseudo-labels would flatter).
+        progress: optional ``progress(share)`` called as members are fitted.
+
+    Returns:
+        (adapted model, out-of-fold probabilities of the whole model on the target rows, from the
+        same folds as ``finetune``'s choice of ``C``, weights chosen without each held-out fold;
+        ``None`` with too few target labels or ``oof=False``). ``info["member_weights"]`` holds
+        the weights and ``info["weights_from"]`` how they were chosen.
+
+    Raises:
+        ValueError: a target label outside the source model's classes.
+    """
+    from transferflow.models.ensemble_weights import choose_weights, honest_oof
+
+    ensemble = transfer.strategy is Strategy.ENSEMBLE
+    need = oof or (ensemble and weights is None and transfer.ensemble_weights != "fixed")
+    fitted = adapt_members(
+        source_model, matrix, source, target, transfer=transfer, cfg=cfg, seed=seed,
+        oof=need, progress=progress,
+    )  # fmt: skip
+    model = fitted.model
+    names = model.members
+    if weights is not None:
+        chosen, origin = (
+            np.asarray(weights, np.float64),
+            "chosen from out-of-fold predictions of the fit before self-training",
+        )
+    else:
+        chosen, origin = choose_weights(
+            fitted.oofs, fitted.y, names, _default_weights(names), transfer
+        )
+    default = _default_weights(names)
+    if not np.allclose(chosen, default, rtol=0, atol=1e-12):
+        # The weights are part of the network's mean (no trainable weights of their own):
+        # rebuild it with them and copy the fitted layers over.
+        rebuilt = _new(fitted.inputs, model.labels, names, [float(w) for w in chosen])
+        rebuilt.network.set_weights(model.network.get_weights())
+        rebuilt.info.update(model.info)
+        model = rebuilt
+    model.info["member_weights"] = {
+        m: round(float(w), 6) for m, w in zip(names, chosen, strict=True)
+    }
+    model.info["weights_from"] = origin
+    if not oof:
+        return model, None
+    if not ensemble:
+        return model, _mean(fitted.oofs)
+    return model, honest_oof(
+        fitted.oofs, fitted.y, fitted.masks, names, _default_weights(names), transfer
+    )

@@ -68,6 +68,15 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
                 "refitted with them (`transfer.self_training`).",
                 "",
             ]
+        if (ew := metrics.get("ensemble_weights")) and any(
+            m.startswith("nb/") for m in ew["members"]
+        ):
+            nb = sum(w for m, w in ew["members"].items() if m.startswith("nb/"))
+            lines += [
+                f"Ensemble weights: the NB-weighted member {nb:.0%}, the TF-IDF members "
+                f"{1 - nb:.0%} together ({ew['from']}; `transfer.ensemble_weights`).",
+                "",
+            ]
         cleaned = _cleaning_line(data)
         if cleaned:
             lines += [cleaned, ""]
