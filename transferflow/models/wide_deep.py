@@ -427,16 +427,14 @@ def adapt(
     )  # fmt: skip
     model = fitted.model
     names = model.members
+    default = _default_weights(names)
     if weights is not None:
         chosen, origin = (
             np.asarray(weights, np.float64),
             "chosen from out-of-fold predictions of the fit before self-training",
         )
     else:
-        chosen, origin = choose_weights(
-            fitted.oofs, fitted.y, names, _default_weights(names), transfer
-        )
-    default = _default_weights(names)
+        chosen, origin = choose_weights(fitted.oofs, fitted.y, names, default, transfer)
     if not np.allclose(chosen, default, rtol=0, atol=1e-12):
         # The weights are part of the network's mean (no trainable weights of their own):
         # rebuild it with them and copy the fitted layers over.
@@ -452,6 +450,4 @@ def adapt(
         return model, None
     if not ensemble:
         return model, _mean(fitted.oofs)
-    return model, honest_oof(
-        fitted.oofs, fitted.y, fitted.masks, names, _default_weights(names), transfer
-    )
+    return model, honest_oof(fitted.oofs, fitted.y, fitted.masks, names, default, transfer)
