@@ -8,13 +8,19 @@ command verbatim (``tests/unit/test_docs.py`` checks the two agree).
 
 One change is made to the Prefect block: its ``PORT=4200`` line, which the README names as the one
 place to change the port, gets a free port, so a test machine with a server on 4200 still passes.
+
+Invariant: no process a block starts outlives it, except the background server the README says
+ad-hoc runs leave (stopped here with ``transferflow server stop``, as the README tells users).
+A block's processes are found by the fresh ``HOME`` each block gets, which they all inherit.
 """
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +41,35 @@ def _blocks() -> dict[str, str]:
             if heading != "Quick start":
                 blocks[f"{heading} #{i + 1}"] = block
     return blocks
+
+
+def _processes_with_home(home: Path) -> dict[int, str]:
+    """Live processes whose environment has ``HOME=home``: pid → command line."""
+    wanted = f"HOME={home}".encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+                found[int(proc.name)] = command.decode(errors="replace")
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return found
+
+
+def _left_running(home: Path, grace_s: float = 30.0) -> dict[int, str]:
+    """The block's processes still running after ``grace_s`` (a stop takes a moment); killed."""
+    deadline = time.monotonic() + grace_s
+    while (left := _processes_with_home(home)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in left:  # so that a failing check does not leak them into the rest of the suite
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return left
 
 
 def _free_port() -> int:
@@ -104,8 +139,10 @@ def test_a_readme_block_runs_as_pasted(name, clone_top, tmp_path):
             capture_output=True,
             timeout=60,
         )
+    left = _left_running(tmp_path / "home")
     assert done.returncode == 0, f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr
+    assert not left, f"{name} left these running: {left}"
     written = sorted(p.name for p in clone_top.iterdir() if not p.is_symlink())
     if name.startswith("Running on your own data"):
         # Only the outputs the block names land in the working folder (with the predictions,
