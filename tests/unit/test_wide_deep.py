@@ -255,6 +255,31 @@ def test_nb_member_is_scikit_learns_nb_logistic_regression(data):
     np.testing.assert_allclose(ours[:, 1], ref.predict_proba(Xt)[:, 1], atol=2e-3)
 
 
+@pytest.mark.parametrize("target_weight", [1.0, 4.0])
+def test_nb_target_rows_weigh_as_told(data, target_weight):
+    """``target_weight`` is each target row's loss weight: at the C the member chose, scikit-learn's
+    LogisticRegression with those sample weights predicts the same probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    from transferflow.models.nb import binarised
+    from transferflow.models.solver import make_design
+
+    texts = [*data["src"][0], *data["tgt"][0]]
+    y = np.array([CLASSES.index(v) for v in [*data["src"][1], *data["tgt"][1]]])
+    dom = np.r_[np.full(len(data["src"][0]), SOURCE), np.full(len(data["tgt"][0]), TARGET)]
+    member, c, _ = fit_nb(data["featurizer"], texts, y, dom, 2, seed=0, target_weight=target_weight)
+    X = binarised(data["featurizer"].transform(texts), member.scale)
+    ref = LogisticRegression(C=2.0 * c, tol=1e-8, max_iter=5000).fit(
+        X, y, sample_weight=np.where(dom == TARGET, target_weight, 1.0)
+    )
+    test = data["featurizer"].transform(data["test"][0])
+    zeros = np.zeros(test.shape[0], int)
+    design = make_design(binarised(test, member.scale), None, zeros, zeros)
+    ours = np.exp(log_proba([member.wide_kernel, member.wide_bias], design))
+    np.testing.assert_allclose(ours[:, 1], ref.predict_proba(binarised(test, member.scale))[:, 1],
+                               atol=2e-3)  # fmt: skip
+
+
 def test_nb_folds_compute_their_scale_without_the_held_out_labels(data, monkeypatch):
     """The log-count ratio is fitted on labels: out-of-fold predictions must not see them."""
     from transferflow.models import nb

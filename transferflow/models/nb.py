@@ -65,6 +65,7 @@ def fit_nb(
     *,
     grid: tuple[float, ...] | None = None,
     folds: int = 3,
+    target_weight: float = 1.0,
 ) -> tuple[Member, float, np.ndarray | None]:
     """NB-weighted logistic regression as one member: binarised n-grams scaled by their log-count
     ratio (:func:`log_count_ratio`), then softmax regression; ``C`` by
@@ -82,6 +83,8 @@ def fit_nb(
         seed: seed of the folds.
         grid: candidate values of ``C`` (default: the solver's grid).
         folds: folds at most.
+        target_weight: loss weight of each target row, the source rows' being 1 (1: pooled
+            alike; benchmarks/nb_target_weight_choice.py measures others).
 
     Returns:
         (member weights with their ``scale``, chosen ``C``, out-of-fold probabilities on the
@@ -97,14 +100,16 @@ def fit_nb(
         return scale, make_design(binarised(csr, scale), None, y, domain)
 
     scale, design = design_on(np.ones(len(y), dtype=bool))
+    base = np.where(domain == TARGET, target_weight, 1.0).astype(np.float32)
     c, _, oof = choose_c(
         design,
         n_classes,
         seed,
         cv_rows=domain == TARGET,
         grid=C_GRID if grid is None else tuple(grid),
+        base_weight=base,
         k=folds,
         design_for=lambda held: design_on(~held)[1],
     )
-    w = fit(design, n_classes, c)
+    w = fit(design, n_classes, c, row_weight=base)
     return Member(wide_kernel=w[0], wide_bias=w[1], scale=scale), c, oof
