@@ -73,8 +73,11 @@ def test_a_point_runs_several_budgets_zero_labels_included(tmp_path):
     release their locks when they finish (they once waited forever on the previous budget's),
     and n = 0 is a zero-label run (transfer and source_only only)."""
     grid = load_grid(_grid(tmp_path, label_budgets=[0, 40], seeds=[0]))
-    frame = pd.DataFrame(run_sweep(grid, "local")["rows"])
+    result = run_sweep(grid, "local")
+    frame = pd.DataFrame(result["rows"])
     assert (frame["stopped_at"] == "").all()
+    # What was not run at n = 0 reads "–" in the summary, not "nan ± 0.0".
+    assert "nan" not in (Path(result["dir"]) / "summary.md").read_text()
     assert set(frame[frame["n_requested"] == 0]["candidate"]) == {"transfer", "source_only"}
     assert set(frame[frame["n_requested"] == 40]["candidate"]) == {
         "transfer",

@@ -364,6 +364,8 @@ def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of a sweep's 
     for other in [c for c in CANDIDATES if c != "transfer" and c in wide]:
         for (arch, strat, n), part in wide.groupby(level=[*keys, "n_requested"]):
             diff = (part["transfer"] - part[other]).dropna()
+            if diff.empty:  # not run at this budget (zero-label runs train no target_only)
+                continue
             wins.append(
                 {
                     "architecture": arch,
@@ -390,7 +392,9 @@ def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of a sweep's 
 
 
 def mean_table(table) -> Any:  # -> DataFrame of "mean ± sd" strings, candidates x budgets
-    """``summarise()['table']`` as printable "mean ± sd" percentages, one block per setting."""
+    """``summarise()['table']`` as printable "mean ± sd" percentages, one block per setting; "–"
+    where a candidate was not run at a budget (zero-label runs train only transfer and
+    source_only)."""
     import pandas as pd
 
     out = []
@@ -400,7 +404,12 @@ def mean_table(table) -> Any:  # -> DataFrame of "mean ± sd" strings, candidate
         order = [c for c in CANDIDATES if c in means.index]
         cells = pd.DataFrame(
             [
-                [f"{100 * means.loc[c, n]:.1f} ± {100 * sds.loc[c, n]:.1f}" for n in means.columns]
+                [
+                    "–"
+                    if pd.isna(means.loc[c, n])
+                    else f"{100 * means.loc[c, n]:.1f} ± {100 * sds.loc[c, n]:.1f}"
+                    for n in means.columns
+                ]
                 for c in order
             ],
             index=pd.Index([f"{c} ({arch}, {strat})" for c in order], name="candidate"),
