@@ -29,7 +29,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,11 +82,26 @@ def grid_schemes(oofs, y, group_ids, default) -> dict[str, np.ndarray]:
     }
 
 
-def run(source: str, target: str, sizes: list[int], seed: int) -> list[dict]:
-    from transferflow.config.settings import EmbeddingConfig, ModelConfig, TransferConfig
-    from transferflow.data.splits import balanced_sample
+@dataclass
+class Split:
+    """One pair and seed on a validation split: the data, the inputs and the source model."""
+
+    S: pd.DataFrame  # the source's train.csv
+    V: pd.DataFrame  # 400 validation rows of the target's train.csv
+    pool: pd.DataFrame  # the target's other 1,200 rows
+    inputs: Any
+    matrix: np.ndarray
+    classes: list[str]
+    src: Any  # the source rows as wide_deep.Labelled
+    smodel: Any  # the source model
+    y_val: np.ndarray
+
+
+def validation_split(source: str, target: str, seed: int) -> Split:
+    """The target's train.csv split into 400 validation rows and a pool; Word2Vec, the n-grams
+    (source + pool) and the source model fitted with the default settings."""
+    from transferflow.config.settings import EmbeddingConfig, ModelConfig
     from transferflow.models import wide_deep as wd
-    from transferflow.models.ensemble_weights import group_weights, groups
     from transferflow.text.embeddings import build_embeddings, embedding_matrix
     from transferflow.text.features import NgramFeaturizer
 
@@ -92,7 +109,7 @@ def run(source: str, target: str, sizes: list[int], seed: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     val_idx = rng.choice(len(T), 400, replace=False)
     V, pool = T.iloc[np.sort(val_idx)], T.drop(T.index[val_idx])
-    mc, tc = ModelConfig(), TransferConfig()
+    mc = ModelConfig()
     kv, _ = build_embeddings([*S.text, *pool.text], EmbeddingConfig(), seed)
     tokens = list(kv.index_to_key)
     matrix = embedding_matrix(kv, tokens)
@@ -102,6 +119,18 @@ def run(source: str, target: str, sizes: list[int], seed: int) -> list[dict]:
     src = wd.Labelled(S.text.tolist(), S.label.tolist())
     smodel, _ = wd.train_from_scratch(inputs, src, classes, cfg=mc, seed=seed, role="source")
     y_val = np.array([classes.index(v) for v in V.label])
+    return Split(S, V, pool, inputs, matrix, classes, src, smodel, y_val)
+
+
+def run(source: str, target: str, sizes: list[int], seed: int) -> list[dict]:
+    from transferflow.config.settings import ModelConfig, TransferConfig
+    from transferflow.data.splits import balanced_sample
+    from transferflow.models import wide_deep as wd
+    from transferflow.models.ensemble_weights import group_weights, groups
+
+    sp = validation_split(source, target, seed)
+    V, pool, matrix, src, smodel, y_val = sp.V, sp.pool, sp.matrix, sp.src, sp.smodel, sp.y_val
+    mc, tc = ModelConfig(), TransferConfig()
     out = []
     for n in sizes:
         t0 = time.time()

@@ -35,7 +35,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.ensemble_weights_choice import load  # noqa: E402
+from benchmarks.ensemble_weights_choice import validation_split  # noqa: E402
 
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -73,35 +73,22 @@ def summarise(path: Path) -> None:
 
 
 def run(source: str, target: str, sizes: list[int], seed: int) -> list[dict]:
-    from transferflow.config.settings import EmbeddingConfig, ModelConfig, TransferConfig
+    from transferflow.config.settings import ModelConfig, TransferConfig
     from transferflow.data.splits import balanced_sample
     from transferflow.models import wide_deep as wd
     from transferflow.models.nb import fit_nb
     from transferflow.models.network import stack_members
     from transferflow.models.solver import SOURCE, TARGET
-    from transferflow.text.embeddings import build_embeddings, embedding_matrix
-    from transferflow.text.features import NgramFeaturizer
 
-    S, T = load(source), load(target)
-    rng = np.random.default_rng(seed)
-    val_idx = rng.choice(len(T), 400, replace=False)
-    V, pool = T.iloc[np.sort(val_idx)], T.drop(T.index[val_idx])
-    mc, tc = ModelConfig(), TransferConfig()
-    kv, _ = build_embeddings([*S.text, *pool.text], EmbeddingConfig(), seed)
-    tokens = list(kv.index_to_key)
-    matrix = embedding_matrix(kv, tokens)
-    feat = NgramFeaturizer.fit([*S.text, *pool.text], (1, mc.ngram_max), mc.min_df)
-    inputs = wd.Inputs(feat, tokens, matrix, mc.max_len)
-    classes = sorted(S.label.unique())
-    src = wd.Labelled(S.text.tolist(), S.label.tolist())
-    smodel, _ = wd.train_from_scratch(inputs, src, classes, cfg=mc, seed=seed, role="source")
-    y_val = np.array([classes.index(v) for v in V.label])
+    sp = validation_split(source, target, seed)
+    S, V, pool, inputs, classes, y_val = sp.S, sp.V, sp.pool, sp.inputs, sp.classes, sp.y_val
+    feat, mc, tc = inputs.featurizer, ModelConfig(), TransferConfig()
     out = []
     for n in sizes:
         t0 = time.time()
         lab = balanced_sample(pool, n, seed)
         fitted = wd.adapt_members(
-            smodel, matrix, src, wd.Labelled(lab.text.tolist(), lab.label.tolist()),
+            sp.smodel, sp.matrix, sp.src, wd.Labelled(lab.text.tolist(), lab.label.tolist()),
             transfer=tc, cfg=mc, seed=seed, oof=False,
         )  # fmt: skip
         proba, weights = fitted.model.member_proba(V.text.tolist())  # (rows, members, classes)
