@@ -163,7 +163,9 @@ def run(source: str, target: str, sizes: list[int], seed: int) -> list[dict]:
     return out
 
 
-def main(argv: list[str]) -> int:
+def cli(argv: list[str], run, summarise) -> int:
+    """``PAIRS SIZES SEEDS OUT.jsonl`` (rows appended per pair and seed, so that a stopped run
+    keeps what it finished) or ``--summarise OUT.jsonl``; shared by the validation experiments."""
     if argv[0] == "--summarise":
         summarise(Path(argv[1]))
         return 0
@@ -180,4 +182,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(cli(sys.argv[1:], run, summarise))

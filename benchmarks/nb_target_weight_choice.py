@@ -35,7 +35,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.ensemble_weights_choice import validation_split  # noqa: E402
+from benchmarks.ensemble_weights_choice import cli, validation_split  # noqa: E402
 
 GAMMAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -124,21 +124,5 @@ def run(source: str, target: str, sizes: list[int], seed: int) -> list[dict]:
     return out
 
 
-def main(argv: list[str]) -> int:
-    if argv[0] == "--summarise":
-        summarise(Path(argv[1]))
-        return 0
-    pairs = [p.split(":") for p in argv[0].split(",")]
-    sizes = [int(x) for x in argv[1].split(",")]
-    seeds = [int(x) for x in argv[2].split(",")]
-    out = Path(argv[3])
-    for source, target in pairs:
-        for seed in seeds:
-            rows = run(source, target, sizes, seed)
-            with out.open("a") as f:
-                f.writelines(json.dumps(r) + "\n" for r in rows)
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(cli(sys.argv[1:], run, summarise))
