@@ -17,8 +17,8 @@ trains and scores on the target domain's ``test.csv``:
 
 (regularisation of the TF-IDF logistic regressions chosen by cross-validation on their training
 labels only). Every candidate gets all n labels, as in a run; sweeps only skip the out-of-fold
-fits that serve the promotion decision alone (the transfer ensemble's members still compute theirs:
-its weights are chosen from them).
+fits that serve the promotion decision alone (with ``transfer.ensemble_weights: out-of-fold``,
+not the default, the ensemble's members still compute theirs: its weights are chosen from them).
 
 The unlabelled axis (``--unlabeled with,without``): ``with`` is the default run, where the target's
 training rows beyond the n labelled ones serve as unlabelled texts (labels dropped; the test set is
