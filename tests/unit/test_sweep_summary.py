@@ -32,3 +32,5 @@ def test_a_candidate_not_run_at_a_budget_reads_as_a_dash_and_has_no_wins_row():
     row = wins[(wins["vs"] == "target_only") & (wins["n"] == 50)].iloc[0]
     assert (row["wins"], row["losses"], row["mean_gain_points"]) == (4, 0, 8.0)
     assert "nan" not in table.to_string()
+    worst = result["worst_vs_target_only"]
+    assert list(worst["n_requested"]) == [50, 50] and (worst["points"] == 8.0).all()

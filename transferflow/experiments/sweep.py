@@ -381,6 +381,7 @@ def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of a sweep's 
     gap = (
         (per_pair.xs("transfer", level="candidate") - per_pair.xs("target_only", level="candidate"))
         .rename("points")
+        .dropna()  # budgets without target_only (zero-label runs)
         .reset_index()
     )
     gap["points"] = (100 * gap["points"]).round(2)
