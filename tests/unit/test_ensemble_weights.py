@@ -5,7 +5,7 @@ says."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from transferflow.config.settings import TransferConfig
@@ -25,7 +25,8 @@ def _objective(weights, probas, y, group_ids, prior, strength):
     like = np.einsum("mr,m->r", np.stack([p[np.arange(len(y)), y] for p in probas]), weights)
     g = np.asarray(group_ids)
     shares = np.array([weights[g == k].sum() for k in range(g.max() + 1)])
-    return np.log(np.maximum(like, 1e-12)).sum() + strength * (prior * np.log(shares)).sum()
+    log_prior = strength * (prior * np.log(shares)).sum() if strength > 0 else 0.0
+    return np.log(np.maximum(like, 1e-12)).sum() + log_prior
 
 
 def _probas(rng, n_members, rows, classes=2):
@@ -39,15 +40,18 @@ def _probas(rng, n_members, rows, classes=2):
     rows=st.integers(3, 80),
     strength=st.sampled_from([0.0, 1.0, 10.0, 50.0]),
 )
+@example(seed=287, rows=3, strength=0.0)  # EM stopped 2e-5 short of the maximum at share 1
 def test_weights_maximise_their_objective_and_keep_each_groups_ratio(seed, rows, strength):
     """Invariant: the weights sum to 1, the TF-IDF members keep their default ratio, and no NB
-    share on a fine grid scores better on the MAP objective than the one EM returns."""
+    share on a fine grid scores better on the MAP objective than the one returned (once found by
+    this test: EM stopped short of a maximum at share 1, which it only approaches)."""
     rng = np.random.default_rng(seed)
     probas, y = _probas(rng, len(NAMES), rows)
     g = groups(NAMES)
     w = group_weights(probas, y, g, DEFAULT, strength=strength)
     assert np.isclose(w.sum(), 1.0) and (w >= 0).all()
-    np.testing.assert_allclose(w[:3] / w[:3].sum(), [1 / 3] * 3, atol=1e-9)
+    if w[:3].sum() > 0:  # without a prior the maximum can give a group nothing
+        np.testing.assert_allclose(w[:3] / w[:3].sum(), [1 / 3] * 3, atol=1e-9)
     prior = np.array([0.5, 0.5])
     best = _objective(w, probas, y, g, prior, strength)
     for s in np.linspace(0.001, 0.999, 201):
