@@ -2,8 +2,9 @@
 
 The ensemble's output is a weighted mean of its members' class probabilities. With the members'
 out-of-fold (OOF) probabilities on the target labels, the weights that make that mean most likely
-on those labels are a mixture-proportion problem: the log-likelihood is concave in the weights
-and EM's update ``w_g <- mean_i(responsibility of g for row i)`` climbs it monotonically to the
+on those labels are a mixture-proportion problem: the log-likelihood is concave in the weights.
+With two groups (the ensemble's) the maximum is the root of its slope in the one free share; with
+more, EM's update ``w_g <- mean_i(responsibility of g for row i)`` climbs it monotonically to the
 optimum (no step size). A Dirichlet prior centred on the default weights, worth ``strength`` rows,
 keeps the choice near the default when there are few labels and lets the evidence take over as
 labels accumulate: with 50 labels and ``strength`` 50 the prior weighs as much as the labels.
@@ -79,28 +80,24 @@ def group_weights(
 
 def _two_shares(like: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
     """The exact MAP shares of two groups: the objective is concave in the second group's share
-    ``s``, so its derivative falls from ``s`` = 0 to 1 and bisection finds where it crosses 0
-    (or the end it never crosses: without a prior the maximum can be a share of 0 or 1, which EM
-    only approaches, ever more slowly)."""
+    ``s``, so its slope falls from ``s`` = 0 to 1 and the maximum is where it crosses 0 (SciPy's
+    Brent root finder), or the end it never crosses: without a prior the maximum can be a share
+    of 0 or 1, which EM only approaches, ever more slowly."""
+    from scipy.optimize import brentq
+
     a, b = like[1], like[0]
 
     def slope(s: float) -> float:
-        prior_term = 0.0
-        if strength > 0:  # a boundary is never the maximum then: the prior's slope is infinite
-            prior_term = strength * (prior[1] / max(s, 1e-300) - prior[0] / max(1 - s, 1e-300))
+        prior_term = strength * (prior[1] / s - prior[0] / (1 - s)) if strength > 0 else 0.0
         return float(((a - b) / (s * a + (1 - s) * b)).sum()) + prior_term
 
-    if strength == 0 and slope(1.0) >= 0:
-        return np.array([0.0, 1.0])
-    if strength == 0 and slope(0.0) <= 0:
-        return np.array([1.0, 0.0])
-    lo, hi = 0.0, 1.0
-    for _ in range(200):  # each halves the interval: far below float precision
-        mid = (lo + hi) / 2
-        if mid in (lo, hi):
-            break
-        lo, hi = (mid, hi) if slope(mid) > 0 else (lo, mid)
-    s = (lo + hi) / 2
+    # With a prior its slope is infinite at both ends, so the root lies strictly inside.
+    lo, hi = (0.0, 1.0) if strength == 0 else (1e-15, 1 - 1e-15)
+    if slope(hi) >= 0:
+        return np.array([1 - hi, hi])
+    if slope(lo) <= 0:
+        return np.array([1 - lo, lo])
+    s = brentq(slope, lo, hi, xtol=1e-15)
     return np.array([1 - s, s])
 
 
