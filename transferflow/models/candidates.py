@@ -216,6 +216,7 @@ def fine_tune(
     Returns:
         A reference to the transfer model, with its out-of-fold target probabilities.
     """
+    from transferflow.models.ensemble_weights import FROM_OOF
     from transferflow.models.wide_deep import Inputs, Labelled, adapt
 
     base = load(source_model)
@@ -257,7 +258,7 @@ def fine_tune(
         if chosen:
             # Weights chosen from the first fit's evidence are kept; otherwise the default.
             first = model.info if tgt.texts else {}
-            chosen_before = str(first.get("weights_from", "")).startswith("chosen")
+            chosen_before = first.get("weights_from") == FROM_OOF
             weights = list(first["member_weights"].values()) if chosen_before else None
             model, _ = fitted(Labelled([*tgt.texts, *chosen], [*tgt.labels, *labels]), 1, weights)
         summary["self_training"] = {

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from transferflow.config.settings import TransferConfig
 
 
+FROM_OOF = "chosen from out-of-fold predictions"  # ``weights_from`` of weights chosen by a run
+
+
 def group_weights(
     probas: list[np.ndarray],
     y: np.ndarray,
@@ -142,7 +145,7 @@ def choose_weights(
         default,
         strength=transfer.weights_prior_rows,
     )
-    return weights, "chosen from out-of-fold predictions"
+    return weights, FROM_OOF
 
 
 def honest_oof(

@@ -417,7 +417,7 @@ def adapt(
     Raises:
         ValueError: a target label outside the source model's classes.
     """
-    from transferflow.models.ensemble_weights import choose_weights, honest_oof
+    from transferflow.models.ensemble_weights import FROM_OOF, choose_weights, honest_oof
 
     ensemble = transfer.strategy is Strategy.ENSEMBLE
     need = oof or (ensemble and weights is None and transfer.ensemble_weights != "fixed")
@@ -431,7 +431,7 @@ def adapt(
     if weights is not None:
         chosen, origin = (
             np.asarray(weights, np.float64),
-            "chosen from out-of-fold predictions of the fit before self-training",
+            f"{FROM_OOF} of the fit before self-training",
         )
     else:
         chosen, origin = choose_weights(fitted.oofs, fitted.y, names, default, transfer)
