@@ -1,6 +1,8 @@
 """The sweep's summary tables (pure functions over a results frame, no Prefect)."""
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transferflow.experiments.sweep import mean_table, summarise
 
@@ -34,3 +36,30 @@ def test_a_candidate_not_run_at_a_budget_reads_as_a_dash_and_has_no_wins_row():
     assert "nan" not in table.to_string()
     worst = result["worst_vs_target_only"]
     assert list(worst["n_requested"]) == [50, 50] and (worst["points"] == 8.0).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    budgets=st.lists(st.sampled_from([0, 10, 50, 200]), min_size=1, max_size=4, unique=True),
+    others=st.lists(
+        st.sets(st.sampled_from(["target_only", "source_only", "pooled_lr", "nblr_pooled"])),
+        min_size=4,
+        max_size=4,
+    ),
+    seeds=st.integers(1, 3),
+    accuracy=st.floats(0.0, 1.0),
+)
+def test_no_summary_table_shows_nan_whatever_ran(budgets, others, seeds, accuracy):
+    """Invariant: whichever candidates ran at whichever budgets, the summary's tables hold
+    numbers or "–", never NaN."""
+    rows = []
+    for n, extra in zip(budgets, others, strict=False):
+        for seed in range(seeds):
+            base = {"architecture": "wide-deep", "strategy": "ensemble", "seed": seed}
+            base |= {"source": "a", "target": "b", "n_requested": n}
+            for cand in ["transfer", *sorted(extra)]:
+                rows.append({**base, "candidate": cand, "accuracy": accuracy})
+    result = summarise(pd.DataFrame(rows))
+    assert "nan" not in mean_table(result["table"]).to_string()
+    assert not result["wins"].isna().any().any()
+    assert not result["worst_vs_target_only"].isna().any().any()

@@ -378,12 +378,15 @@ def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of a sweep's 
                     "mean_gain_points": round(100 * float(diff.mean()), 2),
                 }
             )
-    gap = (
-        (per_pair.xs("transfer", level="candidate") - per_pair.xs("target_only", level="candidate"))
-        .rename("points")
-        .dropna()  # budgets without target_only (zero-label runs)
-        .reset_index()
-    )
+    ran = set(per_pair.index.get_level_values("candidate"))
+    if {"transfer", "target_only"} <= ran:
+        gap = (
+            per_pair.xs("transfer", level="candidate")
+            - per_pair.xs("target_only", level="candidate")
+        ).rename("points")
+    else:  # only zero-label budgets: no target_only to trail
+        gap = pd.Series(dtype=float, name="points", index=per_pair.index.droplevel("candidate")[:0])
+    gap = gap.dropna().reset_index()  # budgets without target_only (zero-label runs)
     gap["points"] = (100 * gap["points"]).round(2)
     return {
         "table": table,
