@@ -8,6 +8,7 @@ beyond ``model.keras``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,6 +67,7 @@ def fit_nb(
     grid: tuple[float, ...] | None = None,
     folds: int = 3,
     target_weight: float = 1.0,
+    zero_width: int = 0,
 ) -> tuple[Member, float, np.ndarray | None]:
     """NB-weighted logistic regression as one member: binarised n-grams scaled by their log-count
     ratio (:func:`log_count_ratio`), then softmax regression; ``C`` by
@@ -85,6 +87,10 @@ def fit_nb(
         folds: folds at most.
         target_weight: loss weight of each target row, the source rows' being 1 (1: pooled
             alike; benchmarks/nb_target_weight_choice.py measures others).
+        zero_width: the word vectors' width in the network this member joins: its rows are
+            fitted with zero deep features of that width, so that it shares the compiled
+            program of the other members fitted on the same rows (``Design.zero_width``: the
+            same optimum, up to float rounding).
 
     Returns:
         (member weights with their ``scale``, chosen ``C``, out-of-fold probabilities on the
@@ -97,7 +103,8 @@ def fit_nb(
 
     def design_on(rows: np.ndarray):
         scale = log_count_ratio(csr[rows], y[rows], n_classes)
-        return scale, make_design(binarised(csr, scale), None, y, domain)
+        design = make_design(binarised(csr, scale), None, y, domain)
+        return scale, replace(design, zero_width=zero_width)
 
     scale, design = design_on(np.ones(len(y), dtype=bool))
     base = np.where(domain == TARGET, target_weight, 1.0).astype(np.float32)

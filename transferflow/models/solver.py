@@ -29,7 +29,7 @@ share one compiled program. The optimiser is optax's L-BFGS (zoom line search) i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -66,6 +66,16 @@ class Design:
         y: class index per row; domain: ``SOURCE``/``TARGET`` per row.
         n: real rows (the arrays have ``bucket(n)``; padded rows have weight 0).
         n_features: n-grams.
+        zero_width: for a design without word vectors, the width of all-zero deep features it
+            is fitted with (0: none). Why: XLA compiles one program per set of array shapes, at
+            ~1.4 s each on a 2-core machine (a third of a cold run); with zero features of the
+            vectors' width, the rows a member with vectors is fitted on and the same rows
+            without them share one program. A zero column block leaves the objective and its
+            optimum unchanged (its gradient is 0, its weights stay at their zero start and are
+            dropped). The program differs, so XLA may order a sum differently: the weights are
+            equal bit for bit on the small designs of ``tests/unit/test_solver.py``, and within
+            float rounding (largest difference 1.3e-5) on a books -> kitchen source model,
+            whose test metrics were identical.
     """
 
     rows: jax.Array
@@ -76,6 +86,7 @@ class Design:
     domain: jax.Array
     n: int
     n_features: int
+    zero_width: int = 0
 
     def pad(self, per_row: np.ndarray) -> jax.Array:
         """A per-row vector padded with zeros to the arrays' row count."""
@@ -84,10 +95,16 @@ class Design:
         return jnp.asarray(out)
 
     def without_vectors(self) -> Design:
-        """The same rows for a member that reads no word vectors."""
-        return Design(
-            self.rows, self.cols, self.vals, None, self.y, self.domain, self.n, self.n_features
-        )
+        """The same rows for a member that reads no word vectors (fitted with zero features of
+        the vectors' width, so both share one compiled program)."""
+        width = self.zero_width if self.deep is None else int(self.deep.shape[1])
+        return replace(self, deep=None, zero_width=width)
+
+    def deep_or_zeros(self) -> jax.Array:
+        """The deep features, or the zero features a design without vectors is fitted with."""
+        if self.deep is not None:
+            return self.deep
+        return jnp.zeros((self.y.shape[0], self.zero_width), jnp.float32)
 
 
 def make_design(csr, deep: np.ndarray | None, y: np.ndarray, domain: np.ndarray) -> Design:
@@ -209,10 +226,21 @@ def _minimize(shape: Shape, init, problem: Problem):
 
 
 def _shapes(design: Design, n_classes: int) -> list[tuple[int, ...]]:
+    """The shapes of the weights the solver fits on ``design`` (a zero-feature block's
+    included)."""
     shapes = [(design.n_features, n_classes), (n_classes,)]
-    if design.deep is not None:
-        shapes.append((int(design.deep.shape[1]), n_classes))
+    width = int(design.deep_or_zeros().shape[1])
+    if width:
+        shapes.append((width, n_classes))
     return shapes
+
+
+def _with_zero_block(params: list, shapes: list[tuple[int, ...]], lead: tuple = ()) -> list:
+    """``params`` (a member's weights, or a prior) completed with zeros for the zero-feature
+    block of a design without vectors."""
+    if len(params) >= len(shapes):
+        return list(params)
+    return [*params, *(np.zeros((*lead, *s), np.float32) for s in shapes[len(params) :])]
 
 
 def fit(design: Design, n_classes: int, C: float, **kwargs) -> list[np.ndarray]:
@@ -248,6 +276,7 @@ def _fit(
     """:func:`fit`, also returning every weight copy (``init`` of a warm-started next fit)."""
     shapes = _shapes(design, n_classes)
     prior = [np.zeros(s, np.float32) for s in shapes] if prior is None else prior
+    prior = _with_zero_block(prior, shapes)
     prior_c = [
         jnp.asarray(
             np.concatenate(
@@ -259,7 +288,7 @@ def _fit(
     start = prior_c if init is None else [jnp.asarray(v) for v in init]
     weights = design.pad(np.ones(design.n) if row_weight is None else row_weight)
     mix_t = tuple(tuple(float(v) for v in r) for r in mix)
-    deep = design.deep if design.deep is not None else jnp.zeros((design.y.shape[0], 0))
+    deep = design.deep_or_zeros()
     out, count = _minimize(
         Shape(mix_t, int(design.y.shape[0]), max_iter),
         start,
@@ -277,7 +306,10 @@ def _fit(
     )
     copies_out = [np.asarray(v) for v in out]
     A = np.asarray(mix, dtype=np.float32)
-    return [np.tensordot(A[TARGET], v, axes=1) for v in copies_out], copies_out
+    weights_out = [np.tensordot(A[TARGET], v, axes=1) for v in copies_out]
+    if design.deep is None:  # the zero-feature block's weights (still zero) are no member's
+        weights_out = weights_out[:2]
+    return weights_out, copies_out
 
 
 @partial(jax.jit, static_argnums=(0,))
@@ -287,10 +319,10 @@ def _log_proba(n_pad: int, params, rows, cols, vals, deep):
 
 def log_proba(params: list[np.ndarray], design: Design) -> np.ndarray:
     """Per-row log-probabilities of a member with ``params`` (real rows only)."""
-    deep = design.deep if design.deep is not None else jnp.zeros((design.y.shape[0], 0))
+    deep = design.deep_or_zeros()
     out = _log_proba(
         int(design.y.shape[0]),
-        [jnp.asarray(p) for p in params],
+        [jnp.asarray(p) for p in _with_zero_block(params, _shapes(design, params[1].shape[-1]))],
         design.rows,
         design.cols,
         design.vals,

@@ -26,6 +26,7 @@ pooled member) share its private helpers for designs, priors and networks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +34,7 @@ import numpy as np
 from transferflow.config.settings import ModelConfig, Strategy, TransferConfig
 from transferflow.models.member import Member
 from transferflow.models.nb import fit_nb
+from transferflow.models.parallel import in_parallel
 from transferflow.models.text_model import TextModel
 from transferflow.text.features import NgramFeaturizer
 
@@ -180,16 +182,19 @@ def train_from_scratch(
     y = _index(rows.labels, classes)
     model = _new(inputs, classes, [f"{v}/{role}" for v in views])
     full = _design(model, rows.texts, y, np.full(len(y), SOURCE))
-    members, cs, losses, oofs = [], {}, {}, []
-    for view, use_vectors in views.items():
+
+    def fit_view(use_vectors: bool):
         design = full if use_vectors else full.without_vectors()
         c, scores, oof = choose_c(
             design, len(classes), seed, grid=tuple(cfg.c_grid), k=cfg.cv_folds
         )
-        members.append(_as_member(fit(design, len(classes), c), use_vectors))
-        _report(progress, len(members), len(views))
-        cs[view], losses[view] = c, scores
-        oofs.append(oof)
+        return _as_member(fit(design, len(classes), c), use_vectors), c, scores, oof
+
+    fitted = in_parallel([partial(fit_view, u) for u in views.values()], progress)
+    members = [m for m, _, _, _ in fitted]
+    cs = {v: c for v, (_, c, _, _) in zip(views, fitted, strict=True)}
+    losses = {v: scores for v, (_, _, scores, _) in zip(views, fitted, strict=True)}
+    oofs = [oof for _, _, _, oof in fitted]
     stack_members(model.network, members)
     model.info.update(
         {
@@ -235,6 +240,7 @@ def train_pooled(
         seed,
         grid=tuple(cfg.c_grid),
         folds=cfg.cv_folds,
+        zero_width=int(inputs.matrix.shape[1]),
     )
     stack_members(model.network, [member])
     _report(progress, 1, 1)
@@ -302,51 +308,41 @@ def adapt_members(
             strict=True,
         )
     )
-    members, cs = [], {}
-    oofs: list[np.ndarray | None] = []
-    for view, use_vectors in views.items():
+
+    def fit_member(view: str, use_vectors: bool, s: Strategy):
         tgt = tgt_full if use_vectors else tgt_full.without_vectors()
-        both = (
-            None
-            if both_full is None
-            else (both_full if use_vectors else both_full.without_vectors())
-        )
         prior = _prior(src_members[view], use_vectors)
-        c_src = float(source_model.info.get("C", {}).get(view, 1.0))
-        for s in chosen:
-            if s is Strategy.FINETUNE:
-                c, _, member_oof = choose_c(
-                    tgt, k, seed, prior=prior, grid=tuple(cfg.c_grid), k=cfg.cv_folds
+        if s is Strategy.FINETUNE:
+            c, _, member_oof = choose_c(
+                tgt, k, seed, prior=prior, grid=tuple(cfg.c_grid), k=cfg.cv_folds
+            )
+            return _as_member(fit(tgt, k, c, prior=prior), use_vectors), c, member_oof
+        assert both_full is not None  # every strategy but finetune pools the source rows
+        both = both_full if use_vectors else both_full.without_vectors()
+        c = float(source_model.info.get("C", {}).get(view, 1.0))
+        kwargs: dict = {}
+        base = np.ones(both.n, np.float32)
+        if s is Strategy.JOINT:
+            dom = np.asarray(both.domain)[: both.n]
+            base = np.where(dom == SOURCE, transfer.alpha, transfer.beta).astype(np.float32)
+        else:  # shared-private: shared + source-only + target-only copies
+            kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
+        w, copies = _fit(both, k, c, row_weight=base, **kwargs)
+        member_oof = None
+        if oof and masks is not None:  # the same folds, warm-started from the full fit
+            member_oof = np.zeros((len(y_t), k), np.float32)
+            offset = len(y_s)
+            for mask in masks:
+                held = np.zeros(both.n, dtype=bool)
+                held[offset + np.flatnonzero(mask)] = True
+                params, _ = _fit(
+                    both, k, c, row_weight=np.where(held, 0.0, base), init=copies, **kwargs
                 )
-                w = fit(tgt, k, c, prior=prior)
-            else:
-                c = c_src
-                assert both is not None  # every strategy but finetune pools the source rows
-                kwargs: dict = {}
-                base = np.ones(both.n, np.float32)
-                if s is Strategy.JOINT:
-                    dom = np.asarray(both.domain)[: both.n]
-                    base = np.where(dom == SOURCE, transfer.alpha, transfer.beta).astype(np.float32)
-                else:  # shared-private: shared + source-only + target-only copies
-                    kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
-                w, copies = _fit(both, k, c, row_weight=base, **kwargs)
-                member_oof = None
-                if oof and masks is not None:  # the same folds, warm-started from the full fit
-                    member_oof = np.zeros((len(y_t), k), np.float32)
-                    offset = len(y_s)
-                    for mask in masks:
-                        held = np.zeros(both.n, dtype=bool)
-                        held[offset + np.flatnonzero(mask)] = True
-                        params, _ = _fit(
-                            both, k, c, row_weight=np.where(held, 0.0, base), init=copies, **kwargs
-                        )
-                        member_oof[mask] = np.exp(log_proba(params, both)[held])
-            members.append(_as_member(w, use_vectors))
-            _report(progress, len(members), len(names))
-            cs[f"{view}/{s}"] = c
-            oofs.append(member_oof)
-    if ensemble:
-        member, cs[NB], nb_oof = fit_nb(
+                member_oof[mask] = np.exp(log_proba(params, both)[held])
+        return _as_member(w, use_vectors), c, member_oof
+
+    def fit_nb_member():
+        return fit_nb(
             model.featurizer,
             [*source.texts, *target.texts],
             np.concatenate([y_s, y_t]),
@@ -355,10 +351,16 @@ def adapt_members(
             seed,
             grid=tuple(cfg.c_grid),
             folds=cfg.cv_folds,
+            zero_width=int(matrix.shape[1]),
         )
-        members.append(member)
-        _report(progress, len(members), len(names))
-        oofs.append(nb_oof if masks is not None else None)
+
+    jobs = [partial(fit_member, v, u, s) for v, u in views.items() for s in chosen]
+    fitted = in_parallel([*jobs, *([fit_nb_member] if ensemble else [])], progress)
+    members = [m for m, _, _ in fitted]
+    cs = {name: c for name, (_, c, _) in zip(names, fitted, strict=True)}
+    oofs: list[np.ndarray | None] = [o for _, _, o in fitted]
+    if ensemble and masks is None:
+        oofs[-1] = None
     stack_members(model.network, members)
     model.info.update(
         {
