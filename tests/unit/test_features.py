@@ -60,3 +60,30 @@ def test_encoder_token_ids_are_the_first_max_len_tokens(texts):
         assert b.token_ids.shape[1] in (32,)  # max_len 16 fits the narrowest token width
         assert b.token_ids.shape[0] >= len(b.rows)
     assert OOV_ID in np.concatenate([b.token_ids[: len(b.rows), 0] for b in batches])
+
+
+def test_a_small_input_is_one_group_with_every_row_as_in_groups(texts, monkeypatch):
+    """Up to ONE_GROUP_ROWS texts are one padded group (one predict program per model); each row
+    holds the same n-grams and tokens as in the width groups of a larger input."""
+    from transferflow.text import features
+
+    # Sentences joined into reviews of several lengths: several width groups.
+    texts = [*texts, *(" ".join(texts[i : i + k]) for k in (5, 20, 60) for i in range(0, 240, k))]
+    featurizer = NgramFeaturizer.fit(texts[:300])
+    vocab = Vocabulary(sorted({w for t in texts[:100] for w in tokenize(t)}))
+    encoder = FeatureEncoder(featurizer, vocab, max_len=256)
+    [one] = encoder.encode(texts, batch_size=64)
+    monkeypatch.setattr(features, "ONE_GROUP_ROWS", 0)
+    grouped = encoder.encode(texts, batch_size=64)
+    assert len(grouped) > 1 and sorted(one.rows.tolist()) == list(range(len(texts)))
+
+    def row_content(batch, i):
+        ids, vals = batch.ngram_ids[i], batch.ngram_values[i]
+        return dict(zip(ids[ids > 0].tolist(), vals[ids > 0].tolist(), strict=True)), [
+            t for t in batch.token_ids[i].tolist() if t
+        ]
+
+    at = {int(r): i for i, r in enumerate(one.rows)}
+    for b in grouped:
+        for i, row in enumerate(b.rows):
+            assert row_content(b, i) == row_content(one, at[int(row)])

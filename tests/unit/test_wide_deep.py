@@ -313,6 +313,17 @@ def test_saved_model_loads_safely_and_is_byte_reproducible(data, source_model, t
     )
 
 
+def test_one_padded_group_predicts_what_width_groups_predict(data, source_model, monkeypatch):
+    from transferflow.text import features
+
+    test = data["test"][0]
+    texts = [*test, *(" ".join(test[i : i + k]) for k in (5, 20) for i in range(0, 200, k))]
+    one = source_model.predict_proba(texts)
+    monkeypatch.setattr(features, "ONE_GROUP_ROWS", 0)  # the width groups of a large input
+    assert len(source_model.encoder().encode(texts, 64)) > 1
+    np.testing.assert_allclose(source_model.predict_proba(texts), one, atol=1e-6)
+
+
 def _cfg(**kw):
     from transferflow.config.settings import ModelConfig
 

@@ -22,6 +22,10 @@ from transferflow.text.tokens import OOV_ID, PAD_ID, Tokens, Vocabulary, tokeniz
 # mean few XLA compilations per model (each costs ~0.3 s); the padding costs less than that.
 MIN_WIDTH = 64
 MIN_TOKEN_WIDTH = 32
+# Up to this many texts are one group, padded to the widest: every group shape compiles a predict
+# program per model (~0.15 s each), and a cold books -> kitchen run compiled 74 of them, mostly
+# for a few hundred texts split into six or so groups, where padding costs microseconds.
+ONE_GROUP_ROWS = 4096
 
 
 @dataclass
@@ -274,7 +278,8 @@ class FeatureEncoder:
         return ngram[at], word[at]
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> list[Batch]:
-        """Group ``texts`` by padded width and pad each group.
+        """Group ``texts`` by padded width and pad each group (up to ``ONE_GROUP_ROWS`` texts:
+        one group).
 
         Args:
             texts: the texts (non-strings count as empty).
@@ -291,7 +296,10 @@ class FeatureEncoder:
         # word-vector gather is the costliest step of predicting, so token padding is kept tight.
         n_tokens = np.minimum(np.maximum(tokens.lengths, 1), self.max_len)
         widths = _ladder(np.diff(csr.indptr), MIN_WIDTH, 4)
-        groups = widths * (1 << 32) + _ladder(n_tokens, MIN_TOKEN_WIDTH, 2)
+        token_widths = _ladder(n_tokens, MIN_TOKEN_WIDTH, 2)
+        if 0 < len(widths) <= ONE_GROUP_ROWS:
+            widths, token_widths = np.full_like(widths, widths.max()), token_widths.max()
+        groups = widths * (1 << 32) + token_widths
         token_ids = self._token_ids(tokens, word_ids)
         out = []
         for g in np.unique(groups):
