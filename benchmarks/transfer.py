@@ -73,7 +73,10 @@ def report(frame, out: Path, wall: float | None) -> None:
 
     comparison = compare_unlabeled(frame)
     if "unlabeled" in frame:
-        frame = frame[frame["unlabeled"] == "with"]
+        # The tables are of the default (with); a grid of `--unlabeled without` alone has only that.
+        variant = "with" if frame["unlabeled"].eq("with").any() else frame["unlabeled"].iloc[0]
+        frame = frame[frame["unlabeled"] == variant]
+        print(f"\nTables below: unlabelled target texts {variant}.")
 
     from transferflow.experiments.sweep import mean_table, plot_curves, summarise
 
