@@ -87,3 +87,22 @@ def test_a_small_input_is_one_group_with_every_row_as_in_groups(texts, monkeypat
     for b in grouped:
         for i, row in enumerate(b.rows):
             assert row_content(b, i) == row_content(one, at[int(row)])
+
+
+def test_one_very_long_text_does_not_pad_the_others(texts):
+    """A long review among short ones keeps a group of its own: the short rows' group stays
+    narrow, and no group holds more than ONE_GROUP_CELLS n-gram slots (padded rows aside)."""
+    from transferflow.text import features
+
+    short = [t for t in texts[:400] if isinstance(t, str)]
+    long_text = " ".join(short * 3)  # thousands of distinct n-grams
+    featurizer = NgramFeaturizer.fit([*short, long_text])
+    encoder = FeatureEncoder(featurizer, Vocabulary(["good"]), max_len=64)
+    rows = [*short, long_text] * 10
+    batches = encoder.encode(rows, batch_size=64)
+    widest = max(b.ngram_ids.shape[1] for b in batches)
+    assert widest >= 4096  # the long text's own group
+    for b in batches:
+        assert len(b.rows) * b.ngram_ids.shape[1] <= features.ONE_GROUP_CELLS or len(b.rows) == 10
+    bulk = max(batches, key=lambda b: len(b.rows))
+    assert len(bulk.rows) == 10 * len(short) and bulk.ngram_ids.shape[1] < widest

@@ -24,8 +24,11 @@ MIN_WIDTH = 64
 MIN_TOKEN_WIDTH = 32
 # Up to this many texts are one group, padded to the widest: every group shape compiles a predict
 # program per model (~0.15 s each), and a cold books -> kitchen run compiled 74 of them, mostly
-# for a few hundred texts split into six or so groups, where padding costs microseconds.
+# for a few hundred texts split into six or so groups, where padding costs microseconds. Rows
+# whose width would make the group hold over ONE_GROUP_CELLS n-gram slots (32 MB of ids and
+# values) keep groups of their own: one very long text must not pad thousands of short ones.
 ONE_GROUP_ROWS = 4096
+ONE_GROUP_CELLS = 1 << 22
 
 
 @dataclass
@@ -56,6 +59,16 @@ def _ladder(n, low: int, step: int) -> np.ndarray:
     k = np.ceil(np.log(np.maximum(n / low, 1)) / np.log(step) - 1e-9).astype(np.int64)
     out = low * step ** np.maximum(k, 0)
     return np.where(out < n, out * step, out)  # guard against log rounding
+
+
+def _one_group(widths: np.ndarray) -> np.ndarray:
+    """Which rows of a small input share one group: those up to the widest ladder width ``w``
+    for which (rows up to ``w``) x ``w`` stays within ``ONE_GROUP_CELLS``."""
+    chosen = None
+    for w in np.unique(widths):  # ascending
+        if int((widths <= w).sum()) * int(w) <= ONE_GROUP_CELLS:
+            chosen = w
+    return widths <= chosen if chosen is not None else np.zeros(len(widths), dtype=bool)
 
 
 def padded_rows(n: int, batch_size: int) -> int:
@@ -279,7 +292,7 @@ class FeatureEncoder:
 
     def encode(self, texts: list[str], batch_size: int | None = None) -> list[Batch]:
         """Group ``texts`` by padded width and pad each group (up to ``ONE_GROUP_ROWS`` texts:
-        one group).
+        one group, but for rows too wide to pad the others to).
 
         Args:
             texts: the texts (non-strings count as empty).
@@ -298,7 +311,10 @@ class FeatureEncoder:
         widths = _ladder(np.diff(csr.indptr), MIN_WIDTH, 4)
         token_widths = _ladder(n_tokens, MIN_TOKEN_WIDTH, 2)
         if 0 < len(widths) <= ONE_GROUP_ROWS:
-            widths, token_widths = np.full_like(widths, widths.max()), token_widths.max()
+            merged = _one_group(widths)
+            if merged.any():
+                widths = np.where(merged, widths[merged].max(), widths)
+                token_widths = np.where(merged, token_widths[merged].max(), token_widths)
         groups = widths * (1 << 32) + token_widths
         token_ids = self._token_ids(tokens, word_ids)
         out = []
