@@ -97,14 +97,19 @@ class Design:
     def without_vectors(self) -> Design:
         """The same rows for a member that reads no word vectors (fitted with zero features of
         the vectors' width, so both share one compiled program)."""
-        width = self.zero_width if self.deep is None else int(self.deep.shape[1])
-        return replace(self, deep=None, zero_width=width)
+        return replace(self, deep=None, zero_width=_deep_width(self))
 
     def deep_or_zeros(self) -> jax.Array:
         """The deep features, or the zero features a design without vectors is fitted with."""
         if self.deep is not None:
             return self.deep
         return jnp.zeros((self.y.shape[0], self.zero_width), jnp.float32)
+
+
+def _deep_width(design: Design) -> int:
+    """The width of the deep features a design is fitted with (its zero block's, without
+    vectors)."""
+    return design.zero_width if design.deep is None else int(design.deep.shape[1])
 
 
 def make_design(csr, deep: np.ndarray | None, y: np.ndarray, domain: np.ndarray) -> Design:
@@ -229,18 +234,16 @@ def _shapes(design: Design, n_classes: int) -> list[tuple[int, ...]]:
     """The shapes of the weights the solver fits on ``design`` (a zero-feature block's
     included)."""
     shapes = [(design.n_features, n_classes), (n_classes,)]
-    width = int(design.deep_or_zeros().shape[1])
+    width = _deep_width(design)
     if width:
         shapes.append((width, n_classes))
     return shapes
 
 
-def _with_zero_block(params: list, shapes: list[tuple[int, ...]], lead: tuple = ()) -> list:
+def _with_zero_block(params: list, shapes: list[tuple[int, ...]]) -> list:
     """``params`` (a member's weights, or a prior) completed with zeros for the zero-feature
     block of a design without vectors."""
-    if len(params) >= len(shapes):
-        return list(params)
-    return [*params, *(np.zeros((*lead, *s), np.float32) for s in shapes[len(params) :])]
+    return [*params, *(np.zeros(s, np.float32) for s in shapes[len(params) :])]
 
 
 def fit(design: Design, n_classes: int, C: float, **kwargs) -> list[np.ndarray]:

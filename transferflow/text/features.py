@@ -61,14 +61,11 @@ def _ladder(n, low: int, step: int) -> np.ndarray:
     return np.where(out < n, out * step, out)  # guard against log rounding
 
 
-def _one_group(widths: np.ndarray) -> np.ndarray:
-    """Which rows of a small input share one group: those up to the widest ladder width ``w``
-    for which (rows up to ``w``) x ``w`` stays within ``ONE_GROUP_CELLS``."""
-    chosen = None
-    for w in np.unique(widths):  # ascending
-        if int((widths <= w).sum()) * int(w) <= ONE_GROUP_CELLS:
-            chosen = w
-    return widths <= chosen if chosen is not None else np.zeros(len(widths), dtype=bool)
+def _one_group_width(widths: np.ndarray) -> int | None:
+    """The width of a small input's shared group: the widest ladder width ``w`` for which (rows
+    up to ``w``) x ``w`` stays within ``ONE_GROUP_CELLS`` (``None``: no such width)."""
+    fits = [int(w) for w in np.unique(widths) if (widths <= w).sum() * int(w) <= ONE_GROUP_CELLS]
+    return max(fits, default=None)
 
 
 def padded_rows(n: int, batch_size: int) -> int:
@@ -310,11 +307,11 @@ class FeatureEncoder:
         n_tokens = np.minimum(np.maximum(tokens.lengths, 1), self.max_len)
         widths = _ladder(np.diff(csr.indptr), MIN_WIDTH, 4)
         token_widths = _ladder(n_tokens, MIN_TOKEN_WIDTH, 2)
-        if 0 < len(widths) <= ONE_GROUP_ROWS:
-            merged = _one_group(widths)
-            if merged.any():
-                widths = np.where(merged, widths[merged].max(), widths)
-                token_widths = np.where(merged, token_widths[merged].max(), token_widths)
+        limit = _one_group_width(widths) if len(widths) <= ONE_GROUP_ROWS else None
+        if limit is not None:
+            merged = widths <= limit
+            widths = np.where(merged, limit, widths)
+            token_widths = np.where(merged, token_widths[merged].max(), token_widths)
         groups = widths * (1 << 32) + token_widths
         token_ids = self._token_ids(tokens, word_ids)
         out = []
