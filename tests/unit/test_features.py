@@ -4,6 +4,8 @@ implementations (one regex call per text; scikit-learn's TfidfVectorizer) give."
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from transferflow.config.settings import DEMO_DIR
@@ -106,3 +108,24 @@ def test_one_very_long_text_does_not_pad_the_others(texts):
         assert len(b.rows) * b.ngram_ids.shape[1] <= features.ONE_GROUP_CELLS or len(b.rows) == 10
     bulk = max(batches, key=lambda b: len(b.rows))
     assert len(bulk.rows) == 10 * len(short) and bulk.ngram_ids.shape[1] < widest
+
+
+@given(
+    short=st.integers(0, 4000),
+    short_width=st.sampled_from([64, 256, 1024]),
+    wide=st.lists(st.sampled_from([64, 256, 1024, 4096, 16384, 65536]), min_size=1, max_size=96),
+)
+@example(short=4000, short_width=64, wide=[65536])  # one long text among thousands of short
+@settings(max_examples=200, deadline=None)
+def test_the_shared_group_is_the_widest_that_fits_its_slots(short, short_width, wide):
+    """Invariant, on generated row widths: the shared group holds at most ONE_GROUP_CELLS n-gram
+    slots, and no wider ladder width would also fit."""
+    from transferflow.text.features import ONE_GROUP_CELLS, _one_group_width
+
+    widths = np.asarray([short_width] * short + wide)
+    limit = _one_group_width(widths)
+    fits = [w for w in set(widths.tolist()) if (widths <= w).sum() * w <= ONE_GROUP_CELLS]
+    if limit is None:
+        assert not fits
+    else:
+        assert (widths <= limit).sum() * limit <= ONE_GROUP_CELLS and limit == max(fits)

@@ -10,6 +10,8 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transferflow.config.settings import DEMO_DIR
 from transferflow.models import solver
@@ -129,3 +131,19 @@ def test_a_failing_fit_stops_the_others_and_raises(rows):
     with pytest.raises(ValueError, match="boom"):
         in_parallel([fails, *[lambda i=i: slow(i) for i in range(20)]])
     assert len(started) < 20  # queued fits were cancelled
+
+
+@given(st.lists(st.floats(0, 0.02), min_size=1, max_size=12))
+@settings(max_examples=40, deadline=None)
+def test_progress_moves_up_to_one_for_any_jobs(delays):
+    """Invariant, on generated job counts and durations: results in job order; progress is
+    reported from the calling thread, never goes back and ends at 1."""
+    import time
+
+    jobs = [lambda i=i, d=d: (time.sleep(d), i)[1] for i, d in enumerate(delays)]
+    seen: list[tuple[float, str]] = []
+    out = in_parallel(jobs, lambda share: seen.append((share, threading.current_thread().name)))
+    shares = [share for share, _ in seen]
+    assert out == list(range(len(delays)))
+    assert shares == sorted(shares) and shares[-1] == 1.0
+    assert {name for _, name in seen} == {threading.current_thread().name}
