@@ -153,6 +153,14 @@ def main() -> int:
         default="with",
         help="with (default: the rows beyond n serve as unlabelled texts) or with,without",
     )
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        help="a setting of every run (section.field=value, as the CLI's --set), e.g. to measure "
+        "an alternative to a default",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--summarise", type=Path, help="only print the tables of this results CSV")
     args = parser.parse_args()
@@ -180,6 +188,12 @@ def main() -> int:
     variants = [v.strip() for v in args.unlabeled.split(",") if v.strip()]
     if not variants or set(variants) - {"with", "without"}:
         raise SystemExit("--unlabeled: 'with', 'without' or 'with,without'")
+    from transferflow.config.settings import set_dotted
+    from transferflow.config.sources import parse_sets
+
+    settings: dict = {}
+    for key, value in parse_sets(args.sets):
+        set_dotted(settings, key, value)
     start = time.perf_counter()
     frames = []
     # A throwaway Prefect server and database: the benchmark leaves no runs behind.
@@ -192,7 +206,13 @@ def main() -> int:
                 update={
                     "name": f"{grid.name}-{variant}-unlabeled",
                     "label_budgets": budgets,
-                    "base": {"data": {"unlabeled_beyond_cap": variant == "with"}},
+                    "base": {
+                        **settings,
+                        "data": {
+                            **settings.get("data", {}),
+                            "unlabeled_beyond_cap": variant == "with",
+                        },
+                    },
                 }
             )
             result = run_sweep(part, args.task_runner, args.workers)

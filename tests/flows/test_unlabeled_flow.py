@@ -47,21 +47,32 @@ def test_zero_labels_train_transfer_from_source_and_unlabelled_texts(small_domai
     assert metrics["self_training"]["unlabeled_texts"] == counts["unlabeled"]
     assert set(pseudo) == {"0", "1"} and all(v > 0 for v in pseudo.values())
     assert all(v <= round(0.35 * counts["unlabeled"]) for v in pseudo.values())
+    assert metrics["self_training"]["C_kept"] == []  # no first fit: C is searched
     report = (Path(result["run_dir"]) / "report.md").read_text()
     assert "n/a (no target labels)" in report and "Self-training: the transfer model" in report
 
 
 @pytest.mark.slow
-def test_an_unlabelled_file_feeds_the_vectors_and_self_training(small_domains, tmp_path):
+@pytest.mark.parametrize("keep_c", [None, "search"])  # None: the default, 'first-fit'
+def test_an_unlabelled_file_feeds_the_vectors_and_self_training(small_domains, tmp_path, keep_c):
     unlabeled = _unlabeled_file(tmp_path, _more_amazon(150))
     raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
     raw["data"]["target"]["unlabeled_paths"] = [str(unlabeled)]
     raw["data"]["target_train_size"] = 40
+    if keep_c is not None:
+        raw["transfer"] = {"self_training_c": keep_c}
     result = transfer_learning(build_config(raw))
     counts = result["metrics"]["data"]["target"]["counts"]
     # The file's 150 texts plus the training rows beyond the 40 labels, repeats removed.
     assert 150 < counts["unlabeled"] <= 150 + counts["pool"] - 40
-    assert result["metrics"]["self_training"]["unlabeled_texts"] == counts["unlabeled"]
+    st = result["metrics"]["self_training"]
+    assert st["unlabeled_texts"] == counts["unlabeled"]
+    # By default the second fit keeps the C that the searching members' first fit chose on the
+    # 40 labels (folds over its own pseudo-labels would flatter); the report says so.
+    kept = ["wide/finetune", "ngrams/finetune", "nb/pooled"] if keep_c is None else []
+    assert st["C_kept"] == kept
+    report = (Path(result["run_dir"]) / "report.md").read_text()
+    assert ("kept the one their first fit chose" in report) == (keep_c is None)
 
 
 @pytest.mark.slow

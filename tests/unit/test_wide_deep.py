@@ -402,3 +402,34 @@ def test_given_ensemble_weights_are_kept(data, source_model):
     )  # fmt: skip
     assert model.info["weights_from"].endswith("before self-training")
     np.testing.assert_allclose(model.member_proba(data["test"][0][:5])[1], given, atol=1e-6)
+
+
+def test_given_cs_fit_finetune_and_nb_members_once_with_them(data, source_model, ensemble):
+    """Given C values (self-training's second fit keeps the first fit's) replace the search for
+    the members that search (finetune, NB): each is the single fit at that C, the other members
+    are fitted as without them."""
+    first, _ = ensemble
+    # Values the search did not choose, so a search that ran anyway would show.
+    given = {m: (0.1 if first.info["C"][m] != 0.1 else 100.0) for m in first.members}
+    fitted = wd.adapt_members(
+        source_model, data["matrix"], data["src"], data["tgt"],
+        transfer=TransferConfig(), cfg=ModelConfig(), seed=0, oof=True, cs=given,
+    )  # fmt: skip
+    searched = ("wide/finetune", "ngrams/finetune", wd.NB)
+    for name, oof in zip(fitted.model.members, fitted.oofs, strict=True):
+        expected = given[name] if name in searched else first.info["C"][name]
+        assert fitted.model.info["C"][name] == expected, name
+        assert (oof is None) == (name in searched), name  # no folds for a given C
+    y = np.array([CLASSES.index(v) for v in data["tgt"].labels])
+    nb_alone, _, _ = fit_nb(
+        data["featurizer"], [*data["src"].texts, *data["tgt"].texts],
+        np.r_[np.array([CLASSES.index(v) for v in data["src"].labels]), y],
+        np.r_[np.full(len(data["src"].texts), SOURCE), np.full(len(y), TARGET)],
+        2, seed=0, grid=(given[wd.NB],), zero_width=data["matrix"].shape[1],
+    )  # fmt: skip
+    np.testing.assert_allclose(  # the network holds the kernel with the NB scale folded in
+        fitted.model.member_weights()[-1].wide_kernel,
+        nb_alone.wide_kernel * nb_alone.scale[:, None],
+        rtol=1e-5,
+        atol=1e-6,
+    )

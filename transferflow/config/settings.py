@@ -264,6 +264,15 @@ class TransferConfig(_Section):
         "its own confident predictions as labels (self-training, one round; per predicted class "
         "the most confident, in proportion to the target's class shares). 0: off.",
     )
+    self_training_c: Literal["first-fit", "search"] = Field(
+        default="first-fit",
+        description="Self-training's second fit: 'first-fit' keeps the C each 'finetune' and NB "
+        "member got by cross-validation on the target labels in the first fit (folds over "
+        "pseudo-labels the model made itself would flatter, as for the ensemble weights; on "
+        "MDSD and the UCI sentences it was the more accurate, docs/models.md); 'search': "
+        "cross-validate again on the labels plus pseudo-labels. Without target labels to fold "
+        "there is no such C: it is searched either way.",
+    )
     ensemble_weights: Literal["fixed", "out-of-fold"] = Field(
         default="fixed",
         description="'ensemble': how the NB member's share of the mean is set. 'fixed': one "

@@ -29,7 +29,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _parse_set(items: list[str]) -> list[tuple[str, Any]]:
+def parse_sets(items: list[str]) -> list[tuple[str, Any]]:
+    """``section.field=value`` strings (``--set``) as ``(dotted path, YAML value)`` pairs.
+
+    Raises:
+        ConfigError: an item without ``=`` or a value that is not plain YAML.
+    """
     import yaml
 
     out = []
@@ -92,7 +97,7 @@ def assemble_config(
                 if isinstance(value, list)
                 else (str(value) if isinstance(value, Path) else value),
             )
-    for key, value in _parse_set(sets):
+    for key, value in parse_sets(sets):
         set_dotted(raw, key, value)
     return build_config(raw)
 

@@ -229,7 +229,12 @@ def fine_tune(
     unlabeled = _texts(target.unlabeled) if target.unlabeled is not None else []
     rounds = 2 if unlabeled and cfg.self_training > 0 else 1
 
-    def fitted(rows: Labelled, step: int, weights: list[float] | None = None):
+    def fitted(
+        rows: Labelled,
+        step: int,
+        weights: list[float] | None = None,
+        cs: dict[str, float] | None = None,
+    ):
         share = None if progress is None else (lambda s: progress((step + s) / rounds))
         # Only the first fit's out-of-fold probabilities and ensemble weights are kept: the
         # second fit's labels include pseudo-labels the first fit made, which folds would flatter.
@@ -238,7 +243,7 @@ def fine_tune(
         )
         return adapt(
             base, matrix, src, rows, transfer=transfer, cfg=model_cfg, seed=seed,
-            oof=oof and step == 0, weights=weights, progress=share,
+            oof=oof and step == 0, weights=weights, cs=cs, progress=share,
         )  # fmt: skip
 
     model, oof_proba = fitted(tgt, 0) if tgt.texts else (base, None)
@@ -260,10 +265,17 @@ def fine_tune(
             first = model.info if tgt.texts else {}
             chosen_before = first.get("weights_from") == FROM_OOF
             weights = list(first["member_weights"].values()) if chosen_before else None
-            model, _ = fitted(Labelled([*tgt.texts, *chosen], [*tgt.labels, *labels]), 1, weights)
+            # C chosen on the target labels is kept likewise (transfer.self_training_c).
+            keep_c = cfg.self_training_c == "first-fit" and first.get("C_cross_validated")
+            cs = first["C"] if keep_c else None
+            model, _ = fitted(
+                Labelled([*tgt.texts, *chosen], [*tgt.labels, *labels]), 1, weights, cs
+            )
         summary["self_training"] = {
             "unlabeled_texts": len(unlabeled),
             "pseudo_labelled": {c: labels.count(c) for c in target.labels},
+            # the members whose C the second fit kept from the first (transfer.self_training_c)
+            "C_kept": list(model.info.get("C_given", [])) if chosen else [],
         }
     return save(model, "transfer", out_dir, oof_proba, **summary)
 

@@ -68,6 +68,7 @@ def fit_nb(
     folds: int = 3,
     target_weight: float = 1.0,
     zero_width: int = 0,
+    c: float | None = None,
 ) -> tuple[Member, float, np.ndarray | None]:
     """NB-weighted logistic regression as one member: binarised n-grams scaled by their log-count
     ratio (:func:`log_count_ratio`), then softmax regression; ``C`` by
@@ -91,6 +92,8 @@ def fit_nb(
             fitted with zero deep features of that width, so that it shares the compiled
             program of the other members fitted on the same rows (``Design.zero_width``: the
             same optimum, up to float rounding).
+        c: ``C`` if already chosen: one fit, no cross-validation (out-of-fold probabilities
+            ``None``).
 
     Returns:
         (member weights with their ``scale``, chosen ``C``, out-of-fold probabilities on the
@@ -108,6 +111,9 @@ def fit_nb(
 
     scale, design = design_on(np.ones(len(y), dtype=bool))
     base = np.where(domain == TARGET, target_weight, 1.0).astype(np.float32)
+    if c is not None:
+        w = fit(design, n_classes, float(c), row_weight=base)
+        return Member(wide_kernel=w[0], wide_bias=w[1], scale=scale), float(c), None
     c, _, oof = choose_c(
         design,
         n_classes,

@@ -274,10 +274,13 @@ def adapt_members(
     cfg: ModelConfig,
     seed: int,
     oof: bool = True,
+    cs: dict[str, float] | None = None,
     progress=None,
 ) -> Adapted:
     """Fit the members of :func:`adapt` (same arguments) with the default weights, and each
-    member's out-of-fold probabilities when ``oof`` (with too few target labels to fold, none)."""
+    member's out-of-fold probabilities when ``oof`` (with too few target labels to fold, none).
+    A ``finetune`` or NB member named in ``cs`` is fitted once with that ``C`` (no
+    cross-validation, no out-of-fold probabilities)."""
     from transferflow.models.network import stack_members
     from transferflow.models.solver import SOURCE, TARGET, _fit, choose_c, fit, folds, log_proba
 
@@ -309,9 +312,14 @@ def adapt_members(
         )
     )
 
+    given = cs or {}
+
     def fit_member(view: str, use_vectors: bool, s: Strategy):
         tgt = tgt_full if use_vectors else tgt_full.without_vectors()
         prior = _prior(src_members[view], use_vectors)
+        if s is Strategy.FINETUNE and f"{view}/{s}" in given:
+            c = float(given[f"{view}/{s}"])
+            return _as_member(fit(tgt, k, c, prior=prior), use_vectors), c, None
         if s is Strategy.FINETUNE:
             c, _, member_oof = choose_c(
                 tgt, k, seed, prior=prior, grid=tuple(cfg.c_grid), k=cfg.cv_folds
@@ -351,6 +359,7 @@ def adapt_members(
             seed,
             grid=tuple(cfg.c_grid),
             folds=cfg.cv_folds,
+            c=given.get(NB),
             zero_width=int(matrix.shape[1]),
         )
 
@@ -367,6 +376,10 @@ def adapt_members(
             "role": "transfer",
             "strategy": str(strategy),
             "C": cs,
+            # whether the target labels could be folded, i.e. finetune's C was cross-validated
+            "C_cross_validated": masks is not None,
+            # members fitted once with a given C (no search)
+            "C_given": [n for n in names if n in given and (n == NB or n.endswith("/finetune"))],
             "alpha": transfer.alpha,
             "beta": transfer.beta,
         }
@@ -387,6 +400,7 @@ def adapt(
     seed: int,
     oof: bool = True,
     weights: list[float] | None = None,
+    cs: dict[str, float] | None = None,
     progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """Adapt a source model to target labels (same classes), per view.
@@ -408,6 +422,8 @@ def adapt(
             to choose its weights.
         weights: the ensemble's member weights, if already chosen (self-training's second fit
             keeps the first fit's: out-of-fold evidence on pseudo-labels would flatter).
+        cs: member name -> ``C`` for ``finetune`` and NB members, if already chosen (fitted
+            once, without cross-validation; self-training's second fit, like ``weights``).
         progress: optional ``progress(share)`` called as members are fitted.
 
     Returns:
@@ -425,7 +441,7 @@ def adapt(
     need = oof or (ensemble and weights is None and transfer.ensemble_weights != "fixed")
     fitted = adapt_members(
         source_model, matrix, source, target, transfer=transfer, cfg=cfg, seed=seed,
-        oof=need, progress=progress,
+        oof=need, cs=cs, progress=progress,
     )  # fmt: skip
     model = fitted.model
     names = model.members

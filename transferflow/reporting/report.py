@@ -65,7 +65,13 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
                 f"Self-training: the transfer model labelled {sum(st['pseudo_labelled'].values())}"
                 f" of the {st['unlabeled_texts']} unlabelled target texts it was surest of "
                 f"({', '.join(f'{k}: {v}' for k, v in st['pseudo_labelled'].items())}) and was "
-                "refitted with them (`transfer.self_training`).",
+                "refitted with them (`transfer.self_training`)"
+                + (
+                    "; members that choose `C` by cross-validation kept the one their first fit "
+                    "chose on the target labels (`transfer.self_training_c`)."
+                    if st.get("C_kept")
+                    else "."
+                ),
                 "",
             ]
         if (ew := metrics.get("ensemble_weights")) and any(
