@@ -275,7 +275,7 @@ def fine_tune(
             "unlabeled_texts": len(unlabeled),
             "pseudo_labelled": {c: labels.count(c) for c in target.labels},
             # the members whose C the second fit kept from the first (transfer.self_training_c)
-            "C_kept": list(model.info.get("C_given", [])) if chosen else [],
+            "C_kept": list(model.info.get("C_given", [])),
         }
     return save(model, "transfer", out_dir, oof_proba, **summary)
 
