@@ -45,7 +45,7 @@ def suggest(config: RunConfig, unlabeled: Path, output: Path) -> dict[str, Any]:
         source, target = run_data_gates(
             config, work, None, gates, config.gates.verdicts(config.cache)
         )
-        _, _, transfer = train_transfer(config, source, target, gates, None)
+        _, _, transfer, _ = train_transfer(config, source, target, gates, None)
         return suggest_labels(
             transfer,
             target,

@@ -5,6 +5,7 @@ evaluate → report.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -184,11 +185,11 @@ def _pipeline(
     verdicts = g.verdicts(config.cache)
     source, target = run_data_gates(config, art, docs, gates, verdicts)
     cache = config.cache
-    emb, source_model, transfer = train_transfer(config, source, target, gates, docs)
-    models = {"transfer": transfer}
     roles = baseline_roles(config.baselines, same_labels=source.labels == target.labels)
     if target.n_train == 0:  # zero target labels: nothing to train target_only or pooled_lr on
         roles = [r for r in roles if r == "source_only"]
+    emb, source_model, transfer, pooled = train_transfer(config, source, target, gates, docs, roles)
+    models = {"transfer": transfer}
     for role in roles:
         if role == "target_only":
             models[role] = _value(
@@ -199,11 +200,8 @@ def _pipeline(
         elif role == "source_only":
             models[role] = source_model
         elif role == "pooled_lr":
-            models[role] = _value(
-                cached(train_pooled_baseline, cache)(
-                    source, target, emb, config.model, seed, cache, return_state=True
-                )
-            )
+            assert pooled is not None  # trained before the transfer model (train_transfer)
+            models[role] = pooled
     extra = {
         "run": {
             "name": title,
@@ -286,12 +284,18 @@ def train_transfer(
     target: DatasetRef,
     gates: dict[str, Any],
     docs: Path | None,
-) -> tuple[EmbeddingsRef, ModelRef, ModelRef]:
+    baselines: Sequence[str] = (),
+) -> tuple[EmbeddingsRef, ModelRef, ModelRef, ModelRef | None]:
     """Word vectors, the source model and the transfer model, each followed by its gate (shared
     by the ``transfer-learning`` and ``suggest-labels`` flows; every stage is cached).
 
+    Args:
+        baselines: the baselines the run trains. With ``pooled_lr`` among them it is trained
+            here, before the transfer model: it is the ensemble's NB member (same rows, n-grams
+            and seed), which fine-tuning then takes instead of fitting it a second time.
+
     Returns:
-        (embeddings, source model, transfer model).
+        (embeddings, source model, transfer model, ``pooled_lr`` model or None).
     """
     g, seed, cache = config.gates, config.seed, config.cache
     parsed = None
@@ -326,6 +330,13 @@ def train_transfer(
     gates["source_model"] = _value(
         check_source_model(source_model, source, g.source_model, docs, verdicts, return_state=True)
     )
+    pooled = None
+    if "pooled_lr" in baselines:
+        pooled = _value(
+            cached(train_pooled_baseline, cache)(
+                source, target, emb, config.model, seed, cache, return_state=True
+            )
+        )
     transfer = _value(
         cached(fine_tune_target_model, cache)(
             source_model,
@@ -336,10 +347,11 @@ def train_transfer(
             config.transfer,
             seed,
             cache,
+            pooled,
             return_state=True,
         )
     )
-    return emb, source_model, transfer
+    return emb, source_model, transfer, pooled
 
 
 def _value(state):

@@ -176,8 +176,10 @@ def fine_tune_target_model(
     cfg: TransferConfig,
     seed: int,
     cache: CacheConfig,
+    pooled: Annotated[ModelRef | None, Reads("model", "files")] = None,
 ) -> ModelRef:
-    """Adapt the source model to the target labels."""
+    """Adapt the source model to the target labels (``pooled``: the run's ``pooled_lr``
+    baseline, which is the ensemble's NB member: taken, not fitted again)."""
     return in_store(
         cache,
         ModelRef,
@@ -192,6 +194,7 @@ def fine_tune_target_model(
                 cfg,
                 seed=seed,
                 out_dir=out,
+                pooled=pooled,
                 progress=report,
             ),
         ),

@@ -381,3 +381,23 @@ def test_every_command_answers_under_python_m_too():
             timeout=120,
         )
         assert done.returncode == 0, (name, done.stdout[-500:], done.stderr[-500:])
+
+
+def test_modules_imported_while_the_server_starts_exist_and_keep_keras_on_jax():
+    """What the CLI imports while the local server comes up is importable, and importing it
+    first leaves Keras on the JAX backend (a bare ``import keras`` would pick TensorFlow)."""
+    from transferflow.flows.cli import TRAINING_MODULES
+
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    code = (
+        "import importlib, sys\n"
+        f"for m in {list(TRAINING_MODULES)!r}: importlib.import_module(m)\n"
+        "assert 'keras' in sys.modules and 'jax' in sys.modules\n"
+        "import keras\n"
+        "print(keras.backend.backend())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "jax"

@@ -114,6 +114,42 @@ def test_same_seed_gives_same_metrics_and_artefact_bytes(small_domains, tmp_path
 
 
 @pytest.mark.slow
+def test_fine_tuning_takes_the_pooled_baseline_as_its_nb_member(small_domains, tmp_path):
+    """The ``pooled_lr`` baseline is the ensemble's NB member (same rows, n-grams, seed): it is
+    trained first and handed to fine-tuning (the task run records it as an input), and the
+    transfer model is byte-identical to that of a run without the baseline, which fits the
+    member itself."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["cache"] = {"enabled": False}
+    raw["registry"] = {"enabled": False}
+    states = {
+        name: transfer_learning(build_config({**raw, **extra, "run_name": name}), return_state=True)
+        for name, extra in (("with", {}), ("without", {"baselines": {"pooled_lr": False}}))
+    }
+    hashes = {}
+    for name, state in states.items():
+        listing = json.loads((Path(state.result()["run_dir"]) / "artifacts.json").read_text())
+        hashes[name] = {k: v["sha256"] for k, v in listing.items()}
+    assert "pooled_lr" in hashes["with"] and "pooled_lr" not in hashes["without"]
+    assert hashes["with"]["transfer"] == hashes["without"]["transfer"]
+    with get_client(sync_client=True) as client:
+        runs = {
+            r.name: r
+            for r in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[states["with"].state_details.flow_run_id])
+                )
+            )
+        }
+    pooled, fine_tune = runs["train_pooled_baseline"], runs["fine_tune_target_model"]
+    assert [i.id for i in fine_tune.task_inputs["pooled"]] == [pooled.id]
+    assert pooled.end_time <= fine_tune.start_time
+
+
+@pytest.mark.slow
 def test_multiclass_target_with_other_labels_gets_new_head(small_domains, tmp_path):
     amazon = pd.read_csv(small_domains["target"])
     amazon["label"] = amazon["label"].map({0: "neg", 1: "pos"})

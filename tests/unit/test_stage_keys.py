@@ -91,6 +91,7 @@ def _inputs() -> dict[str, Any]:
         "expected_size": 100,
         "parsed": ParsedVectors.model_construct(vectors=_ref("pv"), tokens=_ref("pt")),
         "models": {"transfer": _model("transfer"), "pooled_lr": _model("pooled")},
+        "pooled": _model("pooled"),
         "drawn_from": {"candidates": {"transfer": {"accuracy": 0.9}}, "shown": "transfer"},
         "source": _dataset("s"),
         "target": _dataset("t"),

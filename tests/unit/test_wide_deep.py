@@ -433,3 +433,37 @@ def test_given_cs_fit_finetune_and_nb_members_once_with_them(data, source_model,
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_the_pooled_baseline_is_the_ensembles_nb_member_and_is_taken_as_it(
+    data, source_model, ensemble
+):
+    """``train_pooled`` fits what the ensemble's first fit fits as its NB member (same rows,
+    n-grams, seed): given as ``nb``, the adapted model is the same model, and the given member
+    is used as it is, not fitted again."""
+    first, first_oof = ensemble
+    pooled, pooled_oof = wd.train_pooled(
+        _inputs(data), data["src"], data["tgt"], CLASSES, cfg=ModelConfig(), seed=0
+    )
+    nb = wd.pooled_nb(pooled, pooled_oof)
+    assert nb[1] == first.info["C"][wd.NB]
+    model, oof = wd.adapt(
+        source_model, data["matrix"], data["src"], data["tgt"],
+        transfer=TransferConfig(), cfg=ModelConfig(), seed=0, nb=nb,
+    )  # fmt: skip
+    assert model.info == first.info
+    for got, want in zip(model.network.get_weights(), first.network.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(oof, first_oof)
+    # Another member given (the pooled model of other rows) is what the ensemble then holds.
+    other, other_oof = wd.train_pooled(
+        _inputs(data), data["src"], wd.Labelled(data["tgt"].texts[:30], data["tgt"].labels[:30]),
+        CLASSES, cfg=ModelConfig(), seed=0,
+    )  # fmt: skip
+    member, c, _ = wd.pooled_nb(other, None)
+    fitted = wd.adapt_members(
+        source_model, data["matrix"], data["src"], data["tgt"],
+        transfer=TransferConfig(), cfg=ModelConfig(), seed=0, nb=(member, c, None),
+    )  # fmt: skip
+    np.testing.assert_array_equal(fitted.model.member_weights()[-1].wide_kernel, member.wide_kernel)
+    assert fitted.model.info["C"][wd.NB] == c

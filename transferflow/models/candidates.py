@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from transferflow.config.settings import ModelConfig, TransferConfig
+from transferflow.config.settings import ModelConfig, Strategy, TransferConfig
 from transferflow.data.tables import LABEL, TEXT
 from transferflow.storage.artifacts import (
     ArtifactRef,
@@ -200,11 +200,15 @@ def fine_tune(
     seed: int,
     out_dir: Path,
     oof: bool = True,
+    pooled: ModelRef | None = None,
     progress=None,
 ) -> ModelRef:
     """Adapt the source model to the target labels (``cfg.strategy``); with other labels than
     the source's, only the source model's features carry over (a new model on the target).
     ``oof=False`` (sweeps) skips the out-of-fold predictions that only model selection uses.
+    ``pooled``: the run's :func:`train_pooled_lr` model, which is the ``ensemble``'s NB member
+    fitted on the same rows, n-grams and seed: the first adaptation takes it instead of fitting
+    it again (the same weights, ``C`` and out-of-fold probabilities).
 
     With unlabelled target texts and ``cfg.self_training`` above 0, the adapted model (the source
     model itself with no target labels) then labels the share ``cfg.self_training`` of them it is
@@ -223,11 +227,16 @@ def fine_tune(
     _, matrix = _vectors(emb)
     if source.labels != target.labels:
         inputs = Inputs(base.featurizer, base.tokens, matrix, model_cfg.max_len)
-        model, oof_proba = _from_scratch(inputs, target, "transfer", model_cfg, seed, progress)
-        return save(model, "transfer", out_dir, oof_proba, new_head=True)
+        model, first_oof = _from_scratch(inputs, target, "transfer", model_cfg, seed, progress)
+        return save(model, "transfer", out_dir, first_oof, new_head=True)
     src, tgt = _labelled(source.train), _labelled(target.train)
     unlabeled = _texts(target.unlabeled) if target.unlabeled is not None else []
     rounds = 2 if unlabeled and cfg.self_training > 0 else 1
+    nb = None
+    if pooled is not None and cfg.strategy is Strategy.ENSEMBLE:
+        from transferflow.models.wide_deep import pooled_nb
+
+        nb = pooled_nb(load(pooled), oof_proba(pooled))
 
     def fitted(
         rows: Labelled,
@@ -243,10 +252,11 @@ def fine_tune(
         )
         return adapt(
             base, matrix, src, rows, transfer=transfer, cfg=model_cfg, seed=seed,
-            oof=oof and step == 0, weights=weights, cs=cs, progress=share,
+            oof=oof and step == 0, weights=weights, cs=cs, nb=nb if step == 0 else None,
+            progress=share,
         )  # fmt: skip
 
-    model, oof_proba = fitted(tgt, 0) if tgt.texts else (base, None)
+    model, first_oof = fitted(tgt, 0) if tgt.texts else (base, None)
     summary: dict[str, Any] = {"new_head": False}
     if rounds == 2:
         from transferflow.models.self_training import class_shares, pseudo_labels
@@ -277,7 +287,7 @@ def fine_tune(
             # the members whose C the second fit kept from the first (transfer.self_training_c)
             "C_kept": list(model.info.get("C_given", [])),
         }
-    return save(model, "transfer", out_dir, oof_proba, **summary)
+    return save(model, "transfer", out_dir, first_oof, **summary)
 
 
 def train_target_only(

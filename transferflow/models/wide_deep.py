@@ -208,6 +208,16 @@ def train_from_scratch(
     return model, _mean(oofs)
 
 
+def pooled_nb(model: TextModel, oof: np.ndarray | None) -> tuple[Member, float, np.ndarray | None]:
+    """The NB member of a :func:`train_pooled` model as :func:`adapt` takes it (``nb``): its
+    weights as the network holds them (the scale folded into the kernel, which
+    :func:`~transferflow.models.network.stack_members` then copies unchanged), its ``C`` and
+    the model's out-of-fold probabilities ``oof``."""
+    (member,) = model.member_weights()
+    kernel, bias = member.wide_kernel, member.wide_bias
+    return Member(wide_kernel=kernel, wide_bias=bias), float(model.info["C"][NB]), oof
+
+
 def train_pooled(
     inputs: Inputs,
     source: Labelled,
@@ -275,12 +285,15 @@ def adapt_members(
     seed: int,
     oof: bool = True,
     cs: dict[str, float] | None = None,
+    nb: tuple[Member, float, np.ndarray | None] | None = None,
     progress=None,
 ) -> Adapted:
     """Fit the members of :func:`adapt` (same arguments) with the default weights, and each
     member's out-of-fold probabilities when ``oof`` (with too few target labels to fold, none).
     A ``finetune`` or NB member named in ``cs`` is fitted once with that ``C`` (no
-    cross-validation, no out-of-fold probabilities)."""
+    cross-validation, no out-of-fold probabilities); ``nb`` is the NB member already fitted on
+    these rows (:func:`train_pooled`'s: member, ``C``, out-of-fold probabilities), not fitted
+    again."""
     from transferflow.models.network import stack_members
     from transferflow.models.solver import SOURCE, TARGET, _fit, choose_c, fit, folds, log_proba
 
@@ -350,6 +363,8 @@ def adapt_members(
         return _as_member(w, use_vectors), c, member_oof
 
     def fit_nb_member():
+        if nb is not None:
+            return nb
         return fit_nb(
             model.featurizer,
             [*source.texts, *target.texts],
@@ -401,6 +416,7 @@ def adapt(
     oof: bool = True,
     weights: list[float] | None = None,
     cs: dict[str, float] | None = None,
+    nb: tuple[Member, float, np.ndarray | None] | None = None,
     progress=None,
 ) -> tuple[TextModel, np.ndarray | None]:
     """Adapt a source model to target labels (same classes), per view.
@@ -424,6 +440,9 @@ def adapt(
             keeps the first fit's: out-of-fold evidence on pseudo-labels would flatter).
         cs: member name -> ``C`` for ``finetune`` and NB members, if already chosen (fitted
             once, without cross-validation; self-training's second fit, like ``weights``).
+        nb: the ensemble's NB member if already fitted on the same rows: (member, ``C``,
+            out-of-fold probabilities) of :func:`train_pooled`, the same fit (the run's
+            ``pooled_lr`` baseline; not fitted twice).
         progress: optional ``progress(share)`` called as members are fitted.
 
     Returns:
@@ -441,7 +460,7 @@ def adapt(
     need = oof or (ensemble and weights is None and transfer.ensemble_weights != "fixed")
     fitted = adapt_members(
         source_model, matrix, source, target, transfer=transfer, cfg=cfg, seed=seed,
-        oof=need, cs=cs, progress=progress,
+        oof=need, cs=cs, nb=nb, progress=progress,
     )  # fmt: skip
     model = fitted.model
     names = model.members
