@@ -23,8 +23,8 @@ from transferflow.flows.cli_score import score
 from transferflow.flows.cli_sweep import sweep
 
 # What a training flow imports (~8 s), imported while the local server this call starts comes up
-# (~10 s on a fresh PREFECT_HOME): imported inside the first task instead, Keras and JAX alone
-# added ~2.5 s to a cold run on 2,000 source rows.
+# (~10 s on a fresh PREFECT_HOME). Left to the first model task, Keras and JAX alone added ~2.5 s
+# to a cold run on 2,000 source rows.
 TRAINING_MODULES = (
     "transferflow.flows.transfer",
     "great_expectations",
