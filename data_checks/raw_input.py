@@ -70,6 +70,7 @@ def validate_domain(
     *,
     classes: list[str] | None = None,
     unlabeled: pd.DataFrame | None = None,
+    labelled_file: bool = True,
 ) -> list[SuiteResult]:
     """Run the raw-input suites on one domain.
 
@@ -85,6 +86,8 @@ def validate_domain(
             the source's with zero target labels).
         unlabeled: the domain's unlabelled texts, if any: their own suite (rows, blank texts,
             lengths, repeats).
+        labelled_file: False for a target given by unlabelled texts only (a cold start): it has
+            no training rows to check, and a test set only when test files were given.
 
     Returns:
         One result per suite (training pool, classes, test, and unlabelled texts).
@@ -121,38 +124,52 @@ def validate_domain(
                 docs_dir=docs_dir,
             )
         )
-    return [
-        run_suite(
-            GATE,
-            f"{name} train",
-            pool,
-            frame_expectations(cfg, cfg.min_rows)
-            + [ex.ExpectColumnUniqueValueCountToBeBetween(column=LABEL, min_value=2)],
-            docs_dir=docs_dir,
-        ),
-        run_suite(
-            GATE,
-            f"{name} classes",
-            class_frame(labelled),
-            [
-                ex.ExpectColumnValuesToBeBetween(column="count", min_value=cfg.min_class_count),
-                ex.ExpectColumnValuesToBeBetween(column="share", min_value=cfg.min_minority_share),
-            ],
-            index_columns=["class"],
-            docs_dir=docs_dir,
-        ),
-        run_suite(
-            GATE,
-            f"{name} test",
-            test,
-            frame_expectations(cfg, 1)
-            + [
-                ex.ExpectColumnValuesToBeInSet(column=LABEL, value_set=train_labels),
-                ex.ExpectColumnDistinctValuesToEqualSet(column=LABEL, value_set=train_labels),
-            ],
-            docs_dir=docs_dir,
-        ),
-    ] + extra
+    if not labelled_file and test.empty:  # no labelled file, no test files: no labels at all
+        return extra
+    suites = (
+        []
+        if not labelled_file
+        else [
+            run_suite(
+                GATE,
+                f"{name} train",
+                pool,
+                frame_expectations(cfg, cfg.min_rows)
+                + [ex.ExpectColumnUniqueValueCountToBeBetween(column=LABEL, min_value=2)],
+                docs_dir=docs_dir,
+            ),
+            run_suite(
+                GATE,
+                f"{name} classes",
+                class_frame(labelled),
+                [
+                    ex.ExpectColumnValuesToBeBetween(column="count", min_value=cfg.min_class_count),
+                    ex.ExpectColumnValuesToBeBetween(
+                        column="share", min_value=cfg.min_minority_share
+                    ),
+                ],
+                index_columns=["class"],
+                docs_dir=docs_dir,
+            ),
+        ]
+    )
+    return (
+        suites
+        + [
+            run_suite(
+                GATE,
+                f"{name} test",
+                test,
+                frame_expectations(cfg, 1)
+                + [
+                    ex.ExpectColumnValuesToBeInSet(column=LABEL, value_set=train_labels),
+                    ex.ExpectColumnDistinctValuesToEqualSet(column=LABEL, value_set=train_labels),
+                ],
+                docs_dir=docs_dir,
+            ),
+        ]
+        + extra
+    )
 
 
 def validate_label_kinds(

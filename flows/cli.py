@@ -84,7 +84,8 @@ TargetUnlabeledOpt = Annotated[
         "--target-unlabeled",
         help="File or URL of unlabelled target texts (repeatable; same formats and text "
         "columns as the target, any label column ignored): they train the word vectors, the "
-        "n-grams and the transfer model's self-training.",
+        "n-grams and the transfer model's self-training. With --source and no --target: a cold "
+        "start, no target labels yet.",
         show_default=False,
     ),
 ]
@@ -458,9 +459,14 @@ def _print_summary(result: dict[str, Any]) -> None:
     metrics = result["metrics"]
     typer.echo("")
     typer.secho(f"Results: {result['run_dir']}", bold=True)
-    typer.echo(f"  {'candidate':<12} {'accuracy':>9} {'macro-F1':>9}")
+    if metrics["candidates"]:
+        typer.echo(f"  {'candidate':<12} {'accuracy':>9} {'macro-F1':>9}")
     for name, m in metrics["candidates"].items():
         typer.echo(f"  {name:<12} {m['accuracy']:>9.4f} {m['macro_f1']:>9.4f}")
+    if not metrics["candidates"]:
+        from transferflow.reporting.report import NO_TEST_SET
+
+        typer.echo(f"  no target test set, nothing measured: {NO_TEST_SET}")
     gain = metrics.get("transfer_gain", {}).get("accuracy_vs_target_only")
     if gain is not None:
         typer.echo(f"  transfer vs target-only: {gain:+.4f} accuracy")

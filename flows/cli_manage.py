@@ -188,7 +188,7 @@ def models_list(
                     "target": r.get("target"),
                     "role": r.get("role"),
                     "architecture": r.get("architecture"),
-                    "test_accuracy": (r.get("metrics") or {}).get("test", {}).get("accuracy"),
+                    "test_accuracy": ((r.get("metrics") or {}).get("test") or {}).get("accuracy"),
                     "test_set_sha256": r.get("target_test_sha256"),
                     "files_ok": _files_ok(reg, v),
                 }

@@ -114,8 +114,11 @@ def raw_input_checks(
         docs_dir,
         classes=data.labels,
         unlabeled=frames.get("unlabeled"),
+        labelled_file=not data.unlabelled_only,
     )
-    if reference is not None:  # the target is compared with the source
+    if reference is not None and (data.n_test or not data.unlabelled_only):
+        # The target's labels are compared with the source's (a target of unlabelled texts
+        # alone, without test files, has none).
         suites.append(
             validate_label_kinds(
                 {"source": reference.label_kind, "target": data.label_kind},
@@ -246,7 +249,7 @@ def check_split_integrity(
 @task(name="embeddings_checks", cache_policy=NO_CACHE, task_run_name="embeddings_checks")
 def embeddings_checks(
     emb: Annotated[EmbeddingsRef, Reads("vectors")],
-    target: Annotated[DatasetRef, Reads("pool")],
+    target: Annotated[DatasetRef, Reads("pool", "unlabeled", "unlabelled_only")],
     expected_size: int | None,
     cfg: EmbeddingsGate,
     docs_dir: Annotated[Path | None, Writes],
@@ -256,7 +259,9 @@ def embeddings_checks(
     from transferflow.text.embeddings import load_vectors
 
     kv = load_vectors(emb.vectors.verified_path())
-    texts = datasets.read_frame(target.pool)[TEXT].dropna().tolist()
+    # A target of unlabelled texts only (a cold start) is known by those texts.
+    parts = target.text_parts if target.unlabelled_only else [target.pool]
+    texts = [t for ref in parts for t in datasets.read_frame(ref)[TEXT].dropna().tolist()]
     return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
 
 
@@ -288,7 +293,7 @@ def check_embeddings(
 @task(name="measure_domain_shift", cache_policy=NO_CACHE, task_run_name="measure_domain_shift")
 def measure_domain_shift(
     source: Annotated[DatasetRef, Reads("pool", "train")],
-    target: Annotated[DatasetRef, Reads("pool", "train")],
+    target: Annotated[DatasetRef, Reads("pool", "train", "unlabeled", "unlabelled_only")],
     seed: int,
 ) -> dict[str, Any]:
     """Vocabulary overlap, label distance and proxy A-distance of the two domains (the domain

@@ -124,3 +124,26 @@ def test_label_kinds_must_match_unless_allowed():
     ).success
     same = {"source": "text", "target": "text"}
     assert validate_label_kinds(same, examples, RawInputGate()).success
+
+
+def test_a_target_of_unlabelled_texts_alone_is_checked_on_its_texts_and_any_test_set():
+    """No labelled file (a cold start): no training suites; the unlabelled texts are checked,
+    and a test set, when given, must hold the (source's) classes."""
+    empty = _frame(0)
+    texts = _frame(30, start=500).assign(label=None)
+    cfg = RawInputGate()
+
+    def run(test, unlabeled):
+        return validate_domain(
+            "target 'x'", empty, empty, test, cfg, classes=["0", "1"], unlabeled=unlabeled,
+            labelled_file=False,
+        )  # fmt: skip
+
+    only_texts = run(empty, texts)
+    assert [r.suite.endswith("target 'x' unlabelled") for r in only_texts] == [True]
+    assert all(r.success for r in only_texts)
+    repeated = run(empty, pd.concat([texts] * 3, ignore_index=True))
+    assert not repeated[0].success  # the texts' own checks still bite
+    with_test = run(_frame(6, labels=("0", "2"), start=100), texts)
+    assert [r.suite.rsplit(" ", 1)[-1] for r in with_test] == ["test", "unlabelled"]
+    assert not with_test[0].success  # '2' is not a class

@@ -1,17 +1,21 @@
 """Unlabelled target texts through the real flow: zero-label runs, unlabelled files, their gates."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import tiny_settings
 from transferflow.config.settings import DEMO_DIR, build_config
 from transferflow.errors import GateFailedError
+from transferflow.flows.cli import app
 from transferflow.flows.transfer import transfer_learning
 
 
 def _unlabeled_file(tmp_path: Path, texts: list[str]) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "unlabeled.csv"
     pd.DataFrame({"text": texts}).to_csv(path, index=False)
     return path
@@ -120,3 +124,43 @@ def test_out_of_fold_ensemble_weights_survive_self_training(small_domains, tmp_p
     assert weights["members"]["nb/pooled"] != pytest.approx(0.5, abs=1e-4)
     report = (Path(result["run_dir"]) / "report.md").read_text()
     assert "Ensemble weights: the NB-weighted member" in report and "before self-training" in report
+
+
+def test_a_cold_start_from_unlabelled_texts_alone(small_domains, tmp_path):
+    """No labelled target file and no test set: transfer is trained from the source and the
+    texts, nothing is measured on the target (the report and metrics say so), the first version
+    becomes the champion and a later one is registered without replacing it (nothing shows it
+    is better)."""
+    texts = _unlabeled_file(tmp_path, _more_amazon(150))
+    raw = tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
+    raw["data"]["target"] = {"name": "phones", "paths": [], "unlabeled_paths": [str(texts)]}
+    del raw["data"]["target_train_size"]
+    raw["registry"] = {"dir": str(tmp_path / "registry")}
+    first = transfer_learning(build_config(raw))
+    metrics = first["metrics"]
+    assert metrics["candidates"] == {}
+    assert metrics["data"]["target"]["counts"]["train"] == 0
+    assert metrics["data"]["target"]["counts"]["unlabeled"] >= 145
+    assert metrics["self_training"]["unlabeled_texts"] >= 145
+    assert metrics["embeddings"]["token_coverage"] > 0.5
+    assert first["registry"]["champion"] == first["registry"]["version"] == 1
+    report = (Path(first["run_dir"]) / "report.md").read_text()
+    assert "No target test set" in report and "--target-test" in report
+    # Another seed: another model, registered but not promoted.
+    second = transfer_learning(build_config({**raw, "seed": 7}))
+    assert second["registry"]["version"] == 2 and second["registry"]["champion"] == 1
+    assert "no target labels and no test set" in second["registry"]["reason"]
+    # The champion scores a batch, watched against the texts it was adapted to (no label
+    # shares to compare with).
+    batch = _unlabeled_file(tmp_path / "batch", _more_amazon(200)[150:])
+    out = tmp_path / "pred.csv"
+    result = CliRunner().invoke(
+        app,
+        ["score", "--input", str(batch), "--output", str(out), "--model-name", "phones",
+         "--registry", str(tmp_path / "registry")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 50
+    watched = json.loads((tmp_path / "pred.monitoring.json").read_text())
+    assert watched["drift"]["score"] is not None and watched["label_distance"] is None
+    assert watched["accuracy"]["expected"] is None

@@ -112,3 +112,18 @@ def test_the_history_report_shows_the_trend(phones):
     assert text.startswith("# Monitoring: model `phones`") and "**ALERT**" in text
     assert text.count("| v1 |") == 3
     assert monitoring.sparkline([0.5, 0.75, 1.0], 0.5, 1.0) == "▁▅█"
+
+
+@pytest.mark.parametrize("oof", [None, np.empty((0, 2))])
+def test_a_model_without_target_labels_is_watched_on_its_texts_without_label_shares(phones, oof):
+    """A zero-label model's reference is the unlabelled texts it was adapted to: batches are
+    compared with them for drift; there are no label shares or out-of-fold accuracy to use."""
+    texts = phones[0]
+    ref = monitoring.build_reference(texts[:300], [], ["0", "1"], oof, seed=0)
+    assert ref["label_shares"] == {} and ref["calibration"] is None
+    assert ref["oof_accuracy"] is None
+    m = monitoring.BatchMonitor(ref, ["0", "1"], set)
+    m.update(texts[300:], _proba(len(texts) - 300, 0.9))
+    figures = m.figures(0.8, 0.05)
+    assert figures["label_distance"] is None and figures["drift"]["score"] is not None
+    assert not figures["accuracy"]["below_floor"] and monitoring.alerts(figures) == []

@@ -150,3 +150,65 @@ def test_pseudo_labels_keep_the_class_shares_and_the_surest_rows(case):
         others = [i for i in np.flatnonzero(pred == c) if i not in set(chosen.tolist())]
         if mine and others:
             assert proba[mine, c].min() >= proba[others, c].max()
+
+
+def _texts_only(path: Path, n: int = 40) -> Path:
+    pd.DataFrame({"text": [f"unlabelled review number {i}" for i in range(n)]}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_a_target_of_unlabelled_texts_alone_has_no_labels_and_a_test_set_only_if_given(tmp_path):
+    """A cold start: no labelled target file. Nothing is labelled, nothing is split off for a
+    test set; a labelled test file, when given, is the test set."""
+    unl = _texts_only(tmp_path / "texts.csv")
+    cfg = DatasetConfig(name="t", paths=[], unlabeled_paths=[unl])
+    domain = load_domain(cfg, test_size=0.2, seed=0)
+    assert len(domain.pool) == len(domain.train) == len(domain.test) == 0
+    assert len(domain.unlabeled) == 40 and not domain.test_from_split
+    tested = load_domain(
+        cfg.model_copy(update={"test_paths": [_labelled(tmp_path / "test.csv", 20)]}),
+        test_size=0.2,
+        seed=0,
+    )
+    assert len(tested.test) == 20 and len(tested.train) == 0
+    ref = prepare_dataset(
+        cfg, role="target", test_size=0.2, seed=0, train_size=None, out_dir=tmp_path
+    )
+    assert ref.unlabelled_only and ref.n_train == 0 and ref.n_test == 0
+    # Cleaned copies stay what they are.
+    assert drop_after_gate(ref, role="target", out_dir=tmp_path).unlabelled_only
+
+
+@pytest.mark.parametrize(
+    ("target", "budget", "message"),
+    [
+        ({"name": "t", "paths": []}, None, "no unlabelled target texts"),
+        ({"name": "t", "paths": [], "unlabeled_paths": ["u.csv"]}, 50, "no labelled target file"),
+    ],
+)
+def test_a_target_without_a_labelled_file_needs_unlabelled_texts_and_no_label_budget(
+    tmp_path, target, budget, message
+):
+    from pydantic import ValidationError
+
+    source = {"name": "s", "paths": [str(_labelled(tmp_path / "train.csv"))]}
+    with pytest.raises(ValidationError, match=message):
+        DataConfig(source=source, target=target, target_train_size=budget)
+    with pytest.raises(ValidationError, match="at least one labelled source file"):
+        DataConfig(source={"name": "s", "paths": []}, target={"name": "t", "paths": ["x.csv"]})
+
+
+def test_the_cli_takes_a_source_and_unlabelled_target_texts_without_a_target_file(tmp_path):
+    from transferflow.config.sources import assemble_config
+    from transferflow.errors import ConfigError
+
+    src, unl = _labelled(tmp_path / "yelp.csv"), _texts_only(tmp_path / "phones.csv")
+    cfg = assemble_config(
+        None, {"data.source.paths": [src], "data.target.unlabeled_paths": [unl]}, []
+    )
+    assert cfg.data.target.paths == [] and cfg.data.target.name == "phones"
+    assert [str(p) for p in cfg.data.target.unlabeled_paths] == [str(unl)]
+    with pytest.raises(ConfigError, match="--target-unlabeled"):
+        assemble_config(None, {"data.source.paths": [src]}, [])

@@ -49,9 +49,9 @@ class DatasetConfig(_Section):
 
     name: str = Field(description="Short name of the domain, used in reports (e.g. 'books').")
     paths: list[Location] = Field(
-        min_length=1,
         description="Training data files (CSV, TSV, Parquet or JSONL; local paths or fsspec URLs "
-        "such as s3://bucket/key); several are concatenated.",
+        "such as s3://bucket/key); several are concatenated. The target's may be empty when it "
+        "has unlabelled texts (a cold start: no labels yet).",
     )
     test_paths: list[Location] = Field(
         default_factory=list,
@@ -131,6 +131,22 @@ class DataConfig(_Section):
                 "data.source.unlabeled_paths: unlabelled texts are read for the target domain "
                 "only; give them as data.target.unlabeled_paths (--target-unlabeled)."
             )
+        if not self.source.paths:
+            raise ValueError("data.source.paths: give at least one labelled source file.")
+        if not self.target.paths:
+            # A cold start: unlabelled target texts and no labelled target file, so zero labels
+            # (the domain's training part is empty whatever the budget says).
+            if not self.target.unlabeled_paths:
+                raise ValueError(
+                    "data.target.paths is empty and there are no unlabelled target texts: give "
+                    "a labelled target file (--target) or unlabelled ones (--target-unlabeled)."
+                )
+            if self.target_train_size not in (None, 0):
+                raise ValueError(
+                    f"data.target_train_size is {self.target_train_size} but there is no "
+                    "labelled target file (data.target.paths) to take labels from: give one "
+                    "with --target, or leave the size unset."
+                )
         return self
 
     drop_repeats: bool = Field(

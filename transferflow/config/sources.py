@@ -76,12 +76,17 @@ def assemble_config(
         raw = {}
     else:  # no data given: the built-in demo
         raw = demo_settings()
-    for key in ("data.source.paths", "data.target.paths"):
+    for key in ("data.source.paths", "data.target.paths", "data.target.unlabeled_paths"):
         domain = key.split(".")[1]
         if key in given and not raw.get("data", {}).get(domain, {}).get("name"):
             set_dotted(raw, f"data.{domain}.name", _default_name(given[key][0]))
     if "data.source.paths" in given and "data.target.paths" not in given and config_file is None:
-        raise ConfigError("--source was given without --target: both domains are needed.")
+        if "data.target.unlabeled_paths" not in given:
+            raise ConfigError(
+                "--source was given without --target: both domains are needed (a target with "
+                "no labels yet: its texts with --target-unlabeled)."
+            )
+        set_dotted(raw, "data.target.paths", [])  # a cold start: unlabelled target texts only
     for key, value in given.items():
         if key == "text_columns":
             for domain in ("source", "target"):

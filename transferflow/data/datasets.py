@@ -106,7 +106,8 @@ def prepare_dataset(
         role,
         out_dir,
         test_from_split=domain.test_from_split,
-        label_kind=label_kind(domain.pool[LABEL]),
+        # Without a labelled file the test labels, if any, say what kind the labels are.
+        label_kind=label_kind((domain.pool if cfg.paths else domain.test)[LABEL]),
         input_sha256={
             str(p): sha256_file(local_copy(p))
             for p in [*cfg.paths, *cfg.test_paths, *cfg.unlabeled_paths]
@@ -114,6 +115,7 @@ def prepare_dataset(
         rows_in_files=(
             domain.rows_read if max_rows is not None and domain.rows_read > max_rows else None
         ),
+        unlabelled_only=not cfg.paths,
     )
 
 
@@ -168,6 +170,7 @@ def drop_after_gate(
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
         rows_in_files=data.rows_in_files,
+        unlabelled_only=data.unlabelled_only,
         dropped_blank_text=blank if any(blank.values()) else {},
         dropped_repeats=repeats if any(repeats.values()) else {},
     )
@@ -215,6 +218,7 @@ def drop_test_texts_from_training(
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
         rows_in_files=data.rows_in_files,
+        unlabelled_only=data.unlabelled_only,
         dropped_blank_text=data.dropped_blank_text,
         dropped_repeats=data.dropped_repeats,
         dropped_test_overlap=dropped,
@@ -342,7 +346,9 @@ def domain_shift_figures(
     from transferflow.data.shift import label_distance, proxy_a_distance, vocab_overlap
 
     src = read_frame(source.pool)[TEXT].dropna().tolist()
-    tgt = read_frame(target.pool)[TEXT].dropna().tolist()
+    # A target of unlabelled texts only has an empty pool: its unlabelled texts stand for it.
+    parts = target.text_parts if target.unlabelled_only else [target.pool]
+    tgt = [t for ref in parts for t in read_frame(ref)[TEXT].dropna().tolist()]
     # With zero target labels the label distributions cannot be compared: no figure (the
     # gate's check then has nothing to judge), never one made up from the test labels.
     return {
@@ -385,6 +391,7 @@ def with_training_rows(
         label_kind=data.label_kind,
         input_sha256=data.input_sha256,
         rows_in_files=data.rows_in_files,
+        unlabelled_only=data.unlabelled_only,
         dropped_blank_text=data.dropped_blank_text,
         dropped_repeats=data.dropped_repeats,
         dropped_test_overlap=data.dropped_test_overlap,

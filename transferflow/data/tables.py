@@ -147,7 +147,12 @@ def load_domain(
     Returns:
         The domain's data.
     """
-    if max_rows is None:
+    if not cfg.paths:  # a target with unlabelled texts only (a cold start): no labelled rows
+        pool = pd.DataFrame({TEXT: [], LABEL: [], FILE: [], ROW: []}).astype(
+            {TEXT: object, LABEL: object, FILE: object, ROW: np.int64}
+        )
+        rows_read = 0
+    elif max_rows is None:
         pool = read_domain_files(cfg.paths, cfg)
         rows_read = len(pool)
     else:
@@ -157,6 +162,8 @@ def load_domain(
     if cfg.test_paths:
         test = read_domain_files(cfg.test_paths, cfg)
         from_split = False
+    elif not cfg.paths:  # nothing labelled to split a test set from: no test set
+        test, from_split = pool.copy(), False
     else:
         try:
             pool, test = stratified_split(pool, test_size, seed)

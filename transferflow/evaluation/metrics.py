@@ -169,13 +169,16 @@ def score_candidates(
         score: ``score(ref, texts) -> probabilities`` (default: load and predict).
 
     Returns:
-        candidate -> :func:`classification_metrics`.
+        candidate -> :func:`classification_metrics`; empty when the target has no test set (a
+        cold start from unlabelled texts only, without test files).
     """
     from transferflow.models.candidates import CANDIDATE_ORDER, candidate_proba
 
     score = score or candidate_proba
     order = sorted(candidates, key=lambda n: CANDIDATE_ORDER.index(n))
     frame = read_frame(target.test)
+    if frame.empty:
+        return {}
     texts, y_true = frame[TEXT].tolist(), frame[LABEL].tolist()
     return {
         name: classification_metrics(

@@ -205,7 +205,7 @@ def register_chosen(
         "model.keras": ref.model.verified_path(),
         **{name: r.verified_path() for name, r in ref.files.items() if name != "oof.npz"},
     }
-    test_metrics = metrics["candidates"][chosen]
+    test_metrics = metrics["candidates"].get(chosen)  # None without a target test set
     record = {
         "role": chosen,
         "kind": ref.kind,
@@ -218,7 +218,9 @@ def register_chosen(
         "data_sha256": {**source.input_sha256, **target.input_sha256},
         "target_test_sha256": target.test.sha256,
         "metrics": {
-            "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1")},
+            "test": (
+                {k: test_metrics[k] for k in ("accuracy", "macro_f1")} if test_metrics else None
+            ),
             "oof_accuracy": selection.get("oof_accuracy", {}).get(chosen),
         },
         "selection": selection,
@@ -257,6 +259,12 @@ def register_chosen(
         reason = f"a baseline ({chosen}) was chosen over transfer"
     elif champion is None:
         promoted, reason = True, "first champion"
+    elif target.n_train == 0 and target.n_test == 0:
+        reason = (
+            f"no target labels and no test set: nothing shows it is better than champion "
+            f"v{champion}; registered, not promoted ('transferflow models promote VERSION' "
+            "does it by hand)"
+        )
     else:
         test = pd.read_parquet(target.test.verified_path())
         scorer = Scorer(registry, champion)
@@ -328,6 +336,8 @@ def _monitoring_reference(ref: ModelRef, target: DatasetRef, seed: int) -> dict[
     from transferflow.serving.monitoring import build_reference
 
     train = pd.read_parquet(target.train.verified_path())
-    return build_reference(
-        train[TEXT].tolist(), train[LABEL].astype(str).tolist(), ref.labels, oof_proba(ref), seed
-    )
+    texts, labels = train[TEXT].tolist(), train[LABEL].astype(str).tolist()
+    if not texts and target.unlabeled is not None:
+        # A zero-label model: batches are compared with the target texts it was adapted to.
+        texts = pd.read_parquet(target.unlabeled.verified_path())[TEXT].dropna().tolist()
+    return build_reference(texts, labels, ref.labels, oof_proba(ref), seed)

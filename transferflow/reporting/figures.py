@@ -135,12 +135,12 @@ def write_figures(drawn_from: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     shown = drawn_from["shown"]
-    out = {
-        "candidates": candidates_chart(metrics["candidates"], folder / "candidates.png"),
-        "confusion": confusion(
+    out = {}
+    if metrics["candidates"]:  # none without a target test set
+        out["candidates"] = candidates_chart(metrics["candidates"], folder / "candidates.png")
+        out["confusion"] = confusion(
             metrics["candidates"][shown], f"{shown}: confusion matrix", folder / "confusion.png"
-        ),
-    }
+        )
     if (metrics.get("learning_curve") or {}).get("sizes"):
         out["learning_curve"] = learning_curve_chart(
             metrics["learning_curve"], folder / "learning_curve.png"

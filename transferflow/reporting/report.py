@@ -27,6 +27,12 @@ def _gate_table(gates: dict[str, Any]) -> list[str]:
     return lines
 
 
+NO_TEST_SET = (
+    "give labelled target texts as a test file (--target-test) to measure the models; "
+    "`transferflow suggest` picks the texts to label first"
+)
+
+
 def render_report(metrics: dict[str, Any], title: str) -> str:
     """Markdown report: verdict, candidates side by side, gates, domain shift, per-class figures.
 
@@ -101,13 +107,18 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             ]
     oof = (selection or {}).get("oof_accuracy", {})
     pvals = (selection or {}).get("p_vs_transfer", {})
-    lines += [
-        "## Candidates on the target test set",
-        "",
-        "| candidate | accuracy | macro-F1 | ROC AUC | out-of-fold accuracy "
-        "| McNemar p vs transfer |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    lines += ["## Candidates on the target test set", ""]
+    if not cands:
+        lines += [
+            f"No target test set, so no candidate is measured on the target: {NO_TEST_SET}.",
+            "",
+        ]
+    else:
+        lines += [
+            "| candidate | accuracy | macro-F1 | ROC AUC | out-of-fold accuracy "
+            "| McNemar p vs transfer |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
     for name, m in cands.items():
         auc = f"{m['roc_auc']:.4f}" if "roc_auc" in m else "–"
         mark = " **(chosen)**" if selection and name == selection["chosen"] else ""

@@ -38,8 +38,9 @@ def build_reference(
     """The monitoring reference of a model: what its target training data looked like.
 
     Args:
-        texts: the target training texts.
-        labels: their labels.
+        texts: the target training texts (for a model trained without target labels, the
+            unlabelled target texts it was adapted to).
+        labels: the training texts' labels (empty without target labels).
         classes: the model's classes (column order of ``oof_proba``).
         oof_proba: out-of-fold probabilities on those rows, or None (too few labels): the
             confidence is then used uncalibrated.
@@ -51,14 +52,15 @@ def build_reference(
     rng = np.random.default_rng(seed)
     keep = rng.choice(len(texts), min(SAMPLE, len(texts)), replace=False)
     counts = {c: labels.count(c) for c in classes}
-    total = sum(counts.values()) or 1
+    total = sum(counts.values())
     reference: dict[str, Any] = {
         "texts": [texts[i] for i in sorted(keep)],
-        "label_shares": {c: round(n / total, 6) for c, n in counts.items()},
+        # No labels (a zero-label model): no shares to compare predicted labels with.
+        "label_shares": {c: round(n / total, 6) for c, n in counts.items()} if total else {},
         "calibration": None,
         "oof_accuracy": None,
     }
-    if oof_proba is not None and len(oof_proba) == len(labels):
+    if oof_proba is not None and len(labels) and len(oof_proba) == len(labels):
         from sklearn.isotonic import IsotonicRegression
 
         y = np.array([classes.index(v) for v in labels])

@@ -86,6 +86,9 @@ class DatasetRef(BaseModel):
     dropped_test_overlap: dict[str, int] = {}  # part -> training rows whose text is a test text
     # Data rows in the training files when the pool is a sample of them (data.source_max_rows).
     rows_in_files: int | None = None
+    # No labelled file: a target given by its unlabelled texts only (a cold start). Its training
+    # part is empty, and so is its test part unless test files were given.
+    unlabelled_only: bool = False
 
     @property
     def train(self) -> ArtifactRef:
