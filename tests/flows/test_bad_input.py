@@ -126,6 +126,8 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
         return ["--target", str(t)], "names column 'text' twice (columns 1 and 3)"
     if name == "same_as_source":
         return ["--target", "SOURCE"], "is both a source and a target file"
+    if name == "source_as_unlabelled_target_texts":  # a cold start from the source's own texts
+        return ["--target-unlabeled", "SOURCE"], "is both a source and a target file"
     if name == "truncated_gz":
         import gzip
 
@@ -160,6 +162,7 @@ CASES = [
     "nan_labels",
     "duplicate_header",
     "same_as_source",
+    "source_as_unlabelled_target_texts",
     "truncated_gz",
     "output_dir_is_file",
 ]

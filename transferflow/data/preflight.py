@@ -33,8 +33,9 @@ def check_inputs(cfg: RunConfig) -> None:
     vectors = cfg.embeddings.pretrained_path
     if vectors is not None and not is_url(vectors) and (why := paths.not_a_file(vectors)):
         raise DataError(f"embeddings.pretrained_path: {vectors}: {why}.")
+    target = cfg.data.target
     same = {str(Path(p).resolve()) for p in cfg.data.source.paths if not is_url(p)} & {
-        str(Path(p).resolve()) for p in cfg.data.target.paths if not is_url(p)
+        str(Path(p).resolve()) for p in [*target.paths, *target.unlabeled_paths] if not is_url(p)
     }
     if same:
         raise ConfigError(
