@@ -28,7 +28,7 @@ def _gate_table(gates: dict[str, Any]) -> list[str]:
 
 
 NO_TEST_SET = (
-    "give labelled target texts as a test file (--target-test) to measure the models; "
+    "give labelled target texts as a test file (`--target-test`) to measure the models; "
     "`transferflow suggest` picks the texts to label first"
 )
 
@@ -57,7 +57,7 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
         lines += [
             f"Source **{src['name']}**: {src['counts']['train']} labelled training rows{sampled}. "
             f"Target **{tgt['name']}**: {tgt['counts']['train']} training labels, "
-            f"{tgt['counts']['test']} test rows"
+            + (f"{tgt['counts']['test']} test rows" if tgt["counts"]["test"] else "no test set")
             + (
                 f", {tgt['counts']['unlabeled']} unlabelled texts"
                 if tgt["counts"].get("unlabeled")
