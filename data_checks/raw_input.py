@@ -120,6 +120,13 @@ def validate_domain(
                     ex.ExpectColumnValuesToBeUnique(
                         column=TEXT, mostly=1.0 - cfg.max_duplicate_share
                     ),
+                    # Without a labelled file they are all the target there is: as many rows as
+                    # a labelled file must have.
+                    *(
+                        []
+                        if labelled_file
+                        else [ex.ExpectTableRowCountToBeBetween(min_value=cfg.min_rows)]
+                    ),
                 ],
                 docs_dir=docs_dir,
             )

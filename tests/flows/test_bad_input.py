@@ -126,6 +126,10 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
         return ["--target", str(t)], "names column 'text' twice (columns 1 and 3)"
     if name == "same_as_source":
         return ["--target", "SOURCE"], "is both a source and a target file"
+    if name == "few_unlabelled_texts_alone":  # a cold start from three texts
+        u = tmp / "texts.csv"
+        u.write_text("text\nGreat phone works well.\nTerrible battery.\nOkay I guess.\n")
+        return ["--target-unlabeled", str(u)], "too few rows"
     if name == "source_as_unlabelled_target_texts":  # a cold start from the source's own texts
         return ["--target-unlabeled", "SOURCE"], "is both a source and a target file"
     if name == "truncated_gz":
@@ -163,6 +167,7 @@ CASES = [
     "duplicate_header",
     "same_as_source",
     "source_as_unlabelled_target_texts",
+    "few_unlabelled_texts_alone",
     "truncated_gz",
     "output_dir_is_file",
 ]

@@ -1,6 +1,7 @@
 """Seeded fuzzing of ``transferflow validate``: corrupted variants of a small CSV (byte flips,
-truncation, shuffled or dropped columns, odd encodings) must end with exit 0, 2 or 3 and a message,
-never a traceback, and never change the input file."""
+truncation, shuffled or dropped columns, odd encodings), given as the labelled target or as the
+target's unlabelled texts alone, must end with exit 0, 2 or 3 and a message, never a traceback,
+and never change the input file."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _variant(rng: random.Random, clean: bytes, frame: pd.DataFrame) -> bytes:
     return clean[:pos] + b'"' + clean[pos:]
 
 
-def _run(n: int, small_domains, tmp_path: Path) -> None:
+def _run(n: int, small_domains, tmp_path: Path, given_as: str = "--target") -> None:
     frame = pd.read_csv(small_domains["target"]).head(80)
     clean = frame.to_csv(index=False).encode()
     rng = random.Random(1234)
@@ -53,7 +54,7 @@ def _run(n: int, small_domains, tmp_path: Path) -> None:
         path.write_bytes(_variant(rng, clean, frame))
         before = sha256_file(path)
         result = runner.invoke(
-            app, ["validate", "--source", str(small_domains["source"]), "--target", str(path)]
+            app, ["validate", "--source", str(small_domains["source"]), given_as, str(path)]
         )
         assert result.exit_code in (0, 2, 3), (i, result.output, result.exception)
         assert "Traceback" not in result.output, (i, result.output)
@@ -62,10 +63,16 @@ def _run(n: int, small_domains, tmp_path: Path) -> None:
         assert sha256_file(path) == before
 
 
-def test_fuzzed_csv_never_gives_a_traceback_quick(small_domains, tmp_path):
-    _run(6, small_domains, tmp_path)
+# The file as the labelled target, or as the target's only texts (a cold start, no labels).
+GIVEN_AS = ["--target", "--target-unlabeled"]
+
+
+@pytest.mark.parametrize("given_as", GIVEN_AS)
+def test_fuzzed_csv_never_gives_a_traceback_quick(small_domains, tmp_path, given_as):
+    _run(6, small_domains, tmp_path, given_as)
 
 
 @pytest.mark.slow
-def test_fuzzed_csv_never_gives_a_traceback(small_domains, tmp_path):
-    _run(200, small_domains, tmp_path)
+@pytest.mark.parametrize("given_as", GIVEN_AS)
+def test_fuzzed_csv_never_gives_a_traceback(small_domains, tmp_path, given_as):
+    _run(200, small_domains, tmp_path, given_as)
