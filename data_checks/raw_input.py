@@ -133,10 +133,9 @@ def validate_domain(
         )
     if not labelled_file and test.empty:  # no labelled file, no test files: no labels at all
         return extra
-    suites = (
-        []
-        if not labelled_file
-        else [
+    suites = []
+    if labelled_file:
+        suites += [
             run_suite(
                 GATE,
                 f"{name} train",
@@ -159,24 +158,20 @@ def validate_domain(
                 docs_dir=docs_dir,
             ),
         ]
+    suites.append(
+        run_suite(
+            GATE,
+            f"{name} test",
+            test,
+            frame_expectations(cfg, 1)
+            + [
+                ex.ExpectColumnValuesToBeInSet(column=LABEL, value_set=train_labels),
+                ex.ExpectColumnDistinctValuesToEqualSet(column=LABEL, value_set=train_labels),
+            ],
+            docs_dir=docs_dir,
+        )
     )
-    return (
-        suites
-        + [
-            run_suite(
-                GATE,
-                f"{name} test",
-                test,
-                frame_expectations(cfg, 1)
-                + [
-                    ex.ExpectColumnValuesToBeInSet(column=LABEL, value_set=train_labels),
-                    ex.ExpectColumnDistinctValuesToEqualSet(column=LABEL, value_set=train_labels),
-                ],
-                docs_dir=docs_dir,
-            ),
-        ]
-        + extra
-    )
+    return suites + extra
 
 
 def validate_label_kinds(

@@ -461,9 +461,9 @@ def _print_summary(result: dict[str, Any]) -> None:
     typer.secho(f"Results: {result['run_dir']}", bold=True)
     if metrics["candidates"]:
         typer.echo(f"  {'candidate':<12} {'accuracy':>9} {'macro-F1':>9}")
-    for name, m in metrics["candidates"].items():
-        typer.echo(f"  {name:<12} {m['accuracy']:>9.4f} {m['macro_f1']:>9.4f}")
-    if not metrics["candidates"]:
+        for name, m in metrics["candidates"].items():
+            typer.echo(f"  {name:<12} {m['accuracy']:>9.4f} {m['macro_f1']:>9.4f}")
+    else:
         from transferflow.reporting.report import NO_TEST_SET
 
         typer.echo(f"  no target test set, nothing measured: {NO_TEST_SET}")

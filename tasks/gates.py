@@ -24,7 +24,6 @@ from transferflow.config.settings import (
     SourceModelGate,
 )
 from transferflow.data import datasets
-from transferflow.data.tables import TEXT
 from transferflow.errors import GateFailedError
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.tasks.caching import Reads, Writes, cached
@@ -259,9 +258,7 @@ def embeddings_checks(
     from transferflow.text.embeddings import load_vectors
 
     kv = load_vectors(emb.vectors.verified_path())
-    # A target of unlabelled texts only (a cold start) is known by those texts.
-    parts = target.text_parts if target.unlabelled_only else [target.pool]
-    texts = [t for ref in parts for t in datasets.read_frame(ref)[TEXT].dropna().tolist()]
+    texts = datasets.read_texts(target.domain_parts)
     return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
 
 

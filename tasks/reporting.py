@@ -20,7 +20,6 @@ from transferflow.storage.files import atomic_path, write_text_atomic
 from transferflow.tasks.caching import Reads, cached, in_store, stage_result
 
 DOCS = "data_docs"  # GX Data Docs folder inside a run folder
-NO_TEST_SET = report.NO_TEST_SET
 
 
 @task(name="score_candidates", cache_policy=NO_CACHE, task_run_name="score_candidates")
@@ -48,7 +47,7 @@ def evaluate_models(
     for name, m in metrics["candidates"].items():
         logger.info("%-12s accuracy=%.4f macro_f1=%.4f", name, m["accuracy"], m["macro_f1"])
     if not metrics["candidates"]:
-        logger.info("no target test set: the candidates are not scored (%s)", NO_TEST_SET)
+        logger.info("no target test set: the candidates are not scored (%s)", report.NO_TEST_SET)
     return metrics
 
 

@@ -24,6 +24,11 @@ def read_frame(ref) -> pd.DataFrame:
     return pd.read_parquet(ref.verified_path())
 
 
+def read_texts(refs: list[ArtifactRef]) -> list[str]:
+    """The non-missing texts of several Parquet parts, in order."""
+    return [t for ref in refs for t in read_frame(ref)[TEXT].dropna().tolist()]
+
+
 def _write_frame(frame: pd.DataFrame, path: Path):
     return write_artifact(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
@@ -345,10 +350,7 @@ def domain_shift_figures(
     """
     from transferflow.data.shift import label_distance, proxy_a_distance, vocab_overlap
 
-    src = read_frame(source.pool)[TEXT].dropna().tolist()
-    # A target of unlabelled texts only has an empty pool: its unlabelled texts stand for it.
-    parts = target.text_parts if target.unlabelled_only else [target.pool]
-    tgt = [t for ref in parts for t in read_frame(ref)[TEXT].dropna().tolist()]
+    src, tgt = read_texts(source.domain_parts), read_texts(target.domain_parts)
     # With zero target labels the label distributions cannot be compared: no figure (the
     # gate's check then has nothing to judge), never one made up from the test labels.
     return {

@@ -118,6 +118,12 @@ class DatasetRef(BaseModel):
         return [self.pool] + ([self.unlabeled] if self.unlabeled is not None else [])
 
     @property
+    def domain_parts(self) -> list[ArtifactRef]:
+        """The parts whose texts stand for the domain (domain shift, word-vector coverage): the
+        pool, or for a target of unlabelled texts alone (empty pool) those texts."""
+        return self.text_parts if self.unlabelled_only else [self.pool]
+
+    @property
     def n_train(self) -> int:
         """Labelled training rows."""
         return self.counts["train"]
