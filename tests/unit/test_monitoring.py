@@ -4,6 +4,8 @@ version stores, the figures of a batch, chunking, and the history report."""
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transferflow.config.settings import DEMO_DIR, MonitoringConfig
 from transferflow.serving import monitoring
@@ -127,3 +129,25 @@ def test_a_model_without_target_labels_is_watched_on_its_texts_without_label_sha
     figures = m.figures(0.8, 0.05)
     assert figures["label_distance"] is None and figures["drift"]["score"] is not None
     assert not figures["accuracy"]["below_floor"] and monitoring.alerts(figures) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_labelled=st.integers(0, 40),
+    with_oof=st.booleans(),
+    n_batch=st.integers(0, 30),
+    seed=st.integers(0, 2**16),
+)
+def test_any_reference_watches_any_batch(phones, n_labelled, with_oof, n_batch, seed):
+    """Invariant: whatever a model was trained with (no target labels, a few, many; out-of-fold
+    predictions or not), its reference is built and a batch of any size gets its figures; label
+    shares are compared only when there were labels."""
+    texts, labels = phones[0][:60], phones[1][:n_labelled]
+    oof = _proba(n_labelled, 0.8, seed) if with_oof else None
+    ref = monitoring.build_reference(texts, labels, ["0", "1"], oof, seed=seed)
+    m = monitoring.BatchMonitor(ref, ["0", "1"], set)
+    m.update(phones[0][100 : 100 + n_batch], _proba(n_batch, 0.7, seed))
+    figures = m.figures(0.8, 0.05)
+    assert figures["rows"] == n_batch
+    assert (figures["label_distance"] is None) == (n_labelled == 0 or n_batch == 0)
+    assert isinstance(monitoring.alerts(figures), list)
