@@ -54,6 +54,9 @@ def test_zero_labels_train_transfer_from_source_and_unlabelled_texts(small_domai
     assert metrics["self_training"]["C_kept"] == []  # no first fit: C is searched
     report = (Path(result["run_dir"]) / "report.md").read_text()
     assert "n/a (no target labels)" in report and "Self-training: the transfer model" in report
+    # Nothing was compared out-of-fold: no rule quoted, no claim about target_only.
+    assert "Rule:" not in report and metrics["selection"]["transfer_beats_target_only"] is None
+    assert metrics["selection"]["negative_transfer"] is False
 
 
 @pytest.mark.slow
@@ -146,6 +149,7 @@ def test_a_cold_start_from_unlabelled_texts_alone(small_domains, tmp_path):
     assert first["registry"]["champion"] == first["registry"]["version"] == 1
     report = (Path(first["run_dir"]) / "report.md").read_text()
     assert "No target test set" in report and "--target-test" in report
+    assert "Per-class results" not in report  # no empty section
     # Another seed: another model, registered but not promoted.
     second = transfer_learning(build_config({**raw, "seed": 7}))
     assert second["registry"]["version"] == 2 and second["registry"]["champion"] == 1

@@ -60,3 +60,5 @@ def test_a_clearly_better_baseline_replaces_transfer_and_says_why():
 def test_without_out_of_fold_predictions_transfer_is_kept_and_it_is_said():
     out = select_model({"transfer": None, "target_only": None}, ["p"] * 3, ["n", "p"], 0.05)
     assert out["chosen"] == "transfer" and "too few" in out["reason"]
+    # nothing was compared, so nothing is claimed either way
+    assert out["transfer_beats_target_only"] is None and out["oof_accuracy"] == {}

@@ -58,7 +58,8 @@ def select_model(
     Returns:
         ``{"chosen", "reason", "rule", "n", "oof_accuracy", "p_vs_transfer",
         "transfer_beats_target_only", "gain_vs_target_only"}``; ``transfer_beats_target_only``
-        is False only when target_only is significantly better (negative transfer).
+        is False only when target_only is significantly better (negative transfer), and
+        ``None`` without out-of-fold evidence (no or too few target labels: nothing compared).
 
     Raises:
         ValueError: no transfer candidate.
@@ -80,6 +81,7 @@ def select_model(
     if oof["transfer"] is None:
         return {
             **base,
+            "transfer_beats_target_only": None,
             "chosen": "transfer",
             "reason": (
                 "no target labels (zero-label run): transfer, learnt from the source and the "
@@ -155,7 +157,8 @@ def finalise_metrics(
     metrics = {**metrics, "gates": gates}
     if "promotion" in gates:
         selection = dict(gates["promotion"]["figures"])
-        selection["negative_transfer"] = not selection["transfer_beats_target_only"]
+        # Only evidence of it counts: None (nothing compared) is not negative transfer.
+        selection["negative_transfer"] = selection["transfer_beats_target_only"] is False
         selection["split"] = "target training labels, out-of-fold"
         metrics["selection"] = selection
     write_json_atomic(out_dir / "metrics.json", metrics)

@@ -94,11 +94,13 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             lines += [cleaned, ""]
     selection = metrics.get("selection")
     if selection:
-        lines += [
-            f"Chosen model: **{selection['chosen']}**: {selection['reason']}. Rule: "
-            f"{selection['rule']}, on {selection['n']} target training labels.",
-            "",
-        ]
+        # Without out-of-fold predictions the rule compared nothing: its reason says why.
+        rule = (
+            f" Rule: {selection['rule']}, on {selection['n']} target training labels."
+            if selection.get("oof_accuracy")
+            else ""
+        )
+        lines += [f"Chosen model: **{selection['chosen']}**: {selection['reason']}.{rule}", ""]
         if selection["negative_transfer"]:
             lines += [
                 "**Negative transfer**: target_only is significantly better than transfer "
@@ -167,7 +169,8 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             gain = f"{t - o:+.4f}" if t is not None and o is not None else "–"
             fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
             lines.append(f"| {n} | {fmt(t)} | {fmt(o)} | {gain} |")
-    lines += ["", "## Per-class results (test set)", ""]
+    if cands:
+        lines += ["", "## Per-class results (test set)", ""]
     for name, m in cands.items():
         lines += [
             f"### {name}",
