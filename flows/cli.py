@@ -126,6 +126,14 @@ VectorsOpt = Annotated[
     str | None,
     typer.Option("--vectors", help="Pretrained vectors file or URL.", show_default=False),
 ]
+CacheDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-dir",
+        help="Artefact store folder or fsspec URL (s3://...).",
+        show_default=False,
+    ),
+]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed (default 42).", show_default=False)
 ]
@@ -241,14 +249,7 @@ def run(
     refresh_cache: Annotated[
         bool, typer.Option("--refresh-cache", help="Recompute every cached stage.", metavar="")
     ] = False,
-    cache_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--cache-dir",
-            help="Artefact store folder or fsspec URL (s3://...).",
-            show_default=False,
-        ),
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the cache.", metavar="")
     ] = False,
@@ -299,14 +300,18 @@ def run(
     check_inputs(cfg)  # before Prefect and the ML libraries are even imported
     with local_server.for_this_call(warm=TRAINING_MODULES):
         from transferflow.flows.transfer import transfer_learning
-        from transferflow.tasks.caching import prefect_result_storage
 
-        storage = prefect_result_storage(cfg.cache)
-        flow_fn = (
-            transfer_learning.with_options(result_storage=storage) if storage else transfer_learning
-        )
-        result = flow_fn(cfg)
+        result = _with_result_storage(transfer_learning, cfg)(cfg)
     _print_summary(result)
+
+
+def _with_result_storage(flow_fn, cfg):
+    """The flow with Prefect's result storage beside a remote artefact store (unchanged for a
+    local one: :func:`~transferflow.tasks.caching.prefect_result_storage`)."""
+    from transferflow.tasks.caching import prefect_result_storage
+
+    storage = prefect_result_storage(cfg.cache)
+    return flow_fn.with_options(result_storage=storage) if storage else flow_fn
 
 
 @app.command()
@@ -403,6 +408,7 @@ def suggest(
     test_size: TestSizeOpt = None,
     vectors: VectorsOpt = None,
     seed: SeedOpt = None,
+    cache_dir: CacheDirOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Which unlabelled target texts to label next (trains or reuses the transfer model).
@@ -419,7 +425,8 @@ def suggest(
             "--output to_label.csv)."
         )
     flags = _data_flags(locals())
-    flags.update({"suggest.n": n, "suggest.strategy": method})
+    # The same store as the run's reuses its word vectors and models.
+    flags.update({"suggest.n": n, "suggest.strategy": method, "cache.dir": cache_dir})
     cfg = assemble_config(config, flags, set_ or [])
     if unlabeled is None and len(cfg.data.target.unlabeled_paths) == 1:
         # The texts the model learnt from without labels are the ones to choose from.
@@ -439,7 +446,7 @@ def suggest(
     with local_server.for_this_call(warm=("transferflow.flows.suggest", *TRAINING_MODULES[1:])):
         from transferflow.flows.suggest import suggest as suggest_flow
 
-        result = suggest_flow(cfg, unlabeled, output)
+        result = _with_result_storage(suggest_flow, cfg)(cfg, unlabeled, output)
     typer.echo("")
     typer.echo(
         f"Suggested {result['suggested']} of {result['candidates']} candidate texts "

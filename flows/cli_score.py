@@ -133,16 +133,19 @@ def _print_monitoring(figures: dict | None, output_path: Path, to_stdout: bool) 
     def num(v):
         return "–" if v is None else f"{v:.3f}"
 
+    def shares(values: dict) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in values.items())
+
+    training = figures["training_label_shares"]
+
     lines = [
         f"  estimated accuracy {num(acc['estimated'])} (out-of-fold {num(acc['expected'])}, "
         f"alert below {num(acc['floor'])})",
         f"  drift {num(drift['score'])} (proxy A-distance to the training target, alert above "
         f"{num(drift['limit'])}); vocabulary overlap {num(figures['vocab_overlap'])}, "
         f"OOV rate {num(figures['oov_rate'])}",
-        "  predicted labels "
-        + ", ".join(f"{k} {v:.2f}" for k, v in figures["predicted_shares"].items())
-        + " (training: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in figures["training_label_shares"].items())
+        f"  predicted labels {shares(figures['predicted_shares'])} ("
+        + (f"training: {shares(training)}" if training else "no target labels to compare with")
         + ")",
     ]
     crossed = alerts(figures)

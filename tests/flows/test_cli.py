@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from transferflow.flows.cli import app, assemble_config
+from transferflow.storage.store import ArtifactStore
 
 runner = CliRunner()
 
@@ -74,6 +75,52 @@ def test_run_on_files(small_domains, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Results:" in result.output and "pooled_lr" in result.output
     assert len(list(out.iterdir())) == 1
+
+
+def test_what_a_run_records_names_the_same_files_from_any_working_folder(
+    small_domains, tmp_path, monkeypatch
+):
+    """Every location given relative to the working folder: the registry's record (run folder,
+    input hashes), the monitoring history and the store's entries name the files absolutely, so
+    they hold from any other folder: the store's entries are sized and hit from there
+    (``tests/unit/test_paths.py``: garbage collection keeps them, however the store is spelled)."""
+    import json
+    import shutil
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(small_domains["source"], work / "src.csv")
+    shutil.copy(small_domains["target"], work / "tgt.csv")
+    monkeypatch.chdir(work)
+    args = ["--source", "src.csv", "--target", "tgt.csv", "--target-train-size", "40",
+            "--cache-dir", "store", "--set", "registry.dir=reg", *TINY]  # fmt: skip
+    first = runner.invoke(app, ["run", *args, "--output-dir", "runs"])
+    assert first.exit_code == 0, first.output
+    monkeypatch.chdir(elsewhere)
+    reg = ["--model-name", "tgt", "--registry", "../work/reg"]
+    shown = runner.invoke(app, ["models", "show", "1", *reg])
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.output)
+    assert os.path.isabs(record["run_dir"]) and os.path.isdir(record["run_dir"])
+    assert all(os.path.isabs(p) and os.path.isfile(p) for p in record["data_sha256"])
+    scored = runner.invoke(
+        app, ["score", "--input", "../work/tgt.csv", "--output", "pred.csv", *reg]
+    )
+    assert scored.exit_code == 0, scored.output
+    history = (work / "reg" / "models" / "tgt" / "monitoring.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["input"] == str(work / "tgt.csv")
+    listing = runner.invoke(app, ["cache", "list", "--cache-dir", "../work/store"])
+    assert listing.exit_code == 0 and "train_source_model" in listing.output, listing.output
+    model_rows = [line for line in listing.output.splitlines() if "train_" in line]
+    assert model_rows and not [line for line in model_rows if line.endswith(" 0 B")]
+    store = ArtifactStore(work / "store")
+    created = {e.key: e.created for e in store.entries()}
+    # The same run from here, every location spelled from here: every stage is a cache hit.
+    here = {"src.csv": "../work/src.csv", "tgt.csv": "../work/tgt.csv", "store": "../work/store"}
+    again = runner.invoke(app, ["run", *[here.get(a, a) for a in args], "--output-dir", "runs"])
+    assert again.exit_code == 0, again.output
+    assert {e.key: e.created for e in store.entries()} == created
 
 
 @pytest.mark.parametrize(

@@ -102,3 +102,16 @@ def test_suggest_bad_input_is_one_clear_paragraph(small_domains, unlabeled, tmp_
         app, _args(small_domains, unlabeled, tmp_path / "o.csv", "--method", "x")
     )
     assert method.exit_code == 2 and "suggest.strategy" in method.output
+
+
+def test_suggest_uses_the_store_it_is_given(small_domains, unlabeled, tmp_path):
+    """`--cache-dir` as in `run`: the stages suggest trains are cached in that store, and a
+    second call reuses them (the same texts suggested)."""
+    store = tmp_path / "store"
+    outs = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    for out in outs:
+        result = runner.invoke(app, _args(small_domains, unlabeled, out, "--cache-dir", str(store)))
+        assert result.exit_code == 0, result.output
+    listing = runner.invoke(app, ["cache", "list", "--cache-dir", str(store)])
+    assert listing.exit_code == 0 and "train_source" in listing.output, listing.output
+    assert pd.read_csv(outs[0]).equals(pd.read_csv(outs[1]))

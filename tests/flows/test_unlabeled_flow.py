@@ -168,6 +168,7 @@ def test_a_cold_start_from_unlabelled_texts_alone(small_domains, tmp_path):
     watched = json.loads((tmp_path / "pred.monitoring.json").read_text())
     assert watched["drift"]["score"] is not None and watched["label_distance"] is None
     assert watched["accuracy"]["expected"] is None
+    assert "(no target labels to compare with)" in result.output  # not an empty "training:"
     # A version without test figures is listed like any other.
     listing = CliRunner().invoke(app, ["models", "list", "--registry", str(tmp_path / "registry")])
     assert listing.exit_code == 0 and "phones" in listing.output, listing.output

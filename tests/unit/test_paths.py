@@ -263,3 +263,54 @@ def test_store_commands_never_delete_outside_the_store_or_follow_links(tmp_path)
     store.clear()
     assert (outside / "precious.txt").read_text() == "keep"
     assert not store.root.exists() or not any(store.root.iterdir())
+
+
+_SPELLINGS = st.sampled_from(["absolute", "relative", "dotted", "updown", "link"])
+
+
+def _spell(kind: str, store: Path, cwd: Path) -> str:
+    """The store's folder written one way, as seen from ``cwd``."""
+    return {
+        "absolute": str(store),
+        "relative": os.path.relpath(store, cwd),
+        "dotted": os.path.join(".", os.path.relpath(store, cwd), "."),
+        "updown": os.path.join(str(store.parent), "x", "..", store.name),
+        "link": str(store.parent / "link"),
+    }[kind]
+
+
+@FAST
+@given(
+    written=_SPELLINGS,
+    read=_SPELLINGS,
+    cwd_w=st.sampled_from(["a", "a/b", "c"]),
+    cwd_r=st.sampled_from(["a", "a/b", "c"]),
+)
+def test_a_store_is_the_same_store_however_its_folder_is_spelled(written, read, cwd_w, cwd_r):
+    """Entries written through one spelling of the store's folder (relative from any working
+    folder, absolute, through a link, with ``.`` or ``..``) are hits, sized and kept by garbage
+    collection through any other: what an entry references never depends on the spelling."""
+    import tempfile
+
+    from transferflow.storage.store import ArtifactStore
+
+    here = Path.cwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(os.path.realpath(tmp))
+        for d in ("a/b", "c", "x", "data"):
+            (base / d).mkdir(parents=True)
+        (base / "link").symlink_to(base / "data", target_is_directory=True)
+        try:
+            os.chdir(base / cwd_w)
+            store = ArtifactStore(_spell(written, base / "data", base / cwd_w))
+            src = Path("model.bin")
+            src.write_bytes(b"weights")
+            store.record("stage-k", "stage", {"model": store.put(src)})
+            os.chdir(base / cwd_r)
+            again = ArtifactStore(_spell(read, base / "data", base / cwd_r))
+            assert again.lookup("stage-k") is not None
+            assert [e.size for e in again.entries()] == [len(b"weights")]
+            assert again.collect_garbage(min_age_s=0) == 0
+            assert again.lookup("stage-k") is not None
+        finally:
+            os.chdir(here)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from transferflow.config.settings import DatasetConfig, EmbeddingConfig
 from transferflow.data.tables import LABEL, TEXT, label_kind, load_domain
 from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, write_artifact
-from transferflow.storage.files import local_copy, sha256_file
+from transferflow.storage.files import local_copy, recorded, sha256_file
 
 
 def read_frame(ref) -> pd.DataFrame:
@@ -114,7 +114,7 @@ def prepare_dataset(
         # Without a labelled file the test labels, if any, say what kind the labels are.
         label_kind=label_kind((domain.pool if cfg.paths else domain.test)[LABEL]),
         input_sha256={
-            str(p): sha256_file(local_copy(p))
+            recorded(p): sha256_file(local_copy(p))
             for p in [*cfg.paths, *cfg.test_paths, *cfg.unlabeled_paths]
         },
         rows_in_files=(

@@ -20,7 +20,7 @@ from transferflow.config.settings import BaselineConfig
 from transferflow.data.tables import LABEL, TEXT
 from transferflow.models.candidates import CANDIDATE_ORDER
 from transferflow.storage.artifacts import DatasetRef, ModelRef
-from transferflow.storage.files import write_json_atomic
+from transferflow.storage.files import recorded, write_json_atomic
 
 
 def mcnemar_p(transfer_right: np.ndarray, other_right: np.ndarray) -> float:
@@ -228,7 +228,7 @@ def register_chosen(
         },
         "selection": selection,
         "config": json.loads(config.model_dump_json()),
-        "run_dir": str(run_dir),
+        "run_dir": recorded(run_dir),
     }
     # What the model trained on (every labelled training text of both domains), so that later
     # comparisons leave those texts out.

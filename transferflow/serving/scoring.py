@@ -20,7 +20,7 @@ from transferflow.data.labels import refuse_non_scalar
 from transferflow.data.tables import iter_table
 from transferflow.errors import DataError
 from transferflow.storage import paths
-from transferflow.storage.files import atomic_path, local_copy, write_json_atomic
+from transferflow.storage.files import atomic_path, local_copy, recorded, write_json_atomic
 from transferflow.storage.registry import Registry
 
 
@@ -342,7 +342,7 @@ def score_file(
         figures = {
             "model_name": registry.name,
             "version": scorer.version,
-            "input": str(input_path),
+            "input": recorded(input_path),
             "scored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **monitor.figures(limits.max_drift, limits.max_accuracy_drop),
         }

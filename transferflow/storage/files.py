@@ -61,6 +61,15 @@ def is_url(location: object) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+def recorded(location: str | os.PathLike[str]) -> str:
+    """A location as records kept for later hold it (registry versions, monitoring history,
+    input hashes): a URL as given, a local path made absolute, so that it names the same file
+    whatever the working folder of the process that reads the record."""
+    if is_url(location):
+        return str(location)
+    return os.path.abspath(as_local_path(location))
+
+
 def as_local_path(location: str | os.PathLike[str]) -> Path:
     """A local location as a Path (a ``file://`` prefix removed)."""
     text = str(location)

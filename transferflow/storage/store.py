@@ -39,7 +39,7 @@ from transferflow.storage.files import (
     sha256_file,
     write_json_atomic,
 )
-from transferflow.storage.paths import files_under, is_within
+from transferflow.storage.paths import files_under, is_within, resolved
 
 _LIBRARIES = ("gensim", "keras", "jax", "jaxlib", "numpy", "scikit-learn", "pandas", "pyarrow")
 
@@ -181,7 +181,12 @@ class ArtifactStore:
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+        # One spelling of the folder (absolute; links, '.' and '..' resolved): the object paths
+        # entries record, and garbage collection compares, must not depend on the working
+        # folder or on how the location was written (a relative --cache-dir once made another
+        # spelling's garbage collection delete objects live entries referenced).
+        self._given = Path(root)
+        self.root = resolved(root)
         self.location = str(self.root)
         self._claimed = False
 
@@ -327,7 +332,9 @@ class ArtifactStore:
         referenced = set()
         for path in files_under(self.root / "entries"):
             try:
-                referenced |= {p for p, _ in hashes_in(json.loads(path.read_text()).get("result"))}
+                result = json.loads(path.read_text()).get("result")
+                # resolved: entries written before the store resolved its folder held it as given
+                referenced |= {str(resolved(p)) for p, _ in hashes_in(result) if isinstance(p, str)}
             except (OSError, ValueError, AttributeError):
                 continue
         freed, now = 0, time.time()
@@ -366,6 +373,6 @@ class ArtifactStore:
             elif part.is_file():
                 size += part.stat().st_size
                 part.unlink()
-        if not any(self.root.iterdir()):
-            self.root.rmdir()
+        if not self._given.is_symlink() and not any(self.root.iterdir()):
+            self.root.rmdir()  # the folder, not what a link given as the location points to
         return size
