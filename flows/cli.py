@@ -148,7 +148,8 @@ SetOpt = Annotated[
 
 
 def _data_flags(given: dict[str, Any]) -> dict[str, Any]:
-    """Map the data flags shared by ``run``, ``validate`` and ``suggest`` onto setting paths.
+    """Map the flags shared by ``run``, ``validate`` and ``suggest`` (the data, the seed, the
+    artefact store) onto setting paths.
 
     Args:
         given: the command's parameters (``locals()``); names that are not data flags are ignored.
@@ -168,6 +169,8 @@ def _data_flags(given: dict[str, Any]) -> dict[str, Any]:
         "test_size": "data.test_size",
         "vectors": "embeddings.pretrained_path",
         "seed": "seed",
+        # The same store for all three: validate reuses the gates' verdicts, suggest the models.
+        "cache_dir": "cache.dir",
     }
     return {path: given[name] for name, path in names.items()}
 
@@ -286,7 +289,6 @@ def run(
             "run_name": run_name,
             "registry.model_name": model_name,
             "cache.refresh": True if refresh_cache else None,
-            "cache.dir": cache_dir,
             "cache.enabled": False if no_cache else None,
             "gates.data_docs": True if data_docs else None,
             "learning_curve.enabled": True if learning_curve else None,
@@ -335,6 +337,7 @@ def validate(
         Path | None,
         typer.Option("--docs-dir", help="Write GX Data Docs (HTML) here.", show_default=False),
     ] = None,
+    cache_dir: CacheDirOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Run only the data-quality gates (raw input, leakage, domain shift); no training.
@@ -425,8 +428,7 @@ def suggest(
             "--output to_label.csv)."
         )
     flags = _data_flags(locals())
-    # The same store as the run's reuses its word vectors and models.
-    flags.update({"suggest.n": n, "suggest.strategy": method, "cache.dir": cache_dir})
+    flags.update({"suggest.n": n, "suggest.strategy": method})
     cfg = assemble_config(config, flags, set_ or [])
     if unlabeled is None and len(cfg.data.target.unlabeled_paths) == 1:
         # The texts the model learnt from without labels are the ones to choose from.

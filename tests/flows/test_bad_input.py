@@ -38,6 +38,9 @@ def _case(name: str, tmp: Path, target: pd.DataFrame) -> tuple[list[str], str]:
     if name == "missing_columns":
         _write(target.rename(columns={"text": "review"}), t)
         return ["--target", str(t)], "missing column(s) 'text'. Columns present: 'review', 'label'"
+    if name == "semicolon_separated":  # a spreadsheet's export with ';'
+        target.to_csv(t, index=False, sep=";")
+        return ["--target", str(t)], "The header looks separated by ';'"
     if name == "not_utf8":
         t.write_bytes(b"text,label\ngood phone,1\n" + "caf\xe9 phone".encode("latin-1") + b",0\n")
         return ["--target", str(t)], "not valid UTF-8 at byte offset 27 (line 3)"
@@ -150,6 +153,7 @@ CASES = [
     "empty_file",
     "header_only",
     "missing_columns",
+    "semicolon_separated",
     "not_utf8",
     "blank_texts",
     "single_class",

@@ -81,6 +81,19 @@ def test_missing_columns_lists_present_ones(tmp_path):
         to_text_label(read_table(path), _cfg(path), path)
 
 
+@pytest.mark.parametrize("sep", [";", "|", "\t"])
+def test_a_file_separated_otherwise_is_named_so(tmp_path, sep):
+    """A '.csv' with another separator: whether pandas reads it as one column (the columns are
+    then missing) or fails on a comma inside a text, the error says what the separator is."""
+    plain, comma = tmp_path / "plain.csv", tmp_path / "comma.csv"
+    plain.write_text(f"text{sep}label\nnice{sep}1\n")
+    comma.write_text(f"text{sep}label\nnice{sep}1\nnice, really{sep}1\n")
+    with pytest.raises(DataError, match="The header looks separated by"):
+        to_text_label(read_table(plain), _cfg(plain), plain)
+    with pytest.raises(DataError, match="The header looks separated by"):
+        to_text_label(read_table(comma), _cfg(comma), comma)
+
+
 def test_text_columns_are_joined_and_blank_rows_become_missing(tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("title,body,label\nGreat,works well,1\n,,0\nOnly title,,1\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from transferflow.config.settings import DatasetConfig, RunConfig
+from transferflow.data.schema import missing_columns
 from transferflow.errors import ConfigError, DataError
 from transferflow.storage import paths
 from transferflow.storage.files import is_url
@@ -99,11 +100,7 @@ def _check_columns(path: Path, cfg: DatasetConfig, labelled: bool = True) -> Non
     wanted = [*cfg.text_columns, cfg.label_column] if labelled else list(cfg.text_columns)
     missing = [c for c in wanted if c not in header]
     if missing:
-        present = ", ".join(repr(str(c)) for c in header)
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
-            f"Columns present: {present}. Set the text/label column settings to match the file."
-        )
+        raise missing_columns(path, missing, [str(c) for c in header])
 
 
 def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) -> Path:

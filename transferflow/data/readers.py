@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from transferflow.data.schema import separator_hint
 from transferflow.errors import DataError, environment_failure
 from transferflow.storage.files import is_url, local_copy, location_path
 
@@ -207,7 +208,17 @@ def _parse_error(local: Path, path: Path | str, kind: str, exc: Exception) -> Da
         )
     if kind == "jsonl":
         first = _bad_json_line(local) or first
-    return DataError(f"{path}: cannot be parsed as {kind.upper()}: {first}")
+    hint = separator_hint(_first_line(local).split(",")) if kind == "csv" else ""
+    return DataError(f"{path}: cannot be parsed as {kind.upper()}: {first.rstrip('.')}.{hint}")
+
+
+def _first_line(local: Path) -> str:
+    """The file's first line (its first 64 KiB at most), "" when it cannot be read as text."""
+    try:
+        with _open_text(local) as handle:
+            return handle.readline(1 << 16).rstrip("\r\n")
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
+        return ""
 
 
 def _check_header(local: Path, path: Path | str, sep: str) -> None:

@@ -27,7 +27,7 @@ from transferflow.data.labels import label_kind as label_kind
 from transferflow.data.readers import iter_table as iter_table
 from transferflow.data.readers import read_table as read_table
 from transferflow.data.readers import table_format as table_format
-from transferflow.data.schema import FILE, LABEL, ROW, TEXT
+from transferflow.data.schema import FILE, LABEL, ROW, TEXT, missing_columns
 from transferflow.data.schema import normalise_text as normalise_text
 from transferflow.data.splits import balanced_sample, stratified_split
 from transferflow.errors import DataError
@@ -58,11 +58,7 @@ def to_text_label(
     wanted = [*cfg.text_columns, cfg.label_column]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        present = ", ".join(repr(str(c)) for c in frame.columns)
-        raise DataError(
-            f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
-            f"Columns present: {present}. Set the text/label column settings to match the file."
-        )
+        raise missing_columns(path, missing, [str(c) for c in frame.columns])
     for col in cfg.text_columns:
         refuse_non_scalar(frame[col], col, path, "text", first_row - 1)
     refuse_non_scalar(frame[cfg.label_column], cfg.label_column, path, "label", first_row - 1)
