@@ -86,6 +86,8 @@ _ENVIRONMENT = {
     errno.ENOENT: "a folder on the path does not exist or cannot be made there (a virtual file "
     "system such as /proc, or a folder removed while the command ran): choose another path",
     errno.EIO: "the disk reported an input/output error: check it, or choose another disk",
+    errno.EPIPE: "the program reading the output stopped before every row was written (a pipe "
+    "into head, say): give an output file to keep every row",
 }
 
 

@@ -101,6 +101,21 @@ def test_score_leaves_only_the_prefect_server(small_domains, tmp_path):
         assert not (tmp_path / "bad_out.csv").exists()
         assert _session_members(sid) == []
         assert _alive(server)  # reused, not restarted
+
+        # Predictions on standard output, read by a program that stops early (`| head -1`):
+        # one line says so, no traceback, and no process is left.
+        piped = subprocess.Popen(
+            [sys.executable, "-m", "transferflow.flows.cli", "score", "--input",
+             str(tmp_path / "big.csv"), "--output", "-", *registry],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        assert piped.stdout is not None and piped.stdout.readline().startswith("id,")
+        piped.stdout.close()
+        err = piped.stderr.read() if piped.stderr else ""
+        assert piped.wait(timeout=600) == 2, err
+        assert "Broken pipe" in err and "give an output file" in err and "Traceback" not in err
+        assert _session_members(piped.pid) == []
     finally:
         stopped, _ = cli("server", "stop")
     assert stopped.returncode == 0 and stopped.stdout.startswith("stopped http://127.0.0.1:")

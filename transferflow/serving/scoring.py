@@ -368,8 +368,17 @@ def _output(target: Path | None) -> Iterator:
     """The predictions' text stream: standard output (``None``), or a temporary file renamed onto
     ``target`` only once complete."""
     if target is None:
-        yield sys.stdout
-        sys.stdout.flush()
+        try:
+            yield sys.stdout
+            sys.stdout.flush()
+        except BrokenPipeError as exc:
+            # The reader went away (`| head`): point standard output at /dev/null so that
+            # Python's own flush at exit does not fail again, and report it once.
+            with contextlib.suppress(OSError, ValueError):  # a stream without a descriptor
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            raise BrokenPipeError(exc.errno, exc.strerror, "standard output") from None
         return
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as out:
         yield out
