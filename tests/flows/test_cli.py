@@ -264,6 +264,12 @@ def test_validate_runs_only_the_data_gates(small_domains, tmp_path):
     with get_client(sync_client=True) as client:
         names = {run.name for run in client.read_flow_runs()}
     assert "validate yelp_small → amazon_small" in names  # a readable run name in the UI
+    # Without Data Docs the gates' verdicts are cached, in the store given as in `run`.
+    store = tmp_path / "store"
+    data = ["--source", str(small_domains["source"]), "--target", str(small_domains["target"])]
+    cached = runner.invoke(app, ["validate", *data, "--cache-dir", str(store)])
+    assert cached.exit_code == 0, cached.output
+    assert {e.stage for e in ArtifactStore(store).entries()} >= {"raw_input_checks"}
 
 
 def test_validate_fails_with_exit_code_3_on_leakage(small_domains, tmp_path):
