@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from transferflow.storage.files import atomic_path, local_root, sha256_text, url_fs
+from transferflow.storage.paths import resolved
 from transferflow.storage.store import ArtifactStore, Entry, NotAStoreError, hashes_in, with_paths
 
 
@@ -37,7 +38,8 @@ class RemoteArtifactStore(ArtifactStore):
         except FileNotFoundError as exc:
             raise ConfigError(f"cache.dir: {exc}") from None
         self.base = self.base.rstrip("/")
-        self.root = local_root() / "stores" / sha256_text(self.location)[:16]
+        # Resolved like a local store's folder (a relative $TRANSFERFLOW_LOCAL_DIR included).
+        self.root = resolved(local_root() / "stores" / sha256_text(self.location)[:16])
         self._claimed = False
 
     def _remote(self, name: str) -> str:
