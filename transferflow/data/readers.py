@@ -208,17 +208,18 @@ def _parse_error(local: Path, path: Path | str, kind: str, exc: Exception) -> Da
         )
     if kind == "jsonl":
         first = _bad_json_line(local) or first
-    hint = separator_hint(_first_line(local).split(",")) if kind == "csv" else ""
+    hint = separator_hint(_csv_columns(local)) if kind == "csv" else ""
     return DataError(f"{path}: cannot be parsed as {kind.upper()}: {first.rstrip('.')}.{hint}")
 
 
-def _first_line(local: Path) -> str:
-    """The file's first line (its first 64 KiB at most), "" when it cannot be read as text."""
+def _csv_columns(local: Path) -> list[str]:
+    """The column names pandas reads from a CSV file's header alone (as the missing-columns
+    check sees them); none when even the header cannot be read."""
     try:
-        with _open_text(local) as handle:
-            return handle.readline(1 << 16).rstrip("\r\n")
-    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
-        return ""
+        header = pd.read_csv(local, nrows=0, dtype=str, encoding="utf-8")
+    except Exception:  # noqa: BLE001 - only a hint for an error already being reported
+        return []
+    return [str(c) for c in header.columns]
 
 
 def _check_header(local: Path, path: Path | str, sep: str) -> None:
