@@ -2,6 +2,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transferflow.config.settings import DatasetConfig
 from transferflow.data.labels import label_kind
@@ -92,6 +94,27 @@ def test_a_file_separated_otherwise_is_named_so(tmp_path, sep):
         to_text_label(read_table(plain), _cfg(plain), plain)
     with pytest.raises(DataError, match="The header looks separated by"):
         to_text_label(read_table(comma), _cfg(comma), comma)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    sep=st.sampled_from([";", "|", "\t"]),
+    # at least one row: a header alone is reported as such first
+    texts=st.lists(
+        st.text(st.sampled_from(list("ab ,;|\"'\t")), max_size=12), min_size=1, max_size=6
+    ),
+)
+def test_any_file_separated_otherwise_names_the_separator(sep, texts):
+    """Whatever the texts hold (commas, quotes, the separator itself), a '.csv' written with
+    another separator fails with the separator named (as missing columns or a parse error)."""
+    import tempfile
+
+    frame = pd.DataFrame({"text": texts, "label": [1] * len(texts)})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        frame.to_csv(path, index=False, sep=sep)
+        with pytest.raises(DataError, match="The header looks separated by"):
+            to_text_label(read_table(path), _cfg(path), path)
 
 
 def test_text_columns_are_joined_and_blank_rows_become_missing(tmp_path):

@@ -314,3 +314,38 @@ def test_a_store_is_the_same_store_however_its_folder_is_spelled(written, read, 
             assert again.lookup("stage-k") is not None
         finally:
             os.chdir(here)
+
+
+@FAST
+@given(
+    name=st.text(st.sampled_from(list("abc.é -")), min_size=1, max_size=8).filter(
+        lambda n: n not in (".", "..")
+    ),
+    depth=st.integers(0, 2),
+    up=st.integers(0, 2),
+    url=st.booleans(),
+)
+def test_a_recorded_location_names_the_same_file_from_any_folder(name, depth, up, url):
+    """What records keep (registry versions, monitoring history, input hashes) is a URL as
+    given, or an absolute path to the very file the relative one named where it was given."""
+    import tempfile
+
+    from transferflow.storage.files import recorded
+
+    if url:
+        assert recorded(f"s3://bucket/{name}") == f"s3://bucket/{name}"
+        return
+    here = Path.cwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = Path(tmp).joinpath(*["d"] * depth)
+        cwd.mkdir(parents=True, exist_ok=True)
+        target = cwd.joinpath(*[".."] * min(up, depth)) / name
+        target.write_text("x")
+        try:
+            os.chdir(cwd)
+            relative = os.path.join(*[".."] * min(up, depth), name)
+            kept = recorded(relative)
+            os.chdir(tmp)  # another working folder reads the record
+            assert os.path.isabs(kept) and Path(kept).samefile(target)
+        finally:
+            os.chdir(here)

@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transferflow.data.shift import label_distance, proxy_a_distance, vocab_overlap
 from transferflow.evaluation.promotion import mcnemar_p, select_model
@@ -62,3 +66,29 @@ def test_without_out_of_fold_predictions_transfer_is_kept_and_it_is_said():
     assert out["chosen"] == "transfer" and "too few" in out["reason"]
     # nothing was compared, so nothing is claimed either way
     assert out["transfer_beats_target_only"] is None and out["oof_accuracy"] == {}
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(
+    labels=st.lists(st.sampled_from(["n", "p"]), max_size=40),
+    baselines=st.lists(st.sampled_from(["target_only", "source_only", "pooled_lr"]), unique=True),
+)
+def test_without_evidence_nothing_is_claimed_either_way(labels, baselines):
+    """Whatever the labels and baselines, a transfer model without out-of-fold predictions is
+    kept, claims neither to beat target_only nor negative transfer, and its report quotes no
+    rule it did not apply."""
+    import tempfile
+
+    from transferflow.evaluation.promotion import finalise_metrics
+    from transferflow.reporting.report import render_report
+
+    oof = {"transfer": None, **{b: None for b in baselines}}
+    out = select_model(oof, labels, ["n", "p"], 0.05)
+    assert out["chosen"] == "transfer" and out["transfer_beats_target_only"] is None
+    with tempfile.TemporaryDirectory() as tmp:
+        # the promotion gate's summary as the flow records it (it passed: transfer was chosen)
+        gate = {"status": "passed", "mode": "warn", "checks": 1, "failed": [], "figures": out}
+        metrics = finalise_metrics({"candidates": {}}, {"promotion": gate}, Path(tmp))
+    assert metrics["selection"]["negative_transfer"] is False
+    report = render_report(metrics, "t")
+    assert "Rule:" not in report and "Negative transfer" not in report
