@@ -250,11 +250,11 @@ def run(
         ),
     ] = None,
     refresh_cache: Annotated[
-        bool, typer.Option("--refresh-cache", help="Recompute every cached stage.", metavar="")
+        bool, typer.Option("--refresh-cache", help="Recompute every cached stage.")
     ] = False,
     cache_dir: CacheDirOpt = None,
     no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Neither read nor write the cache.", metavar="")
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
     ] = False,
     data_docs: Annotated[
         bool,
@@ -262,7 +262,6 @@ def run(
             "--data-docs",
             help="Also write GX Data Docs (HTML) for a run that passes its gates (a run "
             "stopped by a gate always gets them); every check then runs again.",
-            metavar="",
         ),
     ] = False,
     learning_curve: Annotated[

@@ -12,13 +12,21 @@ from transferflow.errors import TransferflowError
 
 
 class _PlainHelp:
-    """Typer shows its own ``--help`` flag with a ``<bool>`` type; a flag takes no value."""
+    """Typer shows a flag (``--help``, ``--json``...) with a ``<bool>`` type; a flag takes no
+    value, so every flag of every command is shown bare."""
 
     def get_help_option(self, ctx):
         option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             option.metavar = ""
         return option
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return params
 
 
 class _Command(_PlainHelp, TyperCommand):
@@ -47,6 +55,9 @@ class App(typer.Typer):
     """``typer.Typer`` whose commands show ``--help`` as a plain flag."""
 
     def __init__(self, **kwargs):
+        # Markdown: help is written as docstrings, wrapped at ~100 columns; markdown joins a
+        # paragraph's lines (rich mode kept the docstring's line breaks) and shows ``code``.
+        kwargs.setdefault("rich_markup_mode", "markdown")
         super().__init__(cls=_Group, **kwargs)
 
     def command(self, *args, cls=None, **kwargs):

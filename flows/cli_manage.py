@@ -155,9 +155,7 @@ def _registry(path: Path | None, name: str | None):
 def models_list(
     model_name: ModelNameOpt = None,
     registry: RegistryOpt = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON list of versions.", metavar="")
-    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of versions.")] = False,
 ) -> None:
     """List registered models and their versions; each name's champion is marked with *.
 

@@ -70,7 +70,7 @@ def score(
 ) -> None:
     """Score a file with a registered model: predicted label and class probabilities per row,
     and how well the batch still fits the model (drift, estimated accuracy; written beside the
-    predictions as <output stem>.monitoring.json)."""
+    predictions as `<output stem>.monitoring.json`)."""
     from transferflow.config.settings import MonitoringConfig
 
     try:

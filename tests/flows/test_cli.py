@@ -454,3 +454,39 @@ def test_modules_imported_while_the_server_starts_exist_and_keep_keras_on_jax():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "jax"
+
+
+def _commands(group, path=()):
+    """Every command of the CLI's click tree, with its path of names."""
+    yield path, group
+    for name, sub in getattr(group, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_text_reaches_the_user_whole():
+    """Help is written as docstrings: what the terminal shows must keep every word of it (no
+    ``<placeholder>`` swallowed as markup), show no reST/markdown quoting, and join a
+    paragraph's lines instead of keeping the docstring's line breaks."""
+    import re
+
+    import typer.main
+
+    root = typer.main.get_command(app)
+    seen = 0
+    for path, command in _commands(root):
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
+        assert result.exit_code == 0, path
+        shown = result.output
+        assert "``" not in shown and "`" not in shown, path
+        assert "<bool>" not in shown, path  # a flag takes no value
+        texts = [command.help or ""] + [p.help or "" for p in command.params if hasattr(p, "help")]
+        shown_words = set(re.findall(r"\w+", shown))
+        for text in texts:
+            missing = set(re.findall(r"\w+", text)) - shown_words
+            assert not missing, (path, missing)
+        # At 400 columns no paragraph of a docstring needs more than one line.
+        first = (command.help or "").strip().split("\n\n")[0]
+        if first:
+            assert " ".join(first.split()).replace("`", "") in " ".join(shown.split()), path
+        seen += 1
+    assert seen > 15  # the walk reached the subcommands
