@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from transferflow.flows import local_server
-from transferflow.flows.cli_common import ModelNameOpt, RegistryOpt, TextColumnOpt
+from transferflow.flows.cli_common import ModelNameOpt, RegistryOpt
 from transferflow.storage import paths
 from transferflow.storage.paths import STDOUT
 
@@ -28,13 +28,24 @@ def score(
     ] = None,
     model_name: ModelNameOpt = None,
     registry: RegistryOpt = None,
-    text_column: TextColumnOpt = None,
-    id_column: Annotated[
-        str,
+    text_column: Annotated[
+        list[str] | None,
         typer.Option(
-            "--id-column", help="Column copied to the output when present.", show_default=False
+            "--text-column",
+            help="Text column to score (repeat to join several, as in training); default: the "
+            "columns the model was trained on.",
+            show_default=False,
         ),
-    ] = "id",
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id-column",
+            help="Column copied to the output as its first column (an error when the file lacks "
+            "it); default: an 'id' column, when the file has one.",
+            show_default=False,
+        ),
+    ] = None,
     max_drift: Annotated[
         float | None,
         typer.Option(

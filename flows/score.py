@@ -37,7 +37,7 @@ def score(
     registry_dir: Path | None = None,
     version: int | None = None,
     text_columns: list[str] | None = None,
-    id_column: str | None = "id",
+    id_column: str | None = None,
     model_name: str | None = None,
     monitoring: MonitoringConfig | None = None,
     dask: str | None = None,

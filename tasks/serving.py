@@ -50,7 +50,7 @@ def score_batch(
     registry_dir: Path | None,
     version: int | None = None,
     text_columns: list[str] | None = None,
-    id_column: str | None = "id",
+    id_column: str | None = None,
     model_name: str | None = None,
     limits: MonitoringConfig | None = None,
     dask: str | None = None,

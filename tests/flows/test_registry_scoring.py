@@ -97,6 +97,25 @@ def test_registered_models_score_a_file_and_the_champion_can_be_rolled_back(
     assert not (tmp_path / "p3.csv").exists()
     assert (tmp_path / "empty.csv").read_text() == "id,text\n"
 
+    # A named id column must exist (the default 'id' is copied only when present); a missing
+    # text column says which ones the model reads by default.
+    base = ["score", "--output", str(tmp_path / "p4.csv"), "--registry", str(reg_dir)]
+    result = CliRunner().invoke(
+        app, [*base, "--input", str(tmp_path / "new.csv"), "--id-column", "ID"]
+    )
+    assert result.exit_code == 2 and result.output.count("no id column 'ID'") == 1
+    assert "'id'" in result.output and not (tmp_path / "p4.csv").exists()
+    data[["text"]].rename(columns={"text": "body"}).to_csv(tmp_path / "body.csv", index=False)
+    result = CliRunner().invoke(app, [*base, "--input", str(tmp_path / "body.csv")])
+    assert result.exit_code == 2 and "--text-column" in result.output, result.output
+    assert not (tmp_path / "p4.csv").exists()
+    result = CliRunner().invoke(
+        app, [*base, "--input", str(tmp_path / "body.csv"), "--text-column", "body"]
+    )
+    assert result.exit_code == 0 and list(pd.read_csv(tmp_path / "p4.csv").columns) == [
+        "predicted_label", "proba_0", "proba_1"
+    ]  # fmt: skip
+
 
 def test_scoring_errors_are_clear(tmp_path):
     args = ["--output", str(tmp_path / "o.csv"), "--registry", str(tmp_path / "empty")]

@@ -80,6 +80,7 @@ def joined_text(
 
 WORKERS = max(2, min(os.cpu_count() or 2, 8))  # featurising processes of score_file
 POOL_MIN_BYTES = 2_000_000  # smaller files are featurised in-process (no process start-up)
+DEFAULT_ID = "id"  # copied to the output when a batch has it and no id column is named
 _ENCODER: Any = None  # in a featurising process: the model's FeatureEncoder (see _init_worker)
 
 
@@ -224,7 +225,7 @@ def score_file(
     registry: Registry,
     version: int | None = None,
     text_columns: list[str] | None = None,
-    id_column: str | None = "id",
+    id_column: str | None = None,
     chunk_rows: int = 10_000,
     limits: MonitoringConfig | None = None,
     dask: str | None = None,
@@ -241,7 +242,8 @@ def score_file(
         registry: the model registry.
         version: model version; default the champion.
         text_columns: text column(s), joined with a space; default the model's training setting.
-        id_column: column copied to the output when present.
+        id_column: column copied to the output (first); a file without it is refused. ``None``:
+            the ``id`` column when the file has one (a batch's ids are optional).
         chunk_rows: rows per chunk.
         limits: the monitoring limits (default settings when None).
         dask: score on Dask workers: ``local`` (a LocalCluster of ``dask_workers`` processes,
@@ -253,9 +255,10 @@ def score_file(
         What was scored, how fast, and the batch's monitoring figures.
 
     Raises:
-        DataError: unreadable input, missing text columns, rows without text.
+        DataError: unreadable input, missing text or id columns, rows without text.
     """
     start = time.perf_counter()
+    copied = id_column or DEFAULT_ID
     # The path policy: the output is a regular file (or '-': standard output) and no input;
     # so is the monitoring file beside it.
     target = paths.output_file(output_path, "--output")
@@ -269,13 +272,22 @@ def score_file(
         raise DataError(str(exc)) from None
     scorer = Scorer(registry, version)
     columns = text_columns or scorer.record.get("text_columns") or ["text"]
+    hint = (
+        " Name this file's text column(s) (--text-column, repeatable): the model reads the "
+        f"columns it was trained on, {columns}, by default."
+        if not text_columns
+        else ""
+    )
 
     def texts_of(chunk: pd.DataFrame, offset: int) -> list[str]:
-        texts = joined_text(chunk, columns, input_path, offset=offset)
+        texts = joined_text(chunk, columns, input_path, hint, offset=offset)
         blank = texts.eq("")
         if blank.any():
             first = int(np.flatnonzero(blank.to_numpy())[0]) + offset + 1
-            raise DataError(f"{input_path}: data row {first} has no text in {columns}.")
+            raise DataError(
+                f"{input_path}: data row {first} has no text in {columns}. Every row needs "
+                "text to be scored: fill it in or remove the row."
+            )
         return texts.tolist()
 
     def with_texts(chunks: Iterator[pd.DataFrame]):
@@ -331,8 +343,15 @@ def score_file(
             frame.insert(
                 0, "predicted_label", np.asarray(scorer.labels, dtype=object)[proba.argmax(axis=1)]
             )
-            if id_column and id_column in chunk.columns:
-                frame.insert(0, id_column, chunk[id_column].to_numpy())
+            if copied in chunk.columns:
+                frame.insert(0, copied, chunk[copied].to_numpy())
+            elif id_column is not None:  # named by the user: not silently left out
+                present = ", ".join(repr(str(c)) for c in chunk.columns)
+                raise DataError(
+                    f"{input_path}: no id column {id_column!r}; columns present: {present}. "
+                    "Name one of them as the id column, or leave it unset (an 'id' column is "
+                    "then copied when the file has one)."
+                )
             frame.to_csv(out, header=not header_written, index=False, float_format="%.6f")
             header_written = True
             rows += len(frame)
