@@ -219,3 +219,20 @@ def test_a_capped_label_budget_is_drawn_from_distinct_rows(tmp_path):
     distinct = len(domain.pool.drop_duplicates(["text", "label"]))
     assert not domain.train.duplicated(["text", "label"]).any()
     assert len(domain.train) == min(20, distinct)
+
+
+@given(
+    st.lists(st.text("abcdefgh", min_size=1, max_size=6), min_size=2, max_size=5, unique=True),
+    st.data(),
+)
+def test_labels_that_differ_only_in_case_are_named(labels, data):
+    from transferflow.data.labels import same_but_for_case
+
+    assert same_but_for_case(labels, labels) == []
+    upper = data.draw(st.lists(st.booleans(), min_size=len(labels), max_size=len(labels)))
+    target = [t.upper() if u else t for t, u in zip(labels, upper, strict=True)]
+    pairs = same_but_for_case(sorted(labels), sorted(target))
+    assert pairs == sorted((s, s.upper()) for s, u in zip(labels, upper, strict=True) if u)
+    # Another class, or one class fewer: not a spelling difference.
+    assert same_but_for_case(labels, [*target, "zz"]) == []
+    assert same_but_for_case(labels, target[1:]) == []

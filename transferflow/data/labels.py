@@ -109,3 +109,16 @@ def label_kind(labels: pd.Series) -> str:
     """``numeric`` when every label looks like a number, else ``text``."""
     values = labels.dropna().astype(str)
     return "numeric" if len(values) and all(_is_number(v) for v in values) else "text"
+
+
+def same_but_for_case(source: list[str], target: list[str]) -> list[tuple[str, str]]:
+    """The (source, target) label pairs that differ only in letter case, when the two label sets
+    are the same but for case (``[]`` otherwise): ``Positive`` and ``positive`` are then most
+    likely one class written two ways, which the user should know before training on both."""
+    if set(source) == set(target):
+        return []
+    folded_s = {s.casefold(): s for s in source}
+    folded_t = {t.casefold(): t for t in target}
+    if len(folded_s) != len(source) or folded_s.keys() != folded_t.keys():
+        return []
+    return [(folded_s[k], folded_t[k]) for k in sorted(folded_s) if folded_s[k] != folded_t[k]]
