@@ -40,6 +40,15 @@ class _Command(_PlainHelp, TyperCommand):
             return super().invoke(ctx)
         except TransferflowError as exc:  # every command: a user mistake is one message
             raise _fail(exc) from None
+        except BrokenPipeError as exc:
+            if exc.filename is None:
+                # A listing piped into `head`: the reader has what it wanted. Click ends the
+                # call quietly (exit 1, as for its own --help), with standard output silenced.
+                raise
+            # score's predictions on standard output: rows were lost, so it says so (below).
+            failure = environment_failure(exc)
+            assert failure is not None  # EPIPE is an environment failure
+            raise fail_with(str(failure), failure.exit_code) from None
         except OSError as exc:
             failure = environment_failure(exc)
             if failure is None:

@@ -81,19 +81,32 @@ def _size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def _age(seconds: float) -> str:
+    """An age in the units ``cache prune --older-than`` takes (s, m, h, d)."""
+    seconds = max(0.0, seconds)
+    for limit, unit, size in ((120, "s", 1), (7200, "m", 60), (172800, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds / 86400:.1f}d"
+
+
 @cache_app.command("list")
 def cache_list(cache_dir: CacheDirOpt = None) -> None:
-    """List cache entries: stage, age, last use, size."""
+    """List cache entries, oldest first: stage and key, age, time since last use (in the units
+    of ``cache prune --older-than``), size."""
     import time
 
     store = _store(cache_dir)
     entries = store.entries()
     now = time.time()
-    typer.echo(f"store: {store.location} ({len(entries)} entries)")
+    total = sum(e.size for e in entries)
+    typer.echo(f"store: {store.location} ({len(entries)} entries, {_size(total)})")
+    if entries:
+        typer.echo(f"  {'entry':<64} {'age':>6} {'last used':>10} {'size':>9}")
     for e in sorted(entries, key=lambda e: e.created):
         typer.echo(
-            f"  {e.key:<64} {(now - e.created) / 86400:6.1f} d old  "
-            f"used {(now - e.last_used) / 86400:5.1f} d ago  {_size(e.size):>9}"
+            f"  {e.key:<64} {_age(now - e.created):>6} {_age(now - e.last_used) + ' ago':>10} "
+            f"{_size(e.size):>9}"
         )
 
 

@@ -490,3 +490,22 @@ def test_help_text_reaches_the_user_whole():
             assert " ".join(first.split()).replace("`", "") in " ".join(shown.split()), path
         seen += 1
     assert seen > 15  # the walk reached the subcommands
+
+
+@pytest.mark.parametrize("command", [["where"], ["models", "list"], ["cache", "list"], ["--help"]])
+def test_a_listing_read_by_a_program_that_stops_early_ends_quietly(tmp_path, command):
+    """`transferflow where | head -1`: the reader has what it wanted; no message, no traceback,
+    exit 1 as click ends its own --help (score's predictions on standard output are the
+    exception: rows were lost, it says so, tests/flows/test_score_processes.py)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    env = {**os.environ, "TRANSFERFLOW_HOME": str(tmp_path / "home")}
+    env.pop("PREFECT_API_URL", None)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "transferflow.flows.cli", *command],
+            stdout=write, stderr=subprocess.PIPE, text=True, env=env, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.stderr == "" and done.returncode == 1, done.stderr

@@ -1,6 +1,11 @@
-import pytest
+import typing
 
-from transferflow.config.settings import build_config, set_dotted
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from transferflow.config.settings import RunConfig, build_config, set_dotted
 from transferflow.config.sources import demo_config, demo_settings
 from transferflow.errors import ConfigError
 
@@ -33,8 +38,36 @@ def test_bad_settings_are_all_named_with_their_path():
 def test_unknown_key_is_rejected():
     raw = demo_settings()
     raw["modle"] = {"max_len": 3}
-    with pytest.raises(ConfigError, match="modle"):
+    with pytest.raises(ConfigError, match="modle.*did you mean 'model'"):
         build_config(raw)
+
+
+def _settings(model: type[BaseModel] = RunConfig, prefix: str = ""):
+    """Every setting's dotted path, sections included."""
+    for name, field in model.model_fields.items():
+        yield prefix + name
+        for arg in [field.annotation, *typing.get_args(field.annotation)]:
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                yield from _settings(arg, f"{prefix}{name}.")
+
+
+SETTINGS = sorted(set(_settings()))
+
+
+@given(st.sampled_from([s for s in SETTINGS if len(s.rsplit(".", 1)[-1]) >= 5]), st.data())
+def test_a_misspelt_setting_is_answered_with_the_right_name(dotted, data):
+    """A setting with one letter dropped, in a config file or --set, is named back correctly."""
+    *section, leaf = dotted.split(".")
+    at = data.draw(st.integers(0, len(leaf) - 1))
+    typo = leaf[:at] + leaf[at + 1 :]
+    if ".".join([*section, typo]) in SETTINGS:
+        return  # another real setting
+    raw = demo_settings()
+    set_dotted(raw, ".".join([*section, typo]), 1)
+    with pytest.raises(ConfigError) as info:
+        build_config(raw)
+    line = next(x for x in str(info.value).splitlines() if f"{typo}: Extra inputs" in x)
+    assert f"did you mean '{leaf}'" in line or f"or '{leaf}'" in line, line
 
 
 def test_set_dotted_creates_sections_and_refuses_to_descend_into_values():
