@@ -351,13 +351,14 @@ def domain_shift_figures(
     from transferflow.data.shift import label_distance, proxy_a_distance, vocab_overlap
 
     src, tgt = read_texts(source.domain_parts), read_texts(target.domain_parts)
-    # With zero target labels the label distributions cannot be compared: no figure (the
-    # gate's check then has nothing to judge), never one made up from the test labels.
+    # With zero target labels, or other classes than the source's, the label distributions
+    # cannot be compared: no figure (the gate's check then has nothing to judge), never one made
+    # up from the test labels or from classes that are not each other's.
     return {
         "vocab_overlap": vocab_overlap(src, tgt),
         "label_distance": (
             label_distance(source.label_counts["train"], target.label_counts["train"])
-            if target.n_train
+            if target.n_train and source.labels == target.labels
             else None
         ),
         "proxy_a_distance": proxy_a_distance(src, tgt, seed),

@@ -180,7 +180,7 @@ def write_html_report(markdown_text: str, figures: dict[str, Path], title: str, 
 
     body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
     images = "".join(
-        f"<h2>Figure: {html.escape(name.replace('_', ' '))}</h2>"
+        f"<h3>{html.escape(name.replace('_', ' ').capitalize())}</h3>"
         f"<img alt='{html.escape(name)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'>"
         for name, p in figures.items()

@@ -66,6 +66,24 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             + f". Labels: {', '.join(tgt['labels'])}.",
             "",
         ]
+        if src.get("labels") and src["labels"] != tgt["labels"]:
+            from transferflow.data.labels import same_but_for_case
+
+            pairs = same_but_for_case(src["labels"], tgt["labels"])
+            lines += [
+                f"**The source's labels ({', '.join(src['labels'])}) are not the target's**: "
+                "transfer keeps the source model's n-grams and word vectors and fits new "
+                "weights on the target labels, and the `source_only` and `pooled_lr` baselines, "
+                "which predict the source's classes, "
+                "were not trained."
+                + (
+                    " They differ only in letter case: if they are the same classes, write them "
+                    "the same way in both files."
+                    if pairs
+                    else ""
+                ),
+                "",
+            ]
         if st := metrics.get("self_training"):
             lines += [
                 f"Self-training: the transfer model labelled {sum(st['pseudo_labelled'].values())}"
@@ -150,7 +168,11 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             f"{shift['vocab_overlap']:.3f}",
             "- label-distribution distance (total variation): "
             + (
-                "n/a (no target labels)"
+                (
+                    "n/a (no target labels)"
+                    if not data or not data["target"]["counts"]["train"]
+                    else "n/a (the source's classes are not the target's)"
+                )
                 if shift["label_distance"] is None
                 else f"{shift['label_distance']:.3f}"
             ),
@@ -293,5 +315,6 @@ def with_figures(markdown_text: str, figures: dict[str, Path]) -> str:
     parts = [markdown_text.rstrip(), "", "## Figures", ""]
     for name, path in figures.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts += [f"![{name}](data:image/png;base64,{data})", ""]
+        title = name.replace("_", " ").capitalize()
+        parts += [f"### {title}", "", f"![{name}](data:image/png;base64,{data})", ""]
     return "\n".join(parts)

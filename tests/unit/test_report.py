@@ -1,0 +1,40 @@
+"""What the run report says (rendered from a metrics dict, as the flow writes it)."""
+
+import pytest
+
+from transferflow.reporting.report import render_report
+
+
+def _metrics(source_labels: list[str], target_labels: list[str]) -> dict:
+    def domain(name, labels):
+        return {
+            "name": name,
+            "counts": {"train": 100, "test": 50},
+            "labels": labels,
+            "label_counts": {},
+            "dropped_blank_text": {},
+            "dropped_repeats": {},
+            "dropped_test_overlap": {},
+            "rows_in_files": None,
+        }
+
+    return {
+        "candidates": {},
+        "data": {"source": domain("s", source_labels), "target": domain("t", target_labels)},
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "said", "case"),
+    [
+        (["neg", "pos"], ["neg", "pos"], False, False),
+        (["neg", "pos"], ["bad", "good", "ok"], True, False),
+        (["negative", "positive"], ["Negative", "Positive"], True, True),
+    ],
+)
+def test_the_report_says_when_the_source_classes_are_not_the_targets(source, target, said, case):
+    report = render_report(_metrics(source, target), "t")
+    assert ("are not the target's" in report) is said
+    assert ("only in letter case" in report) is case
+    if said:
+        assert "`source_only` and `pooled_lr`" in report
