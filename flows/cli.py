@@ -453,9 +453,11 @@ def suggest(
         f"Suggested {result['suggested']} of {result['candidates']} candidate texts "
         f"({result['strategy']}): {result['output']}"
     )
-    left = {k: result[k] for k in ("blank", "labelled_or_test", "repeated") if result[k]}
+    said = {"blank": "without text", "labelled_or_test": "already labelled or in the test set",
+            "repeated": "repeats of an earlier row"}  # fmt: skip
+    left = [f"{result[k]} {what}" for k, what in said.items() if result[k]]
     if left:
-        typer.echo(f"  left out of {result['rows']} rows: {left}")
+        typer.echo(f"  left out of the file's {result['rows']} rows: {', '.join(left)}")
 
 
 app.command()(score)

@@ -49,6 +49,8 @@ def test_suggest_writes_the_texts_to_label_next(small_domains, unlabeled, tmp_pa
     result = runner.invoke(app, _args(small_domains, unlabeled, out, *extra))
     assert result.exit_code == 0, result.output
     assert "Suggested 15 of" in result.output
+    # the target's own labelled and test texts are in the file: said in words
+    assert "already labelled or in the test set" in result.output
     table = pd.read_csv(out)
     assert table.columns.tolist() == [
         "rank", "id", "text", "predicted_label", "confidence", "margin", "reason",
