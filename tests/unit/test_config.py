@@ -100,3 +100,20 @@ def test_strategies_grid_and_learning_curve_sizes_are_checked():
     assert build_config(
         {**base, "learning_curve": {"sizes": [50, 10, 50]}}
     ).learning_curve.sizes == [10, 50]
+
+
+def test_sweep_grid_errors_are_one_line_per_setting(tmp_path):
+    """The grid file is checked like a config file: a line per setting, a typo answered with the
+    right name, one message for a setting that may take two shapes."""
+    from transferflow.experiments.sweep import load_grid
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("pairs:\n  - {source: a.csv, target: b.csv}\nbudgets: [20]\n")
+    with pytest.raises(ConfigError) as info:
+        load_grid(grid)
+    lines = str(info.value).splitlines()[1:]
+    assert [x.split(":")[0].strip() for x in lines] == [
+        "- domains", "- pairs", "- label_budgets", "- budgets"
+    ]  # fmt: skip
+    assert "'all' or a list of [source, target] pairs" in lines[1]
+    assert "did you mean 'label_budgets'?" in lines[3]

@@ -21,6 +21,7 @@ from transferflow.config.gates import PromotionGate as PromotionGate
 from transferflow.config.gates import RawInputGate as RawInputGate
 from transferflow.config.gates import SourceModelGate as SourceModelGate
 from transferflow.config.section import Section as _Section
+from transferflow.config.section import validation_lines
 from transferflow.errors import ConfigError
 from transferflow.storage.files import as_local_path, is_url
 from transferflow.storage.paths import check_name
@@ -522,60 +523,8 @@ def build_config(raw: dict[str, Any]) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            given = err.get("input")
-            shown = "" if isinstance(given, dict) else f" (given: {given!r})"
-            message = err["msg"].removeprefix("Value error, ")  # pydantic's prefix, no news
-            if err["type"] == "extra_forbidden":
-                message += _close_setting(err["loc"])
-            lines.append(f"  - {where}: {message}{shown}")
+        lines = validation_lines(exc, RunConfig)
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
-
-
-def _close_setting(loc: tuple) -> str:
-    """For an unknown setting at ``loc``: the known settings it is closest to (a typo's fix), or
-    the section's settings when none is close."""
-    import difflib
-    import typing
-
-    from pydantic import BaseModel
-
-    def models_in(annotation) -> list[type[BaseModel]]:
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            return [annotation]
-        return [m for arg in typing.get_args(annotation) for m in models_in(arg)]
-
-    section: list[type[BaseModel]] = [RunConfig]
-    for part in loc[:-1]:
-        if isinstance(part, int):  # an item of a list: the same models
-            continue
-        section = [
-            m for model in section if part in model.model_fields
-            for m in models_in(model.model_fields[part].annotation)
-        ]  # fmt: skip
-    known = sorted({name for model in section for name in model.model_fields})
-    if not known:
-        return ""
-    close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
-    if close:
-        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-
-    # Not a typo here: perhaps a setting of another section (text_columns is per dataset).
-    def paths(model: type[BaseModel], prefix: str, depth: int = 0):
-        for name, field in model.model_fields.items():
-            yield name, prefix + name
-            for sub in models_in(field.annotation) if depth < 4 else []:
-                yield from paths(sub, f"{prefix}{name}.", depth + 1)
-
-    elsewhere: dict[str, list[str]] = {}
-    for name, dotted in paths(RunConfig, ""):
-        elsewhere.setdefault(name, []).append(dotted)
-    close = difflib.get_close_matches(str(loc[-1]), list(elsewhere), n=1, cutoff=0.8)
-    if close:
-        return "; did you mean " + " or ".join(repr(p) for p in elsewhere[close[0]]) + "?"
-    return "; settings here: " + ", ".join(known)
 
 
 def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

@@ -93,6 +93,22 @@ class SweepGrid(_Section):
 
         return self.output_dir if self.output_dir is not None else state.sweeps_dir()
 
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _pairs_shape(cls, value: Any) -> Any:
+        # One message for the two shapes pairs may take (pydantic would report each union branch).
+        def is_pair(p: Any) -> bool:
+            return (
+                isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(d, str) for d in p)
+            )
+
+        if value == "all" or (isinstance(value, list) and all(is_pair(p) for p in value)):
+            return value
+        raise ValueError(
+            "expected 'all' or a list of [source, target] pairs of domain names, e.g. "
+            "[[books, dvd], [dvd, books]]"
+        )
+
     @field_validator("domains", mode="before")
     @classmethod
     def _named(cls, value: Any) -> Any:
@@ -141,8 +157,10 @@ def load_grid(path: Path) -> SweepGrid:
     try:
         grid = SweepGrid.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: invalid sweep grid: {problems}") from None
+        from transferflow.config.section import validation_lines
+
+        lines = validation_lines(exc, SweepGrid)
+        raise ConfigError(f"{path}: invalid sweep grid:\n" + "\n".join(lines)) from None
     for point in points(grid):  # every combination must make a valid run configuration
         point_config(grid, point)
     return grid
