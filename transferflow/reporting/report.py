@@ -136,7 +136,7 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
     else:
         lines += [
             "| candidate | accuracy | macro-F1 | ROC AUC | out-of-fold accuracy "
-            "| McNemar p vs transfer |",
+            "| p that it beats transfer (one-sided McNemar) |",
             "|---|---:|---:|---:|---:|---:|",
         ]
     for name, m in cands.items():
