@@ -66,6 +66,14 @@ def test_malformed_vectors_name_the_line(tmp_path, lines, message):
         load_pretrained(path)
 
 
+def test_a_table_given_as_vectors_is_named_for_what_it_is(tmp_path):
+    """A CSV passed as vectors (a wrong flag value): its header line is said to have no numbers."""
+    path = tmp_path / "reviews.csv"
+    path.write_text("title,text,label\nGreat,works well,1\nBad,broke at once,0\n")
+    with pytest.raises(VectorsError, match="line 1 has no numbers after its token 'title,text"):
+        load_pretrained(path)
+
+
 def test_vector_size_must_match_config(tmp_path):
     path = _write_vectors(tmp_path / "v.vec")
     with pytest.raises(VectorsError, match="3 dimensions.*vector_size = 50"):

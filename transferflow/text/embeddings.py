@@ -60,6 +60,8 @@ def _find_bad_line(path: Path, has_header: bool) -> str:
             if not line.strip():
                 continue
             values = parts[1:]
+            if not values:  # e.g. a CSV's header: one "token" with commas, no numbers
+                return f"line {lineno} has no numbers after its token {parts[0][:30]!r}"
             if expected is None:
                 expected = len(values)
             if len(values) != expected:
