@@ -36,7 +36,7 @@ def mdsd_grid(
     Raises:
         SystemExit: with a one-line message when the data or the pairs are not right.
     """
-    from transferflow.experiments.sweep import SweepGrid
+    from transferflow.experiments.grid import SweepGrid
 
     chosen = (
         list(permutations(DOMAINS, 2))

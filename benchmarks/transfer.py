@@ -78,7 +78,7 @@ def report(frame, out: Path, wall: float | None) -> None:
         frame = frame[frame["unlabeled"] == variant]
         print(f"\nTables below: unlabelled target texts {variant}.")
 
-    from transferflow.experiments.sweep import mean_table, plot_curves, summarise
+    from transferflow.experiments.summary import mean_table, plot_curves, summarise
 
     result = summarise(frame)
     pd.set_option("display.width", 160)

@@ -204,7 +204,9 @@ def _describe_observed(result: dict[str, Any], index_cols: list[str]) -> str:
         for item in where[:5]:
             if "file" in item and "row" in item:
                 extra = [
-                    repr(_plain(item[k]))[:40] for k in index_cols if k in item and k not in ("file", "row")
+                    repr(_plain(item[k]))[:40]
+                    for k in index_cols
+                    if k in item and k not in ("file", "row")
                 ]
                 place = " ".join([f"{item['file']} row {item['row']}", *extra])
                 values = [repr(_plain(v))[:40] for k, v in item.items() if k not in index_cols]
@@ -216,7 +218,8 @@ def _describe_observed(result: dict[str, Any], index_cols: list[str]) -> str:
             spots.append(place + (f": {values[0]}" if values else ""))
         text += ", e.g. " + "; ".join(spots)
     elif result.get("partial_unexpected_list"):
-        text += ", e.g. " + ", ".join(repr(_plain(v))[:40] for v in result["partial_unexpected_list"][:5])
+        shown = result["partial_unexpected_list"][:5]
+        text += ", e.g. " + ", ".join(repr(_plain(v))[:40] for v in shown)
     return text
 
 

@@ -106,11 +106,3 @@ ModelNameOpt = Annotated[
         show_default=False,
     ),
 ]
-TextColumnOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--text-column",
-        help="Text column, both domains (repeat to join several).",
-        show_default=False,
-    ),
-]

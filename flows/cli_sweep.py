@@ -38,7 +38,7 @@ def sweep(
     ] = None,
 ) -> None:
     """Run many transfer runs (pairs x budgets x architectures/strategies x seeds) in parallel."""
-    from transferflow.experiments.sweep import load_grid
+    from transferflow.experiments.grid import load_grid
 
     parsed = load_grid(grid)
     if output_dir is not None:

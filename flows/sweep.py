@@ -22,19 +22,14 @@ from prefect.cache_policies import NO_CACHE
 
 from transferflow.config.settings import CacheConfig, RunConfig
 from transferflow.errors import GateFailedError
+from transferflow.experiments.grid import SweepGrid, point_config, points
+from transferflow.experiments.summary import STOPPED, mean_table, plot_curves, summarise
 from transferflow.experiments.sweep import (
-    STOPPED,
-    SweepGrid,
     budget_config,
     finish_point,
-    mean_table,
-    plot_curves,
-    point_config,
-    points,
     reference_rows,
     run_rows,
     stopped_row,
-    summarise,
 )
 from transferflow.flows import _logging
 from transferflow.flows.transfer import transfer_learning

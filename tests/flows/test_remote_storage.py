@@ -126,7 +126,7 @@ def test_cli_rejects_a_store_url_it_cannot_open(tmp_path):
 def test_dask_sweep_reads_s3_data_like_local_files(s3, tmp_path):
     from tests.flows.test_sweep import _grid
     from transferflow.config.settings import DEMO_DIR
-    from transferflow.experiments.sweep import load_grid
+    from transferflow.experiments.grid import load_grid
     from transferflow.flows.sweep import run_sweep
 
     fs, bucket = s3

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from transferflow.config.settings import DEMO_DIR
 from transferflow.errors import ConfigError
-from transferflow.experiments.sweep import load_grid, points
+from transferflow.experiments.grid import load_grid, points
 from transferflow.flows.cli import app
 from transferflow.flows.sweep import run_sweep
 

@@ -105,7 +105,7 @@ def test_strategies_grid_and_learning_curve_sizes_are_checked():
 def test_sweep_grid_errors_are_one_line_per_setting(tmp_path):
     """The grid file is checked like a config file: a line per setting, a typo answered with the
     right name, one message for a setting that may take two shapes."""
-    from transferflow.experiments.sweep import load_grid
+    from transferflow.experiments.grid import load_grid
 
     grid = tmp_path / "grid.yaml"
     grid.write_text("pairs:\n  - {source: a.csv, target: b.csv}\nbudgets: [20]\n")

@@ -4,7 +4,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transferflow.experiments.sweep import mean_table, summarise
+from transferflow.experiments.summary import mean_table, summarise
 
 
 def _rows() -> pd.DataFrame:
