@@ -380,6 +380,11 @@ def _print_summary(result: dict[str, Any]) -> None:
     gain = metrics.get("transfer_gain", {}).get("accuracy_vs_target_only")
     if gain is not None:
         typer.echo(f"  transfer vs target-only: {gain:+.4f} accuracy")
+    gates = metrics.get("gates", {})
+    for name, gate in gates.items():
+        if gate.get("status") == "warned":  # in the logs too, but easy to miss among them
+            for failure in gate.get("failed", []):
+                typer.secho(f"  gate {name} warned: {failure.split(' [')[0]}", fg="yellow")
     typer.echo(f"  report: {Path(result['run_dir']) / 'report.md'}")
     reg = result.get("registry")
     if reg:

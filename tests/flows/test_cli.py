@@ -55,8 +55,12 @@ def test_no_data_flags_means_demo():
 
 
 @pytest.mark.slow
-def test_run_on_files(small_domains, tmp_path):
+@pytest.mark.parametrize("warn", [False, True])
+def test_run_on_files(small_domains, tmp_path, warn):
+    """A run on the user's files; a gate in warn mode that fails is repeated in the summary (it
+    is easy to miss among the logs). ``warn``: a domain-shift limit no pair can meet."""
     out = tmp_path / "runs"
+    strict = ["--set", "gates.domain_shift.max_proxy_a_distance=0"] if warn else []
     result = runner.invoke(
         app,
         [
@@ -70,11 +74,14 @@ def test_run_on_files(small_domains, tmp_path):
             "--output-dir",
             str(out),
             *TINY,
+            *strict,
         ],
     )
     assert result.exit_code == 0, result.output
     assert "Results:" in result.output and "pooled_lr" in result.output
     assert len(list(out.iterdir())) == 1
+    said = "gate domain_shift warned: a classifier tells source from target texts too easily"
+    assert (said in result.output) is warn, result.output
 
 
 def test_what_a_run_records_names_the_same_files_from_any_working_folder(
