@@ -98,7 +98,7 @@ def assemble_config(
             set_dotted(
                 raw,
                 key,
-                [str(v) for v in value]
+                [str(v) if isinstance(v, Path) else v for v in value]
                 if isinstance(value, list)
                 else (str(value) if isinstance(value, Path) else value),
             )
