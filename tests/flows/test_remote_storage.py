@@ -95,7 +95,8 @@ def test_cli_run_on_s3_data_store_and_result_storage(s3, small_domains, tmp_path
     assert fs.find(f"{bucket}/store/prefect-results")
     listing = CliRunner().invoke(app, ["cache", "list", "--cache-dir", f"s3://{bucket}/store"])
     assert (
-        listing.exit_code == 0 and f"s3://{bucket}/store ({len(entries)} entries)" in listing.output
+        listing.exit_code == 0
+        and f"s3://{bucket}/store ({len(entries)} entries, " in listing.output
     )
     # A wrong bucket key is a clear, traceback-free error naming the URL.
     bad = {

@@ -241,7 +241,7 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     assert json.loads((run_dir / "metrics.json").read_text())["learning_curve"] == curve
     assert "## How many target labels?" in (run_dir / "report.md").read_text()
     assert (run_dir / "figures" / "learning_curve.png").stat().st_size > 1000
-    assert "learning curve" in (run_dir / "report.html").read_text()
+    assert "<h3>Learning curve</h3>" in (run_dir / "report.html").read_text()
 
     reg = Catalog(tmp_path / "reg").model(result["registry"]["model_name"])
     version = result["registry"]["version"]
