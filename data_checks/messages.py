@@ -106,17 +106,20 @@ MESSAGES: dict[tuple[str, str, str], tuple[str, str | None, str]] = {
     ("domain_shift", "expect_column_values_to_be_between", "vocab_overlap"): (
         "source and target share few words",
         "gates.domain_shift.min_vocab_overlap",
-        "check the domains are the ones you meant; transfer may not help",
+        "check the domains are the ones you meant; transfer may help less (this run's "
+        "transfer vs target-only figures say whether it did)",
     ),
     ("domain_shift", "expect_column_values_to_be_between", "label_distance"): (
         "source and target label shares differ a lot",
         "gates.domain_shift.max_label_distance",
-        "check the label columns; transfer may not help",
+        "check the label columns; transfer may help less (this run's transfer vs "
+        "target-only figures say whether it did)",
     ),
     ("domain_shift", "expect_column_values_to_be_between", "proxy_a_distance"): (
         "a classifier tells source from target texts too easily",
         "gates.domain_shift.max_proxy_a_distance",
-        "the domains are far apart; transfer may not help",
+        "the domains are far apart, so transfer may help less (this run's transfer vs "
+        "target-only figures say whether it did)",
     ),
     ("source_model", "expect_column_values_to_be_between", "source_holdout_accuracy"): (
         "the source model is barely better than guessing on held-out source data",
