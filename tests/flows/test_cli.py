@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -137,9 +138,12 @@ def test_what_a_run_records_names_the_same_files_from_any_working_folder(
         ("empty", "the file is empty"),
         ("extension", "cannot read files with extension '.xlsx'"),
         ("no_file", "file not found"),
+        ("relative", "a relative path is read from the folder the command runs in"),
     ],
 )
-def test_user_mistakes_get_one_paragraph_and_exit_code(small_domains, tmp_path, case, message):
+def test_user_mistakes_get_one_paragraph_and_exit_code(
+    small_domains, tmp_path, case, message, monkeypatch
+):
     bad = tmp_path / "bad.csv"
     if case == "missing_column":
         pd.read_csv(small_domains["target"]).rename(columns={"text": "review"}).to_csv(
@@ -150,6 +154,9 @@ def test_user_mistakes_get_one_paragraph_and_exit_code(small_domains, tmp_path, 
     elif case == "extension":
         bad = tmp_path / "bad.xlsx"
         bad.write_bytes(b"PK")
+    elif case == "relative":  # e.g. a config file's path, read from the working folder
+        monkeypatch.chdir(tmp_path)
+        bad = Path("data") / "absent.csv"
     else:
         bad = tmp_path / "absent.csv"
     before = sorted(p.name for p in tmp_path.iterdir())
