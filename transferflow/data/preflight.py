@@ -29,13 +29,11 @@ def check_inputs(cfg: RunConfig) -> None:
             if is_url(path):
                 continue
             if why := paths.not_a_file(path):
-                raise DataError(f"data.{role}: {path}: {why}{_where_relative(path)}.")
+                raise DataError(f"data.{role}: {path}: {why}.")
             _check_columns(Path(path), dataset, labelled=str(path) not in unlabeled)
     vectors = cfg.embeddings.pretrained_path
     if vectors is not None and not is_url(vectors) and (why := paths.not_a_file(vectors)):
-        raise DataError(
-            f"embeddings.pretrained_path: {vectors}: {why}{_where_relative(vectors)}."
-        )
+        raise DataError(f"embeddings.pretrained_path: {vectors}: {why}.")
     target = cfg.data.target
     same = {str(Path(p).resolve()) for p in cfg.data.source.paths if not is_url(p)} & {
         str(Path(p).resolve()) for p in [*target.paths, *target.unlabeled_paths] if not is_url(p)
@@ -50,14 +48,6 @@ def check_inputs(cfg: RunConfig) -> None:
         _check_folder(Path(cfg.registry.dir), "registry.dir", "the model registry")
     if cfg.cache.dir is not None and not is_url(cfg.cache.dir):
         _check_folder(Path(cfg.cache.dir), "cache.dir", "the artefact store")
-
-
-def _where_relative(path) -> str:
-    """For a relative path that was not found: where it was looked for (a config file's relative
-    paths are read from the folder the command runs in, not the file's own)."""
-    if Path(path).is_absolute() or Path(path).exists():
-        return ""
-    return f" (a relative path is read from the folder the command runs in, {Path.cwd()})"
 
 
 def check_docs_dir(docs_dir: Path | None) -> None:

@@ -179,6 +179,11 @@ def not_a_file(path: str | os.PathLike[str]) -> str | None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
+        if not os.path.isabs(path):  # a config file's relative paths are not read from its folder
+            return (
+                "file not found (a relative path is read from the folder the command runs in, "
+                f"{os.getcwd()})"
+            )
         return "file not found"
     except NotADirectoryError:
         return "file not found (a folder on the path is a file)"
