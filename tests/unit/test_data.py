@@ -236,3 +236,22 @@ def test_labels_that_differ_only_in_case_are_named(labels, data):
     # Another class, or one class fewer: not a spelling difference.
     assert same_but_for_case(labels, [*target, "zz"]) == []
     assert same_but_for_case(labels, target[1:]) == []
+
+
+@pytest.mark.parametrize(
+    ("missing", "role", "says"),
+    [
+        (["label"], "target", ["--label-column NAME", "--set data.target.label_column=NAME"]),
+        (["body"], "source", ["--text-column NAME", "--set data.source.text_columns=[NAME, ...]"]),
+        (["body", "label"], None, ["--text-column", "--label-column", "data.<source|target>."]),
+    ],
+)
+def test_a_missing_column_error_names_the_setting_to_change(missing, role, says):
+    from transferflow.data.schema import missing_columns
+
+    message = str(missing_columns("f.csv", missing, ["review", "stars"], "label", role))
+    assert "Columns present: 'review', 'stars'" in message
+    assert all(s in message for s in says), message
+    # only the settings of what is missing
+    assert ("--label-column" in message) == ("label" in missing)
+    assert ("--text-column" in message) == ("body" in missing)

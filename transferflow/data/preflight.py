@@ -30,7 +30,7 @@ def check_inputs(cfg: RunConfig) -> None:
                 continue
             if why := paths.not_a_file(path):
                 raise DataError(f"data.{role}: {path}: {why}.")
-            _check_columns(Path(path), dataset, labelled=str(path) not in unlabeled)
+            _check_columns(Path(path), dataset, str(path) not in unlabeled, role)
     vectors = cfg.embeddings.pretrained_path
     if vectors is not None and not is_url(vectors) and (why := paths.not_a_file(vectors)):
         raise DataError(f"embeddings.pretrained_path: {vectors}: {why}.")
@@ -91,7 +91,9 @@ def _csv_header(path: Path) -> list[str] | None:
         return None
 
 
-def _check_columns(path: Path, cfg: DatasetConfig, labelled: bool = True) -> None:
+def _check_columns(
+    path: Path, cfg: DatasetConfig, labelled: bool = True, role: str | None = None
+) -> None:
     """The configured text (and, in a ``labelled`` file, label) columns are in a CSV/TSV file's
     header (read alone)."""
     header = _csv_header(path)
@@ -100,7 +102,7 @@ def _check_columns(path: Path, cfg: DatasetConfig, labelled: bool = True) -> Non
     wanted = [*cfg.text_columns, cfg.label_column] if labelled else list(cfg.text_columns)
     missing = [c for c in wanted if c not in header]
     if missing:
-        raise missing_columns(path, missing, [str(c) for c in header])
+        raise missing_columns(path, missing, [str(c) for c in header], cfg.label_column, role)
 
 
 def check_output_file(cfg: RunConfig, output: Path, unlabeled: Path, flag: str) -> Path:

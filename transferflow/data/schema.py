@@ -33,11 +33,35 @@ def separator_hint(header: list[str]) -> str:
     )
 
 
-def missing_columns(path: object, missing: list[str], present: list[str]) -> DataError:
-    """The error for a file without the configured columns: which are missing, which are there
-    (and :func:`separator_hint`)."""
+def missing_columns(
+    path: object,
+    missing: list[str],
+    present: list[str],
+    label_column: str | None = None,
+    role: str | None = None,
+) -> DataError:
+    """The error for a file without the configured columns: which are missing, which are there,
+    which setting names them (``label_column``: the configured label column; ``role``: source or
+    target, when known) and :func:`separator_hint`."""
+    section = f"data.{role}" if role else "data.<source|target>"
+    settings = []
+    if any(c != label_column for c in missing):
+        settings.append(
+            "the text columns with --text-column NAME (repeat for several; both domains) or, "
+            f"for one domain, --set {section}.text_columns=[NAME, ...]"
+        )
+    if label_column is not None and label_column in missing:
+        settings.append(
+            "the label column with --label-column NAME (both domains) or, for one domain, "
+            f"--set {section}.label_column=NAME"
+        )
+    how = (
+        "Name " + "; and ".join(settings) + "."
+        if settings
+        else "Set the text/label column settings to match the file."
+    )
     return DataError(
         f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
         f"Columns present: {', '.join(repr(str(c)) for c in present)}. "
-        f"Set the text/label column settings to match the file.{separator_hint(present)}"
+        f"{how}{separator_hint(present)}"
     )

@@ -58,7 +58,7 @@ def to_text_label(
     wanted = [*cfg.text_columns, cfg.label_column]
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise missing_columns(path, missing, [str(c) for c in frame.columns])
+        raise missing_columns(path, missing, [str(c) for c in frame.columns], cfg.label_column)
     for col in cfg.text_columns:
         refuse_non_scalar(frame[col], col, path, "text", first_row - 1)
     refuse_non_scalar(frame[cfg.label_column], cfg.label_column, path, "label", first_row - 1)
