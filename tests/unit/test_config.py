@@ -117,3 +117,18 @@ def test_sweep_grid_errors_are_one_line_per_setting(tmp_path):
     ]  # fmt: skip
     assert "'all' or a list of [source, target] pairs" in lines[1]
     assert "did you mean 'label_budgets'?" in lines[3]
+
+
+def test_list_flags_reach_the_config_as_given():
+    """A flag's list of numbers stays numbers (an error quotes what the user typed), while paths
+    become strings."""
+    from pathlib import Path
+
+    from transferflow.config.sources import assemble_config
+
+    with pytest.raises(ConfigError, match=r"\(given: \[0, 5\]\)"):
+        assemble_config(None, {"learning_curve.sizes": [0, 5]}, [])
+    cfg = assemble_config(
+        None, {"data.source.paths": [Path("a.csv")], "data.target.paths": ["b.csv"]}, []
+    )
+    assert [str(p) for p in cfg.data.source.paths] == ["a.csv"]
