@@ -148,6 +148,8 @@ def report(frame, out: Path) -> dict:
     """Print the tables; returns the summary."""
     import pandas as pd
 
+    from transferflow.experiments.summary import paired_counts
+
     pd.set_option("display.width", 160)
     pair_means = frame.groupby(["source", "target", "start", "strategy"])["accuracy"].mean()
     table = (
@@ -166,15 +168,8 @@ def report(frame, out: Path) -> dict:
         merged = part.merge(rnd, on=["source", "target", "seed", "start"], suffixes=("", "_r"))
         diff = merged["accuracy"] - merged["accuracy_r"]
         wins.append(
-            {
-                "start": int(start),
-                "strategy": strategy,
-                "pair_seeds": len(diff),
-                "wins": int((diff > 0).sum()),
-                "ties": int((diff == 0).sum()),
-                "losses": int((diff < 0).sum()),
-                "mean_gain_points": round(100 * float(diff.mean()), 2),
-            }
+            {"start": int(start), "strategy": strategy, "pair_seeds": len(diff)}
+            | paired_counts(diff)
         )
     wins_frame = pd.DataFrame(wins)
     print("\nPaired against adding the same number of random labels (per pair and seed):")

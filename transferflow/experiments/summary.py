@@ -19,6 +19,17 @@ CANDIDATES = (
 STOPPED = "(stopped at a gate)"
 
 
+def paired_counts(diff) -> dict[str, Any]:
+    """Wins, ties and losses of paired accuracy differences (a pandas Series, one per pair and
+    seed), and their mean in points."""
+    return {
+        "wins": int((diff > 0).sum()),
+        "ties": int((diff == 0).sum()),
+        "losses": int((diff < 0).sum()),
+        "mean_gain_points": round(100 * float(diff.mean()), 2),
+    }
+
+
 def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of a sweep's rows
     """Mean ± sd tables, paired wins of transfer, and where it trails its own target_only; runs
     stopped at a gate are left out (and listed by the sweep's summary).
@@ -53,16 +64,8 @@ def summarise(frame) -> dict[str, Any]:  # frame: pandas DataFrame of a sweep's 
             if diff.empty:  # not run at this budget (zero-label runs train no target_only)
                 continue
             wins.append(
-                {
-                    "architecture": arch,
-                    "strategy": strat,
-                    "vs": other,
-                    "n": int(n),
-                    "wins": int((diff > 0).sum()),
-                    "ties": int((diff == 0).sum()),
-                    "losses": int((diff < 0).sum()),
-                    "mean_gain_points": round(100 * float(diff.mean()), 2),
-                }
+                {"architecture": arch, "strategy": strat, "vs": other, "n": int(n)}
+                | paired_counts(diff)
             )
     ran = set(per_pair.index.get_level_values("candidate"))
     if {"transfer", "target_only"} <= ran:
