@@ -40,18 +40,13 @@ class _Command(_PlainHelp, TyperCommand):
             return super().invoke(ctx)
         except TransferflowError as exc:  # every command: a user mistake is one message
             raise _fail(exc) from None
-        except BrokenPipeError as exc:
-            if exc.filename is None:
-                # A listing piped into `head`: the reader has what it wanted. Click ends the
-                # call quietly (exit 1, as for its own --help), with standard output silenced.
-                raise
-            # score's predictions on standard output: rows were lost, so it says so (below).
-            failure = environment_failure(exc)
-            assert failure is not None  # EPIPE is an environment failure
-            raise fail_with(str(failure), failure.exit_code) from None
         except OSError as exc:
             failure = environment_failure(exc)
-            if failure is None:
+            # A listing piped into `head` (a broken pipe with no file named): the reader has what
+            # it wanted, and click ends the call quietly (exit 1, as for its own --help). score's
+            # predictions on standard output name the stream: rows were lost, so it says so.
+            quiet = isinstance(exc, BrokenPipeError) and exc.filename is None
+            if failure is None or quiet:
                 raise
             raise fail_with(str(failure), failure.exit_code) from None
 

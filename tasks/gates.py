@@ -173,23 +173,16 @@ def validate_dataset(
             cleaned.dropped_repeats,
         )
     if reference is not None and reference.labels != data.labels:
-        from transferflow.data.labels import same_but_for_case
+        from transferflow.data.labels import case_note
 
-        pairs = same_but_for_case(reference.labels, data.labels)
-        hint = (
-            ". They differ only in letter case ("
-            + ", ".join(f"{s!r} / {t!r}" for s, t in pairs)
-            + "): if they are the same classes, write them the same way in both files"
-            if pairs
-            else ""
-        )
+        note = case_note(reference.labels, data.labels)
         logger.warning(
             "source labels %s and target labels %s differ (compared by value: 1, 1.0 and '1' "
             "are one label): the source model's classes are not the target's, so the "
-            "source_only and pooled_lr baselines are skipped%s",
+            "source_only and pooled_lr baselines are skipped.%s",
             reference.labels,
             data.labels,
-            hint,
+            f" {note}" if note else "",
         )
     return _done((cleaned, summary), reused)
 

@@ -122,3 +122,16 @@ def same_but_for_case(source: list[str], target: list[str]) -> list[tuple[str, s
     if len(folded_s) != len(source) or folded_s.keys() != folded_t.keys():
         return []
     return [(folded_s[k], folded_t[k]) for k in sorted(folded_s) if folded_s[k] != folded_t[k]]
+
+
+def case_note(source: list[str], target: list[str]) -> str:
+    """The sentence telling the user that two label sets differ only in letter case (naming the
+    pairs), or ``""`` when they do not: one wording for the log and the report."""
+    pairs = same_but_for_case(source, target)
+    if not pairs:
+        return ""
+    named = ", ".join(f"{s!r} / {t!r}" for s, t in pairs)
+    return (
+        f"They differ only in letter case ({named}): if they are the same classes, write them "
+        "the same way in both files."
+    )

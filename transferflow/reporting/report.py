@@ -67,21 +67,15 @@ def render_report(metrics: dict[str, Any], title: str) -> str:
             "",
         ]
         if src.get("labels") and src["labels"] != tgt["labels"]:
-            from transferflow.data.labels import same_but_for_case
+            from transferflow.data.labels import case_note
 
-            pairs = same_but_for_case(src["labels"], tgt["labels"])
+            note = case_note(src["labels"], tgt["labels"])
             lines += [
                 f"**The source's labels ({', '.join(src['labels'])}) are not the target's**: "
                 "transfer keeps the source model's n-grams and word vectors and fits new "
                 "weights on the target labels, and the `source_only` and `pooled_lr` baselines, "
-                "which predict the source's classes, "
-                "were not trained."
-                + (
-                    " They differ only in letter case: if they are the same classes, write them "
-                    "the same way in both files."
-                    if pairs
-                    else ""
-                ),
+                "which predict the source's classes, were not trained."
+                + (f" {note}" if note else ""),
                 "",
             ]
         if st := metrics.get("self_training"):

@@ -280,6 +280,14 @@ def score_file(
     )
 
     def texts_of(chunk: pd.DataFrame, offset: int) -> list[str]:
+        if id_column is not None and id_column not in chunk.columns:
+            # Named by the user: refused before any row is featurised, never silently left out.
+            present = ", ".join(repr(str(c)) for c in chunk.columns)
+            raise DataError(
+                f"{input_path}: no id column {id_column!r}; columns present: {present}. "
+                "Name one of them as the id column, or leave it unset (an 'id' column is "
+                "then copied when the file has one)."
+            )
         texts = joined_text(chunk, columns, input_path, hint, offset=offset)
         blank = texts.eq("")
         if blank.any():
@@ -343,15 +351,8 @@ def score_file(
             frame.insert(
                 0, "predicted_label", np.asarray(scorer.labels, dtype=object)[proba.argmax(axis=1)]
             )
-            if copied in chunk.columns:
+            if copied in chunk.columns:  # a named id column was checked in texts_of
                 frame.insert(0, copied, chunk[copied].to_numpy())
-            elif id_column is not None:  # named by the user: not silently left out
-                present = ", ".join(repr(str(c)) for c in chunk.columns)
-                raise DataError(
-                    f"{input_path}: no id column {id_column!r}; columns present: {present}. "
-                    "Name one of them as the id column, or leave it unset (an 'id' column is "
-                    "then copied when the file has one)."
-                )
             frame.to_csv(out, header=not header_written, index=False, float_format="%.6f")
             header_written = True
             rows += len(frame)
