@@ -73,22 +73,15 @@ def _check_folder(folder: Path, setting: str, what: str) -> None:
 def _csv_header(path: Path) -> list[str] | None:
     """A CSV/TSV file's column names (read alone), or None for other formats, empty or
     unreadable files (those are reported, with the reason, when read)."""
-    # pandas loads only once a file exists: a missing one is reported in a fraction of a second.
-    import pandas as pd
-
     from transferflow.data.tables import table_format
 
     kind = table_format(path)
     if kind not in ("csv", "tsv") or path.stat().st_size == 0:
         return None
-    try:
-        return pd.read_csv(
-            path, sep="," if kind == "csv" else "\t", nrows=0, dtype=str, encoding="utf-8"
-        ).columns.tolist()
-    except (ValueError, UnicodeDecodeError, OSError, EOFError, pd.errors.ParserError):
-        return None
-    except Exception:  # noqa: BLE001 - zlib/lzma/zip errors: reported, with the reason, when read
-        return None
+    # pandas loads only once a file exists: a missing one is reported in a fraction of a second.
+    from transferflow.data.readers import header_columns
+
+    return header_columns(path, "," if kind == "csv" else "\t")
 
 
 def _check_columns(

@@ -208,17 +208,18 @@ def _parse_error(local: Path, path: Path | str, kind: str, exc: Exception) -> Da
         )
     if kind == "jsonl":
         first = _bad_json_line(local) or first
-    hint = separator_hint(_csv_columns(local)) if kind == "csv" else ""
+    hint = separator_hint(header_columns(local) or []) if kind == "csv" else ""
     return DataError(f"{path}: cannot be parsed as {kind.upper()}: {first.rstrip('.')}.{hint}")
 
 
-def _csv_columns(local: Path) -> list[str]:
-    """The column names pandas reads from a CSV file's header alone (as the missing-columns
-    check sees them); none when even the header cannot be read."""
+def header_columns(local: Path, sep: str = ",") -> list[str] | None:
+    """The column names pandas reads from a CSV/TSV file's header alone (the preflight's
+    missing-columns check and a parse error's separator hint both read them so), or None when
+    even the header cannot be read (the file's reading then reports why)."""
     try:
-        header = pd.read_csv(local, nrows=0, dtype=str, encoding="utf-8")
-    except Exception:  # noqa: BLE001 - only a hint for an error already being reported
-        return []
+        header = pd.read_csv(local, sep=sep, nrows=0, dtype=str, encoding="utf-8")
+    except Exception:  # noqa: BLE001 - zlib/lzma/zip errors too: reported, with the reason, when read
+        return None
     return [str(c) for c in header.columns]
 
 

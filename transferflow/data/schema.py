@@ -55,11 +55,7 @@ def missing_columns(
             "the label column with --label-column NAME (both domains) or, for one domain, "
             f"--set {section}.label_column=NAME"
         )
-    how = (
-        "Name " + "; and ".join(settings) + "."
-        if settings
-        else "Set the text/label column settings to match the file."
-    )
+    how = "Name " + "; and ".join(settings) + "."  # something is missing: one of the two
     return DataError(
         f"{path}: missing column(s) {', '.join(repr(c) for c in missing)}. "
         f"Columns present: {', '.join(repr(str(c)) for c in present)}. "
