@@ -349,3 +349,21 @@ def test_a_recorded_location_names_the_same_file_from_any_folder(name, depth, up
             assert os.path.isabs(kept) and Path(kept).samefile(target)
         finally:
             os.chdir(here)
+
+
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(
+        st.text("abcdefgh-_.", min_size=1, max_size=8).filter(lambda p: p not in (".", "..")),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_a_missing_relative_input_says_which_folder_it_was_read_from(parts):
+    """Any relative path that names nothing: the reason names the working folder it was read
+    from (a config file's paths are not read from the file's own folder); an absolute one
+    does not need to."""
+    relative = os.path.join("no-such-folder-here", *parts)
+    why = paths.not_a_file(relative)
+    assert why is not None and why.startswith("file not found") and os.getcwd() in why
+    assert paths.not_a_file(os.path.abspath(relative)) == "file not found"
