@@ -77,11 +77,11 @@ def main(argv: list[str]) -> int:
     from transferflow.config.settings import build_config
     from transferflow.data.datasets import (
         drop_after_gate,
-        make_embeddings,
         prepare_dataset,
         read_frame,
     )
     from transferflow.data.tables import LABEL, TEXT
+    from transferflow.data.vectors import make_embeddings
     from transferflow.models.candidates import (
         candidate_proba,
         fine_tune,

@@ -43,12 +43,12 @@ def run_pair(
     from transferflow.config.settings import RunConfig
     from transferflow.data.datasets import (
         drop_after_gate,
-        make_embeddings,
         prepare_dataset,
         read_frame,
         with_training_rows,
     )
     from transferflow.data.tables import LABEL, TEXT
+    from transferflow.data.vectors import make_embeddings
     from transferflow.evaluation.metrics import classification_metrics
     from transferflow.experiments.sweep import _release_compiled
     from transferflow.models.candidates import candidate_proba, fine_tune, load, train_source

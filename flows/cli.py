@@ -17,7 +17,7 @@ import typer
 from transferflow.config.sources import assemble_config
 from transferflow.errors import ConfigError
 from transferflow.flows import local_server
-from transferflow.flows.cli_common import App
+from transferflow.flows.cli_common import TRAINING_MODULES, App, with_result_storage
 from transferflow.flows.cli_manage import cache_app, models_app, server_app, where
 from transferflow.flows.cli_options import (
     CacheDirOpt,
@@ -40,21 +40,8 @@ from transferflow.flows.cli_options import (
     data_flags,
 )
 from transferflow.flows.cli_score import score
+from transferflow.flows.cli_suggest import suggest
 from transferflow.flows.cli_sweep import sweep
-
-# What a training flow imports (~8 s), imported while the local server this call starts comes up
-# (~10 s on a fresh PREFECT_HOME). Left to the first model task, Keras and JAX alone added ~2.5 s
-# to a cold run on 2,000 source rows.
-TRAINING_MODULES = (
-    "transferflow.flows.transfer",
-    "great_expectations",
-    "transferflow.models.wide_deep",
-    "transferflow.models.solver",  # Keras on JAX (the backend is chosen on import), JAX
-    "optax",
-    "gensim.models",
-    "sklearn.feature_extraction.text",
-    "sklearn.model_selection",
-)
 
 app = App(
     name="transferflow",
@@ -202,17 +189,8 @@ def run(
     with local_server.for_this_call(warm=TRAINING_MODULES):
         from transferflow.flows.transfer import transfer_learning
 
-        result = _with_result_storage(transfer_learning, cfg)(cfg)
+        result = with_result_storage(transfer_learning, cfg)(cfg)
     _print_summary(result)
-
-
-def _with_result_storage(flow_fn, cfg):
-    """The flow with Prefect's result storage beside a remote artefact store (unchanged for a
-    local one: :func:`~transferflow.tasks.caching.prefect_result_storage`)."""
-    from transferflow.tasks.caching import prefect_result_storage
-
-    storage = prefect_result_storage(cfg.cache)
-    return flow_fn.with_options(result_storage=storage) if storage else flow_fn
 
 
 @app.command()
@@ -262,104 +240,7 @@ def validate(
         typer.echo(f"  Data Docs: {Path(docs_dir) / 'index.html'}")
 
 
-@app.command()
-def suggest(
-    unlabeled: Annotated[
-        Path | None,
-        typer.Option(
-            "--unlabeled",
-            help="Unlabelled target texts to choose from (CSV/TSV/JSONL/Parquet; any label column "
-            "is ignored). Default with the demo: the demo's target file.",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            help="CSV to write: the texts to label next, most useful first (required).",
-            show_default=False,
-        ),
-    ] = None,
-    n: Annotated[
-        int | None,
-        typer.Option("--n", help="How many texts to suggest (default 100).", show_default=False),
-    ] = None,
-    method: Annotated[
-        str | None,
-        typer.Option(
-            "--method",
-            help="margin (default: the least sure texts) | random | balanced-margin | "
-            "softrank-margin | margin-cluster | badge | typical-cluster | committee "
-            "(see docs/models.md).",
-            show_default=False,
-        ),
-    ] = None,
-    config: ConfigOpt = None,
-    source: SourceOpt = None,
-    source_test: SourceTestOpt = None,
-    source_name: SourceNameOpt = None,
-    target: TargetOpt = None,
-    target_test: TargetTestOpt = None,
-    target_unlabeled: TargetUnlabeledOpt = None,
-    target_name: TargetNameOpt = None,
-    text_column: TextColumnOpt = None,
-    label_column: LabelColumnOpt = None,
-    target_train_size: TrainSizeOpt = None,
-    source_max_rows: SourceMaxRowsOpt = None,
-    test_size: TestSizeOpt = None,
-    vectors: VectorsOpt = None,
-    seed: SeedOpt = None,
-    cache_dir: CacheDirOpt = None,
-    set_: SetOpt = None,
-) -> None:
-    """Which unlabelled target texts to label next (trains or reuses the transfer model).
-
-    Trains (or reuses from the cache) the transfer model on the labels there are and writes the
-    texts to label next, chosen by --method, with the model's prediction and margin for each.
-
-    Never suggests a text that is already labelled or in the test set. Without data flags: the
-    built-in demo (the demo's unused amazon reviews are the unlabelled texts).
-    """
-    if output is None:  # nothing lands in the working folder unless the user names it
-        raise ConfigError(
-            "--output FILE.csv is needed: where to write the texts to label next (for example "
-            "--output to_label.csv)."
-        )
-    flags = data_flags(locals())
-    flags.update({"suggest.n": n, "suggest.strategy": method})
-    cfg = assemble_config(config, flags, set_ or [])
-    if unlabeled is None and len(cfg.data.target.unlabeled_paths) == 1:
-        # The texts the model learnt from without labels are the ones to choose from.
-        unlabeled = Path(str(cfg.data.target.unlabeled_paths[0]))
-    if unlabeled is None:
-        from transferflow.config.settings import DEMO_DIR
-
-        if cfg.data.target.paths != [DEMO_DIR / "amazon.csv"]:
-            raise ConfigError(
-                "--unlabeled FILE is needed: the target texts without labels to choose from."
-            )
-        unlabeled = DEMO_DIR / "amazon.csv"
-    from transferflow.data.preflight import check_inputs, check_output_file
-
-    check_inputs(cfg)
-    output = check_output_file(cfg, output, unlabeled, "--output")
-    with local_server.for_this_call(warm=("transferflow.flows.suggest", *TRAINING_MODULES[1:])):
-        from transferflow.flows.suggest import suggest as suggest_flow
-
-        result = _with_result_storage(suggest_flow, cfg)(cfg, unlabeled, output)
-    typer.echo("")
-    typer.echo(
-        f"Suggested {result['suggested']} of {result['candidates']} candidate texts "
-        f"({result['strategy']}): {result['output']}"
-    )
-    said = {"blank": "without text", "labelled_or_test": "already labelled or in the test set",
-            "repeated": "repeats of an earlier row"}  # fmt: skip
-    left = [f"{result[k]} {what}" for k, what in said.items() if result[k]]
-    if left:
-        typer.echo(f"  left out of the file's {result['rows']} rows: {', '.join(left)}")
-
-
+app.command()(suggest)
 app.command()(score)
 app.command()(sweep)
 app.command()(where)

@@ -154,7 +154,7 @@ models_app = App(help="The model registry: models by name, their versions and ch
 
 
 def _catalog(path: Path | None):
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     return Catalog(path)
 

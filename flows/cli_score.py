@@ -82,7 +82,7 @@ def score(
     """Score a file with a registered model: predicted label and class probabilities per row,
     and how well the batch still fits the model (drift, estimated accuracy; written beside the
     predictions as `<output stem>.monitoring.json`)."""
-    from transferflow.config.settings import MonitoringConfig
+    from transferflow.config.serving import MonitoringConfig
 
     try:
         limits = MonitoringConfig.model_validate(
@@ -100,7 +100,7 @@ def score(
 
         raise ConfigError(f"--max-drift / --max-accuracy-drop: {exc}") from None
     _check_score_paths(input_path, output_path)
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     Catalog(registry).select(model_name)  # a missing or ambiguous name: said before any flow run
     to_stdout = str(output_path) == STDOUT

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from transferflow.config.settings import MonitoringConfig
+from transferflow.config.serving import MonitoringConfig
 from transferflow.flows import _logging
 from transferflow.tasks.serving import score_batch
 

@@ -21,7 +21,7 @@ from transferflow.reporting.report import link_artifacts, write_config
 from transferflow.storage import paths
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.tasks.caching import cached
-from transferflow.tasks.gates import check_embeddings, check_promotion, check_source_model
+from transferflow.tasks.model_gates import check_embeddings, check_promotion, check_source_model
 from transferflow.tasks.reporting import (
     DOCS,
     evaluate_models,

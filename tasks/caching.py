@@ -42,7 +42,7 @@ from prefect.serializers import Serializer
 from pydantic import BaseModel, Field
 
 from transferflow.config.settings import CacheConfig
-from transferflow.data.datasets import ParsedVectors
+from transferflow.data.vectors import ParsedVectors
 from transferflow.storage import paths
 from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.storage.files import is_url, local_copy, sha256_file, sha256_text

@@ -1,7 +1,6 @@
-"""Data-quality gates: tasks between the stages that stop the run with every failed check.
-
-A gate in ``fail`` mode raises :class:`GateFailedError`; in ``warn`` mode it logs a warning and the
-run goes on. Either way its summary goes into ``metrics.json`` and the report.
+"""Data gates: the raw-input, leakage and domain-shift checks that run before any model is
+trained (:mod:`transferflow.flows.validate`); each stops the run with every failed check.
+The model stages' gates are in :mod:`transferflow.tasks.model_gates`.
 """
 
 from __future__ import annotations
@@ -10,82 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
-from prefect import Task, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed
 
-from transferflow.config.settings import (
-    CacheConfig,
-    DomainShiftGate,
-    EmbeddingsGate,
-    LeakageGate,
-    PromotionGate,
-    RawInputGate,
-    SourceModelGate,
-)
+from transferflow.config.settings import CacheConfig, DomainShiftGate, LeakageGate, RawInputGate
 from transferflow.data import datasets
-from transferflow.errors import GateFailedError
-from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
+from transferflow.storage.artifacts import DatasetRef
 from transferflow.tasks.caching import Reads, Writes, cached
-
-
-def _conclude(report, subject: str) -> dict[str, Any]:
-    """Log the gate's outcome; raise when it failed in ``fail`` mode; return its summary."""
-    if report.status == "failed":
-        raise GateFailedError(report.gate, report.failures, subject=subject)
-    summary = report.summary()
-    _log(report.gate, summary, subject)
-    return summary
-
-
-def _log(gate: str, summary: dict[str, Any], subject: str, reused: bool = False) -> None:
-    logger = get_run_logger()
-    how = " (verdict reused: same data, settings and checks as an earlier run)" if reused else ""
-    if summary["status"] == "warned":
-        logger.warning(
-            "gate %s failed in warn mode for %s%s; continuing:\n  - %s",
-            gate,
-            subject,
-            how,
-            "\n  - ".join(summary["failed"]),
-        )
-    else:
-        logger.info("gate %s passed for %s (%d checks)%s", gate, subject, summary["checks"], how)
-
-
-def _verdict(
-    checks: Task,
-    verdicts: CacheConfig | None,
-    gate: str,
-    subject: str,
-    *args: Any,
-) -> tuple[dict[str, Any], bool]:
-    """Run a gate's checks as a task of their own, cached on their inputs' content and the checks'
-    code: a verdict is reused when the same data, settings and checks passed before. A failure is
-    never reused (Prefect records only completed tasks), so it is always re-checked and gets its
-    Data Docs.
-
-    Args:
-        checks: the task that runs the checks and returns the summary (raises on failure).
-        verdicts: cache settings, or ``None`` to always evaluate (e.g. Data Docs requested).
-        gate: gate name, for the log.
-        subject: what was checked, for the log.
-        *args: the task's arguments.
-
-    Returns:
-        (summary, reused).
-    """
-    state = cached(checks, verdicts)(*args, return_state=True)
-    summary = state.result()  # raises GateFailedError when the gate failed
-    reused = state.name == "Cached"
-    if reused:
-        _log(gate, summary, subject, reused=True)
-    return summary, reused
-
-
-def _done(value: Any, reused: bool) -> Any:
-    """The task's return: a ``Cached`` state (as the UI shows it) when the verdict was reused."""
-    return Completed(data=value, name="Cached", message="verdict reused") if reused else value
+from transferflow.tasks.gate_verdicts import conclude, done, verdict
 
 
 @task(name="raw_input_checks", cache_policy=NO_CACHE, task_run_name="raw_input_checks[{role}]")
@@ -126,7 +57,7 @@ def raw_input_checks(
                 docs_dir,
             )
         )
-    return _conclude(report(suites, cfg, {"rows": data.counts}), f"{role} data '{data.name}'")
+    return conclude(report(suites, cfg, {"rows": data.counts}), f"{role} data '{data.name}'")
 
 
 @task(name="validate_dataset", cache_policy=NO_CACHE, task_run_name="validate_dataset[{role}]")
@@ -142,7 +73,7 @@ def validate_dataset(
 ) -> tuple[DatasetRef, dict[str, Any]]:
     """Raw-input gate on one domain; returns it without the tolerated blank-text rows and, with
     ``drop_repeats``, without exact repeats in its training parts."""
-    summary, reused = _verdict(
+    summary, reused = verdict(
         raw_input_checks,
         verdicts,
         "raw_input",
@@ -184,7 +115,7 @@ def validate_dataset(
             data.labels,
             f" {note}" if note else "",
         )
-    return _done((cleaned, summary), reused)
+    return done((cleaned, summary), reused)
 
 
 @task(name="leakage_checks", cache_policy=NO_CACHE, task_run_name="leakage_checks")
@@ -207,7 +138,7 @@ def leakage_checks(
         docs_dir,
         unlabeled=None if target.unlabeled is None else datasets.read_frame(target.unlabeled),
     )
-    return _conclude(report, f"target '{target.name}'")
+    return conclude(report, f"target '{target.name}'")
 
 
 @task(name="check_split_integrity", cache_policy=NO_CACHE, task_run_name="check_split_integrity")
@@ -222,7 +153,7 @@ def check_split_integrity(
 ) -> tuple[DatasetRef, DatasetRef, dict[str, Any]]:
     """Leakage gate: no target test text in the target training data or the Word2Vec corpus;
     a tolerated overlap leaves the training side."""
-    summary, reused = _verdict(
+    summary, reused = verdict(
         leakage_checks,
         verdicts,
         "leakage",
@@ -246,49 +177,7 @@ def check_split_integrity(
                 role,
                 roles[role].dropped_test_overlap,
             )
-    return _done((roles["source"], roles["target"], summary), reused)
-
-
-@task(name="embeddings_checks", cache_policy=NO_CACHE, task_run_name="embeddings_checks")
-def embeddings_checks(
-    emb: Annotated[EmbeddingsRef, Reads("vectors")],
-    target: Annotated[DatasetRef, Reads("pool", "unlabeled", "unlabelled_only")],
-    expected_size: int | None,
-    cfg: EmbeddingsGate,
-    docs_dir: Annotated[Path | None, Writes],
-) -> dict[str, Any]:
-    """The embeddings checks; returns the gate's summary, raises GateFailedError."""
-    from transferflow.data_checks.embeddings import validate_embeddings
-    from transferflow.text.embeddings import load_vectors
-
-    kv = load_vectors(emb.vectors.verified_path())
-    texts = datasets.read_texts(target.domain_parts)
-    return _conclude(validate_embeddings(kv, expected_size, texts, cfg, docs_dir), emb.origin)
-
-
-@task(name="check_embeddings", cache_policy=NO_CACHE, task_run_name="check_embeddings")
-def check_embeddings(
-    emb: EmbeddingsRef,
-    target: DatasetRef,
-    expected_size: int | None,
-    cfg: EmbeddingsGate,
-    docs_dir: Path | None = None,
-    verdicts: CacheConfig | None = None,
-) -> dict[str, Any]:
-    """Embeddings gate: size as configured, finite values, coverage of the target's tokens."""
-    return _done(
-        *_verdict(
-            embeddings_checks,
-            verdicts,
-            "embeddings",
-            emb.origin,
-            emb,
-            target,
-            expected_size,
-            cfg,
-            docs_dir,
-        )
-    )
+    return done((roles["source"], roles["target"], summary), reused)
 
 
 @task(name="measure_domain_shift", cache_policy=NO_CACHE, task_run_name="measure_domain_shift")
@@ -317,9 +206,7 @@ def domain_shift_checks(
 
     figures = cached(measure_domain_shift, cache)(source, target, seed)
     get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
-    return _conclude(
-        validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}"
-    )
+    return conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
 
 
 @task(name="check_domain_shift", cache_policy=NO_CACHE, task_run_name="check_domain_shift")
@@ -335,8 +222,8 @@ def check_domain_shift(
     """Domain-shift gate: vocabulary overlap, label distance, proxy A-distance (warn by default).
 
     ``cache`` keeps the measured figures; ``verdicts`` the gate's outcome on them."""
-    return _done(
-        *_verdict(
+    return done(
+        *verdict(
             domain_shift_checks,
             verdicts,
             "domain_shift",
@@ -349,89 +236,3 @@ def check_domain_shift(
             cache,
         )
     )
-
-
-@task(name="source_model_checks", cache_policy=NO_CACHE, task_run_name="source_model_checks")
-def source_model_checks(
-    source_model: Annotated[ModelRef, Reads("model", "files", "labels")],
-    source: Annotated[DatasetRef, Reads("test", "labels")],
-    cfg: SourceModelGate,
-    docs_dir: Annotated[Path | None, Writes],
-) -> dict[str, Any]:
-    """The source model's accuracy on held-out source rows against the threshold; returns the
-    gate's summary, raises GateFailedError."""
-    from transferflow.data_checks.models import validate_source_model
-    from transferflow.evaluation.metrics import source_holdout
-
-    accuracy, majority, n = source_holdout(source_model, source)
-    return _conclude(
-        validate_source_model(accuracy, majority, n, cfg, docs_dir),
-        f"source model on '{source.name}' test rows",
-    )
-
-
-@task(name="check_source_model", cache_policy=NO_CACHE, task_run_name="check_source_model")
-def check_source_model(
-    source_model: ModelRef,
-    source: DatasetRef,
-    cfg: SourceModelGate,
-    docs_dir: Path | None = None,
-    verdicts: CacheConfig | None = None,
-) -> dict[str, Any]:
-    """Source-model gate: accuracy on held-out source data reaches the threshold."""
-    return _done(
-        *_verdict(
-            source_model_checks,
-            verdicts,
-            "source_model",
-            f"source model on '{source.name}' test rows",
-            source_model,
-            source,
-            cfg,
-            docs_dir,
-        )
-    )
-
-
-@task(name="promotion_checks", cache_policy=NO_CACHE, task_run_name="promotion_checks")
-def promotion_checks(
-    models: dict[str, ModelRef],
-    target: Annotated[DatasetRef, Reads("train", "pool", "labels")],
-    cfg: PromotionGate,
-    docs_dir: Annotated[Path | None, Writes],
-) -> dict[str, Any]:
-    """Out-of-fold comparison of transfer with the baselines; returns the gate's summary (with
-    the chosen model), raises GateFailedError."""
-    from transferflow.data_checks.models import validate_promotion
-    from transferflow.evaluation.promotion import select_model
-    from transferflow.models.candidates import oof_proba, source_only_oof
-
-    oof = {
-        name: (source_only_oof(ref, target) if name == "source_only" else oof_proba(ref))
-        for name, ref in models.items()
-    }
-    y = datasets.read_frame(target.train)["label"].tolist()
-    selection = select_model(oof, y, target.labels, cfg.significance)
-    report = validate_promotion(selection, cfg, docs_dir)
-    return _conclude(report, "transfer model")
-
-
-@task(name="check_promotion", cache_policy=NO_CACHE, task_run_name="check_promotion")
-def check_promotion(
-    models: dict[str, ModelRef],
-    target: DatasetRef,
-    cfg: PromotionGate,
-    docs_dir: Path | None = None,
-    verdicts: CacheConfig | None = None,
-) -> dict[str, Any]:
-    """Promotion gate: no baseline may be significantly better than transfer on out-of-fold
-    predictions of the target training labels; if one is, it is the chosen model."""
-    summary, reused = _verdict(
-        promotion_checks, verdicts, "promotion", "transfer model", models, target, cfg, docs_dir
-    )
-    chosen, reason = summary["figures"]["chosen"], summary["figures"]["reason"]
-    logger = get_run_logger()
-    logger.info("chosen model: %s (%s)", chosen, reason)
-    if chosen != "transfer":
-        logger.warning("A baseline beat transfer: %s.", reason)
-    return _done(summary, reused)

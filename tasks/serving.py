@@ -9,7 +9,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from transferflow.config.settings import MonitoringConfig, SuggestConfig
+from transferflow.config.serving import MonitoringConfig, SuggestConfig
 from transferflow.data import datasets
 from transferflow.evaluation import promotion
 from transferflow.models import candidates
@@ -27,7 +27,7 @@ def register_model(
 ) -> dict[str, Any]:
     """Register the chosen model as a version of the run's model name; move that name's champion
     when it earned it."""
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     registry = Catalog(config.registry.dir).model(config.model_name())
     outcome = promotion.register_chosen(metrics, models, target, source, config, run_dir, registry)
@@ -61,7 +61,7 @@ def score_batch(
     history, its monitoring artifact, and, when a limit is crossed, a Prefect event. ``dask``:
     featurise and predict on Dask workers (``local`` or a scheduler's address)."""
     from transferflow.serving.scoring import score_file
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     registry = Catalog(registry_dir).select(model_name)
     stats = score_file(

@@ -21,7 +21,7 @@ from transferflow.config.settings import (
     TransferConfig,
 )
 from transferflow.data import datasets
-from transferflow.data.datasets import ParsedVectors
+from transferflow.data.vectors import ParsedVectors, make_embeddings, parse_vectors
 from transferflow.models import candidates
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.tasks.caching import Reads, in_store
@@ -113,7 +113,7 @@ def load_dataset(
 def convert_vectors(vectors: Path | str, fmt: str, cache: CacheConfig) -> ParsedVectors:
     """Parse a pretrained vectors file into native form (cached on its content: a large text
     file is parsed once)."""
-    return in_store(cache, ParsedVectors, lambda out: datasets.parse_vectors(vectors, fmt, out))
+    return in_store(cache, ParsedVectors, lambda out: parse_vectors(vectors, fmt, out))
 
 
 @task(name="build_embeddings", cache_policy=NO_CACHE, task_run_name="build_embeddings")
@@ -129,7 +129,7 @@ def build_embeddings(
     file of ``cfg`` in native form)."""
 
     def compute(out: Path) -> EmbeddingsRef:
-        ref = datasets.make_embeddings(source, target, cfg, seed=seed, out_dir=out, parsed=parsed)
+        ref = make_embeddings(source, target, cfg, seed=seed, out_dir=out, parsed=parsed)
         get_run_logger().info(
             "vectors: %s, %d tokens x %d dims, %.1f%% of training tokens covered",
             ref.origin,

@@ -453,7 +453,7 @@ def test_every_command_answers_under_python_m_too():
 def test_modules_imported_while_the_server_starts_exist_and_keep_keras_on_jax():
     """What the CLI imports while the local server comes up is importable, and importing it
     first leaves Keras on the JAX backend (a bare ``import keras`` would pick TensorFlow)."""
-    from transferflow.flows.cli import TRAINING_MODULES
+    from transferflow.flows.cli_common import TRAINING_MODULES
 
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     code = (

@@ -11,7 +11,7 @@ from transferflow.config.settings import build_config
 from transferflow.flows.cli import app
 from transferflow.flows.transfer import transfer_learning
 from transferflow.serving.scoring import score_file
-from transferflow.storage.registry import Catalog
+from transferflow.storage.catalog import Catalog
 
 
 @pytest.fixture

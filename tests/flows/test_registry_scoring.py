@@ -8,7 +8,7 @@ from tests.conftest import tiny_settings
 from transferflow.config.settings import build_config
 from transferflow.flows.cli import app
 from transferflow.flows.transfer import transfer_learning
-from transferflow.storage.registry import Catalog
+from transferflow.storage.catalog import Catalog
 
 
 @pytest.mark.slow
@@ -157,7 +157,7 @@ def test_identical_reruns_add_no_version_and_a_new_model_is_compared_with_the_ch
     import numpy as np
 
     from transferflow.evaluation import lineage
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     unseen, total = map(
         int, re.search(r"(\d+) of (\d+) test rows unseen", other["reason"]).groups()

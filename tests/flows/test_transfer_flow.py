@@ -214,7 +214,7 @@ def test_flow_with_learning_curve_registers_a_safe_model(small_domains, tmp_path
     """A label-budget curve in metrics, report and figures, and a registered model (.keras plus
     plain data) that scores."""
     from transferflow.serving.scoring import Scorer
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     raw = tiny_settings(
         small_domains["source"],

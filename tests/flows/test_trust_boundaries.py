@@ -126,7 +126,7 @@ def invoke(args: list[str]):
 
 def _model_root(box: Path) -> Path:
     """The folder of the box's one registered model (``registry/models/<name>``)."""
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     return Catalog(box / "registry").select(None).root
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transferflow.config.settings import DEMO_DIR, MonitoringConfig
+from transferflow.config.serving import MonitoringConfig
+from transferflow.config.settings import DEMO_DIR
 from transferflow.serving import monitoring
 
 

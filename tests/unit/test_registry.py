@@ -137,7 +137,7 @@ def test_identical_registrations_together_leave_one_version_and_one_first_champi
 
 
 def test_each_name_has_its_own_versions_and_champion(tmp_path):
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     catalog = Catalog(tmp_path / "reg")
     assert catalog.names() == []
@@ -160,14 +160,14 @@ def test_each_name_has_its_own_versions_and_champion(tmp_path):
 
 @pytest.mark.parametrize("bad", ["", "Books", "../x", "a/b", ".hidden", "x" * 65, "a b"])
 def test_a_model_name_is_a_plain_lowercase_name(tmp_path, bad):
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     with pytest.raises(RegistryError, match="not a model name"):
         Catalog(tmp_path / "reg").model(bad)
 
 
 def test_default_names_come_from_the_target():
-    from transferflow.storage.registry import model_name_for
+    from transferflow.storage.catalog import model_name_for
 
     assert model_name_for("Amazon phones") == "amazon-phones"
     assert model_name_for("yelp+imdb") == "yelp-imdb"
@@ -177,7 +177,7 @@ def test_default_names_come_from_the_target():
 def test_a_registry_from_before_names_is_read_in_place_as_one_name(tmp_path):
     """Today's layout (versions/ at the top) keeps working: it is the model named after its
     champion's target, scoring and new versions of that name use it, other names sit beside."""
-    from transferflow.storage.registry import Catalog
+    from transferflow.storage.catalog import Catalog
 
     old = Registry(tmp_path / "reg")
     old.promote(old.register(_files(tmp_path, 1), {"target": "Amazon"})[0])

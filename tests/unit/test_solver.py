@@ -63,8 +63,8 @@ def test_zero_features_leave_a_fit_without_vectors_unchanged(rows, kwargs):
         ]
     if kwargs.get("row_weight") == "domains":
         kwargs["row_weight"] = np.where(rows["domain"] == solver.SOURCE, 0.3, 1.7)
-    ours, ours_copies = solver._fit(rows["without"], 2, 3.0, **kwargs)
-    bare, _ = solver._fit(rows["bare"], 2, 3.0, **kwargs)
+    ours, ours_copies = solver.fit_copies(rows["without"], 2, 3.0, **kwargs)
+    bare, _ = solver.fit_copies(rows["bare"], 2, 3.0, **kwargs)
     assert len(ours) == len(bare) == 2  # the zero block's weights belong to no member
     for a, b in zip(ours, bare, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -26,9 +26,9 @@ from transferflow.config.settings import (
     SourceModelGate,
     TransferConfig,
 )
-from transferflow.data.datasets import ParsedVectors
+from transferflow.data.vectors import ParsedVectors
 from transferflow.storage.artifacts import ArtifactRef, DatasetRef, EmbeddingsRef, ModelRef
-from transferflow.tasks import gates, reporting, stages
+from transferflow.tasks import gates, model_gates, reporting, stages
 from transferflow.tasks.caching import Reads, Writes, stage_key
 
 # Every task the flow caches (tasks.caching.cached): the stages, the gates' checks and the
@@ -41,11 +41,11 @@ STAGES = [
     stages.train_pooled_baseline,
     gates.raw_input_checks,
     gates.leakage_checks,
-    gates.embeddings_checks,
+    model_gates.embeddings_checks,
     gates.measure_domain_shift,
     gates.domain_shift_checks,
-    gates.source_model_checks,
-    gates.promotion_checks,
+    model_gates.source_model_checks,
+    model_gates.promotion_checks,
     reporting.score_candidates,
     reporting.draw_figures,
 ]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferflow.config.settings import SuggestConfig
+from transferflow.config.serving import SuggestConfig
 from transferflow.errors import DataError
 from transferflow.serving.suggest import (
     DEFAULT_STRATEGY,

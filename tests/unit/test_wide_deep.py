@@ -14,7 +14,7 @@ import pytest
 from transferflow.config.settings import DEMO_DIR, EmbeddingConfig, ModelConfig, TransferConfig
 from transferflow.models import wide_deep as wd
 from transferflow.models.nb import fit_nb
-from transferflow.models.solver import SOURCE, TARGET, _fit, fit, log_proba
+from transferflow.models.solver import SOURCE, TARGET, fit, fit_copies, log_proba
 from transferflow.text.embeddings import build_embeddings, embedding_matrix
 from transferflow.text.features import NgramFeaturizer
 
@@ -146,7 +146,7 @@ def test_shared_private_uses_domain_specific_weights(data):
         np.r_[np.full(len(y_s), SOURCE), np.full(len(y_t), TARGET)],
     )
     mix = ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))
-    w, copies = _fit(both, 2, 3.0, copies=3, mix=mix)
+    w, copies = fit_copies(both, 2, 3.0, copies=3, mix=mix)
     shared, source_only, target_only = copies[0][0], copies[0][1], copies[0][2]
     assert np.abs(target_only).max() > 1e-3 and np.abs(source_only).max() > 1e-3
     np.testing.assert_allclose(w[0], shared + target_only, atol=1e-6)  # target = shared + private

@@ -2,15 +2,15 @@
 
 Every way of running transferflow (the CLI, a YAML config file, ``prefect.yaml`` deployment
 parameters, a direct Python call) builds a :class:`RunConfig`. Each pipeline stage receives only its
-own section of it. The data and gates' sections are in :mod:`transferflow.config.data` and
-:mod:`transferflow.config.gates` (re-exported here).
+own section of it. The data, gates' and serving sections are in :mod:`transferflow.config.data`,
+:mod:`transferflow.config.gates` and :mod:`transferflow.config.serving` (re-exported here).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,6 +26,8 @@ from transferflow.config.gates import RawInputGate as RawInputGate
 from transferflow.config.gates import SourceModelGate as SourceModelGate
 from transferflow.config.section import Section as _Section
 from transferflow.config.section import validation_lines
+from transferflow.config.serving import RegistryConfig as RegistryConfig
+from transferflow.config.serving import SuggestConfig as SuggestConfig
 from transferflow.errors import ConfigError
 from transferflow.storage.paths import check_name
 
@@ -240,91 +242,6 @@ class CacheConfig(_Section):
     )
 
 
-class RegistryConfig(_Section):
-    """Where chosen models are registered as versions, and whether the champion may move."""
-
-    enabled: bool = Field(default=True, description="Register the run's chosen model.")
-    model_name: str | None = Field(
-        default=None,
-        description="Name to register under (one model per target task; versions and the "
-        "champion are per name); unset = the target domain's name as a slug (lowercase letters, "
-        "digits, '.', '_', '-').",
-    )
-    dir: Path | None = Field(
-        default=None,
-        description="Model registry folder; unset = $TRANSFERFLOW_REGISTRY_DIR or "
-        "$TRANSFERFLOW_HOME/registry.",
-    )
-    auto_promote: bool = Field(
-        default=True,
-        description="Move the champion alias to the new version when the promotion gate passed "
-        "and it is not worse than the current champion on the same target test data.",
-    )
-
-    @field_validator("model_name")
-    @classmethod
-    def _a_model_name(cls, value: str | None) -> str | None:
-        from transferflow.storage.registry import MODEL_NAME
-
-        if value is not None and not MODEL_NAME.fullmatch(value):
-            raise ValueError(
-                "use lowercase letters, digits, '.', '_' and '-' (up to 64 characters, starting "
-                "with a letter or digit), e.g. 'phone-reviews'"
-            )
-        return value
-
-
-# What transferflow.serving.suggest implements (defined here, where the config validates the
-# choice).
-SuggestStrategy = Literal[
-    "random",
-    "margin",
-    "balanced-margin",
-    "softrank-margin",
-    "margin-cluster",
-    "badge",
-    "typical-cluster",
-    "committee",
-]
-SUGGEST_STRATEGIES: tuple[str, ...] = get_args(SuggestStrategy)
-
-
-class MonitoringConfig(_Section):
-    """When a scored batch no longer fits the model (``transferflow score``, the ``score`` flow):
-    the limits that raise an alert and a ``transferflow.model.drift-detected`` event."""
-
-    max_drift: float = Field(
-        default=0.8,
-        ge=0.0,
-        le=2.0,
-        description="Largest proxy A-distance between the batch's texts and the model's target "
-        "training texts that is tolerated (0: alike, 2: fully apart).",
-    )
-    max_accuracy_drop: float = Field(
-        default=0.05,
-        ge=0.0,
-        le=1.0,
-        description="How far the estimated accuracy (calibrated confidence, no labels) may fall "
-        "below the model's out-of-fold accuracy on its training target.",
-    )
-
-
-class SuggestConfig(_Section):
-    """``transferflow suggest``: which unlabelled target texts to label next."""
-
-    n: int = Field(default=100, ge=1, le=100_000, description="Texts to suggest.")
-    strategy: SuggestStrategy = Field(
-        default="margin",
-        description="margin: the least sure texts (default: on MDSD it beat a random sample at "
-        "both starting budgets, see docs/benchmarks.md); random: a uniform sample; "
-        "balanced-margin: the least sure of each predicted class in turn; softrank-margin: a "
-        "sample weighted 1/margin rank; margin-cluster: the "
-        "least sure, one per group of similar ones; badge: k-means++ on "
-        "gradient embeddings; typical-cluster: the most typical text of each of n groups; "
-        "committee: the texts the ensemble's members disagree on most.",
-    )
-
-
 class RunConfig(_Section):
     """Everything a transferflow run needs, nested per stage."""
 
@@ -365,7 +282,7 @@ class RunConfig(_Section):
     def model_name(self) -> str:
         """The name the run registers its model under: ``registry.model_name``, else the target
         domain's name as a slug."""
-        from transferflow.storage.registry import model_name_for
+        from transferflow.storage.catalog import model_name_for
 
         return self.registry.model_name or model_name_for(self.data.target.name)
 

@@ -99,7 +99,8 @@ def fit_nb(
         (member weights with their ``scale``, chosen ``C``, out-of-fold probabilities on the
         target rows or ``None``).
     """
-    from transferflow.models.solver import C_GRID, TARGET, choose_c, fit, make_design
+    from transferflow.models.selection import choose_c
+    from transferflow.models.solver import C_GRID, TARGET, fit, make_design
 
     csr = featurizer.transform(texts)
     y, domain = np.asarray(y), np.asarray(domain)

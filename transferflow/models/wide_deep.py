@@ -176,7 +176,8 @@ def train_from_scratch(
         log-loss per view.
     """
     from transferflow.models.network import stack_members
-    from transferflow.models.solver import SOURCE, choose_c, fit
+    from transferflow.models.selection import choose_c
+    from transferflow.models.solver import SOURCE, fit
 
     views = _views(cfg)
     y = _index(rows.labels, classes)
@@ -295,7 +296,8 @@ def adapt_members(
     these rows (:func:`train_pooled`'s: member, ``C``, out-of-fold probabilities), not fitted
     again."""
     from transferflow.models.network import stack_members
-    from transferflow.models.solver import SOURCE, TARGET, _fit, choose_c, fit, folds, log_proba
+    from transferflow.models.selection import choose_c, folds
+    from transferflow.models.solver import SOURCE, TARGET, fit, fit_copies, log_proba
 
     strategy = transfer.strategy
     classes = source_model.labels
@@ -348,7 +350,7 @@ def adapt_members(
             base = np.where(dom == SOURCE, transfer.alpha, transfer.beta).astype(np.float32)
         else:  # shared-private: shared + source-only + target-only copies
             kwargs = {"copies": 3, "mix": ((1.0, 1.0, 0.0), (1.0, 0.0, 1.0))}
-        w, copies = _fit(both, k, c, row_weight=base, **kwargs)
+        w, copies = fit_copies(both, k, c, row_weight=base, **kwargs)
         member_oof = None
         if oof and masks is not None:  # the same folds, warm-started from the full fit
             member_oof = np.zeros((len(y_t), k), np.float32)
@@ -356,7 +358,7 @@ def adapt_members(
             for mask in masks:
                 held = np.zeros(both.n, dtype=bool)
                 held[offset + np.flatnonzero(mask)] = True
-                params, _ = _fit(
+                params, _ = fit_copies(
                     both, k, c, row_weight=np.where(held, 0.0, base), init=copies, **kwargs
                 )
                 member_oof[mask] = np.exp(log_proba(params, both)[held])

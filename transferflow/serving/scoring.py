@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferflow.config.settings import MonitoringConfig
+from transferflow.config.serving import MonitoringConfig
 from transferflow.data.labels import refuse_non_scalar
 from transferflow.data.tables import iter_table
 from transferflow.errors import DataError

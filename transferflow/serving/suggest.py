@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from transferflow.config.settings import SUGGEST_STRATEGIES as STRATEGIES
+from transferflow.config.serving import SUGGEST_STRATEGIES as STRATEGIES
 
 # Chosen by benchmarks/suggest.py (docs/benchmarks.md): on 12 MDSD pairs x seeds 0-2, 100 margin
 # picks beat 100 random labels from 50 starting labels (+0.56 points, 24 of 36 pair-seeds won) and
