@@ -523,3 +523,43 @@ def test_a_listing_read_by_a_program_that_stops_early_ends_quietly(tmp_path, com
     finally:
         os.close(write)
     assert done.stderr == "" and done.returncode == 1, done.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_prints_what_the_readme_shows(tmp_path, monkeypatch):
+    """``transferflow run`` with no flags (the README's first command, default settings) prints
+    the README's results table and registration line, and the README's account of the choice
+    (out-of-fold counts) is the report's: the README cannot drift from the product."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    shown = re.search(r"```\nResults: [^\n]*\n(.*?)```", readme, re.S)
+    assert shown, "the README shows the demo's output"
+    monkeypatch.setenv("TRANSFERFLOW_REGISTRY_DIR", str(tmp_path / "registry"))
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 0, result.output
+    printed = result.output.split("\nResults: ", 1)[1].split("\n", 1)[1]
+    keep = [line for line in shown.group(1).splitlines() if not line.startswith("  report: ")]
+    assert [line for line in printed.splitlines() if not line.startswith("  report: ")] == keep
+    run_dir = Path(result.output.split("\nResults: ", 1)[1].split("\n", 1)[0].strip())
+    report = (run_dir / "report.md").read_text()
+    candidates = report.split("## Candidates on the target test set", 1)[1].split("\n## ", 1)[0]
+    oof = {
+        m.group(1): round(float(m.group(2)) * 100)
+        for m in re.finditer(r"^\| (\w+)(?: \*\*\(chosen\)\*\*)? \|(?:[^|]*\|){3} ([0-9.]+) \|",
+                             candidates, re.M)
+    }  # fmt: skip
+    said = re.search(r"transfer had (\d+) correct, the best baseline \((\w+)\) (\d+)", readme)
+    assert said, "the README says how the choice was made"
+    best = max((n for n in oof if n != "transfer"), key=lambda n: oof[n])
+    assert (int(said.group(1)), said.group(2), int(said.group(3))) == (
+        oof["transfer"],
+        best,
+        oof[best],
+    ), oof
+    repeats = re.search(r"here (\d+) exact repeats from the source files\s+and (\d+)", readme)
+    assert repeats, "the README says what the demo drops"
+    assert (
+        f"source yelp+imdb: {repeats.group(1)} exact repeats; "
+        f"target amazon: {repeats.group(2)} exact repeats" in report
+    ), report
