@@ -240,12 +240,23 @@ def _files_ok(reg, version: int) -> bool:
 
 @models_app.command("show")
 def models_show(
-    version: int, model_name: ModelNameOpt = None, registry: RegistryOpt = None
+    version: Annotated[
+        int | None,
+        typer.Argument(
+            metavar="VERSION",
+            help="Version number ('transferflow models list' shows them); default: the champion.",
+            show_default=False,
+        ),
+    ] = None,
+    model_name: ModelNameOpt = None,
+    registry: RegistryOpt = None,
 ) -> None:
-    """Print a version's record (JSON), with ``files_ok``: whether its files match their hashes."""
+    """Print a version's record (JSON; the champion's without VERSION), with ``files_ok``:
+    whether its files match their hashes."""
     import json
 
     reg = _registry(registry, model_name)
+    version = reg.resolve(version)
     record = {"model_name": reg.name, **reg.show(version), "files_ok": _files_ok(reg, version)}
     typer.echo(json.dumps(record, indent=2))
     if not record["files_ok"]:
@@ -259,7 +270,14 @@ def models_show(
 
 @models_app.command("promote")
 def models_promote(
-    version: int, model_name: ModelNameOpt = None, registry: RegistryOpt = None
+    version: Annotated[
+        int,
+        typer.Argument(
+            metavar="VERSION", help="Version number ('transferflow models list' shows them)."
+        ),
+    ],
+    model_name: ModelNameOpt = None,
+    registry: RegistryOpt = None,
 ) -> None:
     """Make VERSION the champion of its model name (refused when its files fail their hashes)."""
     reg = _registry(registry, model_name)

@@ -79,3 +79,19 @@ def test_damaged_version_record_and_stray_folders(registry):
         "version.json is damaged",
     )
     assert registry.champion() == 1
+
+
+def test_show_without_a_version_shows_the_champion(registry, tmp_path):
+    """``models show`` alone is the champion's record (what ``score`` uses); without a champion
+    it says how to get one."""
+    shown = _cli("models", "show", "--registry", str(registry.root))
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["version"] == 1
+    registry.promote(2)
+    again = _cli("models", "show", "--registry", str(registry.root))
+    assert json.loads(again.stdout)["version"] == 2
+    bare = Registry(tmp_path / "none")
+    f = tmp_path / "m.keras"
+    f.write_bytes(b"model")
+    bare.register({"model.keras": f}, {"kind": "keras", "source": "s", "target": "t"})
+    _one_paragraph(_cli("models", "show", "--registry", str(bare.root)), 2, "No champion model")

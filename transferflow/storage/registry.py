@@ -158,7 +158,8 @@ class Registry:
         if champ is None:
             raise RegistryError(
                 f"No champion model in {self.root}: run `transferflow run` until a model passes "
-                "promotion, or name a version with --model."
+                "promotion, or name a version ('transferflow models list' shows them; score takes "
+                "--model N)."
             )
         return champ
 
