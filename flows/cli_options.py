@@ -14,27 +14,48 @@ ConfigOpt = Annotated[
 ]
 SourceOpt = Annotated[
     list[str] | None,
-    typer.Option("--source", help="Source training file or URL (repeatable).", show_default=False),
+    typer.Option(
+        "--source",
+        metavar="<file>",
+        help="Source training file or URL (repeatable).",
+        show_default=False,
+    ),
 ]
 SourceTestOpt = Annotated[
     list[str] | None,
-    typer.Option("--source-test", help="Source test file or URL (repeatable).", show_default=False),
+    typer.Option(
+        "--source-test",
+        metavar="<file>",
+        help="Source test file or URL (repeatable).",
+        show_default=False,
+    ),
 ]
 SourceNameOpt = Annotated[
     str | None, typer.Option("--source-name", help="Source domain name.", show_default=False)
 ]
 TargetOpt = Annotated[
     list[str] | None,
-    typer.Option("--target", help="Target training file or URL (repeatable).", show_default=False),
+    typer.Option(
+        "--target",
+        metavar="<file>",
+        help="Target training file or URL (repeatable).",
+        show_default=False,
+    ),
 ]
 TargetTestOpt = Annotated[
     list[str] | None,
-    typer.Option("--target-test", help="Target test file or URL (repeatable).", show_default=False),
+    typer.Option(
+        "--target-test",
+        metavar="<file>",
+        help="Target test file or URL (repeatable).",
+        show_default=False,
+    ),
 ]
 TargetUnlabeledOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--target-unlabeled",
+        metavar="<file>",
         help="File or URL of unlabelled target texts (repeatable; same formats and text "
         "columns as the target, any label column ignored): they train the word vectors, the "
         "n-grams and the transfer model's self-training. With --source and no --target: a cold "
@@ -49,6 +70,7 @@ TextColumnOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--text-column",
+        metavar="<column>",
         help="Text column, both domains (repeat to join several).",
         show_default=False,
     ),
@@ -102,6 +124,7 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
+        metavar="<key=value>",
         help="Any setting: section.field=value (YAML value). Repeatable.",
         show_default=False,
     ),

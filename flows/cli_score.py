@@ -32,6 +32,7 @@ def score(
         list[str] | None,
         typer.Option(
             "--text-column",
+            metavar="<column>",
             help="Text column to score (repeat to join several, as in training); default: the "
             "columns the model was trained on.",
             show_default=False,
@@ -76,7 +77,9 @@ def score(
     ] = None,
     dask_workers: Annotated[
         int,
-        typer.Option("--dask-workers", min=1, help="Worker processes of --dask local."),
+        typer.Option(
+            "--dask-workers", metavar="<n>", min=1, help="Worker processes of --dask local."
+        ),
     ] = 2,
 ) -> None:
     """Score a file with a registered model: predicted label and class probabilities per row,

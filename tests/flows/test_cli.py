@@ -506,6 +506,17 @@ def test_help_text_reaches_the_user_whole():
     assert seen > 15  # the walk reached the subcommands
 
 
+def test_help_fits_a_standard_terminal():
+    """At 80 columns (a default terminal) no help line is cut short with an ellipsis, and no
+    option shows a Python type such as ``<list[str]>`` for what it takes."""
+    import typer.main
+
+    for path, _ in _commands(typer.main.get_command(app)):
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"}).output
+        assert "…" not in shown, (path, [line for line in shown.splitlines() if "…" in line])
+        assert "[str]" not in shown and "int range" not in shown, path
+
+
 @pytest.mark.parametrize("command", [["where"], ["models", "list"], ["cache", "list"], ["--help"]])
 def test_a_listing_read_by_a_program_that_stops_early_ends_quietly(tmp_path, command):
     """`transferflow where | head -1`: the reader has what it wanted; no message, no traceback,
