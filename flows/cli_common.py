@@ -66,6 +66,7 @@ class App(typer.Typer):
         super().__init__(cls=_Group, **kwargs)
 
     def command(self, *args, cls=None, **kwargs):
+        """``Typer.command`` whose commands print a user mistake as one paragraph."""
         return super().command(*args, cls=cls or _Command, **kwargs)
 
 

@@ -67,7 +67,8 @@ def _store(cache_dir: str | None):
     return open_store(cache_dir or default_root())  # a bad URL: one message (App's commands)
 
 
-def is_url_store(store) -> bool:
+def _is_url_store(store) -> bool:
+    """Whether the artefact store is at an fsspec URL (no local folder to check first)."""
     from transferflow.storage.remote import RemoteArtifactStore
 
     return isinstance(store, RemoteArtifactStore)
@@ -141,7 +142,7 @@ def cache_prune(
 
     age = _parse_age(older_than)
     store = _store(cache_dir)
-    if not is_url_store(store) and store.root.exists() and not store.is_store():
+    if not _is_url_store(store) and store.root.exists() and not store.is_store():
         raise _fail(
             ConfigError(f"{store.location} is not a transferflow store; nothing was pruned.")
         )

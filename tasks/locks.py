@@ -152,5 +152,6 @@ class ProcessLockManager:
 
 @functools.lru_cache(maxsize=8)
 def lock_manager(folder: Path) -> ProcessLockManager:
+    """The lock manager of a store's lock folder."""
     # One manager per folder and process: it knows which locks this process holds.
     return ProcessLockManager(folder)
