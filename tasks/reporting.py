@@ -108,8 +108,8 @@ def publish_report(
 
     metrics = promotion.finalise_metrics(metrics, gates, out_dir)
     markdown = report.render_report(metrics, title)
-    report.write_report(markdown, out_dir)
     figures = _figures(metrics, out_dir, cache)
+    report.write_report(report.with_figure_files(markdown, figures, out_dir), out_dir)
     write_html_report(markdown, figures, title, out_dir / "report.html")
     # Where the files are, as text: a file:// link opens nothing from the UI's browser, and the
     # files live on the machine that ran the flow.

@@ -75,6 +75,8 @@ def test_flow_end_to_end(small_domains, tmp_path):
     assert not (run_dir / "data_docs").exists()  # rendered on request or when a gate fails
     for png in ("candidates", "confusion", "domain_shift"):
         assert (run_dir / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+        # report.md shows them by paths relative to the run folder (true after its rename).
+        assert f"![{png}](figures/{png}.png)" in report
     page = (run_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "http" not in page.split("<body>")[1]
     assert json.loads((run_dir / "config.json").read_text())["seed"] == cfg.seed

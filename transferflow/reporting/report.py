@@ -304,11 +304,29 @@ def with_figures(markdown_text: str, figures: dict[str, Path]) -> str:
     artifact, and cannot open ``report.html`` or a figure from the machine that ran the flow."""
     import base64
 
+    return _with_section(
+        markdown_text,
+        figures,
+        lambda path: (
+            "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        ),
+    )
+
+
+def with_figure_files(markdown_text: str, figures: dict[str, Path], folder: Path) -> str:
+    """The report as ``report.md`` in ``folder`` shows it: its figures linked by paths relative
+    to that folder, so a markdown viewer (an editor, a code host) shows them wherever the run
+    folder is moved."""
+    return _with_section(
+        markdown_text, figures, lambda path: Path(path).relative_to(folder).as_posix()
+    )
+
+
+def _with_section(markdown_text: str, figures: dict[str, Path], src) -> str:
     if not figures:
         return markdown_text
     parts = [markdown_text.rstrip(), "", "## Figures", ""]
     for name, path in figures.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         title = name.replace("_", " ").capitalize()
-        parts += [f"### {title}", "", f"![{name}](data:image/png;base64,{data})", ""]
+        parts += [f"### {title}", "", f"![{name}]({src(path)})", ""]
     return "\n".join(parts)
