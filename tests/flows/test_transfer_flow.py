@@ -94,6 +94,15 @@ def test_flow_end_to_end(small_domains, tmp_path):
         sha256_file(run_dir / entry["path"]) == entry["sha256"] for entry in listing.values()
     )
     assert {"transfer-report", "html-report", "per-class-metrics"} <= _artifact_keys()
+    # docs/gates.md's table of a run folder's files names only files a run leaves.
+    import re
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "gates.md").read_text()
+    table = table.split("| file | content |", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"`([\w-]+\.[a-z]{2,7})`", table))  # every file name it gives
+    optional = {"learning_curve.png"}  # with --learning-curve only
+    assert len(named) > 10
+    assert {n for n in named - optional if not list(run_dir.rglob(n))} == set()
 
 
 @pytest.mark.slow
