@@ -205,7 +205,16 @@ def domain_shift_checks(
     from transferflow.data_checks.domain_shift import validate_domain_shift
 
     figures = cached(measure_domain_shift, cache)(source, target, seed)
-    get_run_logger().info("domain shift %s -> %s: %s", source.name, target.name, figures)
+    said = {"vocab_overlap": "vocabulary overlap", "label_distance": "label distance",
+            "proxy_a_distance": "proxy A-distance"}  # fmt: skip
+    get_run_logger().info(
+        "domain shift %s → %s: %s",
+        source.name,
+        target.name,
+        ", ".join(
+            f"{said.get(k, k)} {'n/a' if v is None else f'{v:.3f}'}" for k, v in figures.items()
+        ),
+    )
     return conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
 
 
