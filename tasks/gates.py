@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from transferflow.config.settings import CacheConfig, DomainShiftGate, LeakageGate, RawInputGate
 from transferflow.data import datasets
+from transferflow.reporting import words
 from transferflow.storage.artifacts import DatasetRef
 from transferflow.tasks.caching import Reads, Writes, cached
 from transferflow.tasks.gate_verdicts import conclude, done, verdict
@@ -91,28 +92,28 @@ def validate_dataset(
     if cleaned.dropped_blank_text:
         summary["figures"]["dropped_blank_text"] = cleaned.dropped_blank_text
         logger.warning(
-            "%s: dropped rows without text %s (within gates.raw_input.max_blank_text_share)",
+            "%s: dropped rows without text: %s (within gates.raw_input.max_blank_text_share)",
             role,
-            cleaned.dropped_blank_text,
+            words.counts(cleaned.dropped_blank_text),
         )
     if cleaned.dropped_repeats:
         summary["figures"]["dropped_repeats"] = cleaned.dropped_repeats
         logger.info(
-            "%s: dropped exact repeats (same text and label, one kept) from training %s "
+            "%s: dropped exact repeats (same text and label, one kept) from training: %s "
             "(data.drop_repeats)",
             role,
-            cleaned.dropped_repeats,
+            words.counts(cleaned.dropped_repeats),
         )
     if reference is not None and reference.labels != data.labels:
         from transferflow.data.labels import case_note
 
         note = case_note(reference.labels, data.labels)
         logger.warning(
-            "source labels %s and target labels %s differ (compared by value: 1, 1.0 and '1' "
+            "source labels (%s) and target labels (%s) differ (compared by value: 1, 1.0 and '1' "
             "are one label): the source model's classes are not the target's, so the "
             "source_only and pooled_lr baselines are skipped.%s",
-            reference.labels,
-            data.labels,
+            words.items(reference.labels),
+            words.items(data.labels),
             f" {note}" if note else "",
         )
     return done((cleaned, summary), reused)
@@ -175,7 +176,7 @@ def check_split_integrity(
             get_run_logger().warning(
                 "%s: removed training rows whose text is also a target test text: %s",
                 role,
-                roles[role].dropped_test_overlap,
+                words.counts(roles[role].dropped_test_overlap),
             )
     return done((roles["source"], roles["target"], summary), reused)
 

@@ -23,6 +23,7 @@ from transferflow.config.settings import (
 from transferflow.data import datasets
 from transferflow.data.vectors import ParsedVectors, make_embeddings, parse_vectors
 from transferflow.models import candidates
+from transferflow.reporting import words
 from transferflow.storage.artifacts import DatasetRef, EmbeddingsRef, ModelRef
 from transferflow.tasks.caching import Reads, in_store
 
@@ -100,11 +101,11 @@ def load_dataset(
             ref.rows_in_files,
         )
     logger.info(
-        "%s '%s': rows %s, training labels %s",
+        "%s '%s': rows: %s; training labels: %s",
         role,
         ref.name,
-        ref.counts,
-        ref.label_counts["train"],
+        words.counts(ref.counts),
+        words.counts(ref.label_counts["train"], sep=": "),
     )
     return ref
 

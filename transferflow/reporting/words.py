@@ -1,0 +1,18 @@
+"""Figures written for people in logs and messages: ``pool 1400, train 1400`` rather than a
+Python dict's repr."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def counts(figures: Mapping[Any, Any], sep: str = " ") -> str:
+    """``{"pool": 1400, "train": 4}`` -> ``"pool 1400, train 4"`` (``"none"`` when empty);
+    ``sep=": "`` where the keys are values themselves (labels: ``"0: 700, 1: 700"``)."""
+    return ", ".join(f"{key}{sep}{value}" for key, value in figures.items()) or "none"
+
+
+def items(values: Iterable[Any]) -> str:
+    """``["0", "1"]`` -> ``"0, 1"``: labels, names."""
+    return ", ".join(str(v) for v in values)
