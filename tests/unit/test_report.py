@@ -38,3 +38,13 @@ def test_the_report_says_when_the_source_classes_are_not_the_targets(source, tar
     assert ("only in letter case" in report) is case
     if said:
         assert "`source_only` and `pooled_lr`" in report
+
+
+def test_figures_in_words_show_no_python_reprs():
+    """What logs and messages print: no braces, brackets or quotes of a dict or list repr."""
+    from transferflow.reporting import words
+
+    assert words.counts({"pool": 1400, "train": 4}) == "pool 1400, train 4"
+    assert words.counts({"0": 700, "1": 700}, sep=": ") == "0: 700, 1: 700"
+    assert words.counts({}) == "none"
+    assert words.items(["neg", "pos"]) == "neg, pos"
