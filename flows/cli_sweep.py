@@ -12,7 +12,7 @@ from transferflow.flows import local_server
 
 
 def sweep(
-    grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (see README).")],
+    grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (its format: docs/operations.md, section Sweeps).")],
     task_runner: Annotated[
         str, typer.Option("--task-runner", help="local (default) | dask", show_default=False)
     ] = "local",
