@@ -10,7 +10,12 @@ import typer
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config file: any setting, nested as in docs/settings.md; flags beat it.", show_default=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config file: any setting, nested as in docs/settings.md; flags beat it.",
+        show_default=False,
+    ),
 ]
 SourceOpt = Annotated[
     list[str] | None,

@@ -12,7 +12,13 @@ from transferflow.flows import local_server
 
 
 def sweep(
-    grid: Annotated[Path, typer.Option("--grid", help="Sweep grid YAML file (its format: docs/operations.md, section Sweeps).")],
+    grid: Annotated[
+        Path,
+        typer.Option(
+            "--grid",
+            help="Sweep grid YAML file (its format: docs/operations.md, section Sweeps).",
+        ),
+    ],
     task_runner: Annotated[
         str, typer.Option("--task-runner", help="local (default) | dask", show_default=False)
     ] = "local",
