@@ -17,7 +17,7 @@ wrapper process, so each measurement is alone). The peer is scikit-learn NB-LR (
 the same source rows + the same 200 target labels, read from the same files, timed the same way.
 
     python benchmarks/scale.py [--sizes 10000,100000,1000000] [--mdsd ../shared/data/mdsd]
-        [--python .venv/bin/python] [--label new] [--no-peer]
+        [--python .venv/bin/python | --cli OLD/.venv/bin/transferflow] [--label new] [--no-peer]
     python benchmarks/scale.py --generate 200000 --out /tmp/source_200k.csv   # the file only
     python benchmarks/scale.py --scoring [--ten-million]   # scoring: 1M rows (vs scikit-learn),
                                        # 1 and 2 Dask workers, 10M rows (peak RSS)
@@ -183,6 +183,7 @@ def _cold_env(work: Path) -> dict:
         "PREFECT_HOME": str(work / "prefect-home"),
         "TRANSFERFLOW_REGISTRY_DIR": str(work / "registry"),
         "TRANSFERFLOW_XLA_CACHE": str(work / "xla"),
+        "TRANSFERFLOW_HOME": str(work / "home"),  # nothing of a measured run lands in ~
     }
     env.pop("PREFECT_API_URL", None)
     return env
@@ -192,7 +193,7 @@ def measure(size: int, source: Path, args, work: Path) -> list[dict]:
     """The default run and (unless ``--no-peer``) the peer on one source file."""
     kitchen = args.mdsd / "kitchen"
     env = _cold_env(work)
-    cli = [str(args.python), "-m", "transferflow.flows.cli"]
+    cli = [str(args.cli)] if args.cli else [str(args.python), "-m", "transferflow.flows.cli"]
     rows = []
     log = work / "run.log"
     wall, peak, rc, tree = _measured(
@@ -338,6 +339,13 @@ def main() -> int:
         help="source rows per run; 'books' runs MDSD books/train.csv (books -> kitchen)",
     )
     parser.add_argument("--python", type=Path, default=Path(sys.executable))
+    parser.add_argument(
+        "--cli",
+        type=Path,
+        help="the code to run as a 'transferflow' executable (e.g. an older checkout's "
+        ".venv/bin/transferflow, whose modules may be laid out differently); default: "
+        "--python -m transferflow.flows.cli",
+    )
     parser.add_argument("--label", default="main", help="names the code measured (e.g. a commit)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument(
