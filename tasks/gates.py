@@ -13,7 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from transferflow.config.settings import CacheConfig, DomainShiftGate, LeakageGate, RawInputGate
-from transferflow.data import datasets
+from transferflow.data import datasets, shift
 from transferflow.reporting import words
 from transferflow.storage.artifacts import DatasetRef
 from transferflow.tasks.caching import Reads, Writes, cached
@@ -206,15 +206,8 @@ def domain_shift_checks(
     from transferflow.data_checks.domain_shift import validate_domain_shift
 
     figures = cached(measure_domain_shift, cache)(source, target, seed)
-    said = {"vocab_overlap": "vocabulary overlap", "label_distance": "label distance",
-            "proxy_a_distance": "proxy A-distance"}  # fmt: skip
     get_run_logger().info(
-        "domain shift %s → %s: %s",
-        source.name,
-        target.name,
-        ", ".join(
-            f"{said.get(k, k)} {'n/a' if v is None else f'{v:.3f}'}" for k, v in figures.items()
-        ),
+        "domain shift %s → %s: %s", source.name, target.name, words.figures(figures, shift.NAMES)
     )
     return conclude(validate_domain_shift(figures, cfg, docs_dir), f"{source.name} → {target.name}")
 

@@ -48,3 +48,11 @@ def test_figures_in_words_show_no_python_reprs():
     assert words.counts({"0": 700, "1": 700}, sep=": ") == "0: 700, 1: 700"
     assert words.counts({}) == "none"
     assert words.items(["neg", "pos"]) == "neg, pos"
+
+
+def test_named_figures_in_words():
+    from transferflow.data.shift import NAMES
+    from transferflow.reporting import words
+
+    said = words.figures({"vocab_overlap": 0.81374, "label_distance": None, "x": 1.0}, NAMES)
+    assert said == "vocabulary overlap 0.814, label distance n/a, x 1.000"

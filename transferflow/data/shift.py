@@ -6,6 +6,13 @@ import numpy as np
 
 from transferflow.text.tokens import count_tokens, tokenize
 
+# What each figure of :func:`transferflow.data.datasets.domain_shift_figures` is called in words.
+NAMES = {
+    "vocab_overlap": "vocabulary overlap",
+    "label_distance": "label distance",
+    "proxy_a_distance": "proxy A-distance",
+}
+
 
 def vocab_overlap(source_texts: list[str], target_texts: list[str]) -> float:
     """Share of target token occurrences whose token also occurs in the source texts.

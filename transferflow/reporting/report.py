@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -322,7 +323,7 @@ def with_figure_files(markdown_text: str, figures: dict[str, Path], folder: Path
     )
 
 
-def _with_section(markdown_text: str, figures: dict[str, Path], src) -> str:
+def _with_section(markdown_text: str, figures: dict[str, Path], src: Callable[[Path], str]) -> str:
     if not figures:
         return markdown_text
     parts = [markdown_text.rstrip(), "", "## Figures", ""]

@@ -16,3 +16,11 @@ def counts(figures: Mapping[Any, Any], sep: str = " ") -> str:
 def items(values: Iterable[Any]) -> str:
     """``["0", "1"]`` -> ``"0, 1"``: labels, names."""
     return ", ".join(str(v) for v in values)
+
+
+def figures(values: Mapping[str, float | None], names: Mapping[str, str], digits: int = 3) -> str:
+    """``{"proxy_a_distance": 1.3189}`` -> ``"proxy A-distance 1.319"`` (a missing figure: n/a;
+    a key without a name: the key)."""
+    return ", ".join(
+        f"{names.get(k, k)} {'n/a' if v is None else f'{v:.{digits}f}'}" for k, v in values.items()
+    )
