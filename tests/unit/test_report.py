@@ -1,6 +1,8 @@
 """What the run report says (rendered from a metrics dict, as the flow writes it)."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transferflow.reporting.report import render_report
 
@@ -56,3 +58,16 @@ def test_named_figures_in_words():
 
     said = words.figures({"vocab_overlap": 0.81374, "label_distance": None, "x": 1.0}, NAMES)
     assert said == "vocabulary overlap 0.814, label distance n/a, x 1.000"
+
+
+@given(st.dictionaries(st.text(alphabet="abcdefgh0123456789_ ", min_size=1), st.integers(0, 10**6)))
+def test_counts_in_words_carry_every_figure_and_no_repr(figures):
+    """Any counts: every key and value is said, in order, and no dict repr punctuation appears."""
+    from transferflow.reporting import words
+
+    said = words.counts(figures)
+    assert not set("{}'\"[]") & set(said)
+    if figures:
+        assert said == ", ".join(f"{k} {v}" for k, v in figures.items())
+    else:
+        assert said == "none"
