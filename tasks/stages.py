@@ -58,11 +58,13 @@ def _trained(role: str, train: Any) -> Any:
     progress = _Progress(role)
     result = train(progress)
     progress(1.0)
-    get_run_logger().info(
-        "%s model: %s",
-        role,
-        {k: v for k, v in result.summary.items() if k in ("C", "members", "strategy")},
-    )
+    summary = result.summary
+    said = [f"members {words.items(summary['members'])}"]
+    if "C" in summary:
+        said.append(f"C {words.counts(summary['C'])}")
+    if "strategy" in summary:
+        said.append(f"strategy {summary['strategy']}")
+    get_run_logger().info("%s model: %s", role, "; ".join(said))
     return result
 
 

@@ -22,7 +22,7 @@ def _artifact_keys() -> set[str]:
         return {a.key for a in client.read_artifacts() if a.key}
 
 
-def test_flow_end_to_end(small_domains, tmp_path):
+def test_flow_end_to_end(small_domains, tmp_path, caplog):
     cfg = build_config(
         tiny_settings(small_domains["source"], small_domains["target"], tmp_path / "runs")
     )
@@ -103,6 +103,10 @@ def test_flow_end_to_end(small_domains, tmp_path):
     optional = {"learning_curve.png"}  # with --learning-curve only
     assert len(named) > 10
     assert {n for n in named - optional if not list(run_dir.rglob(n))} == set()
+    # The run's log is written for people: no Python dict or list repr in any line.
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("prefect.")]
+    assert len(said) > 20
+    assert [m for m in said if re.search(r"[{\[]'|np\.", m)] == []
 
 
 @pytest.mark.slow
