@@ -217,6 +217,7 @@ def _pipeline(
                 "label_counts": ref.label_counts,
                 "dropped_blank_text": ref.dropped_blank_text,
                 "dropped_repeats": ref.dropped_repeats,
+                "dropped_labelled": ref.dropped_labelled,
                 "dropped_test_overlap": ref.dropped_test_overlap,
                 "rows_in_files": ref.rows_in_files,
             }

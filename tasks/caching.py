@@ -215,7 +215,10 @@ class StageResultSerializer(Serializer):
     type: str = Field(default="transferflow-stage-result", frozen=True)
 
     def dumps(self, obj: Any) -> bytes:
-        return json.dumps(_encode(obj), sort_keys=True).encode()
+        # Keys keep their order: a result read back from the cache must be the result computed,
+        # order included (a rerun's metrics.json, tables and report list candidates as a cold
+        # run does). The order is the computation's, so the record's bytes stay deterministic.
+        return json.dumps(_encode(obj)).encode()
 
     def loads(self, blob: bytes) -> Any:
         return _decode(json.loads(blob))

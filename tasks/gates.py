@@ -87,7 +87,7 @@ def validate_dataset(
     )
     cleaned = datasets.drop_after_gate(data, role=role, out_dir=out_dir, drop_repeats=drop_repeats)
     logger = get_run_logger()
-    if cleaned.dropped_blank_text or cleaned.dropped_repeats:
+    if cleaned.dropped_blank_text or cleaned.dropped_repeats or cleaned.dropped_labelled:
         summary = {**summary, "figures": {**summary["figures"]}}
     if cleaned.dropped_blank_text:
         summary["figures"]["dropped_blank_text"] = cleaned.dropped_blank_text
@@ -98,11 +98,24 @@ def validate_dataset(
         )
     if cleaned.dropped_repeats:
         summary["figures"]["dropped_repeats"] = cleaned.dropped_repeats
+    labelled_repeats = {k: v for k, v in cleaned.dropped_repeats.items() if k != "unlabeled"}
+    if any(labelled_repeats.values()):
         logger.info(
             "%s: dropped exact repeats (same text and label, one kept) from training: %s "
             "(data.drop_repeats)",
             role,
-            words.counts(cleaned.dropped_repeats),
+            words.counts(labelled_repeats),
+        )
+    if cleaned.dropped_repeats.get("unlabeled") or cleaned.dropped_labelled:
+        summary["figures"]["dropped_labelled"] = cleaned.dropped_labelled
+        logger.info(
+            "%s: left out of the unlabelled texts: %d repeats (one kept), %d texts that are "
+            "labelled (training %d, test %d; a test text is never learnt from)",
+            role,
+            cleaned.dropped_repeats.get("unlabeled", 0),
+            sum(cleaned.dropped_labelled.values()),
+            cleaned.dropped_labelled.get("train", 0),
+            cleaned.dropped_labelled.get("test", 0),
         )
     if reference is not None and reference.labels != data.labels:
         from transferflow.data.labels import case_note

@@ -66,6 +66,17 @@ def cached_raw(small_domains, tmp_path):
     return raw
 
 
+def _key_paths(value, prefix=()) -> list[tuple]:
+    """Every key of nested dicts, in order."""
+    if not isinstance(value, dict):
+        return []
+    out = []
+    for key, item in value.items():
+        out.append((*prefix, key))
+        out.extend(_key_paths(item, (*prefix, key)))
+    return out
+
+
 def _expensive_states(states):
     return {k: v for k, v in states.items() if k in EXPENSIVE}
 
@@ -78,6 +89,9 @@ def test_identical_rerun_hits_every_expensive_task(cached_raw):
     second, states2 = _run(cached_raw)
     assert _expensive_states(states2) == dict.fromkeys(EXPENSIVE, "Cached")
     assert second["candidates"] == first["candidates"]
+    # ... in the same order (dict equality ignores it): what a cold run writes, a rerun writes.
+    assert _key_paths(second) == _key_paths(first)
+    assert list(second["candidates"]) == ["transfer", "target_only", "source_only", "pooled_lr"]
     # Gate verdicts on the same data, settings and checks are reused, and say the same.
     assert {g: states2[g] for g in GATES} == dict.fromkeys(GATES, "Cached")
     assert second["gates"] == first["gates"]

@@ -90,8 +90,65 @@ def test_unlabelled_texts_lose_repeats_blanks_and_labelled_texts(tmp_path):
     # "New  text" normalises to "new text"; a labelled text is learnt from with its label only.
     assert kept == ["new text", "another one"]
     assert cleaned.dropped_blank_text["unlabeled"] == 1
-    assert cleaned.dropped_repeats["unlabeled"] == 3
+    assert cleaned.dropped_repeats["unlabeled"] == 2
+    assert sum(cleaned.dropped_labelled.values()) == 1
     assert cleaned.text_parts == [cleaned.pool, cleaned.unlabeled]
+
+
+_WORDS = st.sampled_from(["good", "bad", "phone", "Phone", "case", "  ", "!", "it", "works", "No"])
+_TEXTS = st.lists(_WORDS, min_size=1, max_size=3).map(" ".join)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    labelled=st.lists(_TEXTS, min_size=8, max_size=20, unique_by=lambda t: " ".join(t.split())),
+    test=st.lists(_TEXTS, min_size=0, max_size=8),
+    unlabelled=st.lists(_TEXTS, min_size=1, max_size=30),
+)
+def test_no_labelled_text_is_ever_an_unlabelled_text(tmp_path_factory, labelled, test, unlabelled):
+    """The invariant: after cleaning, no unlabelled text is a labelled training or test text
+    (so no test text is learnt from), each other unlabelled text is kept once, and every row
+    left out is counted. Users label texts taken from their unlabelled file (the cold start),
+    so a large overlap is expected, not a broken split."""
+    from transferflow.data.tables import normalise_text
+
+    tmp = tmp_path_factory.mktemp("u")
+    pd.DataFrame({"text": labelled, "label": [i % 2 for i in range(len(labelled))]}).to_csv(
+        tmp / "train.csv", index=False
+    )
+    test_paths = []
+    if test:
+        pd.DataFrame({"text": test, "label": [i % 2 for i in range(len(test))]}).to_csv(
+            tmp / "test.csv", index=False
+        )
+        test_paths = [tmp / "test.csv"]
+    pd.DataFrame({"text": unlabelled}).to_csv(tmp / "u.csv", index=False)
+    cfg = DatasetConfig(
+        name="t", paths=[tmp / "train.csv"], test_paths=test_paths, unlabeled_paths=[tmp / "u.csv"]
+    )
+    ref = prepare_dataset(cfg, role="target", test_size=0.25, seed=0, train_size=None, out_dir=tmp)
+    cleaned = drop_after_gate(ref, role="target", out_dir=tmp)
+
+    def keys(part) -> set[str]:
+        return set(read_frame(part)["text"].dropna().map(normalise_text)) - {""}
+
+    kept = (
+        read_frame(cleaned.unlabeled)["text"].map(normalise_text).tolist()
+        if (cleaned.unlabeled is not None)
+        else []
+    )
+    labelled_keys = keys(cleaned.train) | keys(cleaned.test)
+    assert not set(kept) & labelled_keys
+    assert len(kept) == len(set(kept))
+    expected = {normalise_text(t) for t in unlabelled} - labelled_keys - {""}
+    assert set(kept) == expected
+    rows_in = ref.counts.get("unlabeled", 0)
+    left_out = (
+        cleaned.dropped_blank_text.get("unlabeled", 0)
+        + cleaned.dropped_repeats.get("unlabeled", 0)
+        + sum(cleaned.dropped_labelled.values())
+    )
+    assert rows_in - len(kept) == left_out
 
 
 def test_unlabelled_files_are_sampled_to_their_cap(tmp_path):

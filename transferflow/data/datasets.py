@@ -127,7 +127,8 @@ def drop_after_gate(
     """Remove what the raw-input gate tolerates but no model should learn from: rows whose text
     is missing or blank (every part), and exact repeats (the same text with the same label, one
     kept) from the training parts. The test part keeps every row it was given, repeats
-    included: a test set stays as published.
+    included: a test set stays as published. Unlabelled texts lose their repeats and every text
+    that is also a labelled training or test text (counted in ``dropped_labelled``).
 
     Args:
         data: validated domain data.
@@ -137,29 +138,37 @@ def drop_after_gate(
 
     Returns:
         ``data`` itself when nothing is dropped, else a reference to cleaned copies with updated
-        counts and ``dropped_blank_text`` / ``dropped_repeats`` set.
+        counts and ``dropped_blank_text`` / ``dropped_repeats`` / ``dropped_labelled`` set.
     """
     frames = {part: pd.read_parquet(ref.verified_path()) for part, ref in data.parts.items()}
-    blank, repeats = {}, {}
+    blank, repeats, labelled = {}, {}, {}
     for part, frame in frames.items():
         keep = frame[TEXT].notna() & frame[TEXT].astype(str).str.strip().ne("")
         blank[part] = int((~keep).sum())
         frame = frame[keep]
         if part == "unlabeled":
-            # A text without a label is learnt from once, and not at all when it is labelled.
+            # A text without a label is learnt from once, and not at all when it is labelled:
+            # with its label when it trains, never when it is a test text (users label texts
+            # taken from their unlabelled file, so this overlap is expected, not a broken split).
             from transferflow.data.tables import normalise_text
 
             key = frame[TEXT].map(normalise_text)
-            labelled = set(frames["train"][TEXT].dropna().map(normalise_text))
-            again = key.duplicated(keep="first") | key.isin(labelled)
+            out = pd.Series(False, index=frame.index)
+            for labelled_part in ("train", "test"):
+                if labelled_part in frames:
+                    seen = set(frames[labelled_part][TEXT].dropna().map(normalise_text)) - {""}
+                    hit = key.isin(seen) & ~out
+                    labelled[labelled_part] = int(hit.sum())
+                    out |= hit
+            again = key.duplicated(keep="first") & ~out
             repeats[part] = int(again.sum())
-            frame = frame[~again]
+            frame = frame[~(again | out)]
         elif drop_repeats and part != "test":
             again = frame.duplicated(subset=[TEXT, LABEL], keep="first") & frame[LABEL].notna()
             repeats[part] = int(again.sum())
             frame = frame[~again]
         frames[part] = frame.reset_index(drop=True)
-    if not any(blank.values()) and not any(repeats.values()):
+    if not any(blank.values()) and not any(repeats.values()) and not any(labelled.values()):
         return data
     return _dataset_ref(
         data.name,
@@ -175,6 +184,7 @@ def drop_after_gate(
         unlabelled_only=data.unlabelled_only,
         dropped_blank_text=blank if any(blank.values()) else {},
         dropped_repeats=repeats if any(repeats.values()) else {},
+        dropped_labelled=labelled if any(labelled.values()) else {},
     )
 
 
@@ -223,6 +233,7 @@ def drop_test_texts_from_training(
         unlabelled_only=data.unlabelled_only,
         dropped_blank_text=data.dropped_blank_text,
         dropped_repeats=data.dropped_repeats,
+        dropped_labelled=data.dropped_labelled,
         dropped_test_overlap=dropped,
     )
 

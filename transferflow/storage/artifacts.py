@@ -84,6 +84,9 @@ class DatasetRef(BaseModel):
     dropped_blank_text: dict[str, int] = {}  # part -> rows dropped after the raw-input gate
     dropped_repeats: dict[str, int] = {}  # part -> exact (text, label) repeats dropped, one kept
     dropped_test_overlap: dict[str, int] = {}  # part -> training rows whose text is a test text
+    # Labelled part (train, test) -> unlabelled texts left out because they are that part's
+    # labelled texts: a user labels texts taken from the unlabelled file (the cold start).
+    dropped_labelled: dict[str, int] = {}
     # Data rows in the training files when the pool is a sample of them (data.source_max_rows).
     rows_in_files: int | None = None
     # No labelled file: a target given by its unlabelled texts only (a cold start). Its training
