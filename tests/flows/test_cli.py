@@ -568,9 +568,15 @@ def test_the_demo_prints_what_the_readme_shows(tmp_path, monkeypatch):
         best,
         oof[best],
     ), oof
-    repeats = re.search(r"here (\d+) exact repeats from the source files\s+and (\d+)", readme)
+    repeats = re.search(
+        r"here (\d+) exact repeats from the source files\s+and (\d+) from the target's .*?, "
+        r"and (\d+) repeats\s+among the target's texts beyond",
+        readme,
+        re.S,
+    )
     assert repeats, "the README says what the demo drops"
     assert (
         f"source yelp+imdb: {repeats.group(1)} exact repeats; "
-        f"target amazon: {repeats.group(2)} exact repeats" in report
+        f"target amazon: {repeats.group(2)} exact repeats, "
+        f"unlabelled texts left out: {repeats.group(3)} repeats." in report
     ), report

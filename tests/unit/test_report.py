@@ -71,3 +71,14 @@ def test_counts_in_words_carry_every_figure_and_no_repr(figures):
         assert said == ", ".join(f"{k} {v}" for k, v in figures.items())
     else:
         assert said == "none"
+
+
+def test_the_report_says_which_unlabelled_texts_were_left_out():
+    metrics = _metrics(["neg", "pos"], ["neg", "pos"])
+    metrics["data"]["target"]["dropped_repeats"] = {"unlabeled": 13}
+    metrics["data"]["target"]["dropped_labelled"] = {"train": 40, "test": 10}
+    report = render_report(metrics, "t")
+    assert "target t: unlabelled texts left out: 13 repeats and 50 that are labelled" in report
+    metrics["data"]["target"]["dropped_labelled"] = {}
+    assert "left out: 13 repeats." in render_report(metrics, "t")
+    assert "unlabelled texts left out" not in render_report(_metrics(["a", "b"], ["a", "b"]), "t")

@@ -295,6 +295,13 @@ def _cleaning_line(data: dict) -> str:
             counts = d.get(key) or {}
             if n := counts.get("pool", 0) + counts.get("test", 0):
                 parts.append(f"{n} {what}")
+        repeats = (d.get("dropped_repeats") or {}).get("unlabeled", 0)
+        labelled = sum((d.get("dropped_labelled") or {}).values())
+        left_out = [f"{repeats} repeats"] if repeats else []
+        if labelled:
+            left_out.append(f"{labelled} that are labelled target texts")
+        if left_out:
+            parts.append(f"unlabelled texts left out: {' and '.join(left_out)}")
         if parts:
             said.append(f"{role} {d.get('name', '')}: {', '.join(parts)}")
     return ("Dropped before training: " + "; ".join(said) + ".") if said else ""
