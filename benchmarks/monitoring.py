@@ -1,9 +1,10 @@
 """Batch monitoring as users get it: estimated accuracy and drift on own- and other-domain batches.
 
 For each MDSD pair (default: all 12), a default ``transferflow run`` through the CLI trains the
-champion of model ``<source>-to-<target>`` (200 target labels, title + text, the target's own
-test file as its test set); then ``transferflow score`` scores the test file of every domain with
-it (4 batches: its own target's and the three others'). Each batch's monitoring figures
+champion of model ``<source>-to-<target>`` (200 target labels, title + text, a seeded half of
+the target's own test file as its test set); then ``transferflow score`` scores with it the other
+half (the own-domain batch: the run calibrates its confidence on its test set, so those rows
+would be in-sample) and the test files of the three other domains. Each batch's monitoring figures
 (``<output>.monitoring.json``) are compared with the true accuracy from the test labels.
 
 Prints a table and writes ``monitoring.csv`` and ``monitoring.json`` into ``--out``:
@@ -64,12 +65,19 @@ def main() -> int:
         for source, target in pairs:
             name = f"{source}-to-{target}"
             t0 = time.perf_counter()
+            # The run's test set is one half of the target's test file and its own-domain batch
+            # the other: the monitoring calibration is fitted on the run's test set, so scoring
+            # those rows again would measure it on the rows it was fitted on.
+            test = pd.read_csv(args.mdsd / target / "test.csv")
+            half = test.sample(frac=0.5, random_state=0)
+            half.to_csv(work / f"{name}-run-test.csv", index=False)
+            test.drop(half.index).to_csv(work / f"{name}-own-batch.csv", index=False)
             _cli(
                 env,
                 "run",
                 "--source", str(args.mdsd / source / "train.csv"),
                 "--target", str(args.mdsd / target / "train.csv"),
-                "--target-test", str(args.mdsd / target / "test.csv"),
+                "--target-test", str(work / f"{name}-run-test.csv"),
                 "--target-train-size", str(args.target_train_size),
                 "--text-column", "title", "--text-column", "text",
                 "--model-name", name,
@@ -77,6 +85,8 @@ def main() -> int:
             trained = time.perf_counter() - t0
             for domain in DOMAINS:
                 batch = args.mdsd / domain / "test.csv"
+                if domain == target:
+                    batch = work / f"{name}-own-batch.csv"
                 out = work / f"{name}--{domain}.csv"
                 _cli(env, "score", "--input", str(batch), "--output", str(out),
                      "--model-name", name)  # fmt: skip

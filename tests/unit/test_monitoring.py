@@ -54,6 +54,43 @@ def test_the_reference_calibrates_confidence_on_out_of_fold_predictions(phones):
     assert monitoring.calibrated(np.array([0.7]), None)[0] == 0.7
 
 
+def test_a_held_out_test_set_calibrates_the_final_models_own_confidence(phones):
+    """Out-of-fold predictions come from less sure fold models (here all below 0.65, right 55 %
+    of the time); the final model is surer (0.75-1.0) and right 80 % of the time on the test
+    rows. Calibrated on the fold models, every confidence above their range would read as the
+    top bin's accuracy; calibrated on the model's own test predictions, it reads as about 0.8."""
+    texts, labels = phones[0][:200], phones[1][:200]
+    rng = np.random.default_rng(3)
+    y = np.array([["0", "1"].index(v) for v in labels])
+
+    def predictions(low, high, accuracy, n, truth):
+        confidence = rng.uniform(low, high, n)
+        predicted = np.where(rng.random(n) < accuracy, truth, 1 - truth)
+        proba = np.column_stack([1 - confidence, 1 - confidence])
+        proba[np.arange(n), predicted] = confidence
+        return proba
+
+    oof = predictions(0.5, 0.65, 0.55, 200, y)
+    test_y = rng.integers(0, 2, 300)
+    test_proba = predictions(0.75, 1.0, 0.8, 300, test_y)
+    test_labels = [str(v) for v in test_y]
+    batch = predictions(0.75, 1.0, 0.8, 500, rng.integers(0, 2, 500)).max(axis=1)
+
+    oof_only = monitoring.build_reference(texts, labels, ["0", "1"], oof, seed=0)
+    assert "out-of-fold" in oof_only["calibrated_on"]
+    held = monitoring.build_reference(
+        texts, labels, ["0", "1"], oof, seed=0, held_out=(test_proba, test_labels)
+    )
+    assert "test rows" in held["calibrated_on"]
+    assert held["oof_accuracy"] == oof_only["oof_accuracy"]  # the alert floor stays out-of-fold
+    assert monitoring.calibrated(batch, held["calibration"]).mean() == pytest.approx(0.8, abs=0.06)
+    # Too few held-out rows: out-of-fold it stays.
+    few = monitoring.build_reference(
+        texts, labels, ["0", "1"], oof, seed=0, held_out=(test_proba[:10], test_labels[:10])
+    )
+    assert few["calibration"] == oof_only["calibration"]
+
+
 def test_an_other_domain_batch_drifts_and_an_own_domain_batch_does_not(phones):
     texts, labels = phones
     ref = _reference(texts[:300], labels[:300])

@@ -331,16 +331,23 @@ def _against_champion(registry, champion_scorer, version: int, test) -> tuple[bo
 
 def _monitoring_reference(ref: ModelRef, target: DatasetRef, seed: int) -> dict[str, Any]:
     """What scored batches are compared with: the target training texts and labels, and the
-    model's confidence calibrated on its out-of-fold predictions of them
-    (:mod:`transferflow.serving.monitoring`)."""
+    model's confidence calibrated on its predictions of the target test set (or, without one,
+    its out-of-fold predictions of the training labels; :mod:`transferflow.serving.monitoring`)."""
     import pandas as pd
 
-    from transferflow.models.candidates import oof_proba
-    from transferflow.serving.monitoring import build_reference
+    from transferflow.models.candidates import candidate_proba, oof_proba
+    from transferflow.serving.monitoring import MIN_HELD_OUT, build_reference
 
     train = pd.read_parquet(target.train.verified_path())
     texts, labels = train[TEXT].tolist(), train[LABEL].astype(str).tolist()
     if not texts and target.unlabeled is not None:
         # A zero-label model: batches are compared with the target texts it was adapted to.
         texts = pd.read_parquet(target.unlabeled.verified_path())[TEXT].dropna().tolist()
-    return build_reference(texts, labels, ref.labels, oof_proba(ref), seed)
+    test = pd.read_parquet(target.test.verified_path()).dropna(subset=[LABEL])
+    held_out = None
+    if len(test) >= MIN_HELD_OUT:
+        held_out = (
+            candidate_proba(ref, test[TEXT].tolist()),
+            test[LABEL].astype(str).tolist(),
+        )
+    return build_reference(texts, labels, ref.labels, oof_proba(ref), seed, held_out)

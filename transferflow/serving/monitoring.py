@@ -3,8 +3,9 @@ how accurate is the model likely to be on it, without labels?
 
 At registration each version stores ``reference.json`` (plain data, hash-verified like its other
 files): a sample of its target training texts, its target training labels' shares, and a
-calibration of its confidence, fitted on the run's out-of-fold predictions of the target
-training labels (isotonic regression of "the prediction was right" on the top probability).
+calibration of its confidence (isotonic regression of "the prediction was right" on the top
+probability), fitted on the model's own predictions on the run's target test set, or, without
+one, on the run's out-of-fold predictions of the target training labels.
 
 While a file is scored, :class:`BatchMonitor` keeps the predicted-label counts, the sum of the
 calibrated confidences (confidence-based performance estimation, as NannyML's CBPE: the mean
@@ -28,12 +29,16 @@ FILE = "reference.json"
 SAMPLE = 1000  # texts kept from the training target and from a batch (bounds the drift cost)
 
 
+MIN_HELD_OUT = 30  # labelled held-out rows needed to calibrate on them instead of out-of-fold
+
+
 def build_reference(
     texts: list[str],
     labels: list[str],
     classes: list[str],
     oof_proba: np.ndarray | None,
     seed: int,
+    held_out: tuple[np.ndarray, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The monitoring reference of a model: what its target training data looked like.
 
@@ -45,6 +50,12 @@ def build_reference(
         oof_proba: out-of-fold probabilities on those rows, or None (too few labels): the
             confidence is then used uncalibrated.
         seed: seed of the text sample.
+        held_out: the model's own probabilities on labelled rows it never trained on (the
+            run's target test set) and their labels. With at least ``MIN_HELD_OUT`` of them the
+            confidence is calibrated on these instead: out-of-fold predictions come from the
+            cross-validation's fold models, which are less sure than the final model (above all
+            after self-training, which refits on hundreds of pseudo-labels), so a calibration
+            fitted on them reads the final model's confidence as near-certain accuracy.
 
     Returns:
         Plain data for ``reference.json``.
@@ -60,19 +71,34 @@ def build_reference(
         "calibration": None,
         "oof_accuracy": None,
     }
-    if oof_proba is not None and len(labels) and len(oof_proba) == len(labels):
-        from sklearn.isotonic import IsotonicRegression
-
-        y = np.array([classes.index(v) for v in labels])
-        confidence = oof_proba.max(axis=1)
-        right = (oof_proba.argmax(axis=1) == y).astype(float)
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(confidence, right)
-        reference["calibration"] = {
-            "x": [round(float(v), 6) for v in iso.X_thresholds_],
-            "y": [round(float(v), 6) for v in iso.y_thresholds_],
-        }
-        reference["oof_accuracy"] = round(float(right.mean()), 6)
+    has_oof = oof_proba is not None and len(labels) and len(oof_proba) == len(labels)
+    if has_oof:
+        reference["oof_accuracy"] = round(float(_right(oof_proba, labels, classes).mean()), 6)
+        reference["calibration"] = _isotonic(oof_proba, labels, classes)
+        reference["calibrated_on"] = f"out-of-fold predictions of {len(labels)} training labels"
+    if held_out is not None and len(held_out[1]) >= MIN_HELD_OUT:
+        proba, truth = held_out
+        reference["calibration"] = _isotonic(proba, truth, classes)
+        reference["calibrated_on"] = f"the model's predictions on {len(truth)} target test rows"
     return reference
+
+
+def _right(proba: np.ndarray, labels: list[str], classes: list[str]) -> np.ndarray:
+    y = np.array([classes.index(v) if v in classes else -1 for v in labels])
+    return (proba.argmax(axis=1) == y).astype(float)
+
+
+def _isotonic(proba: np.ndarray, labels: list[str], classes: list[str]) -> dict[str, list]:
+    """Isotonic regression of "the prediction was right" on the top probability."""
+    from sklearn.isotonic import IsotonicRegression
+
+    right = _right(proba, labels, classes)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(proba.max(axis=1), right)
+    return {
+        "x": [round(float(v), 6) for v in iso.X_thresholds_],
+        "y": [round(float(v), 6) for v in iso.y_thresholds_],
+    }
 
 
 def write_reference(path: Path, reference: dict[str, Any]) -> Path:
@@ -172,6 +198,7 @@ class BatchMonitor:
                     estimated is not None and floor is not None and estimated < floor
                 ),
                 "calibrated": self.reference.get("calibration") is not None,
+                "calibrated_on": self.reference.get("calibrated_on"),
             },
             "drift": {
                 "score": pad,
