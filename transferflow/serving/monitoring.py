@@ -71,8 +71,7 @@ def build_reference(
         "calibration": None,
         "oof_accuracy": None,
     }
-    has_oof = oof_proba is not None and len(labels) and len(oof_proba) == len(labels)
-    if has_oof:
+    if oof_proba is not None and len(labels) and len(oof_proba) == len(labels):
         reference["oof_accuracy"] = round(float(_right(oof_proba, labels, classes).mean()), 6)
         reference["calibration"] = _isotonic(oof_proba, labels, classes)
         reference["calibrated_on"] = f"out-of-fold predictions of {len(labels)} training labels"
