@@ -154,7 +154,8 @@ def _print_monitoring(figures: dict | None, output_path: Path, to_stdout: bool) 
 
     lines = [
         f"  estimated accuracy {num(acc['estimated'])} (out-of-fold {num(acc['expected'])}, "
-        f"alert below {num(acc['floor'])})",
+        f"alert below {num(acc['floor'])})"
+        + (f"; confidence calibrated on {on}" if (on := acc.get("calibrated_on")) else ""),
         f"  drift {num(drift['score'])} (proxy A-distance to the training target, alert above "
         f"{num(drift['limit'])}); vocabulary overlap {num(figures['vocab_overlap'])}, "
         f"OOV rate {num(figures['oov_rate'])}",

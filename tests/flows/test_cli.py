@@ -116,6 +116,8 @@ def test_what_a_run_records_names_the_same_files_from_any_working_folder(
         app, ["score", "--input", "../work/tgt.csv", "--output", "pred.csv", *reg]
     )
     assert scored.exit_code == 0, scored.output
+    # The run's test set (20 % of tgt.csv) calibrates the model's confidence; the output says so.
+    assert "confidence calibrated on the model's predictions on" in scored.output, scored.output
     history = (work / "reg" / "models" / "tgt" / "monitoring.jsonl").read_text().splitlines()
     assert json.loads(history[-1])["input"] == str(work / "tgt.csv")
     listing = runner.invoke(app, ["cache", "list", "--cache-dir", "../work/store"])
