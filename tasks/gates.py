@@ -106,18 +106,16 @@ def validate_dataset(
             role,
             words.counts(labelled_repeats),
         )
-    left_out = []
-    if repeats := cleaned.dropped_repeats.get("unlabeled", 0):
-        left_out.append(f"{repeats} repeats (one kept)")
     if cleaned.dropped_labelled:
         summary["figures"]["dropped_labelled"] = cleaned.dropped_labelled
-        left_out.append(
-            f"{sum(cleaned.dropped_labelled.values())} texts that are labelled (training "
-            f"{cleaned.dropped_labelled.get('train', 0)}, test "
-            f"{cleaned.dropped_labelled.get('test', 0)}; a test text is never learnt from)"
+    if left_out := words.unlabelled_left_out(
+        cleaned.dropped_repeats.get("unlabeled", 0), cleaned.dropped_labelled
+    ):
+        logger.info(
+            "%s: left out of the unlabelled texts: %s (a test text is never learnt from)",
+            role,
+            left_out,
         )
-    if left_out:
-        logger.info("%s: left out of the unlabelled texts: %s", role, ", ".join(left_out))
     if reference is not None and reference.labels != data.labels:
         from transferflow.data.labels import case_note
 

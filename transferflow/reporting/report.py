@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from transferflow.reporting import words
 from transferflow.storage.files import write_json_atomic, write_text_atomic
 
 # Plain symbols from common text fonts: emoji need an emoji font, which servers often lack.
@@ -295,13 +296,10 @@ def _cleaning_line(data: dict) -> str:
             counts = d.get(key) or {}
             if n := counts.get("pool", 0) + counts.get("test", 0):
                 parts.append(f"{n} {what}")
-        repeats = (d.get("dropped_repeats") or {}).get("unlabeled", 0)
-        labelled = sum((d.get("dropped_labelled") or {}).values())
-        left_out = [f"{repeats} repeats"] if repeats else []
-        if labelled:
-            left_out.append(f"{labelled} that are labelled target texts")
-        if left_out:
-            parts.append(f"unlabelled texts left out: {' and '.join(left_out)}")
+        if left_out := words.unlabelled_left_out(
+            (d.get("dropped_repeats") or {}).get("unlabeled", 0), d.get("dropped_labelled") or {}
+        ):
+            parts.append(f"unlabelled texts left out: {left_out}")
         if parts:
             said.append(f"{role} {d.get('name', '')}: {', '.join(parts)}")
     return ("Dropped before training: " + "; ".join(said) + ".") if said else ""

@@ -24,3 +24,15 @@ def figures(values: Mapping[str, float | None], names: Mapping[str, str], digits
     return ", ".join(
         f"{names.get(k, k)} {'n/a' if v is None else f'{v:.{digits}f}'}" for k, v in values.items()
     )
+
+
+def unlabelled_left_out(repeats: int, labelled: Mapping[str, int]) -> str:
+    """What cleaning left out of the unlabelled texts, e.g. ``"13 repeats and 50 that are
+    labelled target texts (training 40, test 10)"``; empty when nothing was."""
+    said = [f"{repeats} repeats"] if repeats else []
+    if total := sum(labelled.values()):
+        said.append(
+            f"{total} that are labelled target texts (training {labelled.get('train', 0)}, "
+            f"test {labelled.get('test', 0)})"
+        )
+    return " and ".join(said)

@@ -71,14 +71,17 @@ def build_reference(
         "calibration": None,
         "oof_accuracy": None,
     }
-    if oof_proba is not None and len(labels) and len(oof_proba) == len(labels):
+    if oof_proba is not None and not (len(labels) and len(oof_proba) == len(labels)):
+        oof_proba = None
+    if oof_proba is not None:
         reference["oof_accuracy"] = round(float(_right(oof_proba, labels, classes).mean()), 6)
-        reference["calibration"] = _isotonic(oof_proba, labels, classes)
-        reference["calibrated_on"] = f"out-of-fold predictions of {len(labels)} training labels"
     if held_out is not None and len(held_out[1]) >= MIN_HELD_OUT:
         proba, truth = held_out
         reference["calibration"] = _isotonic(proba, truth, classes)
         reference["calibrated_on"] = f"the model's predictions on {len(truth)} target test rows"
+    elif oof_proba is not None:
+        reference["calibration"] = _isotonic(oof_proba, labels, classes)
+        reference["calibrated_on"] = f"out-of-fold predictions of {len(labels)} training labels"
     return reference
 
 
